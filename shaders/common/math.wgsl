@@ -1,0 +1,33 @@
+// Careful elementary functions shared by the loss shaders.
+//
+// WGSL only promises an absolute error of 2^-21 for `log` on [0.5, 2], which is a large
+// *relative* error when the result is near zero (a confident prediction's loss, BCE near 0 or 1).
+// These helpers keep the relative error at a few ulp there.
+
+const F32_MAX: f32 = 3.4028234663852886e38;
+
+// log(1 + y) for y >= -1, accurate to a few ulp for small |y|.
+// For |y| < 0.25 it uses log1p(y) = 2 atanh(z), z = y / (2 + y), a series in z^2 (|z| <= 1/7);
+// elsewhere 1 + y is exact enough and `log` is used.
+fn log1p_careful(y: f32) -> f32 {
+    if (abs(y) < 0.25) {
+        let z = y / (2.0 + y);
+        let z2 = z * z;
+        let poly = 1.0 + z2 * (1.0 / 3.0 + z2 * (1.0 / 5.0 + z2 * (1.0 / 7.0 + z2 * (1.0 / 9.0 + z2 * (1.0 / 11.0)))));
+        return 2.0 * z * poly;
+    }
+    return log(1.0 + y);
+}
+
+// log(x) for x >= 0 with a small relative error also near x = 1 (x - 1 is exact there).
+fn log_careful(x: f32) -> f32 {
+    if (x > 0.75 && x < 1.25) {
+        return log1p_careful(x - 1.0);
+    }
+    return log(x);
+}
+
+// True for +inf (and only +inf among non-NaN values).
+fn is_pos_inf(x: f32) -> bool {
+    return x > F32_MAX;
+}

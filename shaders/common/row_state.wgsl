@@ -1,0 +1,132 @@
+// Online log-sum-exp state of (part of) one row, and the workgroup layout of row kernels.
+//
+// A workgroup of WG threads handles WG / ROW_THREADS rows; the ROW_THREADS threads of a row
+// read it with a stride of ROW_THREADS, each keeping a RowState, and merge their states with a
+// fixed-order tree in workgroup memory, so the result does not depend on timing.
+//
+// RowState holds
+//   m: the largest value seen (starts at -F32_MAX so that -inf values add exactly 0),
+//   s: sum of exp(x - m),
+//   q: sum of per-element coefficients q_c (only when USE_Q),
+//   b: sum of q_c * (x_c - m), kept relative to the running max (only when USE_Q).
+// From these, -sum_c q_c * logp_c = q * log(s) - b with no cancellation against a large m.
+
+override WG: u32 = 256u;
+override ROW_THREADS: u32 = 32u;
+override USE_Q: bool = false;
+
+const WG_MAX: u32 = 256u;
+
+struct RowState {
+    m: f32,
+    s: f32,
+    q: f32,
+    b: f32,
+}
+
+fn state_empty() -> RowState {
+    return RowState(-F32_MAX, 0.0, 0.0, 0.0);
+}
+
+// q * (from - to): moves a b-sum from one reference max to another; empty sums stay 0.
+fn rebase(q: f32, old_max: f32, new_max: f32) -> f32 {
+    if (q == 0.0) {
+        return 0.0;
+    }
+    return q * (old_max - new_max);
+}
+
+fn state_push(st: RowState, x: f32, q: f32) -> RowState {
+    var r = st;
+    if (x > r.m) {
+        r.s = r.s * exp(r.m - x) + 1.0;
+        if (USE_Q) {
+            r.b = r.b + rebase(r.q, r.m, x);
+        }
+        r.m = x;
+    } else {
+        r.s = r.s + exp(x - r.m);
+    }
+    if (USE_Q) {
+        r.b = r.b + q * (x - r.m);
+        r.q = r.q + q;
+    }
+    return r;
+}
+
+fn state_merge(a: RowState, c: RowState) -> RowState {
+    var r: RowState;
+    r.m = max(a.m, c.m);
+    r.s = a.s * exp(a.m - r.m) + c.s * exp(c.m - r.m);
+    r.q = 0.0;
+    r.b = 0.0;
+    if (USE_Q) {
+        r.q = a.q + c.q;
+        r.b = a.b + c.b + rebase(a.q, a.m, r.m) + rebase(c.q, c.m, r.m);
+    }
+    return r;
+}
+
+// log(s) of a finished state, NaN when the row's max is +inf (as exp(inf - inf) gives in
+// PyTorch), -inf for a row of -inf values.
+fn state_log_sum(st: RowState) -> f32 {
+    var s = st.s;
+    if (is_pos_inf(st.m)) {
+        s = s * (st.m - st.m);
+    }
+    return log_careful(s);
+}
+
+var<workgroup> sm_m: array<f32, WG_MAX>;
+var<workgroup> sm_s: array<f32, WG_MAX>;
+var<workgroup> sm_q: array<f32, WG_MAX>;
+var<workgroup> sm_b: array<f32, WG_MAX>;
+
+// Merges the states of the ROW_THREADS threads of each row; every thread must call it.
+// Returns the merged state of the calling thread's row.
+fn row_reduce(local: u32, st: RowState) -> RowState {
+    let lane = local % ROW_THREADS;
+    var mine = st;
+    sm_m[local] = mine.m;
+    sm_s[local] = mine.s;
+    sm_q[local] = mine.q;
+    sm_b[local] = mine.b;
+    workgroupBarrier();
+    for (var stride = ROW_THREADS / 2u; stride > 0u; stride = stride / 2u) {
+        if (lane < stride) {
+            let other = RowState(sm_m[local + stride], sm_s[local + stride], sm_q[local + stride], sm_b[local + stride]);
+            mine = state_merge(mine, other);
+            sm_m[local] = mine.m;
+            sm_s[local] = mine.s;
+            sm_q[local] = mine.q;
+            sm_b[local] = mine.b;
+        }
+        workgroupBarrier();
+    }
+    let head = local - lane;
+    let out = RowState(sm_m[head], sm_s[head], sm_q[head], sm_b[head]);
+    workgroupBarrier();
+    return out;
+}
+
+// Sums (loss, weight) pairs of the rows of this workgroup in a fixed order; every thread must
+// call it, with the values of its row on lane 0 (other lanes' values are ignored).
+// The result is meaningful on thread 0.
+fn workgroup_pair_sum(local: u32, value: vec2<f32>) -> vec2<f32> {
+    let lane = local % ROW_THREADS;
+    let row = local / ROW_THREADS;
+    if (lane == 0u) {
+        sm_m[row] = value.x;
+        sm_s[row] = value.y;
+    }
+    workgroupBarrier();
+    let rows = WG / ROW_THREADS;
+    for (var stride = rows / 2u; stride > 0u; stride = stride / 2u) {
+        if (local < stride) {
+            sm_m[local] = sm_m[local] + sm_m[local + stride];
+            sm_s[local] = sm_s[local] + sm_s[local + stride];
+        }
+        workgroupBarrier();
+    }
+    return vec2<f32>(sm_m[0], sm_s[0]);
+}

@@ -1,0 +1,398 @@
+//! [`Context`]: the adapter, device and queue xent runs on, its limits, and the pipeline cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::shaders::{Binding, Kernel, PipelineKey};
+
+/// How long a blocking wait for the GPU may take before xent gives up with an error
+/// (rather than hanging on a lost device).
+const WAIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The GPU xent runs on: an adapter's device and queue, plus compiled pipelines.
+///
+/// Cheap to clone (all clones share one device and one pipeline cache) and `Send + Sync`.
+/// Build one with [`Context::new`] (best adapter on the machine), [`Context::from_adapter`]
+/// or [`Context::from_device`] (a device your program already has).
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    layouts: Mutex<HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// The last error wgpu reported outside an error scope.
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("adapter", &self.inner.info.name)
+            .field("backend", &self.inner.info.backend)
+            .finish()
+    }
+}
+
+/// Rank of a device type when choosing the best adapter (lower is better).
+fn device_type_rank(ty: wgpu::DeviceType, power: wgpu::PowerPreference) -> u8 {
+    use wgpu::DeviceType::*;
+    match (power, ty) {
+        (wgpu::PowerPreference::LowPower, IntegratedGpu) => 0,
+        (wgpu::PowerPreference::LowPower, DiscreteGpu) => 1,
+        (_, DiscreteGpu) => 0,
+        (_, IntegratedGpu) => 1,
+        (_, VirtualGpu) => 2,
+        (_, Cpu) => 3,
+        (_, Other) => 4,
+    }
+}
+
+fn instance_from_env() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter on the machine that the environment allows, best first.
+///
+/// Honours `WGPU_BACKEND` (e.g. `vulkan`, `metal,dx12`), `WGPU_ADAPTER_NAME` (a case-insensitive
+/// substring of the adapter's name) and `WGPU_POWER_PREF` (`high` or `low`).
+pub fn adapters() -> Vec<wgpu::Adapter> {
+    let instance = instance_from_env();
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let mut found = pollster::block_on(instance.enumerate_adapters(backends));
+    if let Ok(name) = std::env::var("WGPU_ADAPTER_NAME") {
+        let name = name.to_lowercase();
+        found.retain(|a| a.get_info().name.to_lowercase().contains(&name));
+    }
+    let power = wgpu::PowerPreference::from_env().unwrap_or(wgpu::PowerPreference::HighPerformance);
+    found.sort_by_key(|a| {
+        let info = a.get_info();
+        // Prefer native backends over GL at equal device type.
+        let gl = u8::from(info.backend == wgpu::Backend::Gl);
+        (device_type_rank(info.device_type, power), gl)
+    });
+    found
+}
+
+fn env_filter_description() -> String {
+    let mut parts = Vec::new();
+    for var in ["WGPU_BACKEND", "WGPU_ADAPTER_NAME", "WGPU_POWER_PREF"] {
+        if let Ok(v) = std::env::var(var) {
+            parts.push(format!("{var}={v}"));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" (with {})", parts.join(", "))
+    }
+}
+
+impl Context {
+    /// A context on the best adapter of the machine: discrete GPU first, then integrated, then
+    /// virtual, then software (such as Mesa's lavapipe). See [`adapters`] for the environment
+    /// variables it honours.
+    pub fn new() -> Result<Context> {
+        let adapter = adapters()
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NoAdapter {
+                filter: env_filter_description(),
+            })?;
+        Context::from_adapter(adapter)
+    }
+
+    /// One context for every adapter the environment allows, best first; an error if there
+    /// is none.
+    pub fn all() -> Result<Vec<Context>> {
+        let found = adapters();
+        if found.is_empty() {
+            return Err(Error::NoAdapter {
+                filter: env_filter_description(),
+            });
+        }
+        found.into_iter().map(Context::from_adapter).collect()
+    }
+
+    /// A context on the given adapter, with a device that has the adapter's own limits (not
+    /// WebGPU's small defaults).
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Context> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("xent"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::RequestDevice {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        Context::from_device(device, queue)
+    }
+
+    /// A context on a device and queue your program already has. xent uses the device's
+    /// limits and features as they are. It installs an uncaptured-error handler on the device
+    /// (wgpu's default one panics); xent's own work is checked with error scopes.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Context> {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        if limits.max_compute_invocations_per_workgroup < crate::plan::WORKGROUP_SIZE
+            || limits.max_compute_workgroup_size_x < crate::plan::WORKGROUP_SIZE
+        {
+            return Err(Error::UnsupportedAdapter {
+                adapter: info.name.clone(),
+                reason: format!(
+                    "xent needs workgroups of {} invocations; the device allows {}",
+                    crate::plan::WORKGROUP_SIZE,
+                    limits.max_compute_invocations_per_workgroup
+                ),
+            });
+        }
+        let uncaptured = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut slot) = sink.lock() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        Ok(Context {
+            inner: Arc::new(Inner {
+                device,
+                queue,
+                info,
+                limits,
+                layouts: Mutex::new(HashMap::new()),
+                pipelines: Mutex::new(HashMap::new()),
+                uncaptured,
+            }),
+        })
+    }
+
+    /// The adapter's name, vendor, backend and driver.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// The device's limits (the sizes xent plans its launches by).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// The wgpu device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// The bind-group layout of a kernel, created once.
+    pub(crate) fn bind_group_layout(&self, kernel: Kernel) -> wgpu::BindGroupLayout {
+        self.layouts_of(kernel).0
+    }
+
+    fn layouts_of(&self, kernel: Kernel) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+        let mut map = self.inner.layouts.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(kernel)
+            .or_insert_with(|| {
+                let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+                    .bindings()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+                        binding: i as u32,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: match b {
+                            Binding::Uniform => wgpu::BindingType::Buffer {
+                                ty: wgpu::BufferBindingType::Uniform,
+                                has_dynamic_offset: false,
+                                min_binding_size: None,
+                            },
+                            Binding::Read | Binding::ReadWrite => wgpu::BindingType::Buffer {
+                                ty: wgpu::BufferBindingType::Storage {
+                                    read_only: *b == Binding::Read,
+                                },
+                                has_dynamic_offset: false,
+                                min_binding_size: None,
+                            },
+                        },
+                        count: None,
+                    })
+                    .collect();
+                let bgl =
+                    self.inner
+                        .device
+                        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                            label: Some(kernel.file()),
+                            entries: &entries,
+                        });
+                let pl =
+                    self.inner
+                        .device
+                        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                            label: Some(kernel.file()),
+                            bind_group_layouts: &[Some(&bgl)],
+                            immediate_size: 0,
+                        });
+                (bgl, pl)
+            })
+            .clone()
+    }
+
+    /// The pipeline for a kernel specialised by override constants, compiled once and cached.
+    pub(crate) fn pipeline(&self, key: &PipelineKey) -> Result<wgpu::ComputePipeline> {
+        if let Some(p) = self
+            .inner
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+        {
+            return Ok(p.clone());
+        }
+        let (_, layout) = self.layouts_of(key.kernel);
+        let device = &self.inner.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(key.kernel.file()),
+            source: wgpu::ShaderSource::Wgsl(key.kernel.source().into()),
+        });
+        let constants: Vec<(&str, f64)> = key
+            .constants
+            .iter()
+            .map(|(name, value)| (*name, f64::from(*value)))
+            .collect();
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(key.kernel.file()),
+            layout: Some(&layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!(
+                "compiling {} with {:?}: {e}",
+                key.kernel.file(),
+                key.constants
+            )));
+        }
+        self.inner
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Runs `work` inside validation and out-of-memory error scopes and turns whatever they
+    /// catch into a typed error.
+    pub(crate) fn checked<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let device = &self.inner.device;
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let result = work();
+        let validation_error = pollster::block_on(validation.pop());
+        let oom_error = pollster::block_on(oom.pop());
+        if let Some(e) = oom_error {
+            return Err(Error::OutOfMemory(e.to_string()));
+        }
+        if let Some(e) = validation_error {
+            return Err(Error::Gpu(e.to_string()));
+        }
+        if let Some(e) = self
+            .inner
+            .uncaptured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(Error::Gpu(e));
+        }
+        result
+    }
+
+    /// Submits a command buffer and waits (with a timeout) until the GPU has finished it.
+    pub(crate) fn submit_and_wait(&self, commands: wgpu::CommandBuffer) -> Result<()> {
+        let index = self.inner.queue.submit([commands]);
+        self.wait(Some(index))
+    }
+
+    fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        self.inner
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: index,
+                timeout: Some(WAIT_TIMEOUT),
+            })
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+    }
+
+    /// Copies `len` f32 values from the start of `source` back to the host.
+    pub(crate) fn read_f32(&self, source: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = (len * 4) as u64;
+        let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("xent readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder =
+            self.inner
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("xent readback"),
+                });
+        encoder.copy_buffer_to_buffer(source, 0, &staging, 0, bytes);
+        self.submit_and_wait(encoder.finish())?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        // The callback runs inside some thread's poll; when several threads share the device
+        // another thread's poll may be the one running it, so poll until it has arrived.
+        let start = std::time::Instant::now();
+        loop {
+            self.wait(None)?;
+            match rx.try_recv() {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => return Err(Error::Readback(e.to_string())),
+                Err(_) if start.elapsed() > WAIT_TIMEOUT => {
+                    return Err(Error::Readback(format!(
+                        "the buffer was not mapped within {WAIT_TIMEOUT:?}"
+                    )))
+                }
+                Err(_) => std::thread::yield_now(),
+            }
+        }
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let values = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(values)
+    }
+}

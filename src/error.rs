@@ -1,0 +1,132 @@
+//! The one error type of the crate.
+
+/// Everything that can go wrong in xent. Every public function returns `Result<_, Error>`;
+/// nothing in the public API panics on bad input, out-of-memory or a lost device.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No GPU adapter matched. On a machine without a GPU, install a software Vulkan driver
+    /// (Mesa's lavapipe: `apt-get install libvulkan1 mesa-vulkan-drivers`).
+    #[error(
+        "no GPU adapter found{filter}; on a machine without a GPU install Mesa's software \
+         Vulkan driver (apt-get install libvulkan1 mesa-vulkan-drivers), or check WGPU_BACKEND \
+         and WGPU_ADAPTER_NAME"
+    )]
+    NoAdapter {
+        /// A description of the filter that was applied (backends, adapter name), or empty.
+        filter: String,
+    },
+
+    /// The adapter refused to create a device.
+    #[error("could not create a device on adapter '{adapter}': {reason}")]
+    RequestDevice {
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's explanation.
+        reason: String,
+    },
+
+    /// The adapter lacks something xent needs.
+    #[error("adapter '{adapter}' cannot run xent: {reason}")]
+    UnsupportedAdapter {
+        /// The adapter's name.
+        adapter: String,
+        /// What is missing.
+        reason: String,
+    },
+
+    /// A buffer's length does not match the shape it must have.
+    #[error("{what} has {got} elements but {expected} were expected ({hint})")]
+    ShapeMismatch {
+        /// Which argument.
+        what: &'static str,
+        /// The length its shape requires.
+        expected: usize,
+        /// The length it has.
+        got: usize,
+        /// How the expected length was derived.
+        hint: String,
+    },
+
+    /// A shape that no loss can take (for example zero classes).
+    #[error("invalid shape: {reason}")]
+    InvalidShape {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A class-index target outside `[0, classes)` that is not `ignore_index`.
+    #[error(
+        "target {label} at row {row} is outside [0, {classes}) and is not ignore_index \
+         ({ignore_index})"
+    )]
+    LabelOutOfRange {
+        /// The row of the first offending target.
+        row: usize,
+        /// Its value.
+        label: i64,
+        /// The number of classes.
+        classes: usize,
+        /// The ignore_index in force.
+        ignore_index: i64,
+    },
+
+    /// A probability for binary cross-entropy outside `[0, 1]` (or NaN).
+    #[error("input probability {value} at index {index} is outside [0, 1]")]
+    ProbabilityOutOfRange {
+        /// The index of the first offending element.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+
+    /// A weight (class weight, element weight or pos_weight) that is NaN or infinite.
+    #[error("{what}[{index}] = {value} is not finite")]
+    NonFiniteWeight {
+        /// Which weight argument.
+        what: &'static str,
+        /// The index of the first offending element.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+
+    /// An option outside its valid range.
+    #[error("option {name} = {value} is invalid: {reason}")]
+    InvalidOption {
+        /// The option's name (PyTorch's).
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// The valid range.
+        reason: String,
+    },
+
+    /// A buffer or dispatch that exceeds one of the adapter's limits.
+    #[error("{what} needs {needed} but the adapter's {limit_name} is {limit}; split the batch")]
+    TooLarge {
+        /// What was being sized.
+        what: String,
+        /// What it needs.
+        needed: u64,
+        /// The wgpu limit that it exceeds.
+        limit_name: &'static str,
+        /// The limit's value on this device.
+        limit: u64,
+    },
+
+    /// The device ran out of memory.
+    #[error("the GPU ran out of memory: {0}")]
+    OutOfMemory(String),
+
+    /// wgpu reported an error (validation or internal) for work xent submitted.
+    #[error("GPU error: {0}")]
+    Gpu(String),
+
+    /// Reading a result back from the GPU failed.
+    #[error("reading results back from the GPU failed: {0}")]
+    Readback(String),
+}
+
+/// Shorthand for `Result<T, xent::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,55 @@
+//! GPU buffers for the host API: uploads, outputs pre-filled with a sentinel, uniforms.
+
+use wgpu::util::DeviceExt;
+
+use crate::context::Context;
+use crate::error::Result;
+use crate::plan::check_binding;
+
+/// The value every output is filled with before a kernel runs: a NaN with a payload that no
+/// arithmetic produces, so an element a kernel never wrote cannot pass for a result.
+pub(crate) const SENTINEL: f32 = f32::from_bits(0x7fc0_dead);
+
+/// Storage usages of every buffer xent makes.
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// Uploads `data` into a new storage buffer (at least 4 bytes: bindings cannot be empty).
+pub(crate) fn upload<T: bytemuck::Pod>(
+    ctx: &Context,
+    what: &str,
+    data: &[T],
+) -> Result<wgpu::Buffer> {
+    let bytes: &[u8] = bytemuck::cast_slice(data);
+    check_binding(what, bytes.len() as u64, ctx.limits())?;
+    let padded;
+    let contents = if bytes.len() < 4 {
+        padded = [0u8; 4];
+        &padded[..]
+    } else {
+        bytes
+    };
+    Ok(ctx
+        .device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(what),
+            contents,
+            usage: STORAGE,
+        }))
+}
+
+/// A new storage buffer of `len` f32 values, all [`SENTINEL`].
+pub(crate) fn output(ctx: &Context, what: &str, len: usize) -> Result<wgpu::Buffer> {
+    upload(ctx, what, &vec![SENTINEL; len.max(1)])
+}
+
+/// A new uniform buffer holding one `#[repr(C)]` params struct.
+pub(crate) fn uniform<T: bytemuck::Pod>(ctx: &Context, params: &T) -> wgpu::Buffer {
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("xent params"),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}

@@ -1,0 +1,35 @@
+//! # xent
+//!
+//! The cross-entropy family of losses on any GPU, as WGSL compute shaders run through wgpu:
+//! log-softmax, categorical cross-entropy with class-index or probability targets, and binary
+//! cross-entropy on probabilities or on logits, with PyTorch's options and semantics.
+//!
+//! ```no_run
+//! use xent::{Context, CrossEntropyOptions};
+//!
+//! let ctx = Context::new()?; // the best adapter on this machine
+//! let logits = [2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0]; // (N = 2, C = 3), row-major
+//! let loss = ctx.cross_entropy(&logits, 3, &[0u32, 2], &CrossEntropyOptions::default())?;
+//! let expected = xent::reference::cross_entropy(&logits, 3, &[0u32, 2], &Default::default())?;
+//! assert!((f64::from(loss.scalar().unwrap()) - expected.scalar().unwrap()).abs() < 1e-5);
+//! # Ok::<(), xent::Error>(())
+//! ```
+//!
+//! Numerics: every row is reduced in f32 with an online (max, sum) log-sum-exp, so no finite
+//! input overflows; batch reductions are fixed-order trees (no atomics), so repeated runs on
+//! one adapter give bit-identical results. [`reference`] computes every loss in f64.
+
+mod context;
+mod error;
+mod gpu_buffer;
+mod loss;
+mod plan;
+pub mod reference;
+mod shaders;
+
+pub use context::{adapters, Context};
+pub use error::{Error, Result};
+pub use loss::{
+    BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss, Reduction,
+};
+pub use shaders::all_sources as shader_sources;

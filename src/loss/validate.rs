@@ -1,0 +1,114 @@
+//! Input validation shared by the GPU losses and the float64 reference: every bad input gets a
+//! typed error before anything is dispatched.
+
+use crate::error::{Error, Result};
+use crate::loss::ClassIndex;
+
+/// Checks an (N, C) logits buffer against its class count; returns N.
+pub(crate) fn rows_of(logits: &[f32], classes: usize) -> Result<usize> {
+    if classes == 0 {
+        return Err(Error::InvalidShape {
+            reason: "the number of classes must be at least 1".into(),
+        });
+    }
+    if !logits.len().is_multiple_of(classes) {
+        return Err(Error::InvalidShape {
+            reason: format!(
+                "logits has {} elements, which is not a multiple of the {classes} classes",
+                logits.len()
+            ),
+        });
+    }
+    Ok(logits.len() / classes)
+}
+
+/// Checks that a buffer has the length its shape requires.
+pub(crate) fn length(what: &'static str, got: usize, expected: usize, hint: &str) -> Result<()> {
+    if got != expected {
+        return Err(Error::ShapeMismatch {
+            what,
+            expected,
+            got,
+            hint: hint.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks an optional weight vector: its length and that every entry is finite.
+pub(crate) fn weights(
+    what: &'static str,
+    weight: Option<&[f32]>,
+    expected: usize,
+    hint: &str,
+) -> Result<()> {
+    if let Some(w) = weight {
+        length(what, w.len(), expected, hint)?;
+        if let Some((index, &value)) = w.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFiniteWeight { what, index, value });
+        }
+    }
+    Ok(())
+}
+
+/// Checks label smoothing is in [0, 1].
+pub(crate) fn label_smoothing(e: f32) -> Result<()> {
+    if !(0.0..=1.0).contains(&e) {
+        return Err(Error::InvalidOption {
+            name: "label_smoothing",
+            value: e.to_string(),
+            reason: "it must be in [0, 1]".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks every class-index target is in [0, C) or equal to `ignore_index`.
+pub(crate) fn labels<L: ClassIndex>(labels: &[L], classes: usize, ignore_index: i64) -> Result<()> {
+    let bad = labels.iter().enumerate().find(|(_, l)| {
+        let v = l.to_i64();
+        v != ignore_index && !(0..classes as i64).contains(&v)
+    });
+    if let Some((row, l)) = bad {
+        return Err(Error::LabelOutOfRange {
+            row,
+            label: l.to_i64(),
+            classes,
+            ignore_index,
+        });
+    }
+    Ok(())
+}
+
+/// Checks every BCE input probability is in [0, 1] (NaN is rejected too).
+pub(crate) fn probabilities(p: &[f32]) -> Result<()> {
+    if let Some((index, &value)) = p
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !(0.0..=1.0).contains(*v))
+    {
+        return Err(Error::ProbabilityOutOfRange { index, value });
+    }
+    Ok(())
+}
+
+/// Checks the input of BCE with logits against its pos_weight; returns the last dimension.
+pub(crate) fn last_dim(len: usize, pos_weight: Option<&[f32]>) -> Result<usize> {
+    match pos_weight {
+        None => Ok(1),
+        Some(pw) => {
+            if pw.is_empty() || !len.is_multiple_of(pw.len()) {
+                return Err(Error::InvalidShape {
+                    reason: format!(
+                        "pos_weight has {} elements, so the input's last dimension is {}, but \
+                         the input's {len} elements are not a whole number of such rows",
+                        pw.len(),
+                        pw.len()
+                    ),
+                });
+            }
+            weights("pos_weight", Some(pw), pw.len(), "")?;
+            Ok(pw.len())
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Shared test helpers: the contexts, seeded inputs, and comparison with the reference.
+
+use std::sync::OnceLock;
+
+use xent::{Context, Loss};
+
+/// One context per adapter on the machine. A machine without an adapter fails the tests: CI
+/// installs lavapipe, so a missing adapter is a broken set-up, never a reason to skip.
+pub fn contexts() -> &'static [Context] {
+    static CONTEXTS: OnceLock<Vec<Context>> = OnceLock::new();
+    CONTEXTS.get_or_init(|| match Context::all() {
+        Ok(all) => all,
+        Err(e) => panic!("GPU tests need an adapter: {e}"),
+    })
+}
+
+/// The adapter's name, for failure messages.
+pub fn name(ctx: &Context) -> String {
+    let info = ctx.adapter_info();
+    format!("{} ({:?})", info.name, info.backend)
+}
+
+/// A small seeded generator (SplitMix64), so every run sees the same inputs.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * self.unit()
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    pub fn vec(&mut self, len: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..len).map(|_| self.uniform(lo, hi)).collect()
+    }
+
+    /// Rows of probabilities that sum to one.
+    pub fn distributions(&mut self, rows: usize, classes: usize) -> Vec<f32> {
+        let mut t = self.vec(rows * classes, 0.0, 1.0);
+        for row in t.chunks_mut(classes) {
+            let s: f32 = row.iter().sum();
+            row.iter_mut().for_each(|v| *v /= s.max(f32::MIN_POSITIVE));
+        }
+        t
+    }
+}
+
+/// The stated tolerance for losses: |gpu - ref| <= RTOL * |ref| + ATOL.
+/// RTOL is the relative accuracy of an f32 row reduction against float64; ATOL covers values
+/// that cancel to near zero (a per-element BCE loss of 1e-9, say), where f32 has no relative
+/// accuracy left.
+pub const RTOL: f64 = 1e-5;
+pub const ATOL: f64 = 1e-6;
+
+/// The worst error of a comparison: how many values failed, and the worst one.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub failures: usize,
+    pub worst_rel: f64,
+    pub worst_index: usize,
+    pub worst_got: f64,
+    pub worst_want: f64,
+}
+
+/// Compares GPU values with reference values under the stated tolerance; NaN must match NaN
+/// and infinities must match exactly.
+pub fn compare(got: &[f32], want: &[f64], rtol: f64, atol: f64) -> Report {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    let mut report = Report::default();
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let g = f64::from(g);
+        let ok = if w.is_nan() || g.is_nan() {
+            w.is_nan() && g.is_nan()
+        } else if w.is_infinite() || g.is_infinite() {
+            g == w
+        } else {
+            (g - w).abs() <= rtol * w.abs() + atol
+        };
+        let rel = if w.is_finite() && g.is_finite() {
+            (g - w).abs() / w.abs().max(atol / rtol)
+        } else if ok {
+            0.0
+        } else {
+            f64::INFINITY
+        };
+        if !ok {
+            report.failures += 1;
+        }
+        if rel > report.worst_rel || (!ok && report.failures == 1) {
+            report.worst_rel = rel;
+            report.worst_index = i;
+            report.worst_got = g;
+            report.worst_want = w;
+        }
+    }
+    report
+}
+
+/// Asserts a GPU loss equals the reference's within the stated tolerance.
+pub fn assert_loss(ctx: &Context, case: &str, got: &Loss, want: &Loss<f64>) {
+    match (got, want) {
+        (Loss::Reduced(_), Loss::Reduced(_)) | (Loss::Unreduced(_), Loss::Unreduced(_)) => {}
+        _ => panic!(
+            "{case} on {}: reduced vs unreduced: {got:?} vs {want:?}",
+            name(ctx)
+        ),
+    }
+    assert_close(ctx, case, got.values(), want.values());
+}
+
+/// Asserts GPU values equal reference values within the stated tolerance.
+pub fn assert_close(ctx: &Context, case: &str, got: &[f32], want: &[f64]) {
+    let r = compare(got, want, RTOL, ATOL);
+    assert!(
+        r.failures == 0,
+        "{case} on {}: {} of {} values differ; worst at [{}]: got {}, want {} (rel {:.3e})",
+        name(ctx),
+        r.failures,
+        got.len(),
+        r.worst_index,
+        r.worst_got,
+        r.worst_want,
+        r.worst_rel
+    );
+    record_worst(case, r.worst_rel);
+}
+
+/// Prints the worst relative error of each case when XENT_REPORT_ERRORS is set (for notes).
+fn record_worst(case: &str, rel: f64) {
+    if std::env::var_os("XENT_REPORT_ERRORS").is_some() {
+        eprintln!("worst-rel {rel:.3e} {case}");
+    }
+}

@@ -1,0 +1,8 @@
+//! xent's integration tests, one binary: shaders (no GPU), GPU losses against the float64
+//! reference on every adapter, errors, and properties (determinism, identities).
+
+mod common;
+mod errors;
+mod forward;
+mod properties;
+mod shaders;

@@ -1,0 +1,21 @@
+//! Every shader parses and validates with naga, on any machine (no GPU needed).
+
+#[test]
+fn every_shader_parses_and_validates() {
+    let sources = xent::shader_sources();
+    assert!(sources.len() >= 6, "the registry lists every kernel");
+    for (file, source) in sources {
+        let module = naga::front::wgsl::parse_str(&source)
+            .unwrap_or_else(|e| panic!("{file} does not parse:\n{}", e.emit_to_string(&source)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{file} does not validate:\n{}", e.emit_to_string(&source)));
+        assert!(
+            module.entry_points.iter().any(|ep| ep.name == "main"),
+            "{file} has a `main` entry point"
+        );
+    }
+}
