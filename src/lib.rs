@@ -30,6 +30,6 @@ mod shaders;
 pub use context::{adapters, Context};
 pub use error::{Error, Result};
 pub use loss::{
-    BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss, Reduction,
+    BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad, Reduction,
 };
 pub use shaders::all_sources as shader_sources;

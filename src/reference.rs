@@ -1,37 +1,64 @@
-//! The float64 CPU reference of every loss, with the same options and the same validation as
-//! the GPU functions. Tests judge the GPU against it; users can cross-check with it.
+//! The float64 CPU reference of every loss and gradient, with the same options and the same
+//! validation as the GPU functions. Tests judge the GPU against it; users can cross-check with
+//! it.
 //!
 //! Each function follows PyTorch's definition literally in f64 (max subtracted, then
-//! `logp = x - m - log(s)`), so it is exact to about 1e-15 for f32 inputs and gives NaN and
-//! infinity where PyTorch does.
+//! `logp = x - m - log(s)`), so it gives NaN and infinity where PyTorch does. The gradients
+//! are the closed forms PyTorch's autograd computes; the unit tests check them against
+//! central finite differences of the losses.
 
 use crate::error::Result;
 use crate::loss::{
-    validate, BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss, Reduction,
+    validate, BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss,
+    LossAndGrad, Reduction,
 };
 
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
 /// Log-softmax of one row in f64. NaN anywhere (or +inf, or a row of -inf) gives a NaN row.
-fn log_softmax_row(row: &[f32]) -> Vec<f64> {
+fn log_softmax_row(row: &[f64]) -> Vec<f64> {
     let m = row.iter().fold(f64::NEG_INFINITY, |m, &x| {
-        let x = f64::from(x);
         if m.is_nan() || x.is_nan() {
             f64::NAN
         } else {
             m.max(x)
         }
     });
-    let s: f64 = row.iter().map(|&x| (f64::from(x) - m).exp()).sum();
+    let s: f64 = row.iter().map(|&x| (x - m).exp()).sum();
     let ls = s.ln();
-    row.iter().map(|&x| f64::from(x) - m - ls).collect()
+    row.iter().map(|&x| x - m - ls).collect()
 }
 
 /// Log-softmax of each row of an (N, C) batch, in f64.
 pub fn log_softmax(logits: &[f32], classes: usize) -> Result<Vec<f64>> {
     validate::rows_of(logits, classes)?;
-    Ok(logits.chunks(classes).flat_map(log_softmax_row).collect())
+    Ok(widen(logits).chunks(classes).flat_map(log_softmax_row).collect())
 }
 
-/// Combines per-item losses and their mean denominators as `reduction` says.
+/// Log-softmax and its backward `g - exp(logp) * sum_c g` per row, in f64.
+pub fn log_softmax_and_grad(
+    logits: &[f32],
+    classes: usize,
+    upstream: &[f32],
+) -> Result<LossAndGrad<f64>> {
+    validate::rows_of(logits, classes)?;
+    validate::length("upstream", upstream.len(), logits.len(), "the logits' shape")?;
+    let logp: Vec<f64> = widen(logits).chunks(classes).flat_map(log_softmax_row).collect();
+    let g = widen(upstream);
+    let mut grad = Vec::with_capacity(logp.len());
+    for (lp, gr) in logp.chunks(classes).zip(g.chunks(classes)) {
+        let total: f64 = gr.iter().sum();
+        grad.extend(lp.iter().zip(gr).map(|(l, g)| g - l.exp() * total));
+    }
+    Ok(LossAndGrad {
+        loss: Loss::Unreduced(logp),
+        grad,
+    })
+}
+
+/// Combines per-item losses and their mean denominator as `reduction` says.
 fn reduce(losses: Vec<f64>, denominator: f64, reduction: Reduction) -> Loss<f64> {
     match reduction {
         Reduction::None => Loss::Unreduced(losses),
@@ -40,8 +67,66 @@ fn reduce(losses: Vec<f64>, denominator: f64, reduction: Reduction) -> Loss<f64>
     }
 }
 
-fn class_weight(options: &CrossEntropyOptions, c: usize) -> f64 {
-    options.weight.as_ref().map_or(1.0, |w| f64::from(w[c]))
+/// The gradient scale of item `i`: its upstream value for `None`, the upstream value for `Sum`,
+/// divided by the mean's denominator for `Mean`.
+fn scale(upstream: &[f64], reduction: Reduction, denominator: f64, i: usize) -> f64 {
+    match reduction {
+        Reduction::None => upstream[i],
+        Reduction::Sum => upstream[0],
+        Reduction::Mean => upstream[0] / denominator,
+    }
+}
+
+/// Class-index cross-entropy in f64: per-row losses, the mean's denominator, and with
+/// `upstream` the gradient. Labels are already checked.
+fn cross_entropy_f64(
+    logits: &[f64],
+    classes: usize,
+    labels: &[i64],
+    options: &CrossEntropyOptions,
+    upstream: Option<&[f64]>,
+) -> (Loss<f64>, Vec<f64>) {
+    let e = f64::from(options.label_smoothing);
+    let w = |c: usize| options.weight.as_ref().map_or(1.0, |w| f64::from(w[c]));
+    let total_weight: f64 = (0..classes).map(w).sum();
+    let mut losses = Vec::with_capacity(labels.len());
+    let mut denominator = 0.0;
+    let mut logps = Vec::with_capacity(logits.len());
+    for (row, &y) in logits.chunks(classes).zip(labels) {
+        let logp = log_softmax_row(row);
+        if y == options.ignore_index {
+            losses.push(0.0);
+        } else {
+            let y = y as usize;
+            let mut l = -w(y) * logp[y];
+            if e > 0.0 {
+                let smooth: f64 = -(0..classes).map(|c| w(c) * logp[c]).sum::<f64>();
+                l = (1.0 - e) * l + e / classes as f64 * smooth;
+            }
+            losses.push(l);
+            denominator += w(y);
+        }
+        logps.push(logp);
+    }
+    let mut grad = Vec::new();
+    if let Some(upstream) = upstream {
+        grad.reserve(logits.len());
+        for (n, (logp, &y)) in logps.iter().zip(labels).enumerate() {
+            if y == options.ignore_index {
+                grad.extend(std::iter::repeat_n(0.0, classes));
+                continue;
+            }
+            let y = y as usize;
+            let s = scale(upstream, options.reduction, denominator, n);
+            grad.extend((0..classes).map(|c| {
+                let p = logp[c].exp();
+                let hard = (1.0 - e) * w(y) * (p - if c == y { 1.0 } else { 0.0 });
+                let smooth = e / classes as f64 * (total_weight * p - w(c));
+                s * (hard + smooth)
+            }));
+        }
+    }
+    (reduce(losses, denominator, options.reduction), grad)
 }
 
 /// Categorical cross-entropy with class-index targets, in f64; see
@@ -52,39 +137,52 @@ pub fn cross_entropy<L: ClassIndex>(
     targets: &[L],
     options: &CrossEntropyOptions,
 ) -> Result<Loss<f64>> {
-    let rows = validate::rows_of(logits, classes)?;
-    validate::length("targets", targets.len(), rows, "one class index per row")?;
-    validate::label_smoothing(options.label_smoothing)?;
-    validate::weights(
-        "weight",
-        options.weight.as_deref(),
-        classes,
-        "one weight per class",
-    )?;
-    validate::labels(targets, classes, options.ignore_index)?;
+    validate::cross_entropy_indices(logits, classes, targets, options)?;
+    let labels: Vec<i64> = targets.iter().map(|l| l.to_i64()).collect();
+    Ok(cross_entropy_f64(&widen(logits), classes, &labels, options, None).0)
+}
+
+/// [`cross_entropy`] and its gradient, in f64; see [`crate::Context::cross_entropy_and_grad`].
+pub fn cross_entropy_and_grad<L: ClassIndex>(
+    logits: &[f32],
+    classes: usize,
+    targets: &[L],
+    options: &CrossEntropyOptions,
+    upstream: Option<&[f32]>,
+) -> Result<LossAndGrad<f64>> {
+    let rows = validate::cross_entropy_indices(logits, classes, targets, options)?;
+    let upstream = widen(&validate::upstream(upstream, options.reduction, rows, "row")?);
+    let labels: Vec<i64> = targets.iter().map(|l| l.to_i64()).collect();
+    let (loss, grad) = cross_entropy_f64(&widen(logits), classes, &labels, options, Some(&upstream));
+    Ok(LossAndGrad { loss, grad })
+}
+
+/// Probability-target cross-entropy in f64, with the gradient when `upstream` is given.
+fn cross_entropy_probs_f64(
+    logits: &[f64],
+    classes: usize,
+    targets: &[f64],
+    options: &CrossEntropyOptions,
+    upstream: Option<&[f64]>,
+) -> (Loss<f64>, Vec<f64>) {
     let e = f64::from(options.label_smoothing);
+    let rows = logits.len() / classes;
+    let w = |c: usize| options.weight.as_ref().map_or(1.0, |w| f64::from(w[c]));
     let mut losses = Vec::with_capacity(rows);
-    let mut denominator = 0.0;
-    for (row, target) in logits.chunks(classes.max(1)).zip(targets) {
-        let y = target.to_i64();
-        if y == options.ignore_index {
-            losses.push(0.0);
-            continue;
-        }
-        let y = y as usize;
+    let mut grad = Vec::new();
+    for (n, (row, t)) in logits.chunks(classes).zip(targets.chunks(classes)).enumerate() {
         let logp = log_softmax_row(row);
-        let wy = class_weight(options, y);
-        let mut l = -wy * logp[y];
-        if e > 0.0 {
-            let smooth: f64 = -(0..classes)
-                .map(|c| class_weight(options, c) * logp[c])
-                .sum::<f64>();
-            l = (1.0 - e) * l + e / classes as f64 * smooth;
+        let q: Vec<f64> = (0..classes)
+            .map(|c| w(c) * ((1.0 - e) * t[c] + e / classes as f64))
+            .collect();
+        losses.push(-(0..classes).map(|c| q[c] * logp[c]).sum::<f64>());
+        if let Some(upstream) = upstream {
+            let s = scale(upstream, options.reduction, rows as f64, n);
+            let total: f64 = q.iter().sum();
+            grad.extend((0..classes).map(|c| s * (logp[c].exp() * total - q[c])));
         }
-        losses.push(l);
-        denominator += wy;
     }
-    Ok(reduce(losses, denominator, options.reduction))
+    (reduce(losses, rows as f64, options.reduction), grad)
 }
 
 /// Categorical cross-entropy with probability targets, in f64; see
@@ -95,39 +193,52 @@ pub fn cross_entropy_probs(
     targets: &[f32],
     options: &CrossEntropyOptions,
 ) -> Result<Loss<f64>> {
-    let rows = validate::rows_of(logits, classes)?;
-    validate::length(
-        "targets",
-        targets.len(),
-        logits.len(),
-        "probability targets have the logits' shape (N, C)",
-    )?;
-    validate::label_smoothing(options.label_smoothing)?;
-    validate::weights(
-        "weight",
-        options.weight.as_deref(),
-        classes,
-        "one weight per class",
-    )?;
-    let e = f64::from(options.label_smoothing);
-    let losses: Vec<f64> = logits
-        .chunks(classes)
-        .zip(targets.chunks(classes))
-        .map(|(row, t)| {
-            let logp = log_softmax_row(row);
-            -(0..classes)
-                .map(|c| {
-                    let tc = (1.0 - e) * f64::from(t[c]) + e / classes as f64;
-                    class_weight(options, c) * tc * logp[c]
-                })
-                .sum::<f64>()
-        })
-        .collect();
-    Ok(reduce(losses, rows as f64, options.reduction))
+    validate::cross_entropy_probs(logits, classes, targets, options)?;
+    Ok(cross_entropy_probs_f64(&widen(logits), classes, &widen(targets), options, None).0)
 }
 
+/// [`cross_entropy_probs`] and its gradient, in f64; see
+/// [`crate::Context::cross_entropy_probs_and_grad`].
+pub fn cross_entropy_probs_and_grad(
+    logits: &[f32],
+    classes: usize,
+    targets: &[f32],
+    options: &CrossEntropyOptions,
+    upstream: Option<&[f32]>,
+) -> Result<LossAndGrad<f64>> {
+    let rows = validate::cross_entropy_probs(logits, classes, targets, options)?;
+    let upstream = widen(&validate::upstream(upstream, options.reduction, rows, "row")?);
+    let (loss, grad) =
+        cross_entropy_probs_f64(&widen(logits), classes, &widen(targets), options, Some(&upstream));
+    Ok(LossAndGrad { loss, grad })
+}
+
+/// The elementwise weight of element `i` (1 when absent).
 fn element_weight(weight: Option<&Vec<f32>>, i: usize) -> f64 {
     weight.map_or(1.0, |w| f64::from(w[i]))
+}
+
+/// BCE on probabilities in f64, with the gradient when `upstream` is given.
+fn bce_f64(
+    p: &[f64],
+    t: &[f64],
+    options: &BceOptions,
+    upstream: Option<&[f64]>,
+) -> (Loss<f64>, Vec<f64>) {
+    let len = p.len();
+    let mut losses = Vec::with_capacity(len);
+    let mut grad = Vec::new();
+    for i in 0..len {
+        let w = element_weight(options.weight.as_ref(), i);
+        let log_p = p[i].ln().max(-100.0);
+        let log_1mp = (-p[i]).ln_1p().max(-100.0);
+        losses.push(-w * (t[i] * log_p + (1.0 - t[i]) * log_1mp));
+        if let Some(upstream) = upstream {
+            let s = scale(upstream, options.reduction, len as f64, i);
+            grad.push(s * w * (p[i] - t[i]) / ((1.0 - p[i]) * p[i]).max(1e-12));
+        }
+    }
+    (reduce(losses, len as f64, options.reduction), grad)
 }
 
 /// Binary cross-entropy on probabilities, in f64; see
@@ -137,31 +248,64 @@ pub fn binary_cross_entropy(
     target: &[f32],
     options: &BceOptions,
 ) -> Result<Loss<f64>> {
-    validate::length("target", target.len(), input.len(), "the input's shape")?;
-    validate::weights(
-        "weight",
-        options.weight.as_deref(),
-        input.len(),
-        "one weight per input element",
-    )?;
-    validate::probabilities(input)?;
-    let losses: Vec<f64> = input
-        .iter()
-        .zip(target)
-        .enumerate()
-        .map(|(i, (&p, &t))| {
-            let (p, t) = (f64::from(p), f64::from(t));
-            let log_p = p.ln().max(-100.0);
-            let log_1mp = (-p).ln_1p().max(-100.0);
-            -element_weight(options.weight.as_ref(), i) * (t * log_p + (1.0 - t) * log_1mp)
-        })
-        .collect();
-    Ok(reduce(losses, input.len() as f64, options.reduction))
+    validate::bce(input, target, options)?;
+    Ok(bce_f64(&widen(input), &widen(target), options, None).0)
+}
+
+/// [`binary_cross_entropy`] and its gradient, in f64; see
+/// [`crate::Context::binary_cross_entropy_and_grad`].
+pub fn binary_cross_entropy_and_grad(
+    input: &[f32],
+    target: &[f32],
+    options: &BceOptions,
+    upstream: Option<&[f32]>,
+) -> Result<LossAndGrad<f64>> {
+    validate::bce(input, target, options)?;
+    let upstream = widen(&validate::upstream(upstream, options.reduction, input.len(), "element")?);
+    let (loss, grad) = bce_f64(&widen(input), &widen(target), options, Some(&upstream));
+    Ok(LossAndGrad { loss, grad })
 }
 
 /// `log(sigmoid(x))`, stable for any x.
 fn log_sigmoid(x: f64) -> f64 {
     x.min(0.0) - (-x.abs()).exp().ln_1p()
+}
+
+/// `sigmoid(x)`, stable for any x.
+fn sigmoid(x: f64) -> f64 {
+    let z = (-x.abs()).exp();
+    if x >= 0.0 {
+        1.0 / (1.0 + z)
+    } else {
+        z / (1.0 + z)
+    }
+}
+
+/// BCE with logits in f64 (PyTorch's formula), with the gradient when `upstream` is given.
+fn bce_logits_f64(
+    x: &[f64],
+    t: &[f64],
+    options: &BceWithLogitsOptions,
+    last_dim: usize,
+    upstream: Option<&[f64]>,
+) -> (Loss<f64>, Vec<f64>) {
+    let len = x.len();
+    let mut losses = Vec::with_capacity(len);
+    let mut grad = Vec::new();
+    for i in 0..len {
+        let w = element_weight(options.weight.as_ref(), i);
+        let pw = options
+            .pos_weight
+            .as_ref()
+            .map_or(1.0, |pw| f64::from(pw[i % last_dim]));
+        let q = 1.0 + (pw - 1.0) * t[i];
+        losses.push(w * ((1.0 - t[i]) * x[i] - q * log_sigmoid(x[i])));
+        if let Some(upstream) = upstream {
+            let s = scale(upstream, options.reduction, len as f64, i);
+            grad.push(s * w * ((pw * t[i] + 1.0 - t[i]) * sigmoid(x[i]) - pw * t[i]));
+        }
+    }
+    (reduce(losses, len as f64, options.reduction), grad)
 }
 
 /// Binary cross-entropy with logits, in f64; see
@@ -171,26 +315,151 @@ pub fn binary_cross_entropy_with_logits(
     target: &[f32],
     options: &BceWithLogitsOptions,
 ) -> Result<Loss<f64>> {
-    validate::length("target", target.len(), input.len(), "the input's shape")?;
-    validate::weights(
-        "weight",
-        options.weight.as_deref(),
-        input.len(),
-        "one weight per input element",
-    )?;
-    let last_dim = validate::last_dim(input.len(), options.pos_weight.as_deref())?;
-    let losses: Vec<f64> = input
-        .iter()
-        .zip(target)
-        .enumerate()
-        .map(|(i, (&x, &t))| {
-            let (x, t) = (f64::from(x), f64::from(t));
-            let q = options
-                .pos_weight
-                .as_ref()
-                .map_or(1.0, |pw| 1.0 + (f64::from(pw[i % last_dim]) - 1.0) * t);
-            element_weight(options.weight.as_ref(), i) * ((1.0 - t) * x - q * log_sigmoid(x))
-        })
-        .collect();
-    Ok(reduce(losses, input.len() as f64, options.reduction))
+    let last_dim = validate::bce_with_logits(input, target, options)?;
+    Ok(bce_logits_f64(&widen(input), &widen(target), options, last_dim, None).0)
+}
+
+/// [`binary_cross_entropy_with_logits`] and its gradient, in f64; see
+/// [`crate::Context::binary_cross_entropy_with_logits_and_grad`].
+pub fn binary_cross_entropy_with_logits_and_grad(
+    input: &[f32],
+    target: &[f32],
+    options: &BceWithLogitsOptions,
+    upstream: Option<&[f32]>,
+) -> Result<LossAndGrad<f64>> {
+    let last_dim = validate::bce_with_logits(input, target, options)?;
+    let upstream = widen(&validate::upstream(upstream, options.reduction, input.len(), "element")?);
+    let (loss, grad) =
+        bce_logits_f64(&widen(input), &widen(target), options, last_dim, Some(&upstream));
+    Ok(LossAndGrad { loss, grad })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The reference gradients against central finite differences of the reference losses.
+    use super::*;
+
+    /// A small seeded generator.
+    fn values(seed: u64, len: usize, lo: f64, hi: f64) -> Vec<f64> {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                lo + (hi - lo) * ((state >> 11) as f64 / (1u64 << 53) as f64)
+            })
+            .collect()
+    }
+
+    /// The scalar a gradient is taken of: the reduced loss, or sum_i u_i l_i for `None`.
+    fn scalar(loss: &Loss<f64>, upstream: &[f64]) -> f64 {
+        match loss {
+            Loss::Reduced(v) => v * upstream[0],
+            Loss::Unreduced(v) => v.iter().zip(upstream).map(|(l, u)| l * u).sum(),
+        }
+    }
+
+    /// Asserts `grad` equals central differences of `f` at `x` (step 1e-6, error ~1e-9).
+    fn check(name: &str, x: &[f64], grad: &[f64], f: impl Fn(&[f64]) -> f64) {
+        let h = 1e-6;
+        let scale = grad.iter().fold(1e-3f64, |m, g| m.max(g.abs()));
+        for i in 0..x.len() {
+            let mut plus = x.to_vec();
+            let mut minus = x.to_vec();
+            plus[i] += h;
+            minus[i] -= h;
+            let numeric = (f(&plus) - f(&minus)) / (2.0 * h);
+            assert!(
+                (numeric - grad[i]).abs() <= 1e-6 * scale,
+                "{name}: d/dx[{i}] analytic {} vs numeric {numeric}",
+                grad[i]
+            );
+        }
+    }
+
+    const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
+
+    #[test]
+    fn cross_entropy_gradients_match_finite_differences() {
+        let (n, c) = (5, 4);
+        let x = values(1, n * c, -3.0, 3.0);
+        let labels = [0i64, 3, -100, 1, 2];
+        for reduction in REDUCTIONS {
+            for smoothing in [0.0f32, 0.3] {
+                for weight in [None, Some(vec![0.5f32, 2.0, 1.0, 1.5])] {
+                    let options = CrossEntropyOptions {
+                        weight,
+                        label_smoothing: smoothing,
+                        reduction,
+                        ..Default::default()
+                    };
+                    let u = values(2, if reduction == Reduction::None { n } else { 1 }, 0.5, 2.0);
+                    let (_, grad) = cross_entropy_f64(&x, c, &labels, &options, Some(&u));
+                    check(&format!("{options:?}"), &x, &grad, |x| {
+                        scalar(&cross_entropy_f64(x, c, &labels, &options, None).0, &u)
+                    });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn probability_target_gradients_match_finite_differences() {
+        let (n, c) = (4, 5);
+        let x = values(3, n * c, -3.0, 3.0);
+        let t = values(4, n * c, 0.0, 1.0);
+        for reduction in REDUCTIONS {
+            let options = CrossEntropyOptions {
+                weight: Some(vec![0.5, 2.0, 1.0, 1.5, 0.7]),
+                label_smoothing: 0.2,
+                reduction,
+                ..Default::default()
+            };
+            let u = values(5, if reduction == Reduction::None { n } else { 1 }, 0.5, 2.0);
+            let (_, grad) = cross_entropy_probs_f64(&x, c, &t, &options, Some(&u));
+            check(&format!("{options:?}"), &x, &grad, |x| {
+                scalar(&cross_entropy_probs_f64(x, c, &t, &options, None).0, &u)
+            });
+        }
+    }
+
+    #[test]
+    fn binary_gradients_match_finite_differences() {
+        let len = 12;
+        let p = values(6, len, 0.05, 0.95);
+        let x = values(7, len, -6.0, 6.0);
+        let t = values(8, len, 0.0, 1.0);
+        for reduction in REDUCTIONS {
+            let u = values(9, if reduction == Reduction::None { len } else { 1 }, 0.5, 2.0);
+            let options = BceOptions {
+                weight: Some(values(10, len, 0.5, 2.0).iter().map(|&v| v as f32).collect()),
+                reduction,
+            };
+            let (_, grad) = bce_f64(&p, &t, &options, Some(&u));
+            check("bce", &p, &grad, |p| scalar(&bce_f64(p, &t, &options, None).0, &u));
+            let options = BceWithLogitsOptions {
+                weight: options.weight.clone(),
+                pos_weight: Some(vec![0.5, 2.0, 3.0]),
+                reduction,
+            };
+            let (_, grad) = bce_logits_f64(&x, &t, &options, 3, Some(&u));
+            check("bce_with_logits", &x, &grad, |x| {
+                scalar(&bce_logits_f64(x, &t, &options, 3, None).0, &u)
+            });
+        }
+    }
+
+    #[test]
+    fn log_softmax_gradient_matches_finite_differences() {
+        let (n, c) = (3, 6);
+        let x: Vec<f32> = values(11, n * c, -3.0, 3.0).iter().map(|&v| v as f32).collect();
+        let g: Vec<f32> = values(12, n * c, -1.0, 1.0).iter().map(|&v| v as f32).collect();
+        let result = log_softmax_and_grad(&x, c, &g).unwrap();
+        let g64 = widen(&g);
+        check("log_softmax", &widen(&x), &result.grad, |x| {
+            let logp: Vec<f64> = x.chunks(c).flat_map(log_softmax_row).collect();
+            logp.iter().zip(&g64).map(|(l, g)| l * g).sum()
+        });
+    }
 }

@@ -9,6 +9,8 @@ const MATH: &str = include_str!("../shaders/common/math.wgsl");
 const GRID: &str = include_str!("../shaders/common/grid.wgsl");
 const ROW_STATE: &str = include_str!("../shaders/common/row_state.wgsl");
 const ELEMENTWISE: &str = include_str!("../shaders/common/elementwise.wgsl");
+const ELEMENTWISE_LOSS: &str = include_str!("../shaders/common/elementwise_loss.wgsl");
+const LOSS_OPTIONS: &str = include_str!("../shaders/common/loss_options.wgsl");
 
 /// What a binding of a kernel holds, in binding order (binding 0 is always the uniform params).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,90 +25,93 @@ pub(crate) enum Binding {
 
 use Binding::{Read, ReadWrite, Uniform};
 
-/// Every compute kernel xent has. One WGSL entry point (`main`) per kernel.
+/// Every compute kernel xent has. One WGSL entry point (`main`) per kernel; the loss kernels
+/// compute the forward loss and, with the `GRAD` override, the gradient in the same pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Kernel {
-    LogSoftmaxForward,
-    CrossEntropyForward,
-    CrossEntropyProbsForward,
-    BceForward,
-    BceLogitsForward,
+    LogSoftmax,
+    CrossEntropy,
+    CrossEntropyDenominator,
+    CrossEntropyProbs,
+    Bce,
+    BceLogits,
     ReducePairs,
 }
 
 impl Kernel {
-    /// All kernels, for validation and for pipeline warm-up.
-    pub(crate) const ALL: [Kernel; 6] = [
-        Kernel::LogSoftmaxForward,
-        Kernel::CrossEntropyForward,
-        Kernel::CrossEntropyProbsForward,
-        Kernel::BceForward,
-        Kernel::BceLogitsForward,
+    /// All kernels, for validation.
+    pub(crate) const ALL: [Kernel; 7] = [
+        Kernel::LogSoftmax,
+        Kernel::CrossEntropy,
+        Kernel::CrossEntropyDenominator,
+        Kernel::CrossEntropyProbs,
+        Kernel::Bce,
+        Kernel::BceLogits,
         Kernel::ReducePairs,
     ];
 
     /// The file name under `shaders/` (for labels and error messages).
     pub(crate) fn file(self) -> &'static str {
         match self {
-            Kernel::LogSoftmaxForward => "log_softmax_forward.wgsl",
-            Kernel::CrossEntropyForward => "cross_entropy_forward.wgsl",
-            Kernel::CrossEntropyProbsForward => "cross_entropy_probs_forward.wgsl",
-            Kernel::BceForward => "bce_forward.wgsl",
-            Kernel::BceLogitsForward => "bce_logits_forward.wgsl",
+            Kernel::LogSoftmax => "log_softmax.wgsl",
+            Kernel::CrossEntropy => "cross_entropy.wgsl",
+            Kernel::CrossEntropyDenominator => "cross_entropy_denominator.wgsl",
+            Kernel::CrossEntropyProbs => "cross_entropy_probs.wgsl",
+            Kernel::Bce => "bce.wgsl",
+            Kernel::BceLogits => "bce_logits.wgsl",
             Kernel::ReducePairs => "reduce_pairs.wgsl",
         }
     }
 
     /// The complete WGSL source: included helpers, then the kernel itself.
     pub(crate) fn source(self) -> String {
-        let parts: &[&str] = match self {
-            Kernel::LogSoftmaxForward => &[
-                MATH,
-                GRID,
-                ROW_STATE,
-                include_str!("../shaders/log_softmax_forward.wgsl"),
-            ],
-            Kernel::CrossEntropyForward => &[
-                MATH,
-                GRID,
-                ROW_STATE,
-                include_str!("../shaders/cross_entropy_forward.wgsl"),
-            ],
-            Kernel::CrossEntropyProbsForward => &[
-                MATH,
-                GRID,
-                ROW_STATE,
-                include_str!("../shaders/cross_entropy_probs_forward.wgsl"),
-            ],
-            Kernel::BceForward => &[
-                MATH,
-                GRID,
-                ELEMENTWISE,
-                include_str!("../shaders/bce_forward.wgsl"),
-            ],
-            Kernel::BceLogitsForward => &[
-                MATH,
-                GRID,
-                ELEMENTWISE,
-                include_str!("../shaders/bce_logits_forward.wgsl"),
-            ],
-            Kernel::ReducePairs => &[
-                GRID,
-                ELEMENTWISE,
+        let row = [MATH, GRID, LOSS_OPTIONS, ROW_STATE];
+        let elementwise = [MATH, GRID, LOSS_OPTIONS, ELEMENTWISE, ELEMENTWISE_LOSS];
+        let (helpers, kernel): (&[&str], &str) = match self {
+            Kernel::LogSoftmax => (&row, include_str!("../shaders/log_softmax.wgsl")),
+            Kernel::CrossEntropy => (&row, include_str!("../shaders/cross_entropy.wgsl")),
+            Kernel::CrossEntropyDenominator => (
+                &[GRID, ELEMENTWISE],
+                include_str!("../shaders/cross_entropy_denominator.wgsl"),
+            ),
+            Kernel::CrossEntropyProbs => {
+                (&row, include_str!("../shaders/cross_entropy_probs.wgsl"))
+            }
+            Kernel::Bce => (&elementwise, include_str!("../shaders/bce.wgsl")),
+            Kernel::BceLogits => (&elementwise, include_str!("../shaders/bce_logits.wgsl")),
+            Kernel::ReducePairs => (
+                &[GRID, ELEMENTWISE],
                 include_str!("../shaders/reduce_pairs.wgsl"),
-            ],
+            ),
         };
-        parts.join("\n")
+        let mut source = helpers.join("\n");
+        source.push('\n');
+        source.push_str(kernel);
+        source
     }
 
     /// The kernel's bindings in order, matching its `@binding` declarations.
     pub(crate) fn bindings(self) -> &'static [Binding] {
         match self {
-            Kernel::LogSoftmaxForward => &[Uniform, Read, ReadWrite],
-            Kernel::CrossEntropyForward => &[Uniform, Read, Read, Read, ReadWrite],
-            Kernel::CrossEntropyProbsForward => &[Uniform, Read, Read, Read, ReadWrite],
-            Kernel::BceForward => &[Uniform, Read, Read, Read, ReadWrite],
-            Kernel::BceLogitsForward => &[Uniform, Read, Read, Read, Read, ReadWrite],
+            // params, logits, log_softmax, upstream, grad
+            Kernel::LogSoftmax => &[Uniform, Read, ReadWrite, Read, ReadWrite],
+            // params, logits, labels, weight, out, upstream, denominator, grad
+            Kernel::CrossEntropy => &[
+                Uniform, ReadWrite, Read, Read, ReadWrite, Read, Read, ReadWrite,
+            ],
+            // params, labels, weight, out
+            Kernel::CrossEntropyDenominator => &[Uniform, Read, Read, ReadWrite],
+            // params, logits, targets, weight, out, upstream, grad
+            Kernel::CrossEntropyProbs => {
+                &[Uniform, ReadWrite, Read, Read, ReadWrite, Read, ReadWrite]
+            }
+            // params, input, target, weight, out, upstream, grad
+            Kernel::Bce => &[Uniform, Read, Read, Read, ReadWrite, Read, ReadWrite],
+            // params, input, target, weight, pos_weight, out, upstream, grad
+            Kernel::BceLogits => &[
+                Uniform, Read, Read, Read, Read, ReadWrite, Read, ReadWrite,
+            ],
+            // params, pairs, out
             Kernel::ReducePairs => &[Uniform, Read, ReadWrite],
         }
     }

@@ -130,3 +130,8 @@ fn workgroup_pair_sum(local: u32, value: vec2<f32>) -> vec2<f32> {
     }
     return vec2<f32>(sm_m[0], sm_s[0]);
 }
+
+
+// Logits a thread keeps in registers between the statistics pass and the gradient pass; rows of
+// at most CACHE * ROW_THREADS logits are read from memory once.
+const CACHE: u32 = 16u;

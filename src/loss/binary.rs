@@ -3,11 +3,12 @@
 use crate::context::Context;
 use crate::error::Result;
 use crate::gpu_buffer;
-use crate::loss::{launch, validate, BceOptions, BceWithLogitsOptions, Loss, Reduction};
+use crate::loss::launch::{self, GradRequest, LossOutputs};
+use crate::loss::{validate, BceOptions, BceWithLogitsOptions, Loss, LossAndGrad, Reduction};
 use crate::plan;
 use crate::shaders::{Kernel, PipelineKey};
 
-/// Mirrors `Params` of shaders/bce_forward.wgsl and shaders/bce_logits_forward.wgsl.
+/// Mirrors `Params` of shaders/bce.wgsl and shaders/bce_logits.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -16,15 +17,15 @@ struct Params {
     _pad: [u32; 2],
 }
 
-/// Elementwise-kernel constants shared by both BCE kernels.
-fn constants(has_weight: bool, reduction: Reduction) -> Vec<(&'static str, u32)> {
-    let mut c = launch::elementwise_constants();
-    c.push(("HAS_WEIGHT", u32::from(has_weight)));
-    c.push((
-        "PER_ELEMENT_OUTPUT",
-        u32::from(reduction == Reduction::None),
-    ));
-    c
+/// One BCE launch: which kernel, its inputs, and the optional extra (pos_weight) binding.
+struct BceLaunch<'a> {
+    kernel: Kernel,
+    input: &'a [f32],
+    target: &'a [f32],
+    weight: Option<&'a [f32]>,
+    pos_weight: Option<&'a [f32]>,
+    last_dim: usize,
+    reduction: Reduction,
 }
 
 impl Context {
@@ -41,43 +42,27 @@ impl Context {
         target: &[f32],
         options: &BceOptions,
     ) -> Result<Loss> {
-        validate::length("target", target.len(), input.len(), "the input's shape")?;
-        validate::weights(
-            "weight",
-            options.weight.as_deref(),
-            input.len(),
-            "one weight per input element",
-        )?;
-        validate::probabilities(input)?;
-        self.checked(|| {
-            let grid = plan::elementwise_grid(input.len(), self.limits())?;
-            let input_buf = gpu_buffer::upload(self, "input", input)?;
-            let target_buf = gpu_buffer::upload(self, "target", target)?;
-            let weight_buf =
-                gpu_buffer::upload(self, "weight", options.weight.as_deref().unwrap_or(&[]))?;
-            let out_len = launch::stage_len(options.reduction, input.len(), grid);
-            let out = gpu_buffer::output(self, "binary_cross_entropy", out_len)?;
-            let params = gpu_buffer::uniform(
-                self,
-                &Params {
-                    len: input.len() as u32,
-                    last_dim: 1,
-                    _pad: [0; 2],
-                },
-            );
-            let key = PipelineKey::new(
-                Kernel::BceForward,
-                constants(options.weight.is_some(), options.reduction),
-            );
-            let mut encoder = launch::encoder(self);
-            launch::dispatch(
-                self,
-                &mut encoder,
-                &key,
-                grid,
-                &[&params, &input_buf, &target_buf, &weight_buf, &out],
-            )?;
-            launch::finish_loss(self, encoder, out, options.reduction, input.len(), grid)
+        validate::bce(input, target, options)?;
+        Ok(self.run_bce(&bce_launch(input, target, options), None)?.0)
+    }
+
+    /// [`Context::binary_cross_entropy`] and its gradient with respect to `input`:
+    /// `s w_i (p_i - t_i) / max((1 - p_i) p_i, 1e-12)` (PyTorch's clamp), with `s` the upstream
+    /// value (divided by the element count for `Mean`). `upstream`: one value for `Mean` and
+    /// `Sum`, one per element for `None`; `None` means ones.
+    pub fn binary_cross_entropy_and_grad(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        options: &BceOptions,
+        upstream: Option<&[f32]>,
+    ) -> Result<LossAndGrad> {
+        validate::bce(input, target, options)?;
+        let upstream = validate::upstream(upstream, options.reduction, input.len(), "element")?;
+        let (loss, grad) = self.run_bce(&bce_launch(input, target, options), Some(&upstream))?;
+        Ok(LossAndGrad {
+            loss,
+            grad: grad.unwrap_or_default(),
         })
     }
 
@@ -95,54 +80,102 @@ impl Context {
         target: &[f32],
         options: &BceWithLogitsOptions,
     ) -> Result<Loss> {
-        validate::length("target", target.len(), input.len(), "the input's shape")?;
-        validate::weights(
-            "weight",
-            options.weight.as_deref(),
-            input.len(),
-            "one weight per input element",
-        )?;
-        let last_dim = validate::last_dim(input.len(), options.pos_weight.as_deref())?;
+        let last_dim = validate::bce_with_logits(input, target, options)?;
+        let launch = bce_logits_launch(input, target, options, last_dim);
+        Ok(self.run_bce(&launch, None)?.0)
+    }
+
+    /// [`Context::binary_cross_entropy_with_logits`] and its gradient with respect to `input`:
+    /// `s w_i ((pos_weight_d t_i + 1 - t_i) sigmoid(x_i) - pos_weight_d t_i)`, with `s` the
+    /// upstream value (divided by the element count for `Mean`). `upstream`: one value for
+    /// `Mean` and `Sum`, one per element for `None`; `None` means ones.
+    pub fn binary_cross_entropy_with_logits_and_grad(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        options: &BceWithLogitsOptions,
+        upstream: Option<&[f32]>,
+    ) -> Result<LossAndGrad> {
+        let last_dim = validate::bce_with_logits(input, target, options)?;
+        let upstream = validate::upstream(upstream, options.reduction, input.len(), "element")?;
+        let launch = bce_logits_launch(input, target, options, last_dim);
+        let (loss, grad) = self.run_bce(&launch, Some(&upstream))?;
+        Ok(LossAndGrad {
+            loss,
+            grad: grad.unwrap_or_default(),
+        })
+    }
+
+    fn run_bce(
+        &self,
+        job: &BceLaunch<'_>,
+        upstream: Option<&[f32]>,
+    ) -> Result<(Loss, Option<Vec<f32>>)> {
         self.checked(|| {
-            let grid = plan::elementwise_grid(input.len(), self.limits())?;
-            let input_buf = gpu_buffer::upload(self, "input", input)?;
-            let target_buf = gpu_buffer::upload(self, "target", target)?;
-            let weight_buf =
-                gpu_buffer::upload(self, "weight", options.weight.as_deref().unwrap_or(&[]))?;
-            let pos_weight_buf = gpu_buffer::upload(
-                self,
-                "pos_weight",
-                options.pos_weight.as_deref().unwrap_or(&[]),
-            )?;
-            let out_len = launch::stage_len(options.reduction, input.len(), grid);
-            let out = gpu_buffer::output(self, "binary_cross_entropy_with_logits", out_len)?;
+            let len = job.input.len();
+            let grid = plan::elementwise_grid(len, self.limits())?;
+            let input_buf = gpu_buffer::upload(self, "input", job.input)?;
+            let target_buf = gpu_buffer::upload(self, "target", job.target)?;
+            let weight_buf = gpu_buffer::upload(self, "weight", job.weight.unwrap_or(&[]))?;
             let params = gpu_buffer::uniform(
                 self,
                 &Params {
-                    len: input.len() as u32,
-                    last_dim: last_dim as u32,
+                    len: len as u32,
+                    last_dim: job.last_dim as u32,
                     _pad: [0; 2],
                 },
             );
-            let mut constants = constants(options.weight.is_some(), options.reduction);
-            constants.push(("HAS_POS_WEIGHT", u32::from(options.pos_weight.is_some())));
-            let key = PipelineKey::new(Kernel::BceLogitsForward, constants);
+            let request = upstream.map(|upstream| GradRequest {
+                upstream,
+                len,
+                in_place: None,
+            });
+            let outputs = LossOutputs::new(self, job.reduction, len, grid, request)?;
+            let mut constants = launch::elementwise_constants();
+            constants.extend(launch::loss_constants(job.reduction, upstream.is_some()));
+            constants.push(("HAS_WEIGHT", u32::from(job.weight.is_some())));
+            let pos_weight_buf;
+            let mut buffers = vec![&params, &input_buf, &target_buf, &weight_buf];
+            if job.kernel == Kernel::BceLogits {
+                constants.push(("HAS_POS_WEIGHT", u32::from(job.pos_weight.is_some())));
+                pos_weight_buf =
+                    gpu_buffer::upload(self, "pos_weight", job.pos_weight.unwrap_or(&[]))?;
+                buffers.push(&pos_weight_buf);
+            }
+            buffers.extend([&outputs.stage, &outputs.upstream, &outputs.grad_binding]);
+            let key = PipelineKey::new(job.kernel, constants);
             let mut encoder = launch::encoder(self);
-            launch::dispatch(
-                self,
-                &mut encoder,
-                &key,
-                grid,
-                &[
-                    &params,
-                    &input_buf,
-                    &target_buf,
-                    &weight_buf,
-                    &pos_weight_buf,
-                    &out,
-                ],
-            )?;
-            launch::finish_loss(self, encoder, out, options.reduction, input.len(), grid)
+            launch::dispatch(self, &mut encoder, &key, grid, &buffers)?;
+            outputs.finish(self, encoder, job.reduction, len, grid)
         })
+    }
+}
+
+fn bce_launch<'a>(input: &'a [f32], target: &'a [f32], options: &'a BceOptions) -> BceLaunch<'a> {
+    BceLaunch {
+        kernel: Kernel::Bce,
+        input,
+        target,
+        weight: options.weight.as_deref(),
+        pos_weight: None,
+        last_dim: 1,
+        reduction: options.reduction,
+    }
+}
+
+fn bce_logits_launch<'a>(
+    input: &'a [f32],
+    target: &'a [f32],
+    options: &'a BceWithLogitsOptions,
+    last_dim: usize,
+) -> BceLaunch<'a> {
+    BceLaunch {
+        kernel: Kernel::BceLogits,
+        input,
+        target,
+        weight: options.weight.as_deref(),
+        pos_weight: options.pos_weight.as_deref(),
+        last_dim,
+        reduction: options.reduction,
     }
 }

@@ -102,17 +102,6 @@ pub(crate) fn reduce_pairs(
     }
 }
 
-/// Submits the recorded work and reads `len` f32 values back from `result`.
-pub(crate) fn finish_and_read(
-    ctx: &Context,
-    encoder: wgpu::CommandEncoder,
-    result: &wgpu::Buffer,
-    len: usize,
-) -> Result<Vec<f32>> {
-    ctx.submit_and_wait(encoder.finish())?;
-    ctx.read_f32(result, len)
-}
-
 /// A new command encoder.
 pub(crate) fn encoder(ctx: &Context) -> wgpu::CommandEncoder {
     ctx.device()
@@ -121,33 +110,112 @@ pub(crate) fn encoder(ctx: &Context) -> wgpu::CommandEncoder {
         })
 }
 
-/// Finishes a loss whose first stage wrote either one value per item (`Reduction::None`, into
-/// `stage_out`) or one (loss, weight) pair per workgroup of `grid`: reduces, submits and reads
-/// the result back.
-pub(crate) fn finish_loss(
-    ctx: &Context,
-    mut encoder: wgpu::CommandEncoder,
-    stage_out: wgpu::Buffer,
-    reduction: Reduction,
-    items: usize,
-    grid: Grid,
-) -> Result<Loss> {
-    match reduction {
-        Reduction::None => Ok(Loss::Unreduced(finish_and_read(
-            ctx, encoder, &stage_out, items,
-        )?)),
-        Reduction::Mean | Reduction::Sum => {
-            let mean = reduction == Reduction::Mean;
-            let result = reduce_pairs(ctx, &mut encoder, stage_out, grid.groups as usize, mean)?;
-            Ok(Loss::Reduced(finish_and_read(ctx, encoder, &result, 1)?[0]))
-        }
+/// What a launch that computes the gradient needs.
+pub(crate) struct GradRequest<'a> {
+    /// The upstream gradient: one value for a reduced loss, one per item for `None`.
+    pub(crate) upstream: &'a [f32],
+    /// The gradient's length (the input's).
+    pub(crate) len: usize,
+    /// The input buffer, when the kernel writes the gradient over it.
+    pub(crate) in_place: Option<&'a wgpu::Buffer>,
+}
+
+/// The buffers a loss kernel writes: its first-stage output (one loss per item, or one
+/// (loss, weight) pair per workgroup) and, when the gradient is asked for, the gradient.
+pub(crate) struct LossOutputs {
+    /// One value per item (`Reduction::None`) or a pair per workgroup.
+    pub(crate) stage: wgpu::Buffer,
+    /// The gradient and its length; `None` for a forward-only launch.
+    pub(crate) grad: Option<(wgpu::Buffer, usize)>,
+    /// The upstream gradient (a one-element placeholder for a forward-only launch).
+    pub(crate) upstream: wgpu::Buffer,
+    /// Where the gradient is bound: the gradient buffer, or a placeholder when there is none
+    /// or it is written in place.
+    pub(crate) grad_binding: wgpu::Buffer,
+}
+
+impl LossOutputs {
+    /// Allocates the outputs of a loss over `items` items laid out on `grid`.
+    pub(crate) fn new(
+        ctx: &Context,
+        reduction: Reduction,
+        items: usize,
+        grid: Grid,
+        grad: Option<GradRequest<'_>>,
+    ) -> Result<LossOutputs> {
+        let stage = gpu_buffer::output(ctx, "xent loss", stage_len(reduction, items, grid))?;
+        let upstream = gpu_buffer::upload(
+            ctx,
+            "upstream",
+            grad.as_ref().map_or(&[][..], |g| g.upstream),
+        )?;
+        let placeholder = || gpu_buffer::output(ctx, "xent gradient placeholder", 1);
+        let (grad, grad_binding) = match grad {
+            None => (None, placeholder()?),
+            Some(GradRequest {
+                len,
+                in_place: Some(input),
+                ..
+            }) => (Some((input.clone(), len)), placeholder()?),
+            Some(GradRequest {
+                len,
+                in_place: None,
+                ..
+            }) => {
+                let buffer = gpu_buffer::output(ctx, "xent gradient", len)?;
+                (Some((buffer.clone(), len)), buffer)
+            }
+        };
+        Ok(LossOutputs {
+            stage,
+            grad,
+            upstream,
+            grad_binding,
+        })
+    }
+
+    /// Reduces (if asked), submits, and reads the loss and the gradient back.
+    pub(crate) fn finish(
+        self,
+        ctx: &Context,
+        mut encoder: wgpu::CommandEncoder,
+        reduction: Reduction,
+        items: usize,
+        grid: Grid,
+    ) -> Result<(Loss, Option<Vec<f32>>)> {
+        let loss = match reduction {
+            Reduction::None => {
+                ctx.submit_and_wait(encoder.finish())?;
+                Loss::Unreduced(ctx.read_f32(&self.stage, items)?)
+            }
+            Reduction::Mean | Reduction::Sum => {
+                let mean = reduction == Reduction::Mean;
+                let result =
+                    reduce_pairs(ctx, &mut encoder, self.stage, grid.groups as usize, mean)?;
+                ctx.submit_and_wait(encoder.finish())?;
+                Loss::Reduced(ctx.read_f32(&result, 1)?[0])
+            }
+        };
+        let grad = match &self.grad {
+            Some((buffer, len)) => Some(ctx.read_f32(buffer, *len)?),
+            None => None,
+        };
+        Ok((loss, grad))
     }
 }
 
 /// Length of a first-stage output: one value per item, or a pair per workgroup.
-pub(crate) fn stage_len(reduction: Reduction, items: usize, grid: Grid) -> usize {
+fn stage_len(reduction: Reduction, items: usize, grid: Grid) -> usize {
     match reduction {
         Reduction::None => items,
         Reduction::Mean | Reduction::Sum => 2 * grid.groups as usize,
     }
+}
+
+/// Override constants shared by the loss kernels: reduction and gradient.
+pub(crate) fn loss_constants(reduction: Reduction, grad: bool) -> Vec<(&'static str, u32)> {
+    vec![
+        ("REDUCTION", reduction.shader_code()),
+        ("GRAD", u32::from(grad)),
+    ]
 }

@@ -121,3 +121,24 @@ pub struct BceWithLogitsOptions {
     /// How element losses are combined. Default `Mean` (over all elements).
     pub reduction: Reduction,
 }
+
+/// A loss and its gradient with respect to the input (logits, or BCE's input), as PyTorch's
+/// autograd gives it for the upstream gradient passed in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossAndGrad<T = f32> {
+    /// The loss (for log-softmax: its output, unreduced).
+    pub loss: Loss<T>,
+    /// The gradient, with the input's shape.
+    pub grad: Vec<T>,
+}
+
+impl Reduction {
+    /// The value of the shaders' `REDUCTION` override.
+    pub(crate) fn shader_code(self) -> u32 {
+        match self {
+            Reduction::None => 0,
+            Reduction::Mean => 1,
+            Reduction::Sum => 2,
+        }
+    }
+}

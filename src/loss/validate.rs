@@ -2,7 +2,7 @@
 //! typed error before anything is dispatched.
 
 use crate::error::{Error, Result};
-use crate::loss::ClassIndex;
+use crate::loss::{BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Reduction};
 
 /// Checks an (N, C) logits buffer against its class count; returns N.
 pub(crate) fn rows_of(logits: &[f32], classes: usize) -> Result<usize> {
@@ -109,6 +109,101 @@ pub(crate) fn last_dim(len: usize, pos_weight: Option<&[f32]>) -> Result<usize> 
             }
             weights("pos_weight", Some(pw), pw.len(), "")?;
             Ok(pw.len())
+        }
+    }
+}
+
+/// Checks the inputs of class-index cross-entropy; returns N.
+pub(crate) fn cross_entropy_indices<L: ClassIndex>(
+    logits: &[f32],
+    classes: usize,
+    targets: &[L],
+    options: &CrossEntropyOptions,
+) -> Result<usize> {
+    let rows = rows_of(logits, classes)?;
+    length("targets", targets.len(), rows, "one class index per row")?;
+    cross_entropy_options(options, classes)?;
+    labels(targets, classes, options.ignore_index)?;
+    Ok(rows)
+}
+
+/// Checks the inputs of probability-target cross-entropy; returns N.
+pub(crate) fn cross_entropy_probs(
+    logits: &[f32],
+    classes: usize,
+    targets: &[f32],
+    options: &CrossEntropyOptions,
+) -> Result<usize> {
+    let rows = rows_of(logits, classes)?;
+    length(
+        "targets",
+        targets.len(),
+        logits.len(),
+        "probability targets have the logits' shape (N, C)",
+    )?;
+    cross_entropy_options(options, classes)?;
+    Ok(rows)
+}
+
+fn cross_entropy_options(options: &CrossEntropyOptions, classes: usize) -> Result<()> {
+    label_smoothing(options.label_smoothing)?;
+    weights(
+        "weight",
+        options.weight.as_deref(),
+        classes,
+        "one weight per class",
+    )
+}
+
+/// Checks the inputs of binary cross-entropy on probabilities.
+pub(crate) fn bce(input: &[f32], target: &[f32], options: &BceOptions) -> Result<()> {
+    length("target", target.len(), input.len(), "the input's shape")?;
+    weights(
+        "weight",
+        options.weight.as_deref(),
+        input.len(),
+        "one weight per input element",
+    )?;
+    probabilities(input)
+}
+
+/// Checks the inputs of binary cross-entropy with logits; returns the last dimension.
+pub(crate) fn bce_with_logits(
+    input: &[f32],
+    target: &[f32],
+    options: &BceWithLogitsOptions,
+) -> Result<usize> {
+    length("target", target.len(), input.len(), "the input's shape")?;
+    weights(
+        "weight",
+        options.weight.as_deref(),
+        input.len(),
+        "one weight per input element",
+    )?;
+    last_dim(input.len(), options.pos_weight.as_deref())
+}
+
+/// Checks the upstream gradient and returns it, ones when `None`: one value for `Mean` and
+/// `Sum`, one per item (row or element) for `None`.
+pub(crate) fn upstream(
+    upstream: Option<&[f32]>,
+    reduction: Reduction,
+    items: usize,
+    item: &str,
+) -> Result<Vec<f32>> {
+    let expected = match reduction {
+        Reduction::None => items,
+        Reduction::Mean | Reduction::Sum => 1,
+    };
+    match upstream {
+        None => Ok(vec![1.0; expected]),
+        Some(u) => {
+            let hint = match reduction {
+                Reduction::None => format!("one upstream gradient per {item} for reduction None"),
+                _ => "one upstream gradient for a reduced loss".to_string(),
+            };
+            length("upstream", u.len(), expected, &hint)?;
+            Ok(u.to_vec())
         }
     }
 }

@@ -151,3 +151,38 @@ fn record_worst(case: &str, rel: f64) {
         eprintln!("worst-rel {rel:.3e} {case}");
     }
 }
+
+/// The stated tolerance for gradients: |gpu - ref| <= GRAD_TOL * max |ref| over the tensor
+/// (a gradient's small entries are differences of O(max) terms in f32).
+pub const GRAD_TOL: f64 = 1e-5;
+
+/// Asserts a GPU gradient equals the reference's within [`GRAD_TOL`]; NaN must match NaN.
+pub fn assert_grad_close(ctx: &Context, case: &str, got: &[f32], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{case}: gradient lengths differ");
+    let scale = want
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let atol = GRAD_TOL * scale;
+    let r = compare(got, want, 0.0, atol);
+    assert!(
+        r.failures == 0,
+        "{case} gradient on {}: {} of {} values differ (tolerance {atol:.3e}); worst at [{}]: \
+         got {}, want {}",
+        name(ctx),
+        r.failures,
+        got.len(),
+        r.worst_index,
+        r.worst_got,
+        r.worst_want
+    );
+    if std::env::var_os("XENT_REPORT_ERRORS").is_some() && scale > 0.0 {
+        let worst = got
+            .iter()
+            .zip(want)
+            .filter(|(_, w)| w.is_finite())
+            .map(|(&g, &w)| (f64::from(g) - w).abs() / scale)
+            .fold(0.0f64, f64::max);
+        eprintln!("worst-grad {worst:.3e} {case}");
+    }
+}

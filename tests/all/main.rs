@@ -4,5 +4,6 @@
 mod common;
 mod errors;
 mod forward;
+mod gradients;
 mod properties;
 mod shaders;

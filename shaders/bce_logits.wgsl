@@ -1,12 +1,14 @@
-// Binary cross-entropy with logits x, forward, stable for any finite x:
-//   l_i = w_i * ((1 - t_i) x_i - q_i * logsigmoid(x_i)),  q_i = 1 + (pos_weight_d - 1) t_i,
-//   logsigmoid(x) = min(x, 0) - log1p(exp(-|x|)),  d = i mod last_dim.
-// Computed in the algebraically equal form
+// Binary cross-entropy with logits x: forward, and with GRAD the gradient in the same pass.
+//   l_i = w_i ((1 - t_i) x_i - q_i logsigmoid(x_i)),  q_i = 1 + (pos_weight_d - 1) t_i,
+//   logsigmoid(x) = min(x, 0) - log1p(exp(-|x|)),  d = i mod last_dim,
+// computed in the algebraically equal form
 //   l_i = w_i (h_i + q_i log1p(exp(-|x_i|))),  h_i = (1 - t_i) x_i if x_i >= 0 else -pos_weight_d t_i x_i,
 // whose two terms are both >= 0 for t in [0, 1]: PyTorch's form cancels to zero in f32 when
-// x << 0 and t = 0 (x - (x - tiny)), this one keeps the tiny loss.
-// PER_ELEMENT_OUTPUT: write l_i to `out[i]`; otherwise this workgroup's
-// (sum l_i, element count) pair to `out[2 g], out[2 g + 1]`.
+// x << 0 and t = 0 (x - (x - tiny)), this one keeps the tiny loss. Stable for any finite x.
+//   dl_i/dx_i = w_i ((pos_weight_d t_i + 1 - t_i) sigmoid(x_i) - pos_weight_d t_i)
+// REDUCTION none: l_i goes to `out[i]`; otherwise this workgroup's (sum l_i, element count)
+// pair to `out[2 g], out[2 g + 1]`. The gradient is scaled by upstream[i] (none),
+// upstream[0] (sum) or upstream[0] / len (mean).
 
 struct Params {
     len: u32,
@@ -17,7 +19,6 @@ struct Params {
 
 override HAS_WEIGHT: bool = false;
 override HAS_POS_WEIGHT: bool = false;
-override PER_ELEMENT_OUTPUT: bool = true;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
@@ -25,7 +26,17 @@ override PER_ELEMENT_OUTPUT: bool = true;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read> pos_weight: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read> upstream: array<f32>;
+@group(0) @binding(7) var<storage, read_write> grad: array<f32>;
 
+// sigmoid(x) without overflow: exp of a non-positive argument only.
+fn sigmoid(x: f32) -> f32 {
+    let z = exp(-abs(x));
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + z);
+    }
+    return z / (1.0 + z);
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) local: u32,
@@ -43,28 +54,32 @@ fn main(@builtin(local_invocation_index) local: u32,
             if (HAS_POS_WEIGHT) {
                 pw = pos_weight[i % params.last_dim];
             }
+            var w = 1.0;
+            if (HAS_WEIGHT) {
+                w = weight[i];
+            }
             let q = 1.0 + (pw - 1.0) * t;
             var h = (1.0 - t) * x;
             if (x < 0.0) {
                 h = -pw * t * x;
             }
-            var l = h + q * log1p_careful(exp(-abs(x)));
-            if (HAS_WEIGHT) {
-                l = weight[i] * l;
-            }
-            if (PER_ELEMENT_OUTPUT) {
+            let l = w * (h + q * log1p_careful(exp(-abs(x))));
+            if (REDUCTION == 0u) {
                 out[i] = l;
             } else {
                 acc = acc + l;
             }
+            if (GRAD) {
+                let pt = pw * t;
+                grad[i] = element_scale(i) * w * ((pt + 1.0 - t) * sigmoid(x) - pt);
+            }
         }
     }
-    if (!PER_ELEMENT_OUTPUT) {
+    if (REDUCTION != 0u) {
         let total = workgroup_sum(local, acc);
-        let n = min(WG * ITEMS, params.len - min(params.len, group * WG * ITEMS));
         if (local == 0u) {
             out[2u * group] = total;
-            out[2u * group + 1u] = f32(n);
+            out[2u * group + 1u] = f32(block_len(group));
         }
     }
 }

@@ -1,0 +1,62 @@
+// Binary cross-entropy on probabilities p (the seed's formula (2)): forward, and with GRAD the
+// gradient in the same pass.
+//   l_i = -w_i (t_i max(log p_i, -100) + (1 - t_i) max(log(1 - p_i), -100))
+//   dl_i/dp_i = w_i (p_i - t_i) / max((1 - p_i) p_i, 1e-12)      (PyTorch's clamp)
+// REDUCTION none: l_i goes to `out[i]`; otherwise this workgroup's (sum l_i, element count)
+// pair to `out[2 g], out[2 g + 1]`. The gradient is scaled by upstream[i] (none),
+// upstream[0] (sum) or upstream[0] / len (mean).
+
+struct Params {
+    len: u32,
+    last_dim: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+override HAS_WEIGHT: bool = false;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read> target_: array<f32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> upstream: array<f32>;
+@group(0) @binding(6) var<storage, read_write> grad: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) local: u32,
+        @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let group = linear_group(wid, nwg);
+    let start = group * WG * ITEMS + local;
+    var acc = 0.0;
+    for (var k = 0u; k < ITEMS; k = k + 1u) {
+        let i = start + k * WG;
+        if (i < params.len) {
+            let p = input[i];
+            let t = target_[i];
+            var w = 1.0;
+            if (HAS_WEIGHT) {
+                w = weight[i];
+            }
+            let log_p = max(log_careful(p), -100.0);
+            let log_1mp = max(log1p_careful(-p), -100.0);
+            let l = -w * (t * log_p + (1.0 - t) * log_1mp);
+            if (REDUCTION == 0u) {
+                out[i] = l;
+            } else {
+                acc = acc + l;
+            }
+            if (GRAD) {
+                grad[i] = element_scale(i) * w * (p - t) / max((1.0 - p) * p, 1e-12);
+            }
+        }
+    }
+    if (REDUCTION != 0u) {
+        let total = workgroup_sum(local, acc);
+        if (local == 0u) {
+            out[2u * group] = total;
+            out[2u * group + 1u] = f32(block_len(group));
+        }
+    }
+}

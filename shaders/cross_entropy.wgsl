@@ -1,0 +1,169 @@
+// Categorical cross-entropy with class-index targets: forward, and with GRAD the gradient in
+// the same pass.
+//
+// One row per ROW_THREADS threads. Per row n with target y (not ignored):
+//   l_n = (1 - e) w_y (lse_n - x_{n,y}) + (e / C) (-sum_c w_c logp_{n,c})
+// with the smoothing term only when USE_Q (e > 0). Ignored rows give l_n = 0 and weight 0.
+// REDUCTION none: l_n goes to `out[n]`; otherwise this workgroup's (sum l_n, sum w_{y_n}) pair
+// goes to `out[2 g], out[2 g + 1]` for the batch reduction.
+//
+// Gradient (GRAD), with p = softmax(x_n), W = sum_c w_c and s the scale of the row:
+//   dx_{n,c} = s ((1 - e) w_y (p_c - [c == y]) + (e / C) (W p_c - w_c)),  0 for ignored rows,
+//   s = upstream[n] (none), upstream[0] (sum), upstream[0] / denominator[0] (mean), where
+//   denominator[0] = sum of w_y over non-ignored rows (cross_entropy_denominator.wgsl).
+// Rows of at most CACHE * ROW_THREADS logits are read once; longer rows are read twice.
+// IN_PLACE writes the gradient over the logits (each thread overwrites only elements it has
+// already read, and x_y is read before the row's first barrier).
+
+struct Params {
+    rows: u32,
+    classes: u32,
+    ignore_index: i32,
+    smoothing: f32,
+}
+
+override HAS_WEIGHT: bool = false;
+override IN_PLACE: bool = false;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<i32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> upstream: array<f32>;
+@group(0) @binding(6) var<storage, read> denominator: array<f32>;
+@group(0) @binding(7) var<storage, read_write> grad: array<f32>;
+
+fn class_weight(c: u32) -> f32 {
+    if (HAS_WEIGHT) {
+        return weight[c];
+    }
+    return 1.0;
+}
+
+fn smoothing_coefficient(c: u32) -> f32 {
+    if (USE_Q) {
+        return class_weight(c);
+    }
+    return 0.0;
+}
+
+fn write_grad(i: u32, value: f32) {
+    if (IN_PLACE) {
+        logits[i] = value;
+    } else {
+        grad[i] = value;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) local: u32,
+        @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let group = linear_group(wid, nwg);
+    let row = group * (WG / ROW_THREADS) + local / ROW_THREADS;
+    let lane = local % ROW_THREADS;
+    let classes = params.classes;
+    let valid = row < params.rows;
+    let base = row * classes;
+    let cached = classes <= CACHE * ROW_THREADS;
+
+    var y = params.ignore_index;
+    if (valid) {
+        y = labels[row];
+    }
+    let ignored = y == params.ignore_index;
+    var x_y = 0.0;
+    if (valid && !ignored && lane == 0u) {
+        x_y = logits[base + u32(y)];
+    }
+
+    var cache: array<f32, CACHE>;
+    var st = state_empty();
+    if (valid) {
+        if (cached) {
+            for (var k = 0u; k < CACHE; k = k + 1u) {
+                let c = lane + k * ROW_THREADS;
+                if (c < classes) {
+                    cache[k] = logits[base + c];
+                    st = state_push(st, cache[k], smoothing_coefficient(c));
+                }
+            }
+        } else {
+            for (var c = lane; c < classes; c = c + ROW_THREADS) {
+                st = state_push(st, logits[base + c], smoothing_coefficient(c));
+            }
+        }
+    }
+    st = row_reduce(local, st);
+    let ls = state_log_sum(st);
+    let e = params.smoothing;
+    let e_over_c = e / f32(classes);
+
+    var pair = vec2<f32>(0.0, 0.0);
+    if (valid && lane == 0u && !ignored) {
+        let wy = class_weight(u32(y));
+        var l = wy * ((st.m - x_y) + ls);
+        if (USE_Q) {
+            l = (1.0 - e) * l + e_over_c * (st.q * ls - st.b);
+        }
+        pair = vec2<f32>(l, wy);
+    }
+    if (REDUCTION == 0u) {
+        if (valid && lane == 0u) {
+            out[row] = pair.x;
+        }
+    } else {
+        let total = workgroup_pair_sum(local, pair);
+        if (local == 0u) {
+            out[2u * group] = total.x;
+            out[2u * group + 1u] = total.y;
+        }
+    }
+
+    if (GRAD && valid) {
+        var s = 0.0;
+        var p_coef = 0.0;
+        var target_coef = 0.0;
+        if (!ignored) {
+            if (REDUCTION == 0u) {
+                s = upstream[row];
+            } else if (REDUCTION == 2u) {
+                s = upstream[0];
+            } else {
+                s = upstream[0] / denominator[0];
+            }
+            let wy = class_weight(u32(y));
+            // dx_c = s (p_c (a w_y + e/C W) - a w_y [c == y] - e/C w_c),  a = 1 - e
+            p_coef = s * ((1.0 - e) * wy + e_over_c * st.q);
+            target_coef = s * (1.0 - e) * wy;
+        }
+        let yc = u32(y);
+        if (cached) {
+            for (var k = 0u; k < CACHE; k = k + 1u) {
+                let c = lane + k * ROW_THREADS;
+                if (c < classes) {
+                    var g = 0.0;
+                    if (!ignored) {
+                        g = p_coef * exp((cache[k] - st.m) - ls) - s * e_over_c * smoothing_coefficient(c);
+                        if (c == yc) {
+                            g = g - target_coef;
+                        }
+                    }
+                    write_grad(base + c, g);
+                }
+            }
+        } else {
+            for (var c = lane; c < classes; c = c + ROW_THREADS) {
+                var g = 0.0;
+                if (!ignored) {
+                    g = p_coef * exp((logits[base + c] - st.m) - ls) - s * e_over_c * smoothing_coefficient(c);
+                    if (c == yc) {
+                        g = g - target_coef;
+                    }
+                }
+                write_grad(base + c, g);
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+// The denominator of the mean of class-index cross-entropy: sum of w_{y_n} over rows whose
+// target is not ignore_index. Each workgroup writes (its sum, 0) to out[2 g], out[2 g + 1];
+// reduce_pairs.wgsl (sum) finishes it. Needed before the gradient pass, which divides by it.
+
+struct Params {
+    rows: u32,
+    _pad0: u32,
+    ignore_index: i32,
+    _pad1: u32,
+}
+
+override HAS_WEIGHT: bool = false;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> labels: array<i32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) local: u32,
+        @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let group = linear_group(wid, nwg);
+    let start = group * WG * ITEMS + local;
+    var acc = 0.0;
+    for (var k = 0u; k < ITEMS; k = k + 1u) {
+        let i = start + k * WG;
+        if (i < params.rows) {
+            let y = labels[i];
+            if (y != params.ignore_index) {
+                if (HAS_WEIGHT) {
+                    acc = acc + weight[u32(y)];
+                } else {
+                    acc = acc + 1.0;
+                }
+            }
+        }
+    }
+    let total = workgroup_sum(local, acc);
+    if (local == 0u) {
+        out[2u * group] = total;
+        out[2u * group + 1u] = 0.0;
+    }
+}

@@ -1,0 +1,121 @@
+// Categorical cross-entropy with probability targets t (N, C) (the seed's formula (1)):
+// forward, and with GRAD the gradient in the same pass.
+//
+// Per row: l_n = -sum_c w_c t'_{n,c} logp_{n,c},  t' = (1 - e) t + e / C,
+// accumulated as q * log(s) - b with q_c = w_c t'_c (see common/row_state.wgsl).
+// REDUCTION none: l_n goes to `out[n]`; otherwise this workgroup's (sum l_n, row count) pair,
+// since the mean divides by N.
+// Gradient: dx_{n,c} = s (p_c Q_n - q_c), Q_n = sum_c q_c, with
+//   s = upstream[n] (none), upstream[0] (sum), upstream[0] / N (mean).
+// Rows of at most CACHE * ROW_THREADS logits are read once; IN_PLACE writes the gradient over
+// the logits (each thread overwrites only elements it has already read).
+
+struct Params {
+    rows: u32,
+    classes: u32,
+    _pad: u32,
+    smoothing: f32,
+}
+
+override HAS_WEIGHT: bool = false;
+override IN_PLACE: bool = false;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<f32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> upstream: array<f32>;
+@group(0) @binding(6) var<storage, read_write> grad: array<f32>;
+
+// q_c = w_c ((1 - e) t_c + e / C)
+fn coefficient(i: u32, c: u32) -> f32 {
+    let e = params.smoothing;
+    var q = (1.0 - e) * targets[i] + e / f32(params.classes);
+    if (HAS_WEIGHT) {
+        q = weight[c] * q;
+    }
+    return q;
+}
+
+fn write_grad(i: u32, value: f32) {
+    if (IN_PLACE) {
+        logits[i] = value;
+    } else {
+        grad[i] = value;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) local: u32,
+        @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let group = linear_group(wid, nwg);
+    let row = group * (WG / ROW_THREADS) + local / ROW_THREADS;
+    let lane = local % ROW_THREADS;
+    let classes = params.classes;
+    let valid = row < params.rows;
+    let base = row * classes;
+    let cached = classes <= CACHE * ROW_THREADS;
+
+    var cache_x: array<f32, CACHE>;
+    var cache_q: array<f32, CACHE>;
+    var st = state_empty();
+    if (valid) {
+        if (cached) {
+            for (var k = 0u; k < CACHE; k = k + 1u) {
+                let c = lane + k * ROW_THREADS;
+                if (c < classes) {
+                    cache_x[k] = logits[base + c];
+                    cache_q[k] = coefficient(base + c, c);
+                    st = state_push(st, cache_x[k], cache_q[k]);
+                }
+            }
+        } else {
+            for (var c = lane; c < classes; c = c + ROW_THREADS) {
+                st = state_push(st, logits[base + c], coefficient(base + c, c));
+            }
+        }
+    }
+    st = row_reduce(local, st);
+    let ls = state_log_sum(st);
+
+    var pair = vec2<f32>(0.0, 0.0);
+    if (valid && lane == 0u) {
+        pair = vec2<f32>(st.q * ls - st.b, 1.0);
+    }
+    if (REDUCTION == 0u) {
+        if (valid && lane == 0u) {
+            out[row] = pair.x;
+        }
+    } else {
+        let total = workgroup_pair_sum(local, pair);
+        if (local == 0u) {
+            out[2u * group] = total.x;
+            out[2u * group + 1u] = total.y;
+        }
+    }
+
+    if (GRAD && valid) {
+        var s = upstream[0];
+        if (REDUCTION == 0u) {
+            s = upstream[row];
+        } else if (REDUCTION == 1u) {
+            s = s / f32(params.rows);
+        }
+        if (cached) {
+            for (var k = 0u; k < CACHE; k = k + 1u) {
+                let c = lane + k * ROW_THREADS;
+                if (c < classes) {
+                    let p = exp((cache_x[k] - st.m) - ls);
+                    write_grad(base + c, s * (p * st.q - cache_q[k]));
+                }
+            }
+        } else {
+            for (var c = lane; c < classes; c = c + ROW_THREADS) {
+                let p = exp((logits[base + c] - st.m) - ls);
+                write_grad(base + c, s * (p * st.q - coefficient(base + c, c)));
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+// Log-softmax over the class dimension: out[n, c] = (x[n, c] - m_n) - log(s_n).
+// With GRAD, also its backward for an upstream gradient g (N, C):
+//   grad[n, c] = g[n, c] - exp(logp[n, c]) * sum_c g[n, c]
+// (the row's sum of g is the state's q with q_c = g_c, so USE_Q is set with GRAD).
+// Rows of at most CACHE * ROW_THREADS logits are read once.
+
+struct Params {
+    rows: u32,
+    classes: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read> upstream: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad: array<f32>;
+
+fn upstream_at(i: u32) -> f32 {
+    if (GRAD) {
+        return upstream[i];
+    }
+    return 0.0;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) local: u32,
+        @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let group = linear_group(wid, nwg);
+    let row = group * (WG / ROW_THREADS) + local / ROW_THREADS;
+    let lane = local % ROW_THREADS;
+    let classes = params.classes;
+    let valid = row < params.rows;
+    let base = row * classes;
+    let cached = classes <= CACHE * ROW_THREADS;
+
+    var cache_x: array<f32, CACHE>;
+    var cache_g: array<f32, CACHE>;
+    var st = state_empty();
+    if (valid) {
+        if (cached) {
+            for (var k = 0u; k < CACHE; k = k + 1u) {
+                let c = lane + k * ROW_THREADS;
+                if (c < classes) {
+                    cache_x[k] = logits[base + c];
+                    cache_g[k] = upstream_at(base + c);
+                    st = state_push(st, cache_x[k], cache_g[k]);
+                }
+            }
+        } else {
+            for (var c = lane; c < classes; c = c + ROW_THREADS) {
+                st = state_push(st, logits[base + c], upstream_at(base + c));
+            }
+        }
+    }
+    st = row_reduce(local, st);
+
+    if (valid) {
+        let ls = state_log_sum(st);
+        if (cached) {
+            for (var k = 0u; k < CACHE; k = k + 1u) {
+                let c = lane + k * ROW_THREADS;
+                if (c < classes) {
+                    let logp = (cache_x[k] - st.m) - ls;
+                    out[base + c] = logp;
+                    if (GRAD) {
+                        grad[base + c] = cache_g[k] - exp(logp) * st.q;
+                    }
+                }
+            }
+        } else {
+            for (var c = lane; c < classes; c = c + ROW_THREADS) {
+                let logp = (logits[base + c] - st.m) - ls;
+                out[base + c] = logp;
+                if (GRAD) {
+                    grad[base + c] = upstream_at(base + c) - exp(logp) * st.q;
+                }
+            }
+        }
+    }
+}
