@@ -73,8 +73,11 @@ fn main(@builtin(local_invocation_index) local: u32,
         y = labels[row];
     }
     let ignored = y == params.ignore_index;
+    // A target outside [0, C) that is not ignore_index (possible only for targets that were
+    // never on the host) makes the row's loss and gradient NaN rather than a plausible value.
+    let bad_label = !ignored && (y < 0 || u32(y) >= classes);
     var x_y = 0.0;
-    if (valid && !ignored && lane == 0u) {
+    if (valid && !ignored && !bad_label && lane == 0u) {
         x_y = logits[base + u32(y)];
     }
 
@@ -101,7 +104,9 @@ fn main(@builtin(local_invocation_index) local: u32,
     let e_over_c = e / f32(classes);
 
     var pair = vec2<f32>(0.0, 0.0);
-    if (valid && lane == 0u && !ignored) {
+    if (valid && lane == 0u && bad_label) {
+        pair = vec2<f32>(nan_f32(), nan_f32());
+    } else if (valid && lane == 0u && !ignored) {
         let wy = class_weight(u32(y));
         var l = wy * ((st.m - x_y) + ls);
         if (USE_Q) {
@@ -125,7 +130,7 @@ fn main(@builtin(local_invocation_index) local: u32,
         var s = 0.0;
         var p_coef = 0.0;
         var target_coef = 0.0;
-        if (!ignored) {
+        if (!ignored && !bad_label) {
             if (REDUCTION == 0u) {
                 s = upstream[row];
             } else if (REDUCTION == 2u) {
@@ -138,13 +143,17 @@ fn main(@builtin(local_invocation_index) local: u32,
             p_coef = s * ((1.0 - e) * wy + e_over_c * st.q);
             target_coef = s * (1.0 - e) * wy;
         }
+        // Ignored rows get exactly 0, a bad label's row NaN (written as such: compilers may
+        // fold NaN * 0 to 0).
         let yc = u32(y);
         if (cached) {
             for (var k = 0u; k < CACHE; k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
                     var g = 0.0;
-                    if (!ignored) {
+                    if (bad_label) {
+                        g = nan_f32();
+                    } else if (!ignored) {
                         g = p_coef * exp((cache[k] - st.m) - ls) - s * e_over_c * smoothing_coefficient(c);
                         if (c == yc) {
                             g = g - target_coef;
@@ -156,7 +165,9 @@ fn main(@builtin(local_invocation_index) local: u32,
         } else {
             for (var c = lane; c < classes; c = c + ROW_THREADS) {
                 var g = 0.0;
-                if (!ignored) {
+                if (bad_label) {
+                    g = nan_f32();
+                } else if (!ignored) {
                     g = p_coef * exp((logits[base + c] - st.m) - ls) - s * e_over_c * smoothing_coefficient(c);
                     if (c == yc) {
                         g = g - target_coef;

@@ -1,10 +1,11 @@
 // The denominator of the mean of class-index cross-entropy: sum of w_{y_n} over rows whose
 // target is not ignore_index. Each workgroup writes (its sum, 0) to out[2 g], out[2 g + 1];
-// reduce_pairs.wgsl (sum) finishes it. Needed before the gradient pass, which divides by it.
+// reduce_pairs.wgsl (sum) finishes it. A target outside [0, C) that is not ignore_index
+// makes it NaN. Needed before the gradient pass, which divides by it.
 
 struct Params {
     rows: u32,
-    _pad0: u32,
+    classes: u32,
     ignore_index: i32,
     _pad1: u32,
 }
@@ -28,7 +29,9 @@ fn main(@builtin(local_invocation_index) local: u32,
         if (i < params.rows) {
             let y = labels[i];
             if (y != params.ignore_index) {
-                if (HAS_WEIGHT) {
+                if (y < 0 || u32(y) >= params.classes) {
+                    acc = acc + nan_f32();
+                } else if (HAS_WEIGHT) {
                     acc = acc + weight[u32(y)];
                 } else {
                     acc = acc + 1.0;

@@ -115,6 +115,26 @@ pub enum Error {
         limit: u64,
     },
 
+    /// A caller's GPU buffer is smaller than the shape it is given with.
+    #[error("{what} buffer has {size} bytes but the shape needs {needed}")]
+    BufferTooSmall {
+        /// Which buffer.
+        what: &'static str,
+        /// The bytes the shape needs.
+        needed: u64,
+        /// The buffer's size.
+        size: u64,
+    },
+
+    /// A caller's GPU buffer lacks a usage xent needs.
+    #[error("{what} buffer was created without wgpu::BufferUsages::{needed}; add it")]
+    BufferUsage {
+        /// Which buffer.
+        what: &'static str,
+        /// The missing usage.
+        needed: &'static str,
+    },
+
     /// The device ran out of memory.
     #[error("the GPU ran out of memory: {0}")]
     OutOfMemory(String),

@@ -24,6 +24,7 @@ mod error;
 mod gpu_buffer;
 mod loss;
 mod plan;
+mod prepared;
 pub mod reference;
 mod shaders;
 
@@ -32,4 +33,5 @@ pub use error::{Error, Result};
 pub use loss::{
     BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad, Reduction,
 };
+pub use prepared::{GradMode, PreparedLoss};
 pub use shaders::all_sources as shader_sources;

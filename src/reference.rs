@@ -9,8 +9,8 @@
 
 use crate::error::Result;
 use crate::loss::{
-    validate, BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss,
-    LossAndGrad, Reduction,
+    validate, BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad,
+    Reduction,
 };
 
 fn widen(v: &[f32]) -> Vec<f64> {
@@ -34,7 +34,10 @@ fn log_softmax_row(row: &[f64]) -> Vec<f64> {
 /// Log-softmax of each row of an (N, C) batch, in f64.
 pub fn log_softmax(logits: &[f32], classes: usize) -> Result<Vec<f64>> {
     validate::rows_of(logits, classes)?;
-    Ok(widen(logits).chunks(classes).flat_map(log_softmax_row).collect())
+    Ok(widen(logits)
+        .chunks(classes)
+        .flat_map(log_softmax_row)
+        .collect())
 }
 
 /// Log-softmax and its backward `g - exp(logp) * sum_c g` per row, in f64.
@@ -44,8 +47,16 @@ pub fn log_softmax_and_grad(
     upstream: &[f32],
 ) -> Result<LossAndGrad<f64>> {
     validate::rows_of(logits, classes)?;
-    validate::length("upstream", upstream.len(), logits.len(), "the logits' shape")?;
-    let logp: Vec<f64> = widen(logits).chunks(classes).flat_map(log_softmax_row).collect();
+    validate::length(
+        "upstream",
+        upstream.len(),
+        logits.len(),
+        "the logits' shape",
+    )?;
+    let logp: Vec<f64> = widen(logits)
+        .chunks(classes)
+        .flat_map(log_softmax_row)
+        .collect();
     let g = widen(upstream);
     let mut grad = Vec::with_capacity(logp.len());
     for (lp, gr) in logp.chunks(classes).zip(g.chunks(classes)) {
@@ -151,9 +162,15 @@ pub fn cross_entropy_and_grad<L: ClassIndex>(
     upstream: Option<&[f32]>,
 ) -> Result<LossAndGrad<f64>> {
     let rows = validate::cross_entropy_indices(logits, classes, targets, options)?;
-    let upstream = widen(&validate::upstream(upstream, options.reduction, rows, "row")?);
+    let upstream = widen(&validate::upstream(
+        upstream,
+        options.reduction,
+        rows,
+        "row",
+    )?);
     let labels: Vec<i64> = targets.iter().map(|l| l.to_i64()).collect();
-    let (loss, grad) = cross_entropy_f64(&widen(logits), classes, &labels, options, Some(&upstream));
+    let (loss, grad) =
+        cross_entropy_f64(&widen(logits), classes, &labels, options, Some(&upstream));
     Ok(LossAndGrad { loss, grad })
 }
 
@@ -170,7 +187,11 @@ fn cross_entropy_probs_f64(
     let w = |c: usize| options.weight.as_ref().map_or(1.0, |w| f64::from(w[c]));
     let mut losses = Vec::with_capacity(rows);
     let mut grad = Vec::new();
-    for (n, (row, t)) in logits.chunks(classes).zip(targets.chunks(classes)).enumerate() {
+    for (n, (row, t)) in logits
+        .chunks(classes)
+        .zip(targets.chunks(classes))
+        .enumerate()
+    {
         let logp = log_softmax_row(row);
         let q: Vec<f64> = (0..classes)
             .map(|c| w(c) * ((1.0 - e) * t[c] + e / classes as f64))
@@ -207,9 +228,19 @@ pub fn cross_entropy_probs_and_grad(
     upstream: Option<&[f32]>,
 ) -> Result<LossAndGrad<f64>> {
     let rows = validate::cross_entropy_probs(logits, classes, targets, options)?;
-    let upstream = widen(&validate::upstream(upstream, options.reduction, rows, "row")?);
-    let (loss, grad) =
-        cross_entropy_probs_f64(&widen(logits), classes, &widen(targets), options, Some(&upstream));
+    let upstream = widen(&validate::upstream(
+        upstream,
+        options.reduction,
+        rows,
+        "row",
+    )?);
+    let (loss, grad) = cross_entropy_probs_f64(
+        &widen(logits),
+        classes,
+        &widen(targets),
+        options,
+        Some(&upstream),
+    );
     Ok(LossAndGrad { loss, grad })
 }
 
@@ -261,7 +292,12 @@ pub fn binary_cross_entropy_and_grad(
     upstream: Option<&[f32]>,
 ) -> Result<LossAndGrad<f64>> {
     validate::bce(input, target, options)?;
-    let upstream = widen(&validate::upstream(upstream, options.reduction, input.len(), "element")?);
+    let upstream = widen(&validate::upstream(
+        upstream,
+        options.reduction,
+        input.len(),
+        "element",
+    )?);
     let (loss, grad) = bce_f64(&widen(input), &widen(target), options, Some(&upstream));
     Ok(LossAndGrad { loss, grad })
 }
@@ -328,9 +364,19 @@ pub fn binary_cross_entropy_with_logits_and_grad(
     upstream: Option<&[f32]>,
 ) -> Result<LossAndGrad<f64>> {
     let last_dim = validate::bce_with_logits(input, target, options)?;
-    let upstream = widen(&validate::upstream(upstream, options.reduction, input.len(), "element")?);
-    let (loss, grad) =
-        bce_logits_f64(&widen(input), &widen(target), options, last_dim, Some(&upstream));
+    let upstream = widen(&validate::upstream(
+        upstream,
+        options.reduction,
+        input.len(),
+        "element",
+    )?);
+    let (loss, grad) = bce_logits_f64(
+        &widen(input),
+        &widen(target),
+        options,
+        last_dim,
+        Some(&upstream),
+    );
     Ok(LossAndGrad { loss, grad })
 }
 
@@ -394,7 +440,12 @@ mod tests {
                         reduction,
                         ..Default::default()
                     };
-                    let u = values(2, if reduction == Reduction::None { n } else { 1 }, 0.5, 2.0);
+                    let u = values(
+                        2,
+                        if reduction == Reduction::None { n } else { 1 },
+                        0.5,
+                        2.0,
+                    );
                     let (_, grad) = cross_entropy_f64(&x, c, &labels, &options, Some(&u));
                     check(&format!("{options:?}"), &x, &grad, |x| {
                         scalar(&cross_entropy_f64(x, c, &labels, &options, None).0, &u)
@@ -416,7 +467,12 @@ mod tests {
                 reduction,
                 ..Default::default()
             };
-            let u = values(5, if reduction == Reduction::None { n } else { 1 }, 0.5, 2.0);
+            let u = values(
+                5,
+                if reduction == Reduction::None { n } else { 1 },
+                0.5,
+                2.0,
+            );
             let (_, grad) = cross_entropy_probs_f64(&x, c, &t, &options, Some(&u));
             check(&format!("{options:?}"), &x, &grad, |x| {
                 scalar(&cross_entropy_probs_f64(x, c, &t, &options, None).0, &u)
@@ -431,13 +487,25 @@ mod tests {
         let x = values(7, len, -6.0, 6.0);
         let t = values(8, len, 0.0, 1.0);
         for reduction in REDUCTIONS {
-            let u = values(9, if reduction == Reduction::None { len } else { 1 }, 0.5, 2.0);
+            let u = values(
+                9,
+                if reduction == Reduction::None { len } else { 1 },
+                0.5,
+                2.0,
+            );
             let options = BceOptions {
-                weight: Some(values(10, len, 0.5, 2.0).iter().map(|&v| v as f32).collect()),
+                weight: Some(
+                    values(10, len, 0.5, 2.0)
+                        .iter()
+                        .map(|&v| v as f32)
+                        .collect(),
+                ),
                 reduction,
             };
             let (_, grad) = bce_f64(&p, &t, &options, Some(&u));
-            check("bce", &p, &grad, |p| scalar(&bce_f64(p, &t, &options, None).0, &u));
+            check("bce", &p, &grad, |p| {
+                scalar(&bce_f64(p, &t, &options, None).0, &u)
+            });
             let options = BceWithLogitsOptions {
                 weight: options.weight.clone(),
                 pos_weight: Some(vec![0.5, 2.0, 3.0]),
@@ -453,8 +521,14 @@ mod tests {
     #[test]
     fn log_softmax_gradient_matches_finite_differences() {
         let (n, c) = (3, 6);
-        let x: Vec<f32> = values(11, n * c, -3.0, 3.0).iter().map(|&v| v as f32).collect();
-        let g: Vec<f32> = values(12, n * c, -1.0, 1.0).iter().map(|&v| v as f32).collect();
+        let x: Vec<f32> = values(11, n * c, -3.0, 3.0)
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        let g: Vec<f32> = values(12, n * c, -1.0, 1.0)
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
         let result = log_softmax_and_grad(&x, c, &g).unwrap();
         let g64 = widen(&g);
         check("log_softmax", &widen(&x), &result.grad, |x| {

@@ -71,7 +71,7 @@ impl Kernel {
             Kernel::LogSoftmax => (&row, include_str!("../shaders/log_softmax.wgsl")),
             Kernel::CrossEntropy => (&row, include_str!("../shaders/cross_entropy.wgsl")),
             Kernel::CrossEntropyDenominator => (
-                &[GRID, ELEMENTWISE],
+                &[MATH, GRID, ELEMENTWISE],
                 include_str!("../shaders/cross_entropy_denominator.wgsl"),
             ),
             Kernel::CrossEntropyProbs => {
@@ -108,9 +108,7 @@ impl Kernel {
             // params, input, target, weight, out, upstream, grad
             Kernel::Bce => &[Uniform, Read, Read, Read, ReadWrite, Read, ReadWrite],
             // params, input, target, weight, pos_weight, out, upstream, grad
-            Kernel::BceLogits => &[
-                Uniform, Read, Read, Read, Read, ReadWrite, Read, ReadWrite,
-            ],
+            Kernel::BceLogits => &[Uniform, Read, Read, Read, Read, ReadWrite, Read, ReadWrite],
             // params, pairs, out
             Kernel::ReducePairs => &[Uniform, Read, ReadWrite],
         }

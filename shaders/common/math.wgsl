@@ -31,3 +31,8 @@ fn log_careful(x: f32) -> f32 {
 fn is_pos_inf(x: f32) -> bool {
     return x > F32_MAX;
 }
+
+// A quiet NaN, for results that must not pass as values.
+fn nan_f32() -> f32 {
+    return bitcast<f32>(0x7fc00000u);
+}

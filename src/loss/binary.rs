@@ -1,11 +1,12 @@
 //! Binary cross-entropy, on probabilities and with logits.
 
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu_buffer;
-use crate::loss::launch::{self, GradRequest, LossOutputs};
+use crate::loss::launch::{self, Program};
 use crate::loss::{validate, BceOptions, BceWithLogitsOptions, Loss, LossAndGrad, Reduction};
 use crate::plan;
+use crate::prepared::{GradMode, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
 
 /// Mirrors `Params` of shaders/bce.wgsl and shaders/bce_logits.wgsl.
@@ -17,18 +18,122 @@ struct Params {
     _pad: [u32; 2],
 }
 
-/// One BCE launch: which kernel, its inputs, and the optional extra (pos_weight) binding.
-struct BceLaunch<'a> {
+/// What differs between the two BCE kernels.
+struct BceKind<'a> {
     kernel: Kernel,
-    input: &'a [f32],
-    target: &'a [f32],
     weight: Option<&'a [f32]>,
-    pos_weight: Option<&'a [f32]>,
-    last_dim: usize,
+    /// pos_weight (BCE with logits only) and the last dimension it spans.
+    pos_weight: Option<(Option<&'a [f32]>, usize)>,
     reduction: Reduction,
 }
 
 impl Context {
+    /// Prepares binary cross-entropy on probabilities on GPU buffers of `len` f32 each
+    /// (`input` in [0, 1], not checked on the GPU: see [`Context::binary_cross_entropy`]).
+    /// See [`PreparedLoss`] for running it.
+    pub fn prepare_binary_cross_entropy(
+        &self,
+        input: &wgpu::Buffer,
+        target: &wgpu::Buffer,
+        len: usize,
+        options: &BceOptions,
+        grad: GradMode,
+    ) -> Result<PreparedLoss> {
+        validate::weights(
+            "weight",
+            options.weight.as_deref(),
+            len,
+            "one weight per input element",
+        )?;
+        let kind = BceKind {
+            kernel: Kernel::Bce,
+            weight: options.weight.as_deref(),
+            pos_weight: None,
+            reduction: options.reduction,
+        };
+        self.prepare_bce(input, target, len, &kind, grad)
+    }
+
+    /// Prepares binary cross-entropy with logits on GPU buffers of `len` f32 each. See
+    /// [`Context::binary_cross_entropy_with_logits`] for the semantics and [`PreparedLoss`] for
+    /// running it.
+    pub fn prepare_binary_cross_entropy_with_logits(
+        &self,
+        input: &wgpu::Buffer,
+        target: &wgpu::Buffer,
+        len: usize,
+        options: &BceWithLogitsOptions,
+        grad: GradMode,
+    ) -> Result<PreparedLoss> {
+        validate::weights(
+            "weight",
+            options.weight.as_deref(),
+            len,
+            "one weight per input element",
+        )?;
+        let last_dim = validate::last_dim(len, options.pos_weight.as_deref())?;
+        let kind = BceKind {
+            kernel: Kernel::BceLogits,
+            weight: options.weight.as_deref(),
+            pos_weight: Some((options.pos_weight.as_deref(), last_dim)),
+            reduction: options.reduction,
+        };
+        self.prepare_bce(input, target, len, &kind, grad)
+    }
+
+    fn prepare_bce(
+        &self,
+        input: &wgpu::Buffer,
+        target: &wgpu::Buffer,
+        len: usize,
+        kind: &BceKind<'_>,
+        grad: GradMode,
+    ) -> Result<PreparedLoss> {
+        if grad == GradMode::InPlace {
+            return Err(Error::InvalidOption {
+                name: "grad",
+                value: "GradMode::InPlace".into(),
+                reason: "binary cross-entropy writes its gradient to a buffer of its own".into(),
+            });
+        }
+        launch::check_input("input", input, len)?;
+        launch::check_input("target", target, len)?;
+        let grid = plan::elementwise_grid(len, self.limits())?;
+        let weight = gpu_buffer::upload(self, "weight", kind.weight.unwrap_or(&[]))?;
+        let last_dim = kind.pos_weight.map_or(1, |(_, d)| d);
+        let params = gpu_buffer::uniform(
+            self,
+            &Params {
+                len: len as u32,
+                last_dim: last_dim as u32,
+                _pad: [0; 2],
+            },
+        );
+        let buffers = LossBuffers::new(self, kind.reduction, len, grid, grad, len, input)?;
+        let mut constants = launch::elementwise_constants();
+        constants.extend(launch::loss_constants(
+            kind.reduction,
+            grad != GradMode::Off,
+        ));
+        constants.push(("HAS_WEIGHT", u32::from(kind.weight.is_some())));
+        let pos_weight;
+        let mut bindings = vec![&params, input, target, &weight];
+        if let Some((pw, _)) = kind.pos_weight {
+            constants.push(("HAS_POS_WEIGHT", u32::from(pw.is_some())));
+            pos_weight = gpu_buffer::upload(self, "pos_weight", pw.unwrap_or(&[]))?;
+            bindings.push(&pos_weight);
+        }
+        bindings.extend([&buffers.stage, &buffers.upstream, &buffers.grad_binding]);
+        let mut program = Program::default();
+        program.push(
+            self,
+            &PipelineKey::new(kind.kernel, constants),
+            grid,
+            &bindings,
+        )?;
+        buffers.finish(self, program)
+    }
+
     /// Binary cross-entropy on probabilities `input` in [0, 1] against `target` of the same
     /// length (the seed's formula (2)), as `torch.nn.functional.binary_cross_entropy`:
     /// `l_i = -w_i (t_i max(log p_i, -100) + (1 - t_i) max(log(1 - p_i), -100))`.
@@ -43,7 +148,10 @@ impl Context {
         options: &BceOptions,
     ) -> Result<Loss> {
         validate::bce(input, target, options)?;
-        Ok(self.run_bce(&bce_launch(input, target, options), None)?.0)
+        let (loss, _) = self.host_bce(input, target, None, |i, t| {
+            self.prepare_binary_cross_entropy(i, t, input.len(), options, GradMode::Off)
+        })?;
+        Ok(loss)
     }
 
     /// [`Context::binary_cross_entropy`] and its gradient with respect to `input`:
@@ -59,7 +167,9 @@ impl Context {
     ) -> Result<LossAndGrad> {
         validate::bce(input, target, options)?;
         let upstream = validate::upstream(upstream, options.reduction, input.len(), "element")?;
-        let (loss, grad) = self.run_bce(&bce_launch(input, target, options), Some(&upstream))?;
+        let (loss, grad) = self.host_bce(input, target, Some(&upstream), |i, t| {
+            self.prepare_binary_cross_entropy(i, t, input.len(), options, GradMode::Separate)
+        })?;
         Ok(LossAndGrad {
             loss,
             grad: grad.unwrap_or_default(),
@@ -80,9 +190,11 @@ impl Context {
         target: &[f32],
         options: &BceWithLogitsOptions,
     ) -> Result<Loss> {
-        let last_dim = validate::bce_with_logits(input, target, options)?;
-        let launch = bce_logits_launch(input, target, options, last_dim);
-        Ok(self.run_bce(&launch, None)?.0)
+        validate::bce_with_logits(input, target, options)?;
+        let (loss, _) = self.host_bce(input, target, None, |i, t| {
+            self.prepare_binary_cross_entropy_with_logits(i, t, input.len(), options, GradMode::Off)
+        })?;
+        Ok(loss)
     }
 
     /// [`Context::binary_cross_entropy_with_logits`] and its gradient with respect to `input`:
@@ -96,86 +208,40 @@ impl Context {
         options: &BceWithLogitsOptions,
         upstream: Option<&[f32]>,
     ) -> Result<LossAndGrad> {
-        let last_dim = validate::bce_with_logits(input, target, options)?;
+        validate::bce_with_logits(input, target, options)?;
         let upstream = validate::upstream(upstream, options.reduction, input.len(), "element")?;
-        let launch = bce_logits_launch(input, target, options, last_dim);
-        let (loss, grad) = self.run_bce(&launch, Some(&upstream))?;
+        let (loss, grad) = self.host_bce(input, target, Some(&upstream), |i, t| {
+            self.prepare_binary_cross_entropy_with_logits(
+                i,
+                t,
+                input.len(),
+                options,
+                GradMode::Separate,
+            )
+        })?;
         Ok(LossAndGrad {
             loss,
             grad: grad.unwrap_or_default(),
         })
     }
 
-    fn run_bce(
+    /// The host path of both BCEs: upload, prepare (with `prepare`), run, read back.
+    fn host_bce(
         &self,
-        job: &BceLaunch<'_>,
+        input: &[f32],
+        target: &[f32],
         upstream: Option<&[f32]>,
+        prepare: impl FnOnce(&wgpu::Buffer, &wgpu::Buffer) -> Result<PreparedLoss>,
     ) -> Result<(Loss, Option<Vec<f32>>)> {
         self.checked(|| {
-            let len = job.input.len();
-            let grid = plan::elementwise_grid(len, self.limits())?;
-            let input_buf = gpu_buffer::upload(self, "input", job.input)?;
-            let target_buf = gpu_buffer::upload(self, "target", job.target)?;
-            let weight_buf = gpu_buffer::upload(self, "weight", job.weight.unwrap_or(&[]))?;
-            let params = gpu_buffer::uniform(
-                self,
-                &Params {
-                    len: len as u32,
-                    last_dim: job.last_dim as u32,
-                    _pad: [0; 2],
-                },
-            );
-            let request = upstream.map(|upstream| GradRequest {
-                upstream,
-                len,
-                in_place: None,
-            });
-            let outputs = LossOutputs::new(self, job.reduction, len, grid, request)?;
-            let mut constants = launch::elementwise_constants();
-            constants.extend(launch::loss_constants(job.reduction, upstream.is_some()));
-            constants.push(("HAS_WEIGHT", u32::from(job.weight.is_some())));
-            let pos_weight_buf;
-            let mut buffers = vec![&params, &input_buf, &target_buf, &weight_buf];
-            if job.kernel == Kernel::BceLogits {
-                constants.push(("HAS_POS_WEIGHT", u32::from(job.pos_weight.is_some())));
-                pos_weight_buf =
-                    gpu_buffer::upload(self, "pos_weight", job.pos_weight.unwrap_or(&[]))?;
-                buffers.push(&pos_weight_buf);
+            let input_buf = gpu_buffer::upload(self, "input", input)?;
+            let target_buf = gpu_buffer::upload(self, "target", target)?;
+            let prepared = prepare(&input_buf, &target_buf)?;
+            if let Some(upstream) = upstream {
+                prepared.set_upstream(upstream)?;
             }
-            buffers.extend([&outputs.stage, &outputs.upstream, &outputs.grad_binding]);
-            let key = PipelineKey::new(job.kernel, constants);
-            let mut encoder = launch::encoder(self);
-            launch::dispatch(self, &mut encoder, &key, grid, &buffers)?;
-            outputs.finish(self, encoder, job.reduction, len, grid)
+            prepared.run()?;
+            Ok((prepared.read_loss()?, prepared.read_grad()?))
         })
-    }
-}
-
-fn bce_launch<'a>(input: &'a [f32], target: &'a [f32], options: &'a BceOptions) -> BceLaunch<'a> {
-    BceLaunch {
-        kernel: Kernel::Bce,
-        input,
-        target,
-        weight: options.weight.as_deref(),
-        pos_weight: None,
-        last_dim: 1,
-        reduction: options.reduction,
-    }
-}
-
-fn bce_logits_launch<'a>(
-    input: &'a [f32],
-    target: &'a [f32],
-    options: &'a BceWithLogitsOptions,
-    last_dim: usize,
-) -> BceLaunch<'a> {
-    BceLaunch {
-        kernel: Kernel::BceLogits,
-        input,
-        target,
-        weight: options.weight.as_deref(),
-        pos_weight: options.pos_weight.as_deref(),
-        last_dim,
-        reduction: options.reduction,
     }
 }

@@ -1,11 +1,12 @@
 //! Categorical cross-entropy, with class-index targets or probability targets.
 
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu_buffer;
-use crate::loss::launch::{self, GradRequest, LossOutputs};
+use crate::loss::launch::{self, Program};
 use crate::loss::{validate, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad, Reduction};
 use crate::plan::{self, RowPlan};
+use crate::prepared::{GradMode, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
 
 /// Mirrors `Params` of shaders/cross_entropy.wgsl, shaders/cross_entropy_probs.wgsl (where
@@ -19,9 +20,8 @@ struct Params {
     smoothing: f32,
 }
 
-/// The i32 that stands for `ignore_index` on the GPU. Labels are checked on the host to be in
-/// [0, C) or equal to `ignore_index`, so an `ignore_index` beyond i32 is mapped to i32::MIN
-/// together with the rows that carry it.
+/// The i32 that stands for `ignore_index` on the GPU, where labels are i32. An `ignore_index`
+/// beyond i32 is mapped to i32::MIN (host labels equal to it are mapped there too).
 fn gpu_ignore_index(ignore_index: i64) -> i32 {
     i32::try_from(ignore_index).unwrap_or(i32::MIN)
 }
@@ -43,46 +43,130 @@ fn constants(
     plan: &RowPlan,
     options: &CrossEntropyOptions,
     use_q: bool,
-    grad: bool,
-    in_place: bool,
+    mode: GradMode,
 ) -> Vec<(&'static str, u32)> {
     let mut c = launch::row_constants(plan.row_threads);
-    c.extend(launch::loss_constants(options.reduction, grad));
+    c.extend(launch::loss_constants(
+        options.reduction,
+        mode != GradMode::Off,
+    ));
     c.push(("HAS_WEIGHT", u32::from(options.weight.is_some())));
     c.push(("USE_Q", u32::from(use_q)));
-    c.push(("IN_PLACE", u32::from(in_place)));
+    c.push(("IN_PLACE", u32::from(mode == GradMode::InPlace)));
     c
 }
 
-/// Where the logits come from and where the gradient goes.
-enum Gradient<'a> {
-    /// Forward only.
-    None,
-    /// The gradient into a new buffer, scaled by the upstream gradient.
-    Separate(&'a [f32]),
-    /// The gradient over the logits, scaled by the upstream gradient.
-    InPlace(&'a [f32]),
+/// Checks a prepared categorical loss's shape, options and buffers; returns the row count.
+fn check_prepared(
+    logits: &wgpu::Buffer,
+    rows: usize,
+    classes: usize,
+    options: &CrossEntropyOptions,
+) -> Result<usize> {
+    if classes == 0 {
+        return Err(Error::InvalidShape {
+            reason: "the number of classes must be at least 1".into(),
+        });
+    }
+    validate::label_smoothing(options.label_smoothing)?;
+    validate::weights(
+        "weight",
+        options.weight.as_deref(),
+        classes,
+        "one weight per class",
+    )?;
+    let len = rows
+        .checked_mul(classes)
+        .ok_or_else(|| Error::InvalidShape {
+            reason: format!("{rows} x {classes} logits overflow"),
+        })?;
+    launch::check_input("logits", logits, len)?;
+    Ok(len)
 }
 
-impl Gradient<'_> {
-    fn request<'b>(&'b self, len: usize, logits: &'b wgpu::Buffer) -> Option<GradRequest<'b>> {
-        match self {
-            Gradient::None => None,
-            Gradient::Separate(upstream) => Some(GradRequest {
-                upstream,
-                len,
-                in_place: None,
-            }),
-            Gradient::InPlace(upstream) => Some(GradRequest {
-                upstream,
-                len,
-                in_place: Some(logits),
-            }),
-        }
-    }
+/// The class weights on the GPU (a placeholder when there are none).
+fn weight_buffer(ctx: &Context, options: &CrossEntropyOptions) -> Result<wgpu::Buffer> {
+    gpu_buffer::upload(ctx, "weight", options.weight.as_deref().unwrap_or(&[]))
+}
+
+fn params_buffer(
+    ctx: &Context,
+    rows: usize,
+    classes: usize,
+    options: &CrossEntropyOptions,
+) -> wgpu::Buffer {
+    gpu_buffer::uniform(
+        ctx,
+        &Params {
+            rows: rows as u32,
+            classes: classes as u32,
+            ignore_index: gpu_ignore_index(options.ignore_index),
+            smoothing: options.label_smoothing,
+        },
+    )
+}
+
+/// Copies a prepared loss's results back: the loss, and the gradient when there is one.
+fn read_back(prepared: &PreparedLoss) -> Result<(Loss, Option<Vec<f32>>)> {
+    prepared.run()?;
+    Ok((prepared.read_loss()?, prepared.read_grad()?))
 }
 
 impl Context {
+    /// Prepares class-index cross-entropy on GPU buffers: `logits` holds (rows, classes) f32
+    /// row-major from offset 0, `targets` one i32 class index per row. Targets are not checked
+    /// on the host: a row whose target is outside [0, C) and not `ignore_index` gets a NaN loss
+    /// (and NaN gradient), never a plausible value. See [`Context::cross_entropy`] for the
+    /// semantics and [`PreparedLoss`] for running it.
+    pub fn prepare_cross_entropy(
+        &self,
+        logits: &wgpu::Buffer,
+        targets: &wgpu::Buffer,
+        rows: usize,
+        classes: usize,
+        options: &CrossEntropyOptions,
+        grad: GradMode,
+    ) -> Result<PreparedLoss> {
+        let len = check_prepared(logits, rows, classes, options)?;
+        launch::check_input("targets", targets, rows)?;
+        let plan = plan::row_plan(rows, classes, self.limits())?;
+        let weight = weight_buffer(self, options)?;
+        let params = params_buffer(self, rows, classes, options);
+        let buffers =
+            LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, logits)?;
+        let mut program = Program::default();
+        let denominator = if grad != GradMode::Off && options.reduction == Reduction::Mean {
+            let grid = plan::elementwise_grid(rows, self.limits())?;
+            let partials =
+                gpu_buffer::output(self, "xent denominator partials", 2 * grid.groups as usize)?;
+            let mut constants = launch::elementwise_constants();
+            constants.push(("HAS_WEIGHT", u32::from(options.weight.is_some())));
+            let key = PipelineKey::new(Kernel::CrossEntropyDenominator, constants);
+            program.push(self, &key, grid, &[&params, targets, &weight, &partials])?;
+            launch::reduce_pairs(self, &mut program, partials, grid.groups as usize, false)?
+        } else {
+            gpu_buffer::output(self, "xent denominator placeholder", 1)?
+        };
+        let use_q = options.label_smoothing > 0.0;
+        let key = PipelineKey::new(Kernel::CrossEntropy, constants(&plan, options, use_q, grad));
+        program.push(
+            self,
+            &key,
+            plan.grid,
+            &[
+                &params,
+                logits,
+                targets,
+                &weight,
+                &buffers.stage,
+                &buffers.upstream,
+                &denominator,
+                &buffers.grad_binding,
+            ],
+        )?;
+        buffers.finish(self, program)
+    }
+
     /// Categorical cross-entropy of an (N, C) batch of logits (row-major, `classes` = C)
     /// against N class-index targets, as `torch.nn.functional.cross_entropy`.
     ///
@@ -101,13 +185,13 @@ impl Context {
         options: &CrossEntropyOptions,
     ) -> Result<Loss> {
         let rows = validate::cross_entropy_indices(logits, classes, targets, options)?;
-        let labels = gpu_labels(targets, options.ignore_index);
-        let (loss, _) = self.run_indices(logits, classes, rows, &labels, options, Gradient::None)?;
+        let (loss, _) =
+            self.host_indices(logits, classes, rows, targets, options, None, GradMode::Off)?;
         Ok(loss)
     }
 
     /// [`Context::cross_entropy`] and its gradient with respect to the logits, in one pass
-    /// over the logits (rows of up to a few thousand classes are read from memory once).
+    /// over the logits (rows of up to 16 logits per thread are read from memory once).
     ///
     /// `upstream` is the gradient flowing into the loss: one value for `Mean` and `Sum`, one
     /// per row for `None`; `None` means ones. The gradient is
@@ -125,9 +209,15 @@ impl Context {
     ) -> Result<LossAndGrad> {
         let rows = validate::cross_entropy_indices(logits, classes, targets, options)?;
         let upstream = validate::upstream(upstream, options.reduction, rows, "row")?;
-        let labels = gpu_labels(targets, options.ignore_index);
-        let gradient = Gradient::Separate(&upstream);
-        let (loss, grad) = self.run_indices(logits, classes, rows, &labels, options, gradient)?;
+        let (loss, grad) = self.host_indices(
+            logits,
+            classes,
+            rows,
+            targets,
+            options,
+            Some(&upstream),
+            GradMode::Separate,
+        )?;
         Ok(LossAndGrad {
             loss,
             grad: grad.unwrap_or_default(),
@@ -136,7 +226,7 @@ impl Context {
 
     /// [`Context::cross_entropy_and_grad`] that writes the gradient over `logits`, so only one
     /// (N, C) buffer exists on the GPU: what large vocabularies need. The caller's logits are
-    /// gone afterwards (on an error they may be left unchanged).
+    /// gone afterwards (on an error they are left unchanged).
     pub fn cross_entropy_and_grad_in_place<L: ClassIndex>(
         &self,
         logits: &mut [f32],
@@ -147,92 +237,85 @@ impl Context {
     ) -> Result<Loss> {
         let rows = validate::cross_entropy_indices(logits, classes, targets, options)?;
         let upstream = validate::upstream(upstream, options.reduction, rows, "row")?;
-        let labels = gpu_labels(targets, options.ignore_index);
-        let gradient = Gradient::InPlace(&upstream);
-        let (loss, grad) = self.run_indices(logits, classes, rows, &labels, options, gradient)?;
+        let (loss, grad) = self.host_indices(
+            logits,
+            classes,
+            rows,
+            targets,
+            options,
+            Some(&upstream),
+            GradMode::InPlace,
+        )?;
         if let Some(grad) = grad {
             logits.copy_from_slice(&grad);
         }
         Ok(loss)
     }
 
-    fn run_indices(
+    /// The host path of class-index cross-entropy: upload, prepare, run, read back.
+    #[allow(clippy::too_many_arguments)]
+    fn host_indices<L: ClassIndex>(
         &self,
         logits: &[f32],
         classes: usize,
         rows: usize,
-        labels: &[i32],
+        targets: &[L],
         options: &CrossEntropyOptions,
-        gradient: Gradient<'_>,
+        upstream: Option<&[f32]>,
+        mode: GradMode,
     ) -> Result<(Loss, Option<Vec<f32>>)> {
+        let labels = gpu_labels(targets, options.ignore_index);
         self.checked(|| {
-            let plan = plan::row_plan(rows, classes, self.limits())?;
             let logits_buf = gpu_buffer::upload(self, "logits", logits)?;
-            let labels_buf = gpu_buffer::upload(self, "targets", labels)?;
-            let weight_buf =
-                gpu_buffer::upload(self, "weight", options.weight.as_deref().unwrap_or(&[]))?;
-            let params = gpu_buffer::uniform(
-                self,
-                &Params {
-                    rows: rows as u32,
-                    classes: classes as u32,
-                    ignore_index: gpu_ignore_index(options.ignore_index),
-                    smoothing: options.label_smoothing,
-                },
-            );
-            let request = gradient.request(logits.len(), &logits_buf);
-            let grad = request.is_some();
-            let in_place = matches!(gradient, Gradient::InPlace(_));
-            let outputs = LossOutputs::new(self, options.reduction, rows, plan.grid, request)?;
-            let mut encoder = launch::encoder(self);
-            let denominator = if grad && options.reduction == Reduction::Mean {
-                self.record_denominator(&mut encoder, &params, rows, &labels_buf, &weight_buf, options)?
-            } else {
-                gpu_buffer::output(self, "xent denominator placeholder", 1)?
-            };
-            let use_q = options.label_smoothing > 0.0;
-            let key = PipelineKey::new(
-                Kernel::CrossEntropy,
-                constants(&plan, options, use_q, grad, in_place),
-            );
-            launch::dispatch(
-                self,
-                &mut encoder,
-                &key,
-                plan.grid,
-                &[
-                    &params,
-                    &logits_buf,
-                    &labels_buf,
-                    &weight_buf,
-                    &outputs.stage,
-                    &outputs.upstream,
-                    &denominator,
-                    &outputs.grad_binding,
-                ],
-            )?;
-            outputs.finish(self, encoder, options.reduction, rows, plan.grid)
+            let labels_buf = gpu_buffer::upload(self, "targets", &labels)?;
+            let prepared =
+                self.prepare_cross_entropy(&logits_buf, &labels_buf, rows, classes, options, mode)?;
+            if let Some(upstream) = upstream {
+                prepared.set_upstream(upstream)?;
+            }
+            read_back(&prepared)
         })
     }
 
-    /// Records the mean's denominator (summed weight of the non-ignored targets) into a new
-    /// one-element buffer; the gradient pass divides by it.
-    fn record_denominator(
+    /// Prepares probability-target cross-entropy on GPU buffers: `logits` and `targets` each
+    /// hold (rows, classes) f32 row-major from offset 0. See [`Context::cross_entropy_probs`]
+    /// for the semantics and [`PreparedLoss`] for running it.
+    pub fn prepare_cross_entropy_probs(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &wgpu::Buffer,
+        logits: &wgpu::Buffer,
+        targets: &wgpu::Buffer,
         rows: usize,
-        labels: &wgpu::Buffer,
-        weight: &wgpu::Buffer,
+        classes: usize,
         options: &CrossEntropyOptions,
-    ) -> Result<wgpu::Buffer> {
-        let grid = plan::elementwise_grid(rows, self.limits())?;
-        let partials = gpu_buffer::output(self, "xent denominator partials", 2 * grid.groups as usize)?;
-        let mut constants = launch::elementwise_constants();
-        constants.push(("HAS_WEIGHT", u32::from(options.weight.is_some())));
-        let key = PipelineKey::new(Kernel::CrossEntropyDenominator, constants);
-        launch::dispatch(self, encoder, &key, grid, &[params, labels, weight, &partials])?;
-        launch::reduce_pairs(self, encoder, partials, grid.groups as usize, false)
+        grad: GradMode,
+    ) -> Result<PreparedLoss> {
+        let len = check_prepared(logits, rows, classes, options)?;
+        launch::check_input("targets", targets, len)?;
+        let plan = plan::row_plan(rows, classes, self.limits())?;
+        let weight = weight_buffer(self, options)?;
+        let params = params_buffer(self, rows, classes, options);
+        let buffers =
+            LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, logits)?;
+        let mut program = Program::default();
+        let key = PipelineKey::new(
+            Kernel::CrossEntropyProbs,
+            constants(&plan, options, true, grad),
+        );
+        program.push(
+            self,
+            &key,
+            plan.grid,
+            &[
+                &params,
+                logits,
+                targets,
+                &weight,
+                &buffers.stage,
+                &buffers.upstream,
+                &buffers.grad_binding,
+            ],
+        )?;
+        buffers.finish(self, program)
     }
 
     /// Categorical cross-entropy of an (N, C) batch of logits against (N, C) probability
@@ -252,7 +335,8 @@ impl Context {
         options: &CrossEntropyOptions,
     ) -> Result<Loss> {
         let rows = validate::cross_entropy_probs(logits, classes, targets, options)?;
-        let (loss, _) = self.run_probs(logits, classes, rows, targets, options, Gradient::None)?;
+        let (loss, _) =
+            self.host_probs(logits, classes, rows, targets, options, None, GradMode::Off)?;
         Ok(loss)
     }
 
@@ -270,8 +354,15 @@ impl Context {
     ) -> Result<LossAndGrad> {
         let rows = validate::cross_entropy_probs(logits, classes, targets, options)?;
         let upstream = validate::upstream(upstream, options.reduction, rows, "row")?;
-        let gradient = Gradient::Separate(&upstream);
-        let (loss, grad) = self.run_probs(logits, classes, rows, targets, options, gradient)?;
+        let (loss, grad) = self.host_probs(
+            logits,
+            classes,
+            rows,
+            targets,
+            options,
+            Some(&upstream),
+            GradMode::Separate,
+        )?;
         Ok(LossAndGrad {
             loss,
             grad: grad.unwrap_or_default(),
@@ -289,63 +380,48 @@ impl Context {
     ) -> Result<Loss> {
         let rows = validate::cross_entropy_probs(logits, classes, targets, options)?;
         let upstream = validate::upstream(upstream, options.reduction, rows, "row")?;
-        let gradient = Gradient::InPlace(&upstream);
-        let (loss, grad) = self.run_probs(logits, classes, rows, targets, options, gradient)?;
+        let (loss, grad) = self.host_probs(
+            logits,
+            classes,
+            rows,
+            targets,
+            options,
+            Some(&upstream),
+            GradMode::InPlace,
+        )?;
         if let Some(grad) = grad {
             logits.copy_from_slice(&grad);
         }
         Ok(loss)
     }
 
-    fn run_probs(
+    /// The host path of probability-target cross-entropy: upload, prepare, run, read back.
+    #[allow(clippy::too_many_arguments)]
+    fn host_probs(
         &self,
         logits: &[f32],
         classes: usize,
         rows: usize,
         targets: &[f32],
         options: &CrossEntropyOptions,
-        gradient: Gradient<'_>,
+        upstream: Option<&[f32]>,
+        mode: GradMode,
     ) -> Result<(Loss, Option<Vec<f32>>)> {
         self.checked(|| {
-            let plan = plan::row_plan(rows, classes, self.limits())?;
             let logits_buf = gpu_buffer::upload(self, "logits", logits)?;
             let targets_buf = gpu_buffer::upload(self, "targets", targets)?;
-            let weight_buf =
-                gpu_buffer::upload(self, "weight", options.weight.as_deref().unwrap_or(&[]))?;
-            let params = gpu_buffer::uniform(
-                self,
-                &Params {
-                    rows: rows as u32,
-                    classes: classes as u32,
-                    ignore_index: 0,
-                    smoothing: options.label_smoothing,
-                },
-            );
-            let request = gradient.request(logits.len(), &logits_buf);
-            let grad = request.is_some();
-            let in_place = matches!(gradient, Gradient::InPlace(_));
-            let outputs = LossOutputs::new(self, options.reduction, rows, plan.grid, request)?;
-            let key = PipelineKey::new(
-                Kernel::CrossEntropyProbs,
-                constants(&plan, options, true, grad, in_place),
-            );
-            let mut encoder = launch::encoder(self);
-            launch::dispatch(
-                self,
-                &mut encoder,
-                &key,
-                plan.grid,
-                &[
-                    &params,
-                    &logits_buf,
-                    &targets_buf,
-                    &weight_buf,
-                    &outputs.stage,
-                    &outputs.upstream,
-                    &outputs.grad_binding,
-                ],
+            let prepared = self.prepare_cross_entropy_probs(
+                &logits_buf,
+                &targets_buf,
+                rows,
+                classes,
+                options,
+                mode,
             )?;
-            outputs.finish(self, encoder, options.reduction, rows, plan.grid)
+            if let Some(upstream) = upstream {
+                prepared.set_upstream(upstream)?;
+            }
+            read_back(&prepared)
         })
     }
 }

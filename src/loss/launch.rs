@@ -1,45 +1,75 @@
-//! Recording kernels into a command encoder: bind groups, dispatches, the batch reduction.
+//! Building the work of a loss: pipelines, bind groups and dispatches are created once into a
+//! [`Program`], which is then recorded into any number of command encoders.
 
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu_buffer;
-use crate::loss::{Loss, Reduction};
+use crate::loss::Reduction;
 use crate::plan::{self, Grid, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::shaders::{Kernel, PipelineKey};
 
-/// Records one dispatch of `key` over `grid`, with `buffers` bound in binding order.
-pub(crate) fn dispatch(
-    ctx: &Context,
-    encoder: &mut wgpu::CommandEncoder,
-    key: &PipelineKey,
+/// One dispatch with everything bound.
+struct Step {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
     grid: Grid,
-    buffers: &[&wgpu::Buffer],
-) -> Result<()> {
-    if grid.groups == 0 {
-        return Ok(());
+}
+
+/// The dispatches of one loss, in order, ready to record. Recording allocates nothing.
+#[derive(Default)]
+pub(crate) struct Program {
+    steps: Vec<Step>,
+}
+
+impl Program {
+    /// Adds a dispatch of `key` over `grid`, with `buffers` bound in binding order.
+    pub(crate) fn push(
+        &mut self,
+        ctx: &Context,
+        key: &PipelineKey,
+        grid: Grid,
+        buffers: &[&wgpu::Buffer],
+    ) -> Result<()> {
+        if grid.groups == 0 {
+            return Ok(());
+        }
+        let pipeline = ctx.pipeline(key)?;
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(key.kernel.file()),
+            layout: &ctx.bind_group_layout(key.kernel),
+            entries: &entries,
+        });
+        self.steps.push(Step {
+            pipeline,
+            bind_group,
+            grid,
+        });
+        Ok(())
     }
-    let pipeline = ctx.pipeline(key)?;
-    let entries: Vec<wgpu::BindGroupEntry> = buffers
-        .iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: b.as_entire_binding(),
-        })
-        .collect();
-    let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(key.kernel.file()),
-        layout: &ctx.bind_group_layout(key.kernel),
-        entries: &entries,
-    });
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some(key.kernel.file()),
-        timestamp_writes: None,
-    });
-    pass.set_pipeline(&pipeline);
-    pass.set_bind_group(0, &bind_group, &[]);
-    pass.dispatch_workgroups(grid.x, grid.y, 1);
-    Ok(())
+
+    /// Records every dispatch, in order, into one compute pass of `encoder`.
+    pub(crate) fn record(&self, encoder: &mut wgpu::CommandEncoder) {
+        if self.steps.is_empty() {
+            return;
+        }
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("xent"),
+            timestamp_writes: None,
+        });
+        for step in &self.steps {
+            pass.set_pipeline(&step.pipeline);
+            pass.set_bind_group(0, &step.bind_group, &[]);
+            pass.dispatch_workgroups(step.grid.x, step.grid.y, 1);
+        }
+    }
 }
 
 /// Override constants every row kernel takes.
@@ -52,6 +82,14 @@ pub(crate) fn elementwise_constants() -> Vec<(&'static str, u32)> {
     vec![("WG", WORKGROUP_SIZE), ("ITEMS", ELEMENTWISE_ITEMS)]
 }
 
+/// Override constants shared by the loss kernels: reduction and gradient.
+pub(crate) fn loss_constants(reduction: Reduction, grad: bool) -> Vec<(&'static str, u32)> {
+    vec![
+        ("REDUCTION", reduction.shader_code()),
+        ("GRAD", u32::from(grad)),
+    ]
+}
+
 /// Mirrors `Params` of shaders/reduce_pairs.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -60,12 +98,12 @@ struct ReduceParams {
     _pad: [u32; 3],
 }
 
-/// Records the deterministic reduction of `count` (loss, weight) pairs in `pairs` down to one
+/// Adds the deterministic reduction of `count` (loss, weight) pairs in `pairs` down to one
 /// loss: the summed loss, or with `mean` the summed loss over the summed weight. Returns the
 /// one-element buffer that will hold it.
 pub(crate) fn reduce_pairs(
     ctx: &Context,
-    encoder: &mut wgpu::CommandEncoder,
+    program: &mut Program,
     pairs: wgpu::Buffer,
     count: usize,
     mean: bool,
@@ -93,7 +131,7 @@ pub(crate) fn reduce_pairs(
         constants.push(("FINAL", u32::from(last)));
         constants.push(("MEAN", u32::from(mean)));
         let key = PipelineKey::new(Kernel::ReducePairs, constants);
-        dispatch(ctx, encoder, &key, grid, &[&params, &pairs, &out])?;
+        program.push(ctx, &key, grid, &[&params, &pairs, &out])?;
         if last {
             return Ok(out);
         }
@@ -102,120 +140,21 @@ pub(crate) fn reduce_pairs(
     }
 }
 
-/// A new command encoder.
-pub(crate) fn encoder(ctx: &Context) -> wgpu::CommandEncoder {
-    ctx.device()
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("xent"),
-        })
-}
-
-/// What a launch that computes the gradient needs.
-pub(crate) struct GradRequest<'a> {
-    /// The upstream gradient: one value for a reduced loss, one per item for `None`.
-    pub(crate) upstream: &'a [f32],
-    /// The gradient's length (the input's).
-    pub(crate) len: usize,
-    /// The input buffer, when the kernel writes the gradient over it.
-    pub(crate) in_place: Option<&'a wgpu::Buffer>,
-}
-
-/// The buffers a loss kernel writes: its first-stage output (one loss per item, or one
-/// (loss, weight) pair per workgroup) and, when the gradient is asked for, the gradient.
-pub(crate) struct LossOutputs {
-    /// One value per item (`Reduction::None`) or a pair per workgroup.
-    pub(crate) stage: wgpu::Buffer,
-    /// The gradient and its length; `None` for a forward-only launch.
-    pub(crate) grad: Option<(wgpu::Buffer, usize)>,
-    /// The upstream gradient (a one-element placeholder for a forward-only launch).
-    pub(crate) upstream: wgpu::Buffer,
-    /// Where the gradient is bound: the gradient buffer, or a placeholder when there is none
-    /// or it is written in place.
-    pub(crate) grad_binding: wgpu::Buffer,
-}
-
-impl LossOutputs {
-    /// Allocates the outputs of a loss over `items` items laid out on `grid`.
-    pub(crate) fn new(
-        ctx: &Context,
-        reduction: Reduction,
-        items: usize,
-        grid: Grid,
-        grad: Option<GradRequest<'_>>,
-    ) -> Result<LossOutputs> {
-        let stage = gpu_buffer::output(ctx, "xent loss", stage_len(reduction, items, grid))?;
-        let upstream = gpu_buffer::upload(
-            ctx,
-            "upstream",
-            grad.as_ref().map_or(&[][..], |g| g.upstream),
-        )?;
-        let placeholder = || gpu_buffer::output(ctx, "xent gradient placeholder", 1);
-        let (grad, grad_binding) = match grad {
-            None => (None, placeholder()?),
-            Some(GradRequest {
-                len,
-                in_place: Some(input),
-                ..
-            }) => (Some((input.clone(), len)), placeholder()?),
-            Some(GradRequest {
-                len,
-                in_place: None,
-                ..
-            }) => {
-                let buffer = gpu_buffer::output(ctx, "xent gradient", len)?;
-                (Some((buffer.clone(), len)), buffer)
-            }
-        };
-        Ok(LossOutputs {
-            stage,
-            grad,
-            upstream,
-            grad_binding,
-        })
+/// Checks that a caller's buffer holds at least `len` 4-byte values and can be bound as storage.
+pub(crate) fn check_input(what: &'static str, buffer: &wgpu::Buffer, len: usize) -> Result<()> {
+    let needed = 4 * len as u64;
+    if buffer.size() < needed {
+        return Err(Error::BufferTooSmall {
+            what,
+            needed,
+            size: buffer.size(),
+        });
     }
-
-    /// Reduces (if asked), submits, and reads the loss and the gradient back.
-    pub(crate) fn finish(
-        self,
-        ctx: &Context,
-        mut encoder: wgpu::CommandEncoder,
-        reduction: Reduction,
-        items: usize,
-        grid: Grid,
-    ) -> Result<(Loss, Option<Vec<f32>>)> {
-        let loss = match reduction {
-            Reduction::None => {
-                ctx.submit_and_wait(encoder.finish())?;
-                Loss::Unreduced(ctx.read_f32(&self.stage, items)?)
-            }
-            Reduction::Mean | Reduction::Sum => {
-                let mean = reduction == Reduction::Mean;
-                let result =
-                    reduce_pairs(ctx, &mut encoder, self.stage, grid.groups as usize, mean)?;
-                ctx.submit_and_wait(encoder.finish())?;
-                Loss::Reduced(ctx.read_f32(&result, 1)?[0])
-            }
-        };
-        let grad = match &self.grad {
-            Some((buffer, len)) => Some(ctx.read_f32(buffer, *len)?),
-            None => None,
-        };
-        Ok((loss, grad))
+    if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
+        return Err(Error::BufferUsage {
+            what,
+            needed: "STORAGE",
+        });
     }
-}
-
-/// Length of a first-stage output: one value per item, or a pair per workgroup.
-fn stage_len(reduction: Reduction, items: usize, grid: Grid) -> usize {
-    match reduction {
-        Reduction::None => items,
-        Reduction::Mean | Reduction::Sum => 2 * grid.groups as usize,
-    }
-}
-
-/// Override constants shared by the loss kernels: reduction and gradient.
-pub(crate) fn loss_constants(reduction: Reduction, grad: bool) -> Vec<(&'static str, u32)> {
-    vec![
-        ("REDUCTION", reduction.shader_code()),
-        ("GRAD", u32::from(grad)),
-    ]
+    Ok(())
 }

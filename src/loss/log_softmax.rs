@@ -1,10 +1,12 @@
 //! Log-softmax over the class dimension, and its backward.
 
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu_buffer;
-use crate::loss::{launch, validate, Loss, LossAndGrad, Reduction};
+use crate::loss::launch::{self, Program};
+use crate::loss::{validate, Loss, LossAndGrad, Reduction};
 use crate::plan;
+use crate::prepared::{GradMode, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
 
 /// Mirrors `Params` of shaders/log_softmax.wgsl.
@@ -17,14 +19,72 @@ struct Params {
 }
 
 impl Context {
+    /// Prepares log-softmax on a GPU buffer of (rows, classes) f32 logits, row-major from
+    /// offset 0. Its "loss" buffer is the (rows, classes) log-softmax; with
+    /// [`GradMode::Separate`] it also computes the backward `g - exp(logp) * sum_c g` for the
+    /// (rows, classes) upstream gradient set with [`PreparedLoss::set_upstream`].
+    pub fn prepare_log_softmax(
+        &self,
+        logits: &wgpu::Buffer,
+        rows: usize,
+        classes: usize,
+        grad: GradMode,
+    ) -> Result<PreparedLoss> {
+        if classes == 0 {
+            return Err(Error::InvalidShape {
+                reason: "the number of classes must be at least 1".into(),
+            });
+        }
+        if grad == GradMode::InPlace {
+            return Err(Error::InvalidOption {
+                name: "grad",
+                value: "GradMode::InPlace".into(),
+                reason: "log-softmax writes its output and gradient to buffers of its own".into(),
+            });
+        }
+        let len = rows * classes;
+        launch::check_input("logits", logits, len)?;
+        let plan = plan::row_plan(rows, classes, self.limits())?;
+        let params = gpu_buffer::uniform(
+            self,
+            &Params {
+                rows: rows as u32,
+                classes: classes as u32,
+                _pad: [0; 2],
+            },
+        );
+        // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
+        let buffers = LossBuffers::new(self, Reduction::None, len, plan.grid, grad, len, logits)?;
+        let with_grad = grad != GradMode::Off;
+        let mut constants = launch::row_constants(plan.row_threads);
+        constants.extend(launch::loss_constants(Reduction::None, with_grad));
+        constants.push(("USE_Q", u32::from(with_grad)));
+        let key = PipelineKey::new(Kernel::LogSoftmax, constants);
+        let mut program = Program::default();
+        program.push(
+            self,
+            &key,
+            plan.grid,
+            &[
+                &params,
+                logits,
+                &buffers.stage,
+                &buffers.upstream,
+                &buffers.grad_binding,
+            ],
+        )?;
+        buffers.finish(self, program)
+    }
+
     /// Log-softmax of each row of an (N, C) batch of logits (row-major, `classes` = C):
     /// `logp[n, c] = (x[n, c] - m_n) - log(sum_c exp(x[n, c] - m_n))` with `m_n` the row's max.
     ///
     /// Finite for any finite logits; a -inf logit gives -inf; a row holding NaN or +inf gives
     /// NaN (as PyTorch).
     pub fn log_softmax(&self, logits: &[f32], classes: usize) -> Result<Vec<f32>> {
-        validate::rows_of(logits, classes)?;
-        Ok(self.run_log_softmax(logits, classes, None)?.0)
+        let rows = validate::rows_of(logits, classes)?;
+        let (logp, _) = self.host_log_softmax(logits, rows, classes, None)?;
+        Ok(logp)
     }
 
     /// Log-softmax and its backward for an upstream gradient `upstream` of the logits' shape
@@ -36,61 +96,41 @@ impl Context {
         classes: usize,
         upstream: &[f32],
     ) -> Result<LossAndGrad> {
-        validate::rows_of(logits, classes)?;
+        let rows = validate::rows_of(logits, classes)?;
         validate::length(
             "upstream",
             upstream.len(),
             logits.len(),
             "the upstream gradient of log-softmax has the logits' shape (N, C)",
         )?;
-        let (logp, grad) = self.run_log_softmax(logits, classes, Some(upstream))?;
+        let (logp, grad) = self.host_log_softmax(logits, rows, classes, Some(upstream))?;
         Ok(LossAndGrad {
             loss: Loss::Unreduced(logp),
             grad: grad.unwrap_or_default(),
         })
     }
 
-    fn run_log_softmax(
+    fn host_log_softmax(
         &self,
         logits: &[f32],
+        rows: usize,
         classes: usize,
         upstream: Option<&[f32]>,
     ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
-        let rows = logits.len() / classes;
         self.checked(|| {
-            let plan = plan::row_plan(rows, classes, self.limits())?;
             let input = gpu_buffer::upload(self, "logits", logits)?;
-            let out = gpu_buffer::output(self, "log_softmax", logits.len())?;
-            let upstream_buf = gpu_buffer::upload(self, "upstream", upstream.unwrap_or(&[]))?;
-            let grad_len = if upstream.is_some() { logits.len() } else { 1 };
-            let grad = gpu_buffer::output(self, "xent gradient", grad_len)?;
-            let params = gpu_buffer::uniform(
-                self,
-                &Params {
-                    rows: rows as u32,
-                    classes: classes as u32,
-                    _pad: [0; 2],
-                },
-            );
-            let mut constants = launch::row_constants(plan.row_threads);
-            constants.extend(launch::loss_constants(Reduction::None, upstream.is_some()));
-            constants.push(("USE_Q", u32::from(upstream.is_some())));
-            let key = PipelineKey::new(Kernel::LogSoftmax, constants);
-            let mut encoder = launch::encoder(self);
-            launch::dispatch(
-                self,
-                &mut encoder,
-                &key,
-                plan.grid,
-                &[&params, &input, &out, &upstream_buf, &grad],
-            )?;
-            self.submit_and_wait(encoder.finish())?;
-            let logp = self.read_f32(&out, logits.len())?;
-            let grad = match upstream {
-                Some(_) => Some(self.read_f32(&grad, logits.len())?),
-                None => None,
+            let mode = if upstream.is_some() {
+                GradMode::Separate
+            } else {
+                GradMode::Off
             };
-            Ok((logp, grad))
+            let prepared = self.prepare_log_softmax(&input, rows, classes, mode)?;
+            if let Some(upstream) = upstream {
+                prepared.set_upstream(upstream)?;
+            }
+            prepared.run()?;
+            let logp = prepared.read_loss()?.into_values();
+            Ok((logp, prepared.read_grad()?))
         })
     }
 }

@@ -38,6 +38,14 @@ impl<T: Copy> Loss<T> {
         }
     }
 
+    /// The values as a vector: one value for a reduced loss.
+    pub fn into_values(self) -> Vec<T> {
+        match self {
+            Loss::Reduced(v) => vec![v],
+            Loss::Unreduced(v) => v,
+        }
+    }
+
     /// The values as a slice: one value for a reduced loss.
     pub fn values(&self) -> &[T] {
         match self {

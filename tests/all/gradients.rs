@@ -2,9 +2,7 @@
 //! combination and reduction, over the foundation's shape list.
 
 use crate::common::{assert_grad_close, assert_loss, contexts, Rng};
-use xent::{
-    reference, BceOptions, BceWithLogitsOptions, CrossEntropyOptions, Loss, Reduction,
-};
+use xent::{reference, BceOptions, BceWithLogitsOptions, CrossEntropyOptions, Loss, Reduction};
 
 const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
 
@@ -25,7 +23,11 @@ fn shapes() -> Vec<(usize, usize)> {
 
 /// Upstream gradient: one value for a reduced loss, one per item for `None`.
 fn upstream(rng: &mut Rng, reduction: Reduction, items: usize) -> Vec<f32> {
-    let len = if reduction == Reduction::None { items } else { 1 };
+    let len = if reduction == Reduction::None {
+        items
+    } else {
+        1
+    };
     rng.vec(len, 0.5, 2.0)
 }
 
@@ -36,7 +38,13 @@ fn cross_entropy_gradients_match_reference() {
         for (n, c) in shapes() {
             let logits = rng.vec(n * c, -10.0, 10.0);
             let targets: Vec<i64> = (0..n)
-                .map(|i| if i % 7 == 3 { 1 % c as i64 } else { rng.below(c) as i64 })
+                .map(|i| {
+                    if i % 7 == 3 {
+                        1 % c as i64
+                    } else {
+                        rng.below(c) as i64
+                    }
+                })
                 .collect();
             let full = n * c <= 2_000_000;
             for with_weight in [false, true] {
@@ -58,7 +66,11 @@ fn cross_entropy_gradients_match_reference() {
                             .cross_entropy_and_grad(&logits, c, &targets, &options, Some(&u))
                             .unwrap();
                         let want = reference::cross_entropy_and_grad(
-                            &logits, c, &targets, &options, Some(&u),
+                            &logits,
+                            c,
+                            &targets,
+                            &options,
+                            Some(&u),
                         )
                         .unwrap();
                         assert_loss(ctx, &case, &got.loss, &want.loss);
@@ -97,7 +109,11 @@ fn cross_entropy_probs_gradients_match_reference() {
                         .cross_entropy_probs_and_grad(&logits, c, &targets, &options, Some(&u))
                         .unwrap();
                     let want = reference::cross_entropy_probs_and_grad(
-                        &logits, c, &targets, &options, Some(&u),
+                        &logits,
+                        c,
+                        &targets,
+                        &options,
+                        Some(&u),
                     )
                     .unwrap();
                     assert_loss(ctx, &case, &got.loss, &want.loss);
@@ -145,10 +161,11 @@ fn binary_gradients_match_reference() {
                         reduction,
                     };
                     let case = format!("binary_cross_entropy_and_grad {len} {options:?}");
-                    let got = ctx.binary_cross_entropy_and_grad(&p, &t, &options, Some(&u)).unwrap();
-                    let want =
-                        reference::binary_cross_entropy_and_grad(&p, &t, &options, Some(&u))
-                            .unwrap();
+                    let got = ctx
+                        .binary_cross_entropy_and_grad(&p, &t, &options, Some(&u))
+                        .unwrap();
+                    let want = reference::binary_cross_entropy_and_grad(&p, &t, &options, Some(&u))
+                        .unwrap();
                     assert_loss(ctx, &case, &got.loss, &want.loss);
                     assert_grad_close(ctx, &case, &got.grad, &want.grad);
 
@@ -162,7 +179,10 @@ fn binary_gradients_match_reference() {
                         .binary_cross_entropy_with_logits_and_grad(&x, &t, &options, Some(&u))
                         .unwrap();
                     let want = reference::binary_cross_entropy_with_logits_and_grad(
-                        &x, &t, &options, Some(&u),
+                        &x,
+                        &t,
+                        &options,
+                        Some(&u),
                     )
                     .unwrap();
                     assert_loss(ctx, &case, &got.loss, &want.loss);
@@ -185,7 +205,9 @@ fn in_place_gradients_equal_separate_ones() {
                 label_smoothing: 0.1,
                 ..Default::default()
             };
-            let separate = ctx.cross_entropy_and_grad(&logits, c, &targets, &options, None).unwrap();
+            let separate = ctx
+                .cross_entropy_and_grad(&logits, c, &targets, &options, None)
+                .unwrap();
             let mut buffer = logits.clone();
             let loss = ctx
                 .cross_entropy_and_grad_in_place(&mut buffer, c, &targets, &options, None)
@@ -193,8 +215,9 @@ fn in_place_gradients_equal_separate_ones() {
             assert_eq!(loss, separate.loss, "{n}x{c}");
             assert_eq!(buffer, separate.grad, "{n}x{c}: in-place gradient");
 
-            let separate =
-                ctx.cross_entropy_probs_and_grad(&logits, c, &probs, &options, None).unwrap();
+            let separate = ctx
+                .cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)
+                .unwrap();
             let mut buffer = logits.clone();
             let loss = ctx
                 .cross_entropy_probs_and_grad_in_place(&mut buffer, c, &probs, &options, None)
@@ -215,7 +238,9 @@ fn all_ignored_mean_gives_nan_loss_and_zero_gradient() {
         assert!(got.loss.scalar().unwrap().is_nan());
         assert_eq!(got.grad, vec![0.0; 6]);
         let empty: [u32; 0] = [];
-        let got = ctx.cross_entropy_and_grad(&[], 3, &empty, &Default::default(), None).unwrap();
+        let got = ctx
+            .cross_entropy_and_grad(&[], 3, &empty, &Default::default(), None)
+            .unwrap();
         assert!(got.loss.scalar().unwrap().is_nan());
         assert!(got.grad.is_empty());
         assert_eq!(
@@ -223,7 +248,10 @@ fn all_ignored_mean_gives_nan_loss_and_zero_gradient() {
                 &logits,
                 3,
                 &[0u32, 1],
-                &CrossEntropyOptions { reduction: Reduction::None, ..Default::default() },
+                &CrossEntropyOptions {
+                    reduction: Reduction::None,
+                    ..Default::default()
+                },
                 Some(&[1.0]),
             )
             .unwrap_err(),

@@ -5,5 +5,6 @@ mod common;
 mod errors;
 mod forward;
 mod gradients;
+mod prepared;
 mod properties;
 mod shaders;
