@@ -19,6 +19,7 @@
 //! input overflows; batch reductions are fixed-order trees (no atomics), so repeated runs on
 //! one adapter give bit-identical results. [`reference`] computes every loss in f64.
 
+mod ceiling;
 mod context;
 mod error;
 mod gpu_buffer;
@@ -28,6 +29,7 @@ mod prepared;
 pub mod reference;
 mod shaders;
 
+pub use ceiling::ReadCeiling;
 pub use context::{adapters, Context};
 pub use error::{Error, Result};
 pub use loss::{

@@ -36,11 +36,12 @@ pub(crate) enum Kernel {
     Bce,
     BceLogits,
     ReducePairs,
+    ReadBandwidth,
 }
 
 impl Kernel {
     /// All kernels, for validation.
-    pub(crate) const ALL: [Kernel; 7] = [
+    pub(crate) const ALL: [Kernel; 8] = [
         Kernel::LogSoftmax,
         Kernel::CrossEntropy,
         Kernel::CrossEntropyDenominator,
@@ -48,6 +49,7 @@ impl Kernel {
         Kernel::Bce,
         Kernel::BceLogits,
         Kernel::ReducePairs,
+        Kernel::ReadBandwidth,
     ];
 
     /// The file name under `shaders/` (for labels and error messages).
@@ -60,6 +62,7 @@ impl Kernel {
             Kernel::Bce => "bce.wgsl",
             Kernel::BceLogits => "bce_logits.wgsl",
             Kernel::ReducePairs => "reduce_pairs.wgsl",
+            Kernel::ReadBandwidth => "read_bandwidth.wgsl",
         }
     }
 
@@ -83,6 +86,7 @@ impl Kernel {
                 &[GRID, ELEMENTWISE],
                 include_str!("../shaders/reduce_pairs.wgsl"),
             ),
+            Kernel::ReadBandwidth => (&[GRID], include_str!("../shaders/read_bandwidth.wgsl")),
         };
         let mut source = helpers.join("\n");
         source.push('\n');
@@ -111,6 +115,8 @@ impl Kernel {
             Kernel::BceLogits => &[Uniform, Read, Read, Read, Read, ReadWrite, Read, ReadWrite],
             // params, pairs, out
             Kernel::ReducePairs => &[Uniform, Read, ReadWrite],
+            // params, data, out
+            Kernel::ReadBandwidth => &[Uniform, Read, ReadWrite],
         }
     }
 }

@@ -1,0 +1,71 @@
+//! [`ReadCeiling`]: the read-bandwidth kernel benchmarks quote loss kernels against.
+
+use crate::context::Context;
+use crate::error::Result;
+use crate::gpu_buffer;
+use crate::loss::launch::Program;
+use crate::plan::{self, WORKGROUP_SIZE};
+use crate::shaders::{Kernel, PipelineKey};
+
+/// Mirrors `Params` of shaders/read_bandwidth.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    len4: u32,
+    _pad: [u32; 3],
+}
+
+/// 16-byte loads each thread makes (the kernel's ITEMS).
+const LOADS_PER_THREAD: u32 = 16;
+
+/// A buffer and the kernel that reads all of it with 16-byte loads (a block per workgroup), the
+/// adapter's practical read ceiling. Time it in the same run as the kernel it judges: the
+/// ratio of the two is the figure that compares across machines.
+pub struct ReadCeiling {
+    program: Program,
+    bytes: u64,
+}
+
+impl ReadCeiling {
+    /// A read of `bytes` (rounded down to 16 bytes, and to the adapter's binding limit).
+    pub fn new(ctx: &Context, bytes: u64) -> Result<ReadCeiling> {
+        let bytes = bytes.min(ctx.limits().max_storage_buffer_binding_size) / 16 * 16;
+        let len4 = (bytes / 16).max(1);
+        let data = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("xent read ceiling"),
+            size: len4 * 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let out = gpu_buffer::output(ctx, "xent read ceiling out", 1)?;
+        let params = gpu_buffer::uniform(
+            ctx,
+            &Params {
+                len4: len4 as u32,
+                _pad: [0; 3],
+            },
+        );
+        let groups = len4.div_ceil(u64::from(WORKGROUP_SIZE * LOADS_PER_THREAD));
+        let grid = plan::grid(groups, ctx.limits())?;
+        let key = PipelineKey::new(
+            Kernel::ReadBandwidth,
+            vec![("WG", WORKGROUP_SIZE), ("ITEMS", LOADS_PER_THREAD)],
+        );
+        let mut program = Program::default();
+        program.push(ctx, &key, grid, &[&params, &data, &out])?;
+        Ok(ReadCeiling {
+            program,
+            bytes: len4 * 16,
+        })
+    }
+
+    /// The bytes one run reads.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Records one read of the whole buffer into `encoder`.
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
+        self.program.record(encoder);
+    }
+}
