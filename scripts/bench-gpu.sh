@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command for a machine with a real GPU (e.g. a lent H100 with only a driver installed):
-# runs the conformance example, the test suite and the benchmarks from prebuilt binaries in
+# runs xent check, xent bench, the test suite and the criterion benches from prebuilt binaries in
 # .gpu/, with the Vulkan loader unpacked from .gl/*.deb when the machine has none.
 #
 # Prepare here (x86-64):   scripts/bench-gpu.sh --build
@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--build" ]; then
     set -e
     mkdir -p .gpu .gl
-    cargo build --release --example every_loss
-    cp target/release/examples/every_loss .gpu/
+    cargo build --release --example every_loss --bin xent
+    cp target/release/examples/every_loss target/release/xent .gpu/
     test_bin=$(cargo test --release --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*/all-[^"]*"' | cut -d'"' -f4 | tail -1)
     cp "$test_bin" .gpu/all
@@ -38,8 +38,11 @@ fi
 nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f "$nvidia_icd" ] && export VK_DRIVER_FILES=$nvidia_icd
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$out/gpu.txt"
-echo "== every_loss (conformance on the best adapter)"
+echo "== xent check (conformance on every adapter)"
+.gpu/xent check --json "$out/check.json" 2>&1 | tee "$out/check.txt"
 .gpu/every_loss 8192 1000 2>&1 | tee "$out/every_loss.txt"
+echo "== xent bench (gpu preset)"
+.gpu/xent bench --preset gpu --json "$out/xent_bench.json" --plot "$out/xent_bench.svg" 2>&1 | tee "$out/xent_bench.txt"
 echo "== test suite (every adapter)"
 timeout 300 .gpu/all --test-threads 8 2>&1 | tail -40 | tee "$out/tests.txt"
 echo "== benchmarks"

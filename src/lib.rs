@@ -19,11 +19,14 @@
 //! input overflows; batch reductions are fixed-order trees (no atomics), so repeated runs on
 //! one adapter give bit-identical results. [`reference`] computes every loss in f64.
 
+pub mod bench;
 mod ceiling;
+pub mod conformance;
 mod context;
 mod error;
 mod gpu_buffer;
 mod loss;
+pub mod npy;
 mod plan;
 mod prepared;
 pub mod reference;

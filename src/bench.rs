@@ -1,0 +1,212 @@
+//! Benchmark cases shared by `cargo bench` and `xent bench`: the shapes, their minimal traffic,
+//! their preparation on GPU-resident data, and a GPU timing loop.
+
+use std::time::{Duration, Instant};
+
+use wgpu::util::DeviceExt;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::loss::{BceWithLogitsOptions, CrossEntropyOptions};
+use crate::prepared::{GradMode, PreparedLoss};
+
+/// A benchmark problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Class-index cross-entropy, reduction mean.
+    CrossEntropy {
+        /// N.
+        rows: usize,
+        /// C.
+        classes: usize,
+    },
+    /// BCE with logits over `len` elements, reduction mean.
+    BceWithLogits {
+        /// Element count.
+        len: usize,
+    },
+}
+
+/// A shape, forward only or forward + gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Case {
+    /// The problem.
+    pub shape: Shape,
+    /// Whether the gradient is computed too.
+    pub grad: bool,
+}
+
+/// The shape sets: `gpu` (data-centre GPU sizes), `cpu-software` (lavapipe on a small
+/// machine), `quick` (seconds anywhere).
+pub const PRESETS: [&str; 3] = ["gpu", "cpu-software", "quick"];
+
+impl Case {
+    /// The kernel's name: `ce_fwd`, `ce_fwd_grad`, `bce_logits_fwd`, `bce_logits_fwd_grad`.
+    pub fn kernel(&self) -> &'static str {
+        match (self.shape, self.grad) {
+            (Shape::CrossEntropy { .. }, false) => "ce_fwd",
+            (Shape::CrossEntropy { .. }, true) => "ce_fwd_grad",
+            (Shape::BceWithLogits { .. }, false) => "bce_logits_fwd",
+            (Shape::BceWithLogits { .. }, true) => "bce_logits_fwd_grad",
+        }
+    }
+
+    /// The shape as text: `NxC` or the element count.
+    pub fn shape_name(&self) -> String {
+        match self.shape {
+            Shape::CrossEntropy { rows, classes } => format!("{rows}x{classes}"),
+            Shape::BceWithLogits { len } => format!("{len}"),
+        }
+    }
+
+    /// `kernel/shape`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.kernel(), self.shape_name())
+    }
+
+    /// The minimal traffic in bytes: the logits (or BCE's input and target) read once, plus the
+    /// gradient written once with `grad`.
+    pub fn bytes(&self) -> u64 {
+        let (elements, reads) = match self.shape {
+            Shape::CrossEntropy { rows, classes } => (rows * classes, 1),
+            Shape::BceWithLogits { len } => (len, 2),
+        };
+        (4 * elements * (reads + usize::from(self.grad))) as u64
+    }
+
+    /// Prepares the case on generated GPU-resident data.
+    pub fn prepare(&self, ctx: &Context) -> Result<PreparedLoss> {
+        let mode = if self.grad {
+            GradMode::Separate
+        } else {
+            GradMode::Off
+        };
+        match self.shape {
+            Shape::CrossEntropy { rows, classes } => {
+                let len = checked_len(rows, classes)?;
+                let logits: Vec<f32> = (0..len)
+                    .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
+                    .collect();
+                let labels: Vec<i32> = (0..rows).map(|r| ((r * 31) % classes) as i32).collect();
+                let (l, t) = (storage(ctx, &logits)?, storage(ctx, &labels)?);
+                let options = CrossEntropyOptions::default();
+                ctx.prepare_cross_entropy(&l, &t, rows, classes, &options, mode)
+            }
+            Shape::BceWithLogits { len } => {
+                let x: Vec<f32> = (0..len)
+                    .map(|i| ((i * 7919) % 1000) as f32 / 50.0 - 10.0)
+                    .collect();
+                let t: Vec<f32> = (0..len).map(|i| (i % 2) as f32).collect();
+                let (x, t) = (storage(ctx, &x)?, storage(ctx, &t)?);
+                let options = BceWithLogitsOptions::default();
+                ctx.prepare_binary_cross_entropy_with_logits(&x, &t, len, &options, mode)
+            }
+        }
+    }
+}
+
+fn checked_len(rows: usize, classes: usize) -> Result<usize> {
+    rows.checked_mul(classes)
+        .ok_or_else(|| Error::InvalidShape {
+            reason: format!("{rows} x {classes} overflows"),
+        })
+}
+
+/// Uploads benchmark data, checked against the adapter's binding limit first.
+fn storage<T: bytemuck::Pod>(ctx: &Context, data: &[T]) -> Result<wgpu::Buffer> {
+    crate::plan::check_binding(
+        "benchmark input",
+        std::mem::size_of_val(data) as u64,
+        ctx.limits(),
+    )?;
+    ctx.checked(|| {
+        Ok(ctx
+            .device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("xent bench input"),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE,
+            }))
+    })
+}
+
+/// The cases of a preset (see [`PRESETS`]): each shape forward, then forward + gradient.
+/// Unknown presets give an error naming the known ones.
+pub fn cases(preset: &str) -> Result<Vec<Case>> {
+    let ce = |rows, classes| Shape::CrossEntropy { rows, classes };
+    let shapes: Vec<Shape> = match preset {
+        "gpu" => vec![
+            ce(8192, 32768),
+            ce(8192, 128256),
+            ce(262144, 1000),
+            ce(4194304, 10),
+            Shape::BceWithLogits { len: 1 << 28 },
+        ],
+        "cpu-software" => vec![
+            ce(1024, 32768),
+            ce(16384, 1000),
+            ce(1048576, 10),
+            Shape::BceWithLogits { len: 1 << 24 },
+        ],
+        "quick" => vec![
+            ce(64, 32768),
+            ce(2048, 1000),
+            ce(65536, 10),
+            Shape::BceWithLogits { len: 1 << 20 },
+        ],
+        other => {
+            return Err(Error::InvalidOption {
+                name: "preset",
+                value: other.into(),
+                reason: format!("use one of {}", PRESETS.join(", ")),
+            })
+        }
+    };
+    Ok(shapes
+        .into_iter()
+        .flat_map(|shape| [Case { shape, grad: false }, Case { shape, grad: true }])
+        .collect())
+}
+
+/// The preset that suits an adapter: `cpu-software` for a CPU adapter, `gpu` otherwise.
+pub fn default_preset(device_type: wgpu::DeviceType) -> &'static str {
+    if device_type == wgpu::DeviceType::Cpu {
+        "cpu-software"
+    } else {
+        "gpu"
+    }
+}
+
+/// Recordings per submit: one submit carries enough work to hide its own overhead.
+pub const RECORDS_PER_SUBMIT: u64 = 8;
+
+/// Records `record` `iters` times (in submits of [`RECORDS_PER_SUBMIT`]) and returns the wall
+/// time until the GPU has finished all of it.
+pub fn time_gpu(
+    ctx: &Context,
+    iters: u64,
+    record: &dyn Fn(&mut wgpu::CommandEncoder),
+) -> Result<Duration> {
+    let start = Instant::now();
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(RECORDS_PER_SUBMIT);
+        let mut encoder = ctx
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("xent bench"),
+            });
+        for _ in 0..n {
+            record(&mut encoder);
+        }
+        ctx.queue().submit([encoder.finish()]);
+        left -= n;
+    }
+    ctx.device()
+        .poll(wgpu::PollType::Wait {
+            submission_index: None,
+            timeout: Some(Duration::from_secs(600)),
+        })
+        .map_err(|e| Error::Gpu(format!("waiting for benchmark work: {e}")))?;
+    Ok(start.elapsed())
+}

@@ -1,0 +1,133 @@
+//! `xent check`: the conformance suite on each chosen adapter, as a case x adapter table.
+
+use std::io::{IsTerminal, Write};
+
+use crate::json::{self, Json};
+use xent::conformance::{self, CaseReport};
+
+/// Arguments of `xent check`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only the adapter whose name contains this (case-insensitive).
+    #[arg(long, conflicts_with = "all")]
+    adapter: Option<String>,
+    /// Every adapter (the default).
+    #[arg(long)]
+    all: bool,
+    /// Also write the full report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<String>,
+}
+
+fn cell(r: &CaseReport) -> String {
+    if r.passed {
+        format!("pass {:.1e}", r.loss_error.max(r.grad_error))
+    } else {
+        "FAIL".to_string()
+    }
+}
+
+/// Runs `xent check`.
+pub fn run(args: &Args) -> Result<(), String> {
+    let contexts = crate::chosen_contexts(args.adapter.as_deref(), args.all, false)?;
+    let mut columns = Vec::new();
+    for ctx in &contexts {
+        let label = crate::adapter_label(ctx);
+        let show = std::io::stderr().is_terminal();
+        let reports = conformance::run(ctx, &mut |done, total, case| {
+            if show {
+                eprint!("\r\x1b[2K[{done:>2}/{total}] {label}: {case}");
+                let _ = std::io::stderr().flush();
+            }
+        });
+        if show {
+            eprint!("\r\x1b[2K");
+        }
+        columns.push((label, reports));
+    }
+    let names = conformance::case_names();
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
+    let col = columns
+        .iter()
+        .map(|(l, _)| l.len())
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    print!("{:<width$}", "case");
+    for (label, _) in &columns {
+        print!("  {label:<col$}");
+    }
+    println!();
+    for (i, name) in names.iter().enumerate() {
+        print!("{name:<width$}");
+        for (_, reports) in &columns {
+            print!("  {:<col$}", cell(&reports[i]));
+        }
+        println!();
+    }
+    let failures: Vec<String> = columns
+        .iter()
+        .flat_map(|(label, reports)| {
+            reports.iter().filter(|r| !r.passed).map(move |r| {
+                format!(
+                    "{label}: {}: {}",
+                    r.case,
+                    r.detail.clone().unwrap_or_default()
+                )
+            })
+        })
+        .collect();
+    println!(
+        "\ntolerance: loss |gpu - ref| <= {:e} |ref| + {:e}; gradient |gpu - ref| <= {:e} max |ref|",
+        conformance::RTOL,
+        conformance::ATOL,
+        conformance::GRAD_TOL
+    );
+    println!("the number after pass is the worst relative error of loss and gradient");
+    if let Some(path) = &args.json {
+        let report = Json::Arr(
+            columns
+                .iter()
+                .map(|(label, reports)| {
+                    Json::Obj(vec![
+                        ("adapter", Json::Str(label.clone())),
+                        (
+                            "cases",
+                            Json::Arr(
+                                reports
+                                    .iter()
+                                    .map(|r| {
+                                        Json::Obj(vec![
+                                            ("case", Json::Str(r.case.clone())),
+                                            ("passed", Json::Bool(r.passed)),
+                                            ("loss_error", Json::Num(r.loss_error)),
+                                            ("grad_error", Json::Num(r.grad_error)),
+                                            (
+                                                "detail",
+                                                r.detail.clone().map_or(Json::Null, Json::Str),
+                                            ),
+                                        ])
+                                    })
+                                    .collect(),
+                            ),
+                        ),
+                    ])
+                })
+                .collect(),
+        );
+        json::write_file(path, &report)?;
+    }
+    if failures.is_empty() {
+        println!(
+            "all {} cases pass on {} adapter(s)",
+            names.len(),
+            columns.len()
+        );
+        Ok(())
+    } else {
+        for f in &failures {
+            println!("FAIL {f}");
+        }
+        Err(format!("{} case(s) failed", failures.len()))
+    }
+}

@@ -1,0 +1,318 @@
+//! `xent eval ce` and `xent eval bce`: losses and gradients of arrays in .npy files.
+
+use clap::ValueEnum;
+use xent::npy::{self, Array, Data};
+use xent::{
+    BceOptions, BceWithLogitsOptions, Context, CrossEntropyOptions, Error, Loss, LossAndGrad,
+    Reduction,
+};
+
+/// The loss to evaluate.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Categorical cross-entropy of float32 (N, C) logits against int64/int32 (N,) class
+    /// indices or float32 (N, C) probabilities.
+    Ce(CeArgs),
+    /// Binary cross-entropy of a float32 input of any shape (probabilities, or logits with
+    /// --logits) against a float32 target of the same shape.
+    Bce(BceArgs),
+}
+
+/// `--reduction`, as PyTorch's.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ReductionArg {
+    Mean,
+    Sum,
+    None,
+}
+
+impl From<ReductionArg> for Reduction {
+    fn from(r: ReductionArg) -> Reduction {
+        match r {
+            ReductionArg::Mean => Reduction::Mean,
+            ReductionArg::Sum => Reduction::Sum,
+            ReductionArg::None => Reduction::None,
+        }
+    }
+}
+
+/// Arguments of `xent eval ce`.
+#[derive(clap::Args)]
+pub struct CeArgs {
+    /// float32 (N, C) logits.
+    #[arg(long, value_name = "L.npy")]
+    logits: String,
+    /// int64 or int32 (N,) class indices, or float32 (N, C) probabilities.
+    #[arg(long, value_name = "T.npy")]
+    target: String,
+    /// float32 (C,) class weights.
+    #[arg(long, value_name = "W.npy")]
+    weight: Option<String>,
+    /// Rows whose class index equals this are ignored.
+    #[arg(long, default_value_t = -100, allow_hyphen_values = true)]
+    ignore_index: i64,
+    /// Label smoothing in [0, 1].
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    #[arg(long, value_enum, default_value = "mean")]
+    reduction: ReductionArg,
+    /// Where to write the float32 loss: shape () for mean and sum, (N,) for none.
+    #[arg(long, value_name = "LOSS.npy")]
+    loss_out: String,
+    /// Where to write the float32 gradient with respect to the logits, (N, C).
+    #[arg(long, value_name = "GRAD.npy")]
+    grad_out: Option<String>,
+    /// The adapter whose name contains this (default: the best adapter).
+    #[arg(long)]
+    adapter: Option<String>,
+}
+
+/// Arguments of `xent eval bce`.
+#[derive(clap::Args)]
+pub struct BceArgs {
+    /// float32 input: probabilities in [0, 1], or logits with --logits.
+    #[arg(long, value_name = "X.npy")]
+    input: String,
+    /// float32 target of the input's shape.
+    #[arg(long, value_name = "T.npy")]
+    target: String,
+    /// The input holds logits (binary_cross_entropy_with_logits).
+    #[arg(long)]
+    logits: bool,
+    /// float32 elementwise weight of the input's shape.
+    #[arg(long, value_name = "W.npy")]
+    weight: Option<String>,
+    /// float32 weight of positives, one per entry of the input's last dimension (--logits only).
+    #[arg(long, value_name = "P.npy")]
+    pos_weight: Option<String>,
+    #[arg(long, value_enum, default_value = "mean")]
+    reduction: ReductionArg,
+    /// Where to write the float32 loss: shape () for mean and sum, the input's shape for none.
+    #[arg(long, value_name = "LOSS.npy")]
+    loss_out: String,
+    /// Where to write the float32 gradient with respect to the input (the input's shape).
+    #[arg(long, value_name = "GRAD.npy")]
+    grad_out: Option<String>,
+    /// The adapter whose name contains this (default: the best adapter).
+    #[arg(long)]
+    adapter: Option<String>,
+}
+
+/// Reads a .npy file; errors name the file.
+fn read(path: &str) -> Result<Array, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{path}: cannot read: {e}"))?;
+    npy::parse(&bytes).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Reads a float32 .npy file of an expected shape (`None` entries match any size).
+fn read_f32(path: &str, shape: Option<&[usize]>) -> Result<(Vec<usize>, Vec<f32>), String> {
+    let array = read(path)?;
+    if let Some(want) = shape {
+        if array.shape != want {
+            return Err(format!(
+                "{path}: shape {} but {} was expected",
+                array.shape_text(),
+                npy::shape_text(want)
+            ));
+        }
+    }
+    match array.data {
+        Data::F32(v) => Ok((array.shape, v)),
+        _ => Err(format!(
+            "{path}: dtype {} but float32 was expected",
+            array.dtype().name()
+        )),
+    }
+}
+
+fn context(adapter: Option<&str>) -> Result<Context, String> {
+    Ok(crate::chosen_contexts(adapter, false, true)?.remove(0))
+}
+
+/// The loss as an array: shape () when reduced, `shape` when not.
+fn loss_array(loss: Loss, shape: Vec<usize>) -> Array {
+    match loss {
+        Loss::Reduced(v) => Array::f32(vec![], vec![v]),
+        Loss::Unreduced(v) => Array::f32(shape, v),
+    }
+}
+
+/// Writes the outputs only once everything is computed; removes a half-written pair.
+fn write_outputs(loss_out: &str, loss: Array, grad: Option<(&str, Array)>) -> Result<(), String> {
+    std::fs::write(loss_out, npy::to_bytes(&loss))
+        .map_err(|e| format!("{loss_out}: cannot write: {e}"))?;
+    if let Some((path, grad)) = grad {
+        if let Err(e) = std::fs::write(path, npy::to_bytes(&grad)) {
+            let _ = std::fs::remove_file(loss_out);
+            return Err(format!("{path}: cannot write: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Names the file a library error is about.
+fn blame(e: Error, files: &[(&str, &str)]) -> String {
+    let file = |role: &str| {
+        files
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map_or(role.to_string(), |(_, f)| f.to_string())
+    };
+    match &e {
+        Error::LabelOutOfRange { .. } => format!("{}: {e}", file("target")),
+        Error::ProbabilityOutOfRange { .. } => format!("{}: {e}", file("input")),
+        Error::NonFiniteWeight { what, .. } | Error::ShapeMismatch { what, .. } => {
+            let role = what.trim_end_matches('s');
+            format!("{}: {e}", file(role))
+        }
+        Error::InvalidShape { .. } => format!("{}: {e}", file("input")),
+        _ => e.to_string(),
+    }
+}
+
+fn run_ce(args: &CeArgs) -> Result<(), String> {
+    let (shape, logits) = read_f32(&args.logits, None)?;
+    let [n, c] = shape[..] else {
+        return Err(format!(
+            "{}: shape {} but a 2-D (N, C) array was expected",
+            args.logits,
+            npy::shape_text(&shape)
+        ));
+    };
+    if c == 0 {
+        return Err(format!(
+            "{}: shape {} has no classes",
+            args.logits,
+            npy::shape_text(&shape)
+        ));
+    }
+    let weight = match &args.weight {
+        Some(path) => Some(read_f32(path, Some(&[c]))?.1),
+        None => None,
+    };
+    let options = CrossEntropyOptions {
+        weight,
+        ignore_index: args.ignore_index,
+        label_smoothing: args.label_smoothing,
+        reduction: args.reduction.into(),
+    };
+    let target = read(&args.target)?;
+    let files = [
+        ("input", args.logits.as_str()),
+        ("target", args.target.as_str()),
+        ("weight", args.weight.as_deref().unwrap_or("--weight")),
+    ];
+    let ctx = context(args.adapter.as_deref())?;
+    let want_grad = args.grad_out.is_some();
+    let result: Result<LossAndGrad, Error> = match (&target.data, target.shape.as_slice()) {
+        (Data::I64(t), [rows]) if *rows == n => eval_indices(&ctx, &logits, c, t, &options, want_grad),
+        (Data::I32(t), [rows]) if *rows == n => eval_indices(&ctx, &logits, c, t, &options, want_grad),
+        (Data::F32(t), [rows, cols]) if *rows == n && *cols == c => {
+            if want_grad {
+                ctx.cross_entropy_probs_and_grad(&logits, c, t, &options, None)
+            } else {
+                ctx.cross_entropy_probs(&logits, c, t, &options).map(|loss| LossAndGrad { loss, grad: vec![] })
+            }
+        }
+        _ => {
+            return Err(format!(
+                "{}: {} of shape {} but int64/int32 ({n},) class indices or float32 ({n}, {c}) probabilities were expected",
+                args.target,
+                target.dtype().name(),
+                target.shape_text()
+            ))
+        }
+    };
+    let result = result.map_err(|e| match e {
+        Error::InvalidOption {
+            name: "label_smoothing",
+            ..
+        } => format!("--label-smoothing: {e}"),
+        e => blame(e, &files),
+    })?;
+    let grad = args
+        .grad_out
+        .as_deref()
+        .map(|p| (p, Array::f32(vec![n, c], result.grad)));
+    write_outputs(&args.loss_out, loss_array(result.loss, vec![n]), grad)
+}
+
+fn eval_indices<L: xent::ClassIndex>(
+    ctx: &Context,
+    logits: &[f32],
+    classes: usize,
+    targets: &[L],
+    options: &CrossEntropyOptions,
+    want_grad: bool,
+) -> Result<LossAndGrad, Error> {
+    if want_grad {
+        ctx.cross_entropy_and_grad(logits, classes, targets, options, None)
+    } else {
+        ctx.cross_entropy(logits, classes, targets, options)
+            .map(|loss| LossAndGrad { loss, grad: vec![] })
+    }
+}
+
+fn run_bce(args: &BceArgs) -> Result<(), String> {
+    let (shape, input) = read_f32(&args.input, None)?;
+    let (_, target) = read_f32(&args.target, Some(&shape))?;
+    let weight = match &args.weight {
+        Some(path) => Some(read_f32(path, Some(&shape))?.1),
+        None => None,
+    };
+    let last_dim = shape.last().copied().unwrap_or(1);
+    let pos_weight = match (&args.pos_weight, args.logits) {
+        (Some(path), true) => Some(read_f32(path, Some(&[last_dim]))?.1),
+        (Some(path), false) => {
+            return Err(format!("{path}: --pos-weight applies only with --logits"))
+        }
+        (None, _) => None,
+    };
+    let files = [
+        ("input", args.input.as_str()),
+        ("target", args.target.as_str()),
+        ("weight", args.weight.as_deref().unwrap_or("--weight")),
+        (
+            "pos_weight",
+            args.pos_weight.as_deref().unwrap_or("--pos-weight"),
+        ),
+    ];
+    let ctx = context(args.adapter.as_deref())?;
+    let reduction: Reduction = args.reduction.into();
+    let want_grad = args.grad_out.is_some();
+    let result = if args.logits {
+        let options = BceWithLogitsOptions {
+            weight,
+            pos_weight,
+            reduction,
+        };
+        if want_grad {
+            ctx.binary_cross_entropy_with_logits_and_grad(&input, &target, &options, None)
+        } else {
+            ctx.binary_cross_entropy_with_logits(&input, &target, &options)
+                .map(|loss| LossAndGrad { loss, grad: vec![] })
+        }
+    } else {
+        let options = BceOptions { weight, reduction };
+        if want_grad {
+            ctx.binary_cross_entropy_and_grad(&input, &target, &options, None)
+        } else {
+            ctx.binary_cross_entropy(&input, &target, &options)
+                .map(|loss| LossAndGrad { loss, grad: vec![] })
+        }
+    }
+    .map_err(|e| blame(e, &files))?;
+    let grad = args
+        .grad_out
+        .as_deref()
+        .map(|p| (p, Array::f32(shape.clone(), result.grad)));
+    write_outputs(&args.loss_out, loss_array(result.loss, shape), grad)
+}
+
+/// Runs `xent eval`.
+pub fn run(command: &Command) -> Result<(), String> {
+    match command {
+        Command::Ce(args) => run_ce(args),
+        Command::Bce(args) => run_bce(args),
+    }
+}

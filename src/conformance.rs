@@ -1,0 +1,415 @@
+//! The conformance suite behind `xent check`: every loss, option and gradient against the
+//! float64 reference on seeded inputs, plus the edge cases, on one adapter at a time.
+
+use crate::context::Context;
+use crate::error::Result;
+use crate::loss::{
+    BceOptions, BceWithLogitsOptions, CrossEntropyOptions, Loss, LossAndGrad, Reduction,
+};
+use crate::reference;
+
+/// Loss tolerance: `|gpu - ref| <= RTOL |ref| + ATOL` per value.
+pub const RTOL: f64 = 1e-5;
+/// See [`RTOL`]: covers values that cancel to near zero, where f32 has no relative accuracy.
+pub const ATOL: f64 = 1e-6;
+/// Gradient tolerance: `|gpu - ref| <= GRAD_TOL * max |ref|` over the gradient.
+pub const GRAD_TOL: f64 = 1e-5;
+
+/// The outcome of one case on one adapter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaseReport {
+    /// The case's name.
+    pub case: String,
+    /// Whether loss and gradient are within tolerance (and the call succeeded).
+    pub passed: bool,
+    /// Worst relative error of the loss values (`|gpu - ref| / max(|ref|, ATOL / RTOL)`).
+    pub loss_error: f64,
+    /// Worst gradient error relative to the gradient's largest magnitude.
+    pub grad_error: f64,
+    /// What failed, for a failed case.
+    pub detail: Option<String>,
+}
+
+/// A seeded generator (SplitMix64), so every adapter sees the same inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn vec(&mut self, len: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..len).map(|_| lo + (hi - lo) * self.unit()).collect()
+    }
+    fn labels(&mut self, rows: usize, classes: usize) -> Vec<i64> {
+        (0..rows)
+            .map(|_| ((self.unit() * classes as f32) as i64).min(classes as i64 - 1))
+            .collect()
+    }
+}
+
+type Run = Box<dyn Fn(&Context) -> Result<(LossAndGrad, LossAndGrad<f64>)>>;
+
+/// One case: a name and how to compute GPU and reference results.
+struct Case {
+    name: String,
+    run: Run,
+}
+
+fn case(
+    name: String,
+    run: impl Fn(&Context) -> Result<(LossAndGrad, LossAndGrad<f64>)> + 'static,
+) -> Case {
+    Case {
+        name,
+        run: Box::new(run),
+    }
+}
+
+const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
+
+fn reduction_name(r: Reduction) -> &'static str {
+    match r {
+        Reduction::None => "none",
+        Reduction::Mean => "mean",
+        Reduction::Sum => "sum",
+    }
+}
+
+/// Categorical cases with class-index targets on an (n, c) batch drawn from `seed`.
+fn ce_case(
+    label: &str,
+    n: usize,
+    c: usize,
+    options: CrossEntropyOptions,
+    seed: u64,
+    scale: f32,
+) -> Case {
+    let mut rng = Rng(seed);
+    let logits = rng.vec(n * c, -scale, scale);
+    let mut targets = rng.labels(n, c);
+    for (i, t) in targets.iter_mut().enumerate() {
+        if i % 9 == 4 {
+            *t = options.ignore_index;
+        }
+    }
+    let name = format!("ce {label} {n}x{c} {}", reduction_name(options.reduction));
+    case(name, move |ctx| {
+        Ok((
+            ctx.cross_entropy_and_grad(&logits, c, &targets, &options, None)?,
+            reference::cross_entropy_and_grad(&logits, c, &targets, &options, None)?,
+        ))
+    })
+}
+
+/// Every case of the suite, in a fixed order.
+fn cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    for (i, r) in REDUCTIONS.into_iter().enumerate() {
+        let seed = 100 + i as u64;
+        let plain = CrossEntropyOptions {
+            reduction: r,
+            ..Default::default()
+        };
+        let mut rng = Rng(seed);
+        let all = CrossEntropyOptions {
+            weight: Some(rng.vec(1000, 0.2, 2.0)),
+            ignore_index: 3,
+            label_smoothing: 0.1,
+            reduction: r,
+        };
+        let long = CrossEntropyOptions {
+            weight: Some(rng.vec(5000, 0.2, 2.0)),
+            label_smoothing: 0.05,
+            reduction: r,
+            ..Default::default()
+        };
+        out.push(ce_case("indices", 200, 1000, plain.clone(), seed, 8.0));
+        out.push(ce_case(
+            "indices weight+ignore+smoothing",
+            200,
+            1000,
+            all.clone(),
+            seed,
+            8.0,
+        ));
+        out.push(ce_case("indices long rows", 8, 5000, long, seed, 8.0));
+        out.push(ce_case(
+            "indices short rows",
+            3000,
+            7,
+            CrossEntropyOptions {
+                reduction: r,
+                ..Default::default()
+            },
+            seed,
+            8.0,
+        ));
+
+        let (n, c) = (200, 1000);
+        let logits = rng.vec(n * c, -8.0, 8.0);
+        let mut probs = rng.vec(n * c, 0.0, 1.0);
+        for row in probs.chunks_mut(c) {
+            let s: f32 = row.iter().sum();
+            row.iter_mut().for_each(|v| *v /= s);
+        }
+        let options = all.clone();
+        out.push(case(
+            format!(
+                "ce probabilities weight+smoothing {n}x{c} {}",
+                reduction_name(r)
+            ),
+            move |ctx| {
+                Ok((
+                    ctx.cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)?,
+                    reference::cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)?,
+                ))
+            },
+        ));
+
+        let len = 10_000;
+        let mut p = rng.vec(len, 0.0, 1.0);
+        p[0] = 0.0;
+        p[1] = 1.0;
+        let t = rng.vec(len, 0.0, 1.0);
+        let options = BceOptions {
+            weight: Some(rng.vec(len, 0.0, 2.0)),
+            reduction: r,
+        };
+        let (p2, t2) = (p.clone(), t.clone());
+        out.push(case(
+            format!("bce weight, p in {{0, 1}} {len} {}", reduction_name(r)),
+            move |ctx| {
+                // Exact 0 and 1 have a clamped loss but an unbounded-by-clamp gradient; compare the
+                // gradient only away from them.
+                let mut gpu = ctx.binary_cross_entropy_and_grad(&p2, &t2, &options, None)?;
+                let mut cpu = reference::binary_cross_entropy_and_grad(&p2, &t2, &options, None)?;
+                gpu.grad.drain(..2);
+                cpu.grad.drain(..2);
+                Ok((gpu, cpu))
+            },
+        ));
+        let mut x = rng.vec(len, -30.0, 30.0);
+        x[0] = 1e4;
+        x[1] = -1e4;
+        let options = BceWithLogitsOptions {
+            weight: Some(rng.vec(len, 0.0, 2.0)),
+            pos_weight: Some(rng.vec(8, 0.5, 3.0)),
+            reduction: r,
+        };
+        out.push(case(
+            format!(
+                "bce_with_logits weight+pos_weight, |x| = 1e4 {len} {}",
+                reduction_name(r)
+            ),
+            move |ctx| {
+                Ok((
+                    ctx.binary_cross_entropy_with_logits_and_grad(&x, &t, &options, None)?,
+                    reference::binary_cross_entropy_with_logits_and_grad(&x, &t, &options, None)?,
+                ))
+            },
+        ));
+    }
+    for (n, c) in [(100, 1000), (4, 5000)] {
+        let mut rng = Rng(7);
+        let logits = rng.vec(n * c, -10.0, 10.0);
+        let g = rng.vec(n * c, -1.0, 1.0);
+        out.push(case(format!("log_softmax {n}x{c}"), move |ctx| {
+            Ok((
+                ctx.log_softmax_and_grad(&logits, c, &g)?,
+                reference::log_softmax_and_grad(&logits, c, &g)?,
+            ))
+        }));
+    }
+    // Edge cases.
+    out.push(ce_case(
+        "extreme logits |x| <= 1e4",
+        64,
+        257,
+        CrossEntropyOptions::default(),
+        8,
+        1e4,
+    ));
+    let c = 257;
+    let mut rng = Rng(9);
+    let mut masked = rng.vec(4 * c, -5.0, 5.0);
+    masked
+        .iter_mut()
+        .skip(1)
+        .step_by(2)
+        .for_each(|v| *v = f32::NEG_INFINITY);
+    let masked_targets = vec![0i64, 2, 4, 1]; // the last target is a -inf logit: loss +inf
+    let none = CrossEntropyOptions {
+        reduction: Reduction::None,
+        ..Default::default()
+    };
+    out.push(case(
+        "ce -inf masks (and a -inf target)".into(),
+        move |ctx| {
+            let mut gpu = ctx.cross_entropy_and_grad(&masked, c, &masked_targets, &none, None)?;
+            let mut cpu =
+                reference::cross_entropy_and_grad(&masked, c, &masked_targets, &none, None)?;
+            // The -inf target's row has an infinite loss; its gradient is compared on the others.
+            gpu.grad.truncate(3 * c);
+            cpu.grad.truncate(3 * c);
+            Ok((gpu, cpu))
+        },
+    ));
+    let logits = Rng(10).vec(6, -2.0, 2.0);
+    out.push(case(
+        "ce all rows ignored, mean: NaN loss, zero gradient".into(),
+        move |ctx| {
+            let targets = [-100i64, -100];
+            let o = CrossEntropyOptions::default();
+            Ok((
+                ctx.cross_entropy_and_grad(&logits, 3, &targets, &o, None)?,
+                reference::cross_entropy_and_grad(&logits, 3, &targets, &o, None)?,
+            ))
+        },
+    ));
+    for r in [Reduction::Mean, Reduction::Sum] {
+        out.push(case(
+            format!("ce empty batch {}", reduction_name(r)),
+            move |ctx| {
+                let o = CrossEntropyOptions {
+                    reduction: r,
+                    ..Default::default()
+                };
+                let empty: [i64; 0] = [];
+                Ok((
+                    ctx.cross_entropy_and_grad(&[], 5, &empty, &o, None)?,
+                    reference::cross_entropy_and_grad(&[], 5, &empty, &o, None)?,
+                ))
+            },
+        ));
+    }
+    let one_class = Rng(11).vec(50, -3.0, 3.0);
+    out.push(case("ce C = 1".into(), move |ctx| {
+        let targets = vec![0u32; 50];
+        let o = CrossEntropyOptions {
+            reduction: Reduction::None,
+            ..Default::default()
+        };
+        Ok((
+            ctx.cross_entropy_and_grad(&one_class, 1, &targets, &o, None)?,
+            reference::cross_entropy_and_grad(&one_class, 1, &targets, &o, None)?,
+        ))
+    }));
+    let mut nan_rows = Rng(12).vec(3 * 100, -3.0, 3.0);
+    nan_rows[150] = f32::NAN;
+    out.push(case(
+        "ce NaN in a row gives that row NaN".into(),
+        move |ctx| {
+            let o = CrossEntropyOptions {
+                reduction: Reduction::None,
+                ..Default::default()
+            };
+            let targets = [5i64, 6, 7];
+            let mut gpu = ctx.cross_entropy_and_grad(&nan_rows, 100, &targets, &o, None)?;
+            let mut cpu = reference::cross_entropy_and_grad(&nan_rows, 100, &targets, &o, None)?;
+            // Compare gradients on the finite rows only: the NaN row's gradient is NaN in both.
+            gpu.grad.drain(100..200);
+            cpu.grad.drain(100..200);
+            Ok((gpu, cpu))
+        },
+    ));
+    out
+}
+
+/// Names of every case, in order.
+pub fn case_names() -> Vec<String> {
+    cases().into_iter().map(|c| c.name).collect()
+}
+
+/// Compares values under `|g - w| <= allowed(w)`; NaN must match NaN and infinities must match
+/// exactly. Returns whether all pass and the worst `|g - w| / scale(w)` (infinite for a
+/// mismatched NaN or infinity).
+fn compare(
+    got: &[f32],
+    want: &[f64],
+    allowed: impl Fn(f64) -> f64,
+    scale: impl Fn(f64) -> f64,
+) -> (bool, f64) {
+    if got.len() != want.len() {
+        return (false, f64::INFINITY);
+    }
+    let mut ok = true;
+    let mut worst: f64 = 0.0;
+    for (&g, &w) in got.iter().zip(want) {
+        let g = f64::from(g);
+        let (fine, err) = if g.is_nan() || w.is_nan() || g.is_infinite() || w.is_infinite() {
+            let same = (g.is_nan() && w.is_nan()) || g == w;
+            (same, if same { 0.0 } else { f64::INFINITY })
+        } else {
+            let d = (g - w).abs();
+            (d <= allowed(w), d / scale(w))
+        };
+        ok &= fine;
+        worst = worst.max(err);
+    }
+    (ok, worst)
+}
+
+fn judge(name: &str, gpu: &LossAndGrad, cpu: &LossAndGrad<f64>) -> CaseReport {
+    let same_kind = matches!(
+        (&gpu.loss, &cpu.loss),
+        (Loss::Reduced(_), Loss::Reduced(_)) | (Loss::Unreduced(_), Loss::Unreduced(_))
+    );
+    let (loss_ok, loss_error) = compare(
+        gpu.loss.values(),
+        cpu.loss.values(),
+        |w| RTOL * w.abs() + ATOL,
+        |w| w.abs().max(ATOL / RTOL),
+    );
+    let max_grad = cpu
+        .grad
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let (grad_ok, grad_error) = compare(
+        &gpu.grad,
+        &cpu.grad,
+        |_| GRAD_TOL * max_grad,
+        |_| max_grad.max(f64::MIN_POSITIVE),
+    );
+    let passed = same_kind && loss_ok && grad_ok;
+    let detail = (!passed).then(|| {
+        format!(
+            "loss {} (worst rel {loss_error:.2e}), gradient {} (worst {grad_error:.2e} of max |grad|)",
+            if loss_ok && same_kind { "ok" } else { "differs" },
+            if grad_ok { "ok" } else { "differs" }
+        )
+    });
+    CaseReport {
+        case: name.to_string(),
+        passed,
+        loss_error,
+        grad_error,
+        detail,
+    }
+}
+
+/// Runs every case on `ctx`, calling `progress(done, total, case)` before each.
+pub fn run(ctx: &Context, progress: &mut dyn FnMut(usize, usize, &str)) -> Vec<CaseReport> {
+    let all = cases();
+    let total = all.len();
+    all.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            progress(i, total, &c.name);
+            match (c.run)(ctx) {
+                Ok((gpu, cpu)) => judge(&c.name, &gpu, &cpu),
+                Err(e) => CaseReport {
+                    case: c.name.clone(),
+                    passed: false,
+                    loss_error: f64::INFINITY,
+                    grad_error: f64::INFINITY,
+                    detail: Some(format!("error: {e}")),
+                },
+            }
+        })
+        .collect()
+}

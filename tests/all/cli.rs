@@ -1,0 +1,373 @@
+//! The `xent` command, run as a built binary: info, check, bench, eval on .npy files (compared
+//! with the float64 reference), and the bad-input cases.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::{assert_close, assert_grad_close, contexts, Rng};
+use xent::npy::{self, Array, Data};
+use xent::{reference, BceWithLogitsOptions, CrossEntropyOptions, Reduction};
+
+fn xent(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xent"))
+        .args(args)
+        .output()
+        .expect("the xent binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fresh scratch folder under the target directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn save(dir: &Path, name: &str, array: &Array) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, npy::to_bytes(array)).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn load_f32(path: &str) -> (Vec<usize>, Vec<f32>) {
+    let a = npy::parse(&std::fs::read(path).unwrap()).unwrap();
+    match a.data {
+        Data::F32(v) => (a.shape, v),
+        other => panic!("{path}: {other:?}"),
+    }
+}
+
+#[test]
+fn info_lists_adapters_as_text_and_json() {
+    let text = xent(&["info"]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    let name = &contexts()[0].adapter_info().name;
+    assert!(stdout(&text).contains(name.as_str()));
+    let json = xent(&["info", "--json"]);
+    assert!(json.status.success());
+    let out = stdout(&json);
+    assert!(
+        out.trim_start().starts_with('[') && out.contains("\"max_storage_buffer_binding_size\"")
+    );
+}
+
+#[test]
+fn check_passes_and_writes_its_report() {
+    let dir = scratch("check");
+    let report = dir.join("report.json");
+    let o = xent(&["check", "--json", report.to_str().unwrap()]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("cases pass on"), "{out}");
+    assert!(!out.contains("FAIL"));
+    let json = std::fs::read_to_string(report).unwrap();
+    assert!(json.contains("\"passed\": true") && !json.contains("\"passed\": false"));
+}
+
+#[test]
+fn bench_quick_writes_json_records_and_a_plot() {
+    let dir = scratch("bench");
+    let (json, svg) = (dir.join("b.json"), dir.join("b.svg"));
+    let o = xent(&[
+        "bench",
+        "--preset",
+        "quick",
+        "--samples",
+        "3",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(json).unwrap();
+    let records = text.matches("\"kernel\"").count();
+    assert_eq!(records, 8, "one record per kernel and shape:\n{text}");
+    for field in [
+        "adapter",
+        "backend",
+        "kernel",
+        "shape",
+        "dtype",
+        "bytes",
+        "median_s",
+        "gbps",
+        "ceiling_gbps",
+        "ratio",
+    ] {
+        assert_eq!(
+            text.matches(&format!("\"{field}\":")).count(),
+            records,
+            "field {field}"
+        );
+    }
+    assert!(!text.contains("null"), "every figure is finite:\n{text}");
+    let plot = std::fs::read_to_string(svg).unwrap();
+    assert!(plot.starts_with("<svg") && plot.matches("<rect").count() == records + 1);
+    assert!(xent(&["bench", "--preset", "huge"]).status.code() == Some(1));
+}
+
+#[test]
+fn eval_ce_matches_the_reference_for_every_target_kind() {
+    let dir = scratch("eval_ce");
+    let mut rng = Rng::new(41);
+    let (n, c) = (40, 13);
+    let logits = rng.vec(n * c, -6.0, 6.0);
+    let labels: Vec<i64> = (0..n)
+        .map(|i| {
+            if i % 5 == 0 {
+                -100
+            } else {
+                rng.below(c) as i64
+            }
+        })
+        .collect();
+    let probs = rng.distributions(n, c);
+    let weight = rng.vec(c, 0.5, 2.0);
+    let l = save(&dir, "logits.npy", &Array::f32(vec![n, c], logits.clone()));
+    let w = save(&dir, "weight.npy", &Array::f32(vec![c], weight.clone()));
+    let t64 = save(
+        &dir,
+        "t64.npy",
+        &Array {
+            shape: vec![n],
+            data: Data::I64(labels.clone()),
+        },
+    );
+    let t32 = save(
+        &dir,
+        "t32.npy",
+        &Array {
+            shape: vec![n],
+            data: Data::I32(labels.iter().map(|&v| v as i32).collect()),
+        },
+    );
+    let tp = save(&dir, "tp.npy", &Array::f32(vec![n, c], probs.clone()));
+    let loss = dir.join("loss.npy").to_string_lossy().into_owned();
+    let grad = dir.join("grad.npy").to_string_lossy().into_owned();
+    let ctx = &contexts()[0];
+    for (reduction, name) in [
+        (Reduction::Mean, "mean"),
+        (Reduction::Sum, "sum"),
+        (Reduction::None, "none"),
+    ] {
+        let options = CrossEntropyOptions {
+            weight: Some(weight.clone()),
+            ignore_index: -100,
+            label_smoothing: 0.1,
+            reduction,
+        };
+        for target in [&t64, &t32, &tp] {
+            let o = xent(&[
+                "eval",
+                "ce",
+                "--logits",
+                &l,
+                "--target",
+                target,
+                "--weight",
+                &w,
+                "--label-smoothing",
+                "0.1",
+                "--reduction",
+                name,
+                "--loss-out",
+                &loss,
+                "--grad-out",
+                &grad,
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let want = if target == &tp {
+                reference::cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)
+            } else {
+                reference::cross_entropy_and_grad(&logits, c, &labels, &options, None)
+            }
+            .unwrap();
+            let (loss_shape, loss_values) = load_f32(&loss);
+            let expected_shape: Vec<usize> = if reduction == Reduction::None {
+                vec![n]
+            } else {
+                vec![]
+            };
+            assert_eq!(loss_shape, expected_shape);
+            assert_close(
+                ctx,
+                &format!("eval ce {name} {target}"),
+                &loss_values,
+                want.loss.values(),
+            );
+            let (grad_shape, grad_values) = load_f32(&grad);
+            assert_eq!(grad_shape, vec![n, c]);
+            assert_grad_close(
+                ctx,
+                &format!("eval ce {name} {target}"),
+                &grad_values,
+                &want.grad,
+            );
+        }
+    }
+}
+
+#[test]
+fn eval_bce_matches_the_reference() {
+    let dir = scratch("eval_bce");
+    let mut rng = Rng::new(42);
+    let shape = vec![6, 5, 4];
+    let len = 120;
+    let x = rng.vec(len, -8.0, 8.0);
+    let p = rng.vec(len, 0.01, 0.99);
+    let t = rng.vec(len, 0.0, 1.0);
+    let pw = rng.vec(4, 0.5, 3.0);
+    let xs = save(&dir, "x.npy", &Array::f32(shape.clone(), x.clone()));
+    let ps = save(&dir, "p.npy", &Array::f32(shape.clone(), p.clone()));
+    let ts = save(&dir, "t.npy", &Array::f32(shape.clone(), t.clone()));
+    let pws = save(&dir, "pw.npy", &Array::f32(vec![4], pw.clone()));
+    let loss = dir.join("loss.npy").to_string_lossy().into_owned();
+    let grad = dir.join("grad.npy").to_string_lossy().into_owned();
+    let ctx = &contexts()[0];
+    let o = xent(&[
+        "eval",
+        "bce",
+        "--input",
+        &xs,
+        "--target",
+        &ts,
+        "--logits",
+        "--pos-weight",
+        &pws,
+        "--reduction",
+        "none",
+        "--loss-out",
+        &loss,
+        "--grad-out",
+        &grad,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let options = BceWithLogitsOptions {
+        weight: None,
+        pos_weight: Some(pw),
+        reduction: Reduction::None,
+    };
+    let want =
+        reference::binary_cross_entropy_with_logits_and_grad(&x, &t, &options, None).unwrap();
+    let (loss_shape, loss_values) = load_f32(&loss);
+    assert_eq!(loss_shape, shape);
+    assert_close(
+        ctx,
+        "eval bce --logits none",
+        &loss_values,
+        want.loss.values(),
+    );
+    let (_, grad_values) = load_f32(&grad);
+    assert_grad_close(ctx, "eval bce --logits none", &grad_values, &want.grad);
+
+    let o = xent(&[
+        "eval",
+        "bce",
+        "--input",
+        &ps,
+        "--target",
+        &ts,
+        "--loss-out",
+        &loss,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = reference::binary_cross_entropy(&p, &t, &Default::default()).unwrap();
+    let (loss_shape, loss_values) = load_f32(&loss);
+    assert!(loss_shape.is_empty());
+    assert_close(ctx, "eval bce mean", &loss_values, want.values());
+}
+
+#[test]
+fn eval_rejects_bad_input_with_one_line_and_no_output() {
+    let dir = scratch("eval_bad");
+    let logits = save(&dir, "logits.npy", &Array::f32(vec![2, 3], vec![0.0; 6]));
+    let bad_label = save(
+        &dir,
+        "bad_label.npy",
+        &Array {
+            shape: vec![2],
+            data: Data::I64(vec![0, 3]),
+        },
+    );
+    let wrong_dtype = save(&dir, "wrong_dtype.npy", &Array::f32(vec![2], vec![0.0; 2]));
+    let wrong_shape = save(
+        &dir,
+        "wrong_shape.npy",
+        &Array {
+            shape: vec![3],
+            data: Data::I64(vec![0; 3]),
+        },
+    );
+    let flat = save(&dir, "flat.npy", &Array::f32(vec![6], vec![0.0; 6]));
+    let p_out_of_range = save(&dir, "p.npy", &Array::f32(vec![2], vec![0.5, 1.5]));
+    let t2 = save(&dir, "t2.npy", &Array::f32(vec![2], vec![0.5, 0.5]));
+    let truncated = dir.join("truncated.npy");
+    let mut bytes = npy::to_bytes(&Array::f32(vec![2, 3], vec![0.0; 6]));
+    bytes.truncate(bytes.len() - 3);
+    std::fs::write(&truncated, bytes).unwrap();
+    let truncated = truncated.to_string_lossy().into_owned();
+    let missing = dir.join("missing.npy").to_string_lossy().into_owned();
+    let loss = dir.join("loss.npy");
+    let loss_s = loss.to_string_lossy().into_owned();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["ce", "--logits", &logits, "--target", &bad_label],
+            "bad_label.npy",
+        ),
+        (
+            vec!["ce", "--logits", &logits, "--target", &wrong_dtype],
+            "wrong_dtype.npy",
+        ),
+        (
+            vec!["ce", "--logits", &logits, "--target", &wrong_shape],
+            "wrong_shape.npy",
+        ),
+        (
+            vec!["ce", "--logits", &flat, "--target", &bad_label],
+            "flat.npy",
+        ),
+        (
+            vec!["ce", "--logits", &truncated, "--target", &bad_label],
+            "truncated.npy",
+        ),
+        (
+            vec!["ce", "--logits", &missing, "--target", &bad_label],
+            "missing.npy",
+        ),
+        (
+            vec!["bce", "--input", &p_out_of_range, "--target", &t2],
+            "p.npy",
+        ),
+        (
+            vec!["bce", "--input", &t2, "--target", &logits],
+            "logits.npy",
+        ),
+    ];
+    for (args, file) in cases {
+        let mut full = vec!["eval"];
+        full.extend(args.iter().copied());
+        full.extend(["--loss-out", &loss_s]);
+        let o = xent(&full);
+        let err = stderr(&o);
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+            .collect();
+        assert_eq!(o.status.code(), Some(1), "{full:?}: {err}");
+        assert_eq!(lines.len(), 1, "{full:?}: one line, got {err}");
+        assert!(
+            lines[0].contains(file),
+            "{full:?}: the message names {file}: {err}"
+        );
+        assert!(!loss.exists(), "{full:?} wrote an output file");
+    }
+}
