@@ -124,6 +124,26 @@ impl LossBuffers {
     }
 }
 
+impl Context {
+    /// The host path of every loss: inside error scopes, `prepare` uploads the inputs and
+    /// prepares the loss; then the upstream gradient is set, the work runs, and the loss and
+    /// gradient are read back.
+    pub(crate) fn run_host(
+        &self,
+        upstream: Option<&[f32]>,
+        prepare: impl FnOnce() -> Result<PreparedLoss>,
+    ) -> Result<(Loss, Option<Vec<f32>>)> {
+        self.checked(|| {
+            let prepared = prepare()?;
+            if let Some(upstream) = upstream {
+                prepared.set_upstream(upstream)?;
+            }
+            prepared.run()?;
+            Ok((prepared.read_loss()?, prepared.read_grad()?))
+        })
+    }
+}
+
 impl PreparedLoss {
     /// Records the loss (and gradient) kernels into `encoder`, as one compute pass.
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {

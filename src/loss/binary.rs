@@ -225,7 +225,7 @@ impl Context {
         })
     }
 
-    /// The host path of both BCEs: upload, prepare (with `prepare`), run, read back.
+    /// The host path of both BCEs: upload input and target, then `prepare` on them.
     fn host_bce(
         &self,
         input: &[f32],
@@ -233,15 +233,10 @@ impl Context {
         upstream: Option<&[f32]>,
         prepare: impl FnOnce(&wgpu::Buffer, &wgpu::Buffer) -> Result<PreparedLoss>,
     ) -> Result<(Loss, Option<Vec<f32>>)> {
-        self.checked(|| {
+        self.run_host(upstream, || {
             let input_buf = gpu_buffer::upload(self, "input", input)?;
             let target_buf = gpu_buffer::upload(self, "target", target)?;
-            let prepared = prepare(&input_buf, &target_buf)?;
-            if let Some(upstream) = upstream {
-                prepared.set_upstream(upstream)?;
-            }
-            prepared.run()?;
-            Ok((prepared.read_loss()?, prepared.read_grad()?))
+            prepare(&input_buf, &target_buf)
         })
     }
 }

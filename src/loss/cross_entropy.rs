@@ -106,12 +106,6 @@ fn params_buffer(
     )
 }
 
-/// Copies a prepared loss's results back: the loss, and the gradient when there is one.
-fn read_back(prepared: &PreparedLoss) -> Result<(Loss, Option<Vec<f32>>)> {
-    prepared.run()?;
-    Ok((prepared.read_loss()?, prepared.read_grad()?))
-}
-
 impl Context {
     /// Prepares class-index cross-entropy on GPU buffers: `logits` holds (rows, classes) f32
     /// row-major from offset 0, `targets` one i32 class index per row. Targets are not checked
@@ -265,15 +259,10 @@ impl Context {
         mode: GradMode,
     ) -> Result<(Loss, Option<Vec<f32>>)> {
         let labels = gpu_labels(targets, options.ignore_index);
-        self.checked(|| {
+        self.run_host(upstream, || {
             let logits_buf = gpu_buffer::upload(self, "logits", logits)?;
             let labels_buf = gpu_buffer::upload(self, "targets", &labels)?;
-            let prepared =
-                self.prepare_cross_entropy(&logits_buf, &labels_buf, rows, classes, options, mode)?;
-            if let Some(upstream) = upstream {
-                prepared.set_upstream(upstream)?;
-            }
-            read_back(&prepared)
+            self.prepare_cross_entropy(&logits_buf, &labels_buf, rows, classes, options, mode)
         })
     }
 
@@ -407,21 +396,17 @@ impl Context {
         upstream: Option<&[f32]>,
         mode: GradMode,
     ) -> Result<(Loss, Option<Vec<f32>>)> {
-        self.checked(|| {
+        self.run_host(upstream, || {
             let logits_buf = gpu_buffer::upload(self, "logits", logits)?;
             let targets_buf = gpu_buffer::upload(self, "targets", targets)?;
-            let prepared = self.prepare_cross_entropy_probs(
+            self.prepare_cross_entropy_probs(
                 &logits_buf,
                 &targets_buf,
                 rows,
                 classes,
                 options,
                 mode,
-            )?;
-            if let Some(upstream) = upstream {
-                prepared.set_upstream(upstream)?;
-            }
-            read_back(&prepared)
+            )
         })
     }
 }

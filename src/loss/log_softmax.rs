@@ -117,20 +117,15 @@ impl Context {
         classes: usize,
         upstream: Option<&[f32]>,
     ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
-        self.checked(|| {
+        let mode = if upstream.is_some() {
+            GradMode::Separate
+        } else {
+            GradMode::Off
+        };
+        let (logp, grad) = self.run_host(upstream, || {
             let input = gpu_buffer::upload(self, "logits", logits)?;
-            let mode = if upstream.is_some() {
-                GradMode::Separate
-            } else {
-                GradMode::Off
-            };
-            let prepared = self.prepare_log_softmax(&input, rows, classes, mode)?;
-            if let Some(upstream) = upstream {
-                prepared.set_upstream(upstream)?;
-            }
-            prepared.run()?;
-            let logp = prepared.read_loss()?.into_values();
-            Ok((logp, prepared.read_grad()?))
-        })
+            self.prepare_log_softmax(&input, rows, classes, mode)
+        })?;
+        Ok((logp.into_values(), grad))
     }
 }
