@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-gpu-driver.sh
 cargo test --release "$@"
+# The pipeline example must converge (it exits non-zero otherwise).
+cargo run --release --example train_classifier

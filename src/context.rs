@@ -349,24 +349,42 @@ impl Context {
 
     /// Copies `len` f32 values from the start of `source` back to the host.
     pub(crate) fn read_f32(&self, source: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-        if len == 0 {
-            return Ok(Vec::new());
+        let encoder = self
+            .inner
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("xent readback"),
+            });
+        Ok(self.submit_and_read(encoder, &[(source, len)])?.remove(0))
+    }
+
+    /// Appends copies of `sources` (`(buffer, f32 count)`, each from offset 0) to `encoder`,
+    /// submits it, and reads them back: one submission, one wait and one map for everything.
+    pub(crate) fn submit_and_read(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        sources: &[(&wgpu::Buffer, usize)],
+    ) -> Result<Vec<Vec<f32>>> {
+        let total: usize = sources.iter().map(|(_, len)| len).sum();
+        if total == 0 {
+            self.submit_and_wait(encoder.finish())?;
+            return Ok(sources.iter().map(|_| Vec::new()).collect());
         }
-        let bytes = (len * 4) as u64;
         let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("xent readback"),
-            size: bytes,
+            size: (total * 4) as u64,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut encoder =
-            self.inner
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("xent readback"),
-                });
-        encoder.copy_buffer_to_buffer(source, 0, &staging, 0, bytes);
-        self.submit_and_wait(encoder.finish())?;
+        let mut offset = 0u64;
+        for (source, len) in sources {
+            let bytes = (*len * 4) as u64;
+            if bytes > 0 {
+                encoder.copy_buffer_to_buffer(source, 0, &staging, offset, bytes);
+            }
+            offset += bytes;
+        }
+        self.inner.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -390,9 +408,15 @@ impl Context {
         let view = staging
             .get_mapped_range(..)
             .map_err(|e| Error::Readback(e.to_string()))?;
-        let values = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        let all: &[f32] = bytemuck::cast_slice(&view);
+        let mut out = Vec::with_capacity(sources.len());
+        let mut at = 0;
+        for (_, len) in sources {
+            out.push(all[at..at + len].to_vec());
+            at += len;
+        }
         drop(view);
         staging.unmap();
-        Ok(values)
+        Ok(out)
     }
 }

@@ -138,8 +138,19 @@ impl Context {
             if let Some(upstream) = upstream {
                 prepared.set_upstream(upstream)?;
             }
-            prepared.run()?;
-            Ok((prepared.read_loss()?, prepared.read_grad()?))
+            let mut encoder =
+                self.device()
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("xent"),
+                    });
+            prepared.record(&mut encoder);
+            let mut sources = vec![(&prepared.loss, prepared.loss_len)];
+            if let Some((grad, len)) = &prepared.grad {
+                sources.push((grad, *len));
+            }
+            let mut values = self.submit_and_read(encoder, &sources)?.into_iter();
+            let loss = prepared.loss_from(values.next().unwrap_or_default());
+            Ok((loss, values.next()))
         })
     }
 }
@@ -203,11 +214,17 @@ impl PreparedLoss {
 
     /// Reads the loss back (waits for submitted work).
     pub fn read_loss(&self) -> Result<Loss> {
-        let values = self.ctx.read_f32(&self.loss, self.loss_len)?;
-        Ok(match self.reduction {
+        Ok(self.loss_from(self.ctx.read_f32(&self.loss, self.loss_len)?))
+    }
+
+    /// The loss from the values of its buffer.
+    fn loss_from(&self, values: Vec<f32>) -> Loss {
+        match self.reduction {
             Reduction::None => Loss::Unreduced(values),
-            Reduction::Mean | Reduction::Sum => Loss::Reduced(values[0]),
-        })
+            Reduction::Mean | Reduction::Sum => {
+                Loss::Reduced(values.first().copied().unwrap_or(f32::NAN))
+            }
+        }
     }
 
     /// Reads the gradient back (waits for submitted work); `None` without a gradient.

@@ -111,6 +111,67 @@ fn main() {
         });
     }
     group.finish();
+    latency(&mut criterion, &ctx);
     criterion.final_summary();
     print_ratios(&info.name, ceiling.bytes(), &ran);
+    if let (Some(call), Some(floor)) = (
+        median_ns("latency/host_ce_64x1000"),
+        median_ns("latency/floor"),
+    ) {
+        println!(
+            "host call 64x1000 -> loss: {:.1} us, floor (empty submit + 1 KB readback): {:.1} us, ratio {:.2}",
+            call / 1e3,
+            floor / 1e3,
+            call / floor
+        );
+    }
+}
+
+/// A host call's latency (64 x 1000 logits from a slice to a loss on the host) next to the
+/// floor of any GPU round trip: an empty submit plus a 1 KB readback.
+fn latency(criterion: &mut Criterion, ctx: &Context) {
+    let (rows, classes) = (64, 1000);
+    let logits: Vec<f32> = (0..rows * classes)
+        .map(|i| (i % 17) as f32 * 0.3 - 2.0)
+        .collect();
+    let labels: Vec<u32> = (0..rows as u32).map(|r| r * 7 % classes as u32).collect();
+    let options = xent::CrossEntropyOptions::default();
+    let device = ctx.device();
+    let source = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("floor source"),
+        size: 1024,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("floor staging"),
+        size: 1024,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut group = criterion.benchmark_group("latency");
+    group.bench_function("floor", |b| {
+        b.iter(|| {
+            let mut encoder = device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(&source, 0, &staging, 0, 1024);
+            ctx.queue().submit([encoder.finish()]);
+            staging.map_async(wgpu::MapMode::Read, .., |r| r.expect("map"));
+            device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .expect("poll");
+            let sum: f32 =
+                bytemuck::cast_slice::<u8, f32>(&staging.get_mapped_range(..).expect("mapped"))
+                    .iter()
+                    .sum();
+            staging.unmap();
+            sum
+        })
+    });
+    group.bench_function("host_ce_64x1000", |b| {
+        b.iter(|| {
+            ctx.cross_entropy(&logits, classes, &labels, &options)
+                .expect("loss")
+        })
+    });
+    group.finish();
 }

@@ -9,3 +9,4 @@ mod gradients;
 mod prepared;
 mod properties;
 mod shaders;
+mod threads;
