@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::plan::Tuning;
 use crate::shaders::{Binding, Kernel, PipelineKey};
 
 /// How long a blocking wait for the GPU may take before xent gives up with an error
@@ -26,10 +27,17 @@ struct Inner {
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
-    layouts: Mutex<HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
-    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    tuning: Tuning,
+    /// Compiled pipelines and layouts, shared by contexts on one device.
+    caches: Arc<Caches>,
     /// The last error wgpu reported outside an error scope.
     uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+#[derive(Default)]
+struct Caches {
+    layouts: Mutex<HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -37,6 +45,7 @@ impl std::fmt::Debug for Context {
         f.debug_struct("Context")
             .field("adapter", &self.inner.info.name)
             .field("backend", &self.inner.info.backend)
+            .field("tuning", &self.inner.tuning)
             .finish()
     }
 }
@@ -168,17 +177,40 @@ impl Context {
                 *slot = Some(e.to_string());
             }
         }));
+        let tuning = Tuning::for_device(info.device_type);
         Ok(Context {
             inner: Arc::new(Inner {
                 device,
                 queue,
                 info,
                 limits,
-                layouts: Mutex::new(HashMap::new()),
-                pipelines: Mutex::new(HashMap::new()),
+                tuning,
+                caches: Arc::default(),
                 uncaptured,
             }),
         })
+    }
+
+    /// The launch-plan knobs in force (by default [`Tuning::for_device`] of the adapter).
+    pub fn tuning(&self) -> Tuning {
+        self.inner.tuning
+    }
+
+    /// A context on the same device with other launch-plan knobs: for benchmarking, and for
+    /// testing every kernel path on one adapter. Compiled pipelines are shared.
+    pub fn with_tuning(&self, tuning: Tuning) -> Context {
+        let i = &self.inner;
+        Context {
+            inner: Arc::new(Inner {
+                device: i.device.clone(),
+                queue: i.queue.clone(),
+                info: i.info.clone(),
+                limits: i.limits.clone(),
+                tuning,
+                caches: Arc::clone(&i.caches),
+                uncaptured: Arc::clone(&i.uncaptured),
+            }),
+        }
     }
 
     /// The adapter's name, vendor, backend and driver.
@@ -207,7 +239,12 @@ impl Context {
     }
 
     fn layouts_of(&self, kernel: Kernel) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
-        let mut map = self.inner.layouts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .inner
+            .caches
+            .layouts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         map.entry(kernel)
             .or_insert_with(|| {
                 let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
@@ -258,6 +295,7 @@ impl Context {
     pub(crate) fn pipeline(&self, key: &PipelineKey) -> Result<wgpu::ComputePipeline> {
         if let Some(p) = self
             .inner
+            .caches
             .pipelines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -296,6 +334,7 @@ impl Context {
             )));
         }
         self.inner
+            .caches
             .pipelines
             .lock()
             .unwrap_or_else(|p| p.into_inner())

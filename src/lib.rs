@@ -38,5 +38,6 @@ pub use error::{Error, Result};
 pub use loss::{
     BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad, Reduction,
 };
+pub use plan::Tuning;
 pub use prepared::{GradMode, PreparedLoss};
 pub use shaders::all_sources as shader_sources;

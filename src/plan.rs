@@ -2,24 +2,48 @@
 //!
 //! The strategy, in one place:
 //! - Row kernels (log-softmax, categorical cross-entropy) give each row `row_threads` threads,
-//!   a power of two chosen so each thread reads about [`ELEMENTS_PER_THREAD`] logits; a
-//!   workgroup of [`WORKGROUP_SIZE`] threads then holds `WORKGROUP_SIZE / row_threads` rows.
-//!   Short rows therefore share a workgroup (one thread per row for C <= 16) instead of
-//!   leaving most of a workgroup idle.
+//!   a power of two chosen so each thread reads about [`Tuning::row_elements_per_thread`]
+//!   logits; a workgroup of [`WORKGROUP_SIZE`] threads then holds `WORKGROUP_SIZE /
+//!   row_threads` rows.
+//!   Short rows therefore share a workgroup (one thread per row for C <= 16 on a GPU) instead
+//!   of leaving most of a workgroup idle. GPUs get 16 logits per thread (rows up to 4096 stay
+//!   in registers); CPU adapters (lavapipe) 128, since every level of a row's tree reduction
+//!   is a costly barrier there (measured on lavapipe at 2048 x 1000: 0.25 -> 0.58 of the read
+//!   ceiling).
 //! - Elementwise kernels (binary cross-entropy) give each workgroup a block of
 //!   `WORKGROUP_SIZE * ELEMENTWISE_ITEMS` consecutive elements.
 //! - Batch reductions sum blocks of `WORKGROUP_SIZE * ELEMENTWISE_ITEMS` partial results per
 //!   pass, in a fixed order, until one is left.
 //! - More workgroups than a dispatch dimension allows are laid out as a 2-D grid.
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 
 /// Threads per workgroup of every kernel.
 pub(crate) const WORKGROUP_SIZE: u32 = 256;
 /// Elements each thread of an elementwise or reduction kernel handles.
 pub(crate) const ELEMENTWISE_ITEMS: u32 = 4;
-/// Logits each thread of a row kernel aims to read.
-pub(crate) const ELEMENTS_PER_THREAD: usize = 16;
+/// Knobs of the launch plan. [`Tuning::for_device`] picks them by adapter type; a context can
+/// run with others ([`Context::with_tuning`]) to benchmark them or to test every kernel path on
+/// one adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Logits each thread of a row kernel aims to read (at least 1). At most 16 per thread
+    /// stay in registers between the statistics and gradient passes.
+    pub row_elements_per_thread: usize,
+}
+
+impl Tuning {
+    /// The knobs for an adapter type: 16 logits per thread on GPUs, 128 on CPU adapters.
+    pub fn for_device(device_type: wgpu::DeviceType) -> Tuning {
+        Tuning {
+            row_elements_per_thread: match device_type {
+                wgpu::DeviceType::Cpu => 128,
+                _ => 16,
+            },
+        }
+    }
+}
 
 /// A dispatch of `groups` workgroups laid out as `x * y >= groups`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,15 +80,16 @@ pub(crate) struct RowPlan {
     pub(crate) grid: Grid,
 }
 
-/// Threads per row for rows of `classes` logits.
-pub(crate) fn row_threads(classes: usize) -> u32 {
-    let wanted = classes.div_ceil(ELEMENTS_PER_THREAD).max(1);
+/// Threads per row for rows of `classes` logits, each thread reading about `per_thread`.
+pub(crate) fn row_threads(classes: usize, per_thread: usize) -> u32 {
+    let wanted = classes.div_ceil(per_thread.max(1)).max(1);
     (wanted.next_power_of_two() as u32).min(WORKGROUP_SIZE)
 }
 
-/// The plan for a row kernel over `rows` rows of `classes` logits.
-pub(crate) fn row_plan(rows: usize, classes: usize, limits: &wgpu::Limits) -> Result<RowPlan> {
-    let row_threads = row_threads(classes);
+/// The plan for a row kernel over `rows` rows of `classes` logits on `ctx`'s adapter.
+pub(crate) fn row_plan(rows: usize, classes: usize, ctx: &Context) -> Result<RowPlan> {
+    let limits = ctx.limits();
+    let row_threads = row_threads(classes, ctx.tuning().row_elements_per_thread);
     let rows_per_group = (WORKGROUP_SIZE / row_threads) as u64;
     let grid = grid((rows as u64).div_ceil(rows_per_group), limits)?;
     Ok(RowPlan { row_threads, grid })
@@ -106,11 +131,15 @@ mod tests {
 
     #[test]
     fn row_threads_follow_the_row_length() {
-        assert_eq!(row_threads(1), 1);
-        assert_eq!(row_threads(16), 1);
-        assert_eq!(row_threads(17), 2);
-        assert_eq!(row_threads(1000), 64);
-        assert_eq!(row_threads(32768), 256);
+        let gpu = Tuning::for_device(wgpu::DeviceType::DiscreteGpu).row_elements_per_thread;
+        assert_eq!(row_threads(1, gpu), 1);
+        assert_eq!(row_threads(16, gpu), 1);
+        assert_eq!(row_threads(17, gpu), 2);
+        assert_eq!(row_threads(1000, gpu), 64);
+        assert_eq!(row_threads(32768, gpu), 256);
+        let cpu = Tuning::for_device(wgpu::DeviceType::Cpu).row_elements_per_thread;
+        assert_eq!(row_threads(1000, cpu), 8);
+        assert_eq!(row_threads(32768, cpu), 256);
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl Context {
     ) -> Result<PreparedLoss> {
         let len = check_prepared(logits, rows, classes, options)?;
         launch::check_input("targets", targets, rows)?;
-        let plan = plan::row_plan(rows, classes, self.limits())?;
+        let plan = plan::row_plan(rows, classes, self)?;
         let weight = weight_buffer(self, options)?;
         let params = params_buffer(self, rows, classes, options);
         let buffers =
@@ -280,7 +280,7 @@ impl Context {
     ) -> Result<PreparedLoss> {
         let len = check_prepared(logits, rows, classes, options)?;
         launch::check_input("targets", targets, len)?;
-        let plan = plan::row_plan(rows, classes, self.limits())?;
+        let plan = plan::row_plan(rows, classes, self)?;
         let weight = weight_buffer(self, options)?;
         let params = params_buffer(self, rows, classes, options);
         let buffers =

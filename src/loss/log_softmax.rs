@@ -44,7 +44,7 @@ impl Context {
         }
         let len = rows * classes;
         launch::check_input("logits", logits, len)?;
-        let plan = plan::row_plan(rows, classes, self.limits())?;
+        let plan = plan::row_plan(rows, classes, self)?;
         let params = gpu_buffer::uniform(
             self,
             &Params {

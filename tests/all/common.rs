@@ -4,20 +4,37 @@ use std::sync::OnceLock;
 
 use xent::{Context, Loss};
 
-/// One context per adapter on the machine. A machine without an adapter fails the tests: CI
-/// installs lavapipe, so a missing adapter is a broken set-up, never a reason to skip.
+/// One context per adapter on the machine, plus the best adapter again with the launch plan
+/// of the other kind of device (GPU plan on a CPU adapter, CPU plan on a GPU), so every kernel
+/// path (rows kept in registers or read twice) runs on every machine. A machine without an
+/// adapter fails the tests: CI installs lavapipe, so a missing adapter is a broken set-up,
+/// never a reason to skip.
 pub fn contexts() -> &'static [Context] {
     static CONTEXTS: OnceLock<Vec<Context>> = OnceLock::new();
-    CONTEXTS.get_or_init(|| match Context::all() {
-        Ok(all) => all,
-        Err(e) => panic!("GPU tests need an adapter: {e}"),
+    CONTEXTS.get_or_init(|| {
+        let mut all = match Context::all() {
+            Ok(all) => all,
+            Err(e) => panic!("GPU tests need an adapter: {e}"),
+        };
+        let other = match all[0].adapter_info().device_type {
+            wgpu::DeviceType::Cpu => wgpu::DeviceType::DiscreteGpu,
+            _ => wgpu::DeviceType::Cpu,
+        };
+        let alternate = all[0].with_tuning(xent::Tuning::for_device(other));
+        all.insert(1, alternate);
+        all
     })
 }
 
-/// The adapter's name, for failure messages.
+/// The adapter's name and plan, for failure messages.
 pub fn name(ctx: &Context) -> String {
     let info = ctx.adapter_info();
-    format!("{} ({:?})", info.name, info.backend)
+    format!(
+        "{} ({:?}, {} logits per row thread)",
+        info.name,
+        info.backend,
+        ctx.tuning().row_elements_per_thread
+    )
 }
 
 /// A small seeded generator (SplitMix64), so every run sees the same inputs.
