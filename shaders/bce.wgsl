@@ -9,8 +9,9 @@
 struct Params {
     len: u32,
     last_dim: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // Element index of element 0 of the input and the target in their bindings.
+    x_first: u32,
+    t_first: u32,
 }
 
 override HAS_WEIGHT: bool = false;
@@ -33,8 +34,8 @@ fn main(@builtin(local_invocation_index) local: u32,
     for (var k = 0u; k < ITEMS; k = k + 1u) {
         let i = start + k * WG;
         if (i < params.len) {
-            let p = input[i];
-            let t = target_[i];
+            let p = input[params.x_first + i];
+            let t = target_[params.t_first + i];
             var w = 1.0;
             if (HAS_WEIGHT) {
                 w = weight[i];

@@ -13,8 +13,9 @@
 struct Params {
     len: u32,
     last_dim: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // Element index of element 0 of the input and the target in their bindings.
+    x_first: u32,
+    t_first: u32,
 }
 
 override HAS_WEIGHT: bool = false;
@@ -48,8 +49,8 @@ fn main(@builtin(local_invocation_index) local: u32,
     for (var k = 0u; k < ITEMS; k = k + 1u) {
         let i = start + k * WG;
         if (i < params.len) {
-            let x = input[i];
-            let t = target_[i];
+            let x = input[params.x_first + i];
+            let t = target_[params.t_first + i];
             var pw = 1.0;
             if (HAS_POS_WEIGHT) {
                 pw = pos_weight[i % params.last_dim];

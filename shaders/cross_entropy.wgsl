@@ -20,6 +20,12 @@ struct Params {
     classes: u32,
     ignore_index: i32,
     smoothing: f32,
+    // Logits: element index of row 0 in the binding, and elements between rows.
+    x_first: u32,
+    x_stride: u32,
+    // Labels: element index of row 0 in the binding.
+    y_first: u32,
+    _pad: u32,
 }
 
 override HAS_WEIGHT: bool = false;
@@ -65,12 +71,17 @@ fn main(@builtin(local_invocation_index) local: u32,
     let lane = local % ROW_THREADS;
     let classes = params.classes;
     let valid = row < params.rows;
-    let base = row * classes;
+    let base = params.x_first + row * params.x_stride;
+    // The gradient follows the logits' layout in place, and is packed otherwise.
+    var grad_base = row * classes;
+    if (IN_PLACE) {
+        grad_base = base;
+    }
     let cached = classes <= CACHE * ROW_THREADS;
 
     var y = params.ignore_index;
     if (valid) {
-        y = labels[row];
+        y = labels[params.y_first + row];
     }
     let ignored = y == params.ignore_index;
     // A target outside [0, C) that is not ignore_index (possible only for targets that were
@@ -159,7 +170,7 @@ fn main(@builtin(local_invocation_index) local: u32,
                             g = g - target_coef;
                         }
                     }
-                    write_grad(base + c, g);
+                    write_grad(grad_base + c, g);
                 }
             }
         } else {
@@ -173,7 +184,7 @@ fn main(@builtin(local_invocation_index) local: u32,
                         g = g - target_coef;
                     }
                 }
-                write_grad(base + c, g);
+                write_grad(grad_base + c, g);
             }
         }
     }

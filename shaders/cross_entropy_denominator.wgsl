@@ -3,11 +3,16 @@
 // reduce_pairs.wgsl (sum) finishes it. A target outside [0, C) that is not ignore_index
 // makes it NaN. Needed before the gradient pass, which divides by it.
 
+// The Params of cross_entropy.wgsl, of which this kernel reads the label fields.
 struct Params {
     rows: u32,
     classes: u32,
     ignore_index: i32,
-    _pad1: u32,
+    smoothing: f32,
+    x_first: u32,
+    x_stride: u32,
+    y_first: u32,
+    _pad: u32,
 }
 
 override HAS_WEIGHT: bool = false;
@@ -27,7 +32,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     for (var k = 0u; k < ITEMS; k = k + 1u) {
         let i = start + k * WG;
         if (i < params.rows) {
-            let y = labels[i];
+            let y = labels[params.y_first + i];
             if (y != params.ignore_index) {
                 if (y < 0 || u32(y) >= params.classes) {
                     acc = acc + nan_f32();

@@ -15,6 +15,11 @@ struct Params {
     classes: u32,
     _pad: u32,
     smoothing: f32,
+    // Logits and targets: element index of row 0 in their binding, and elements between rows.
+    x_first: u32,
+    x_stride: u32,
+    t_first: u32,
+    t_stride: u32,
 }
 
 override HAS_WEIGHT: bool = false;
@@ -28,7 +33,7 @@ override IN_PLACE: bool = false;
 @group(0) @binding(5) var<storage, read> upstream: array<f32>;
 @group(0) @binding(6) var<storage, read_write> grad: array<f32>;
 
-// q_c = w_c ((1 - e) t_c + e / C)
+// q_c = w_c ((1 - e) t_c + e / C), for target element i of class c.
 fn coefficient(i: u32, c: u32) -> f32 {
     let e = params.smoothing;
     var q = (1.0 - e) * targets[i] + e / f32(params.classes);
@@ -55,7 +60,12 @@ fn main(@builtin(local_invocation_index) local: u32,
     let lane = local % ROW_THREADS;
     let classes = params.classes;
     let valid = row < params.rows;
-    let base = row * classes;
+    let base = params.x_first + row * params.x_stride;
+    let t_base = params.t_first + row * params.t_stride;
+    var grad_base = row * classes;
+    if (IN_PLACE) {
+        grad_base = base;
+    }
     let cached = classes <= CACHE * ROW_THREADS;
 
     var cache_x: array<f32, CACHE>;
@@ -67,13 +77,13 @@ fn main(@builtin(local_invocation_index) local: u32,
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
                     cache_x[k] = logits[base + c];
-                    cache_q[k] = coefficient(base + c, c);
+                    cache_q[k] = coefficient(t_base + c, c);
                     st = state_push(st, cache_x[k], cache_q[k]);
                 }
             }
         } else {
             for (var c = lane; c < classes; c = c + ROW_THREADS) {
-                st = state_push(st, logits[base + c], coefficient(base + c, c));
+                st = state_push(st, logits[base + c], coefficient(t_base + c, c));
             }
         }
     }
@@ -108,13 +118,13 @@ fn main(@builtin(local_invocation_index) local: u32,
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
                     let p = exp((cache_x[k] - st.m) - ls);
-                    write_grad(base + c, s * (p * st.q - cache_q[k]));
+                    write_grad(grad_base + c, s * (p * st.q - cache_q[k]));
                 }
             }
         } else {
             for (var c = lane; c < classes; c = c + ROW_THREADS) {
                 let p = exp((logits[base + c] - st.m) - ls);
-                write_grad(base + c, s * (p * st.q - coefficient(base + c, c)));
+                write_grad(grad_base + c, s * (p * st.q - coefficient(t_base + c, c)));
             }
         }
     }

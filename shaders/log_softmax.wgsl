@@ -7,8 +7,10 @@
 struct Params {
     rows: u32,
     classes: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // Logits: element index of row 0 in the binding, and elements between rows. The output,
+    // upstream gradient and gradient are packed (N, C).
+    x_first: u32,
+    x_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -33,6 +35,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     let lane = local % ROW_THREADS;
     let classes = params.classes;
     let valid = row < params.rows;
+    let x_base = params.x_first + row * params.x_stride;
     let base = row * classes;
     let cached = classes <= CACHE * ROW_THREADS;
 
@@ -44,14 +47,14 @@ fn main(@builtin(local_invocation_index) local: u32,
             for (var k = 0u; k < CACHE; k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
-                    cache_x[k] = logits[base + c];
+                    cache_x[k] = logits[x_base + c];
                     cache_g[k] = upstream_at(base + c);
                     st = state_push(st, cache_x[k], cache_g[k]);
                 }
             }
         } else {
             for (var c = lane; c < classes; c = c + ROW_THREADS) {
-                st = state_push(st, logits[base + c], upstream_at(base + c));
+                st = state_push(st, logits[x_base + c], upstream_at(base + c));
             }
         }
     }
@@ -72,7 +75,7 @@ fn main(@builtin(local_invocation_index) local: u32,
             }
         } else {
             for (var c = lane; c < classes; c = c + ROW_THREADS) {
-                let logp = (logits[base + c] - st.m) - ls;
+                let logp = (logits[x_base + c] - st.m) - ls;
                 out[base + c] = logp;
                 if (GRAD) {
                     grad[base + c] = upstream_at(base + c) - exp(logp) * st.q;

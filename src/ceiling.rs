@@ -3,7 +3,7 @@
 use crate::context::Context;
 use crate::error::Result;
 use crate::gpu_buffer;
-use crate::loss::launch::Program;
+use crate::loss::launch::{whole, Program};
 use crate::plan::{self, WORKGROUP_SIZE};
 use crate::shaders::{Kernel, PipelineKey};
 
@@ -52,7 +52,12 @@ impl ReadCeiling {
             vec![("WG", WORKGROUP_SIZE), ("ITEMS", LOADS_PER_THREAD)],
         );
         let mut program = Program::default();
-        program.push(ctx, &key, grid, &[&params, &data, &out])?;
+        program.push(
+            ctx,
+            &key,
+            grid,
+            &[whole(&params), whole(&data), whole(&out)],
+        )?;
         Ok(ReadCeiling {
             program,
             bytes: len4 * 16,

@@ -31,6 +31,7 @@ mod plan;
 mod prepared;
 pub mod reference;
 mod shaders;
+mod tensor;
 
 pub use ceiling::ReadCeiling;
 pub use context::{adapters, Context};
@@ -41,3 +42,4 @@ pub use loss::{
 pub use plan::Tuning;
 pub use prepared::{GradMode, PreparedLoss};
 pub use shaders::all_sources as shader_sources;
+pub use tensor::GpuTensor;

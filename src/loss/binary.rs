@@ -3,11 +3,12 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::gpu_buffer;
-use crate::loss::launch::{self, Program};
+use crate::loss::launch::{self, whole, Program};
 use crate::loss::{validate, BceOptions, BceWithLogitsOptions, Loss, LossAndGrad, Reduction};
 use crate::plan;
 use crate::prepared::{GradMode, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
+use crate::tensor::GpuTensor;
 
 /// Mirrors `Params` of shaders/bce.wgsl and shaders/bce_logits.wgsl.
 #[repr(C)]
@@ -15,7 +16,8 @@ use crate::shaders::{Kernel, PipelineKey};
 struct Params {
     len: u32,
     last_dim: u32,
-    _pad: [u32; 2],
+    x_first: u32,
+    t_first: u32,
 }
 
 /// What differs between the two BCE kernels.
@@ -28,13 +30,14 @@ struct BceKind<'a> {
 }
 
 impl Context {
-    /// Prepares binary cross-entropy on probabilities on GPU buffers of `len` f32 each
+    /// Prepares binary cross-entropy on probabilities on GPU tensors of `len` f32 each (at any
+    /// 4-byte offset)
     /// (`input` in [0, 1], not checked on the GPU: see [`Context::binary_cross_entropy`]).
     /// See [`PreparedLoss`] for running it.
-    pub fn prepare_binary_cross_entropy(
+    pub fn prepare_binary_cross_entropy<'a>(
         &self,
-        input: &wgpu::Buffer,
-        target: &wgpu::Buffer,
+        input: impl Into<GpuTensor<'a>>,
+        target: impl Into<GpuTensor<'a>>,
         len: usize,
         options: &BceOptions,
         grad: GradMode,
@@ -51,16 +54,17 @@ impl Context {
             pos_weight: None,
             reduction: options.reduction,
         };
-        self.prepare_bce(input, target, len, &kind, grad)
+        self.prepare_bce(input.into(), target.into(), len, &kind, grad)
     }
 
-    /// Prepares binary cross-entropy with logits on GPU buffers of `len` f32 each. See
+    /// Prepares binary cross-entropy with logits on GPU tensors of `len` f32 each (at any 4-byte
+    /// offset). See
     /// [`Context::binary_cross_entropy_with_logits`] for the semantics and [`PreparedLoss`] for
     /// running it.
-    pub fn prepare_binary_cross_entropy_with_logits(
+    pub fn prepare_binary_cross_entropy_with_logits<'a>(
         &self,
-        input: &wgpu::Buffer,
-        target: &wgpu::Buffer,
+        input: impl Into<GpuTensor<'a>>,
+        target: impl Into<GpuTensor<'a>>,
         len: usize,
         options: &BceWithLogitsOptions,
         grad: GradMode,
@@ -78,13 +82,13 @@ impl Context {
             pos_weight: Some((options.pos_weight.as_deref(), last_dim)),
             reduction: options.reduction,
         };
-        self.prepare_bce(input, target, len, &kind, grad)
+        self.prepare_bce(input.into(), target.into(), len, &kind, grad)
     }
 
     fn prepare_bce(
         &self,
-        input: &wgpu::Buffer,
-        target: &wgpu::Buffer,
+        input: GpuTensor<'_>,
+        target: GpuTensor<'_>,
         len: usize,
         kind: &BceKind<'_>,
         grad: GradMode,
@@ -96,8 +100,8 @@ impl Context {
                 reason: "binary cross-entropy writes its gradient to a buffer of its own".into(),
             });
         }
-        launch::check_input("input", input, len)?;
-        launch::check_input("target", target, len)?;
+        let x = input.window(self, "input", 1, len)?;
+        let t = target.window(self, "target", 1, len)?;
         let grid = plan::elementwise_grid(len, self.limits())?;
         let weight = gpu_buffer::upload(self, "weight", kind.weight.unwrap_or(&[]))?;
         let last_dim = kind.pos_weight.map_or(1, |(_, d)| d);
@@ -106,10 +110,11 @@ impl Context {
             &Params {
                 len: len as u32,
                 last_dim: last_dim as u32,
-                _pad: [0; 2],
+                x_first: x.first,
+                t_first: t.first,
             },
         );
-        let buffers = LossBuffers::new(self, kind.reduction, len, grid, grad, len, input)?;
+        let buffers = LossBuffers::new(self, kind.reduction, len, grid, grad, len, input.buffer)?;
         let mut constants = launch::elementwise_constants();
         constants.extend(launch::loss_constants(
             kind.reduction,
@@ -117,13 +122,17 @@ impl Context {
         ));
         constants.push(("HAS_WEIGHT", u32::from(kind.weight.is_some())));
         let pos_weight;
-        let mut bindings = vec![&params, input, target, &weight];
+        let mut bindings = vec![whole(&params), x.binding, t.binding, whole(&weight)];
         if let Some((pw, _)) = kind.pos_weight {
             constants.push(("HAS_POS_WEIGHT", u32::from(pw.is_some())));
             pos_weight = gpu_buffer::upload(self, "pos_weight", pw.unwrap_or(&[]))?;
-            bindings.push(&pos_weight);
+            bindings.push(whole(&pos_weight));
         }
-        bindings.extend([&buffers.stage, &buffers.upstream, &buffers.grad_binding]);
+        bindings.extend([
+            whole(&buffers.stage),
+            whole(&buffers.upstream),
+            whole(&buffers.grad_binding),
+        ]);
         let mut program = Program::default();
         program.push(
             self,

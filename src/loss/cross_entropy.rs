@@ -3,14 +3,16 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::gpu_buffer;
-use crate::loss::launch::{self, Program};
+use crate::loss::launch::{self, whole, Program};
 use crate::loss::{validate, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad, Reduction};
 use crate::plan::{self, RowPlan};
 use crate::prepared::{GradMode, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
+use crate::tensor::{GpuTensor, Window};
 
-/// Mirrors `Params` of shaders/cross_entropy.wgsl, shaders/cross_entropy_probs.wgsl (where
-/// `ignore_index` is padding) and shaders/cross_entropy_denominator.wgsl (where `classes` is).
+/// Mirrors `Params` of shaders/cross_entropy.wgsl and shaders/cross_entropy_denominator.wgsl,
+/// and of shaders/cross_entropy_probs.wgsl (where `ignore_index` is padding and `y_first`,
+/// `y_stride` are the targets' `t_first`, `t_stride`).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -18,6 +20,10 @@ struct Params {
     classes: u32,
     ignore_index: i32,
     smoothing: f32,
+    x_first: u32,
+    x_stride: u32,
+    y_first: u32,
+    y_stride: u32,
 }
 
 /// The i32 that stands for `ignore_index` on the GPU, where labels are i32. An `ignore_index`
@@ -56,13 +62,8 @@ fn constants(
     c
 }
 
-/// Checks a prepared categorical loss's shape, options and buffers; returns the row count.
-fn check_prepared(
-    logits: &wgpu::Buffer,
-    rows: usize,
-    classes: usize,
-    options: &CrossEntropyOptions,
-) -> Result<usize> {
+/// Checks a prepared categorical loss's shape and options; returns the logit count.
+fn check_prepared(rows: usize, classes: usize, options: &CrossEntropyOptions) -> Result<usize> {
     if classes == 0 {
         return Err(Error::InvalidShape {
             reason: "the number of classes must be at least 1".into(),
@@ -75,13 +76,10 @@ fn check_prepared(
         classes,
         "one weight per class",
     )?;
-    let len = rows
-        .checked_mul(classes)
+    rows.checked_mul(classes)
         .ok_or_else(|| Error::InvalidShape {
             reason: format!("{rows} x {classes} logits overflow"),
-        })?;
-    launch::check_input("logits", logits, len)?;
-    Ok(len)
+        })
 }
 
 /// The class weights on the GPU (a placeholder when there are none).
@@ -89,11 +87,14 @@ fn weight_buffer(ctx: &Context, options: &CrossEntropyOptions) -> Result<wgpu::B
     gpu_buffer::upload(ctx, "weight", options.weight.as_deref().unwrap_or(&[]))
 }
 
+/// The kernel parameters, with the element positions of the logits' and targets' windows.
 fn params_buffer(
     ctx: &Context,
     rows: usize,
     classes: usize,
     options: &CrossEntropyOptions,
+    logits: &Window<'_>,
+    targets: &Window<'_>,
 ) -> wgpu::Buffer {
     gpu_buffer::uniform(
         ctx,
@@ -102,32 +103,47 @@ fn params_buffer(
             classes: classes as u32,
             ignore_index: gpu_ignore_index(options.ignore_index),
             smoothing: options.label_smoothing,
+            x_first: logits.first,
+            x_stride: logits.stride,
+            y_first: targets.first,
+            y_stride: targets.stride,
         },
     )
 }
 
 impl Context {
     /// Prepares class-index cross-entropy on GPU buffers: `logits` holds (rows, classes) f32
-    /// row-major from offset 0, `targets` one i32 class index per row. Targets are not checked
-    /// on the host: a row whose target is outside [0, C) and not `ignore_index` gets a NaN loss
-    /// (and NaN gradient), never a plausible value. See [`Context::cross_entropy`] for the
-    /// semantics and [`PreparedLoss`] for running it.
-    pub fn prepare_cross_entropy(
+    /// (row-major, at any 4-byte offset, rows optionally strided: a slice of a larger buffer),
+    /// `targets` one i32 (or u32 below 2^31) class index per row. Targets are not checked on
+    /// the host: a row whose target is outside [0, C) and not `ignore_index` gets a NaN loss
+    /// (and NaN gradient), never a plausible value. An in-place gradient follows the logits'
+    /// layout; a separate one is packed (rows, classes). See [`Context::cross_entropy`] for
+    /// the semantics and [`PreparedLoss`] for running it.
+    pub fn prepare_cross_entropy<'a>(
         &self,
-        logits: &wgpu::Buffer,
-        targets: &wgpu::Buffer,
+        logits: impl Into<GpuTensor<'a>>,
+        targets: impl Into<GpuTensor<'a>>,
         rows: usize,
         classes: usize,
         options: &CrossEntropyOptions,
         grad: GradMode,
     ) -> Result<PreparedLoss> {
-        let len = check_prepared(logits, rows, classes, options)?;
-        launch::check_input("targets", targets, rows)?;
+        let len = check_prepared(rows, classes, options)?;
+        let logits = logits.into();
+        let x = logits.window(self, "logits", rows, classes)?;
+        let y = targets.into().window(self, "targets", rows, 1)?;
         let plan = plan::row_plan(rows, classes, self)?;
         let weight = weight_buffer(self, options)?;
-        let params = params_buffer(self, rows, classes, options);
-        let buffers =
-            LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, logits)?;
+        let params = params_buffer(self, rows, classes, options, &x, &y);
+        let buffers = LossBuffers::new(
+            self,
+            options.reduction,
+            rows,
+            plan.grid,
+            grad,
+            len,
+            logits.buffer,
+        )?;
         let mut program = Program::default();
         let denominator = if grad != GradMode::Off && options.reduction == Reduction::Mean {
             let grid = plan::elementwise_grid(rows, self.limits())?;
@@ -136,7 +152,13 @@ impl Context {
             let mut constants = launch::elementwise_constants();
             constants.push(("HAS_WEIGHT", u32::from(options.weight.is_some())));
             let key = PipelineKey::new(Kernel::CrossEntropyDenominator, constants);
-            program.push(self, &key, grid, &[&params, targets, &weight, &partials])?;
+            let bindings = [
+                whole(&params),
+                y.binding.clone(),
+                whole(&weight),
+                whole(&partials),
+            ];
+            program.push(self, &key, grid, &bindings)?;
             launch::reduce_pairs(self, &mut program, partials, grid.groups as usize, false)?
         } else {
             gpu_buffer::output(self, "xent denominator placeholder", 1)?
@@ -148,14 +170,14 @@ impl Context {
             &key,
             plan.grid,
             &[
-                &params,
-                logits,
-                targets,
-                &weight,
-                &buffers.stage,
-                &buffers.upstream,
-                &denominator,
-                &buffers.grad_binding,
+                whole(&params),
+                x.binding,
+                y.binding,
+                whole(&weight),
+                whole(&buffers.stage),
+                whole(&buffers.upstream),
+                whole(&denominator),
+                whole(&buffers.grad_binding),
             ],
         )?;
         buffers.finish(self, program)
@@ -267,24 +289,33 @@ impl Context {
     }
 
     /// Prepares probability-target cross-entropy on GPU buffers: `logits` and `targets` each
-    /// hold (rows, classes) f32 row-major from offset 0. See [`Context::cross_entropy_probs`]
-    /// for the semantics and [`PreparedLoss`] for running it.
-    pub fn prepare_cross_entropy_probs(
+    /// hold (rows, classes) f32 row-major, at any 4-byte offset, rows optionally strided. See
+    /// [`Context::cross_entropy_probs`] for the semantics and [`PreparedLoss`] for running it.
+    pub fn prepare_cross_entropy_probs<'a>(
         &self,
-        logits: &wgpu::Buffer,
-        targets: &wgpu::Buffer,
+        logits: impl Into<GpuTensor<'a>>,
+        targets: impl Into<GpuTensor<'a>>,
         rows: usize,
         classes: usize,
         options: &CrossEntropyOptions,
         grad: GradMode,
     ) -> Result<PreparedLoss> {
-        let len = check_prepared(logits, rows, classes, options)?;
-        launch::check_input("targets", targets, len)?;
+        let len = check_prepared(rows, classes, options)?;
+        let logits = logits.into();
+        let x = logits.window(self, "logits", rows, classes)?;
+        let t = targets.into().window(self, "targets", rows, classes)?;
         let plan = plan::row_plan(rows, classes, self)?;
         let weight = weight_buffer(self, options)?;
-        let params = params_buffer(self, rows, classes, options);
-        let buffers =
-            LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, logits)?;
+        let params = params_buffer(self, rows, classes, options, &x, &t);
+        let buffers = LossBuffers::new(
+            self,
+            options.reduction,
+            rows,
+            plan.grid,
+            grad,
+            len,
+            logits.buffer,
+        )?;
         let mut program = Program::default();
         let key = PipelineKey::new(
             Kernel::CrossEntropyProbs,
@@ -295,13 +326,13 @@ impl Context {
             &key,
             plan.grid,
             &[
-                &params,
-                logits,
-                targets,
-                &weight,
-                &buffers.stage,
-                &buffers.upstream,
-                &buffers.grad_binding,
+                whole(&params),
+                x.binding,
+                t.binding,
+                whole(&weight),
+                whole(&buffers.stage),
+                whole(&buffers.upstream),
+                whole(&buffers.grad_binding),
             ],
         )?;
         buffers.finish(self, program)

@@ -2,7 +2,7 @@
 //! [`Program`], which is then recorded into any number of command encoders.
 
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu_buffer;
 use crate::loss::Reduction;
 use crate::plan::{self, Grid, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
@@ -22,13 +22,14 @@ pub(crate) struct Program {
 }
 
 impl Program {
-    /// Adds a dispatch of `key` over `grid`, with `buffers` bound in binding order.
+    /// Adds a dispatch of `key` over `grid`, with `buffers` bound in binding order (see
+    /// [`whole`]).
     pub(crate) fn push(
         &mut self,
         ctx: &Context,
         key: &PipelineKey,
         grid: Grid,
-        buffers: &[&wgpu::Buffer],
+        buffers: &[wgpu::BufferBinding<'_>],
     ) -> Result<()> {
         if grid.groups == 0 {
             return Ok(());
@@ -39,7 +40,7 @@ impl Program {
             .enumerate()
             .map(|(i, b)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: b.as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(b.clone()),
             })
             .collect();
         let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
@@ -70,6 +71,11 @@ impl Program {
             pass.dispatch_workgroups(step.grid.x, step.grid.y, 1);
         }
     }
+}
+
+/// A binding of a whole buffer.
+pub(crate) fn whole(buffer: &wgpu::Buffer) -> wgpu::BufferBinding<'_> {
+    buffer.as_entire_buffer_binding()
 }
 
 /// Override constants every row kernel takes.
@@ -131,30 +137,16 @@ pub(crate) fn reduce_pairs(
         constants.push(("FINAL", u32::from(last)));
         constants.push(("MEAN", u32::from(mean)));
         let key = PipelineKey::new(Kernel::ReducePairs, constants);
-        program.push(ctx, &key, grid, &[&params, &pairs, &out])?;
+        program.push(
+            ctx,
+            &key,
+            grid,
+            &[whole(&params), whole(&pairs), whole(&out)],
+        )?;
         if last {
             return Ok(out);
         }
         pairs = out;
         count = grid.groups as usize;
     }
-}
-
-/// Checks that a caller's buffer holds at least `len` 4-byte values and can be bound as storage.
-pub(crate) fn check_input(what: &'static str, buffer: &wgpu::Buffer, len: usize) -> Result<()> {
-    let needed = 4 * len as u64;
-    if buffer.size() < needed {
-        return Err(Error::BufferTooSmall {
-            what,
-            needed,
-            size: buffer.size(),
-        });
-    }
-    if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
-        return Err(Error::BufferUsage {
-            what,
-            needed: "STORAGE",
-        });
-    }
-    Ok(())
 }

@@ -3,11 +3,12 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::gpu_buffer;
-use crate::loss::launch::{self, Program};
+use crate::loss::launch::{self, whole, Program};
 use crate::loss::{validate, Loss, LossAndGrad, Reduction};
 use crate::plan;
 use crate::prepared::{GradMode, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
+use crate::tensor::GpuTensor;
 
 /// Mirrors `Params` of shaders/log_softmax.wgsl.
 #[repr(C)]
@@ -15,17 +16,18 @@ use crate::shaders::{Kernel, PipelineKey};
 struct Params {
     rows: u32,
     classes: u32,
-    _pad: [u32; 2],
+    x_first: u32,
+    x_stride: u32,
 }
 
 impl Context {
-    /// Prepares log-softmax on a GPU buffer of (rows, classes) f32 logits, row-major from
-    /// offset 0. Its "loss" buffer is the (rows, classes) log-softmax; with
+    /// Prepares log-softmax on (rows, classes) f32 logits in a GPU buffer (row-major, at any
+    /// 4-byte offset, rows optionally strided). Its "loss" buffer is the (rows, classes) log-softmax; with
     /// [`GradMode::Separate`] it also computes the backward `g - exp(logp) * sum_c g` for the
     /// (rows, classes) upstream gradient set with [`PreparedLoss::set_upstream`].
-    pub fn prepare_log_softmax(
+    pub fn prepare_log_softmax<'a>(
         &self,
-        logits: &wgpu::Buffer,
+        logits: impl Into<GpuTensor<'a>>,
         rows: usize,
         classes: usize,
         grad: GradMode,
@@ -42,19 +44,33 @@ impl Context {
                 reason: "log-softmax writes its output and gradient to buffers of its own".into(),
             });
         }
-        let len = rows * classes;
-        launch::check_input("logits", logits, len)?;
+        let len = rows
+            .checked_mul(classes)
+            .ok_or_else(|| Error::InvalidShape {
+                reason: format!("{rows} x {classes} logits overflow"),
+            })?;
+        let logits = logits.into();
+        let x = logits.window(self, "logits", rows, classes)?;
         let plan = plan::row_plan(rows, classes, self)?;
         let params = gpu_buffer::uniform(
             self,
             &Params {
                 rows: rows as u32,
                 classes: classes as u32,
-                _pad: [0; 2],
+                x_first: x.first,
+                x_stride: x.stride,
             },
         );
         // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
-        let buffers = LossBuffers::new(self, Reduction::None, len, plan.grid, grad, len, logits)?;
+        let buffers = LossBuffers::new(
+            self,
+            Reduction::None,
+            len,
+            plan.grid,
+            grad,
+            len,
+            logits.buffer,
+        )?;
         let with_grad = grad != GradMode::Off;
         let mut constants = launch::row_constants(plan.row_threads);
         constants.extend(launch::loss_constants(Reduction::None, with_grad));
@@ -66,11 +82,11 @@ impl Context {
             &key,
             plan.grid,
             &[
-                &params,
-                logits,
-                &buffers.stage,
-                &buffers.upstream,
-                &buffers.grad_binding,
+                whole(&params),
+                x.binding,
+                whole(&buffers.stage),
+                whole(&buffers.upstream),
+                whole(&buffers.grad_binding),
             ],
         )?;
         buffers.finish(self, program)

@@ -118,3 +118,179 @@ fn callers_buffers_are_checked() {
     ));
     assert!(prepared.grad_buffer().is_none());
 }
+
+/// Reads a whole f32 buffer back through a staging copy.
+fn read_buffer(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<f32> {
+    let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: buffer.size(),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
+    ctx.queue().submit([encoder.finish()]);
+    staging.map_async(wgpu::MapMode::Read, .., |r| r.unwrap());
+    ctx.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .unwrap();
+    let values = bytemuck::cast_slice(&staging.get_mapped_range(..).unwrap()).to_vec();
+    values
+}
+
+#[test]
+fn tensors_at_offsets_and_with_row_strides() {
+    let mut rng = Rng::new(32);
+    let (n, c, stride) = (37, 300, 307);
+    let lead = 65; // 260 bytes: not a multiple of the 256-byte binding alignment
+    let logits = rng.vec(n * c, -6.0, 6.0);
+    let labels: Vec<i32> = (0..n).map(|_| rng.below(c) as i32).collect();
+    let probs = rng.distributions(n, c);
+    // Embed the (n, c) matrices in wider rows after `lead` values of padding.
+    let embed = |m: &[f32], pad: f32| {
+        let mut out = vec![pad; lead + n * stride];
+        for (r, row) in m.chunks(c).enumerate() {
+            out[lead + r * stride..lead + r * stride + c].copy_from_slice(row);
+        }
+        out
+    };
+    let mut label_words = vec![-7i32; 2];
+    label_words.extend(&labels);
+    let options = CrossEntropyOptions {
+        label_smoothing: 0.1,
+        ..Default::default()
+    };
+    for ctx in contexts() {
+        let wide_logits = storage(ctx, &embed(&logits, 1e30));
+        let wide_probs = storage(ctx, &embed(&probs, 1e30));
+        let labels_buf = storage(ctx, &label_words);
+        let x = xent::GpuTensor::new(&wide_logits)
+            .at(4 * lead as u64)
+            .with_row_stride(stride);
+        let y = xent::GpuTensor::new(&labels_buf).at(8);
+        let t = xent::GpuTensor::new(&wide_probs)
+            .at(4 * lead as u64)
+            .with_row_stride(stride);
+
+        let prepared = ctx
+            .prepare_cross_entropy(x, y, n, c, &options, GradMode::Separate)
+            .unwrap();
+        prepared.run().unwrap();
+        let want = reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+        assert_close(
+            ctx,
+            "strided ce",
+            prepared.read_loss().unwrap().values(),
+            want.loss.values(),
+        );
+        assert_grad_close(
+            ctx,
+            "strided ce",
+            &prepared.read_grad().unwrap().unwrap(),
+            &want.grad,
+        );
+
+        let prepared = ctx
+            .prepare_cross_entropy_probs(x, t, n, c, &options, GradMode::Separate)
+            .unwrap();
+        prepared.run().unwrap();
+        let want =
+            reference::cross_entropy_probs_and_grad(&logits, c, &probs, &options, None).unwrap();
+        assert_close(
+            ctx,
+            "strided probs",
+            prepared.read_loss().unwrap().values(),
+            want.loss.values(),
+        );
+        assert_grad_close(
+            ctx,
+            "strided probs",
+            &prepared.read_grad().unwrap().unwrap(),
+            &want.grad,
+        );
+
+        let prepared = ctx.prepare_log_softmax(x, n, c, GradMode::Off).unwrap();
+        prepared.run().unwrap();
+        let want = reference::log_softmax(&logits, c).unwrap();
+        assert_close(
+            ctx,
+            "strided log_softmax",
+            prepared.read_loss().unwrap().values(),
+            &want,
+        );
+
+        let flat = &logits[..n * c / 2];
+        let target = &probs[..n * c / 2];
+        let bce_in = storage(ctx, &[&[0.0f32; 3][..], flat].concat());
+        let bce_t = storage(ctx, &[&[0.0f32; 5][..], target].concat());
+        let options_bce = xent::BceWithLogitsOptions::default();
+        let prepared = ctx
+            .prepare_binary_cross_entropy_with_logits(
+                xent::GpuTensor::new(&bce_in).at(12),
+                xent::GpuTensor::new(&bce_t).at(20),
+                flat.len(),
+                &options_bce,
+                GradMode::Off,
+            )
+            .unwrap();
+        prepared.run().unwrap();
+        let want = reference::binary_cross_entropy_with_logits(flat, target, &options_bce).unwrap();
+        assert_close(
+            ctx,
+            "offset bce",
+            prepared.read_loss().unwrap().values(),
+            want.values(),
+        );
+
+        // In place: the gradient lands in the logits' layout and the padding is untouched.
+        let prepared = ctx
+            .prepare_cross_entropy(x, y, n, c, &options, GradMode::InPlace)
+            .unwrap();
+        prepared.run().unwrap();
+        let want = reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+        let after = read_buffer(ctx, &wide_logits);
+        let embedded_want = embed(
+            &want.grad.iter().map(|&g| g as f32).collect::<Vec<_>>(),
+            1e30,
+        );
+        let pad_untouched = after
+            .iter()
+            .zip(&embedded_want)
+            .filter(|(_, w)| **w == 1e30)
+            .all(|(a, _)| *a == 1e30);
+        assert!(pad_untouched, "in-place gradient wrote outside the logits");
+        let got: Vec<f32> = (0..n)
+            .flat_map(|r| after[lead + r * stride..lead + r * stride + c].to_vec())
+            .collect();
+        assert_grad_close(ctx, "strided in-place ce", &got, &want.grad);
+    }
+}
+
+#[test]
+fn bad_tensor_layouts_are_errors() {
+    let ctx = &contexts()[0];
+    let buf = storage(ctx, &[0.0f32; 64]);
+    let labels = storage(ctx, &[0i32; 4]);
+    let options = CrossEntropyOptions::default();
+    let odd = xent::GpuTensor::new(&buf).at(6);
+    assert!(matches!(
+        ctx.prepare_cross_entropy(odd, &labels, 2, 3, &options, GradMode::Off),
+        Err(Error::InvalidOption { name: "offset", .. })
+    ));
+    let narrow = xent::GpuTensor::new(&buf).with_row_stride(2);
+    assert!(matches!(
+        ctx.prepare_cross_entropy(narrow, &labels, 2, 3, &options, GradMode::Off),
+        Err(Error::InvalidShape { .. })
+    ));
+    // Row 1 ends at 240 + 4 * (10 + 3) = 292 bytes, past the 256-byte buffer.
+    let past_end = xent::GpuTensor::new(&buf).at(240).with_row_stride(10);
+    assert_eq!(
+        ctx.prepare_cross_entropy(past_end, &labels, 2, 3, &options, GradMode::Off)
+            .err(),
+        Some(Error::BufferTooSmall {
+            what: "logits",
+            needed: 292,
+            size: 256
+        })
+    );
+}
