@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use wgpu::util::DeviceExt;
-
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::loss::{BceWithLogitsOptions, CrossEntropyOptions};
@@ -120,13 +118,11 @@ fn storage<T: bytemuck::Pod>(ctx: &Context, data: &[T]) -> Result<wgpu::Buffer> 
         ctx.limits(),
     )?;
     ctx.checked(|| {
-        Ok(ctx
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("xent bench input"),
-                contents: bytemuck::cast_slice(data),
-                usage: wgpu::BufferUsages::STORAGE,
-            }))
+        Ok(ctx.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("xent bench input"),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::STORAGE,
+        }))
     })
 }
 

@@ -31,7 +31,7 @@ impl ReadCeiling {
     pub fn new(ctx: &Context, bytes: u64) -> Result<ReadCeiling> {
         let bytes = bytes.min(ctx.limits().max_storage_buffer_binding_size) / 16 * 16;
         let len4 = (bytes / 16).max(1);
-        let data = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        let data = ctx.create_buffer(&wgpu::BufferDescriptor {
             label: Some("xent read ceiling"),
             size: len4 * 16,
             usage: wgpu::BufferUsages::STORAGE,

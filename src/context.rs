@@ -1,7 +1,8 @@
 //! [`Context`]: the adapter, device and queue xent runs on, its limits, and the pipeline cache.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -11,6 +12,9 @@ use crate::shaders::{Binding, Kernel, PipelineKey};
 /// How long a blocking wait for the GPU may take before xent gives up with an error
 /// (rather than hanging on a lost device).
 const WAIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Readback buffers of one size kept for reuse.
+const STAGING_KEPT_PER_SIZE: usize = 4;
 
 /// The GPU xent runs on: an adapter's device and queue, plus compiled pipelines.
 ///
@@ -38,6 +42,12 @@ struct Inner {
 struct Caches {
     layouts: Mutex<HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// Buffers created through this device's contexts.
+    buffers_created: AtomicU64,
+    /// Unmapped readback buffers by size, for reuse.
+    staging: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+    /// Prepared host-API calls by call shape, for reuse (see `Context::run_host`).
+    pub(crate) host_calls: Mutex<HashMap<String, Vec<crate::prepared::HostCall>>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -233,6 +243,46 @@ impl Context {
         &self.inner.queue
     }
 
+    /// How many GPU buffers xent has created on this device. A diagnostic: a loop of
+    /// same-shaped host calls, or of records of one [`crate::PreparedLoss`], creates none after
+    /// its first iteration.
+    pub fn buffers_created(&self) -> u64 {
+        self.inner.caches.buffers_created.load(Ordering::Relaxed)
+    }
+
+    /// Creates a buffer (and counts it).
+    pub(crate) fn create_buffer(&self, desc: &wgpu::BufferDescriptor<'_>) -> wgpu::Buffer {
+        self.inner
+            .caches
+            .buffers_created
+            .fetch_add(1, Ordering::Relaxed);
+        self.inner.device.create_buffer(desc)
+    }
+
+    /// Creates a buffer holding `contents` (and counts it).
+    pub(crate) fn create_buffer_init(
+        &self,
+        desc: &wgpu::util::BufferInitDescriptor<'_>,
+    ) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        self.inner
+            .caches
+            .buffers_created
+            .fetch_add(1, Ordering::Relaxed);
+        self.inner.device.create_buffer_init(desc)
+    }
+
+    /// The cache of prepared host calls.
+    pub(crate) fn host_calls(
+        &self,
+    ) -> MutexGuard<'_, HashMap<String, Vec<crate::prepared::HostCall>>> {
+        self.inner
+            .caches
+            .host_calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The bind-group layout of a kernel, created once.
     pub(crate) fn bind_group_layout(&self, kernel: Kernel) -> wgpu::BindGroupLayout {
         self.layouts_of(kernel).0
@@ -409,12 +459,24 @@ impl Context {
             self.submit_and_wait(encoder.finish())?;
             return Ok(sources.iter().map(|_| Vec::new()).collect());
         }
-        let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("xent readback"),
-            size: (total * 4) as u64,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let size = (total * 4) as u64;
+        let reused = self
+            .inner
+            .caches
+            .staging
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&size)
+            .and_then(Vec::pop);
+        let staging = match reused {
+            Some(buffer) => buffer,
+            None => self.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("xent readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        };
         let mut offset = 0u64;
         for (source, len) in sources {
             let bytes = (*len * 4) as u64;
@@ -456,6 +518,16 @@ impl Context {
         }
         drop(view);
         staging.unmap();
+        let mut pool = self
+            .inner
+            .caches
+            .staging
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let kept = pool.entry(size).or_default();
+        if kept.len() < STAGING_KEPT_PER_SIZE {
+            kept.push(staging);
+        }
         Ok(out)
     }
 }

@@ -1,7 +1,5 @@
 //! GPU buffers for the host API: uploads, outputs pre-filled with a sentinel, uniforms.
 
-use wgpu::util::DeviceExt;
-
 use crate::context::Context;
 use crate::error::Result;
 use crate::plan::check_binding;
@@ -30,13 +28,11 @@ pub(crate) fn upload<T: bytemuck::Pod>(
     } else {
         bytes
     };
-    Ok(ctx
-        .device()
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(what),
-            contents,
-            usage: STORAGE,
-        }))
+    Ok(ctx.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(what),
+        contents,
+        usage: STORAGE,
+    }))
 }
 
 /// A new storage buffer of `len` f32 values, all [`SENTINEL`].
@@ -46,10 +42,9 @@ pub(crate) fn output(ctx: &Context, what: &str, len: usize) -> Result<wgpu::Buff
 
 /// A new uniform buffer holding one `#[repr(C)]` params struct.
 pub(crate) fn uniform<T: bytemuck::Pod>(ctx: &Context, params: &T) -> wgpu::Buffer {
-    ctx.device()
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("xent params"),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+    ctx.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("xent params"),
+        contents: bytemuck::bytes_of(params),
+        usage: wgpu::BufferUsages::UNIFORM,
+    })
 }

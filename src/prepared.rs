@@ -124,17 +124,87 @@ impl LossBuffers {
     }
 }
 
+/// A host call's input buffers and prepared loss, kept so that the next call of the same shape
+/// and options reuses them: it only uploads its data, records and reads back.
+pub(crate) struct HostCall {
+    /// The bits of the option values baked into the prepared loss (weights), compared exactly.
+    options: Vec<u32>,
+    inputs: Vec<wgpu::Buffer>,
+    prepared: PreparedLoss,
+    bytes: u64,
+}
+
+/// The key of a host call: its shape and scalar options (reuse needs equal keys) and the bits
+/// of its weight vectors (compared exactly, so a reused call never has other weights).
+pub(crate) struct HostKey {
+    /// Loss, shape, gradient mode, scalar options and tuning, as text.
+    pub(crate) shape: String,
+    /// Bits of every weight vector.
+    pub(crate) options: Vec<u32>,
+}
+
+impl HostKey {
+    /// A key from its text and the weight vectors the prepared loss holds.
+    pub(crate) fn new(shape: String, weights: &[Option<&[f32]>]) -> HostKey {
+        let options = weights
+            .iter()
+            .flat_map(|w| w.unwrap_or(&[]).iter().map(|v| v.to_bits()))
+            .collect();
+        HostKey { shape, options }
+    }
+}
+
+/// Host calls larger than this (inputs and outputs) are not kept: their GPU memory is freed.
+const HOST_CALL_MAX_BYTES: u64 = 64 << 20;
+/// Kept host calls of one shape (one per thread calling at once).
+const HOST_CALLS_PER_SHAPE: usize = 4;
+/// Shapes whose host calls are kept.
+const HOST_CALL_SHAPES: usize = 32;
+
 impl Context {
-    /// The host path of every loss: inside error scopes, `prepare` uploads the inputs and
-    /// prepares the loss; then the upstream gradient is set, the work runs, and the loss and
-    /// gradient are read back.
+    /// The host path of every loss, in one submission: inside error scopes, upload `inputs`
+    /// (reusing the buffers and prepared loss of an earlier call with an equal `key` when one
+    /// is free, else creating them with `prepare` on new buffers), set the upstream gradient, record, copy the
+    /// loss and gradient out and read them back.
     pub(crate) fn run_host(
         &self,
+        key: HostKey,
+        inputs: &[(&'static str, &[u8])],
         upstream: Option<&[f32]>,
-        prepare: impl FnOnce() -> Result<PreparedLoss>,
+        prepare: impl FnOnce(&[wgpu::Buffer]) -> Result<PreparedLoss>,
     ) -> Result<(Loss, Option<Vec<f32>>)> {
         self.checked(|| {
-            let prepared = prepare()?;
+            let reused = self.host_calls().get_mut(&key.shape).and_then(|calls| {
+                let at = calls.iter().position(|c| c.options == key.options)?;
+                Some(calls.swap_remove(at))
+            });
+            let call = match reused {
+                Some(call) => {
+                    for (buffer, (_, data)) in call.inputs.iter().zip(inputs) {
+                        if !data.is_empty() {
+                            self.queue().write_buffer(buffer, 0, data);
+                        }
+                    }
+                    call
+                }
+                None => {
+                    let buffers = inputs
+                        .iter()
+                        .map(|(what, data)| gpu_buffer::upload(self, what, data))
+                        .collect::<Result<Vec<_>>>()?;
+                    let prepared = prepare(&buffers)?;
+                    let outputs = prepared.loss_len + prepared.grad.as_ref().map_or(0, |g| g.1);
+                    let bytes = inputs.iter().map(|(_, d)| d.len() as u64).sum::<u64>()
+                        + 4 * outputs as u64;
+                    HostCall {
+                        options: key.options,
+                        inputs: buffers,
+                        prepared,
+                        bytes,
+                    }
+                }
+            };
+            let prepared = &call.prepared;
             if let Some(upstream) = upstream {
                 prepared.set_upstream(upstream)?;
             }
@@ -150,8 +220,25 @@ impl Context {
             }
             let mut values = self.submit_and_read(encoder, &sources)?.into_iter();
             let loss = prepared.loss_from(values.next().unwrap_or_default());
-            Ok((loss, values.next()))
+            let grad = values.next();
+            self.keep_host_call(key.shape, call);
+            Ok((loss, grad))
         })
+    }
+
+    /// Keeps a finished host call for reuse, within the cache's bounds.
+    fn keep_host_call(&self, key: String, call: HostCall) {
+        if call.bytes > HOST_CALL_MAX_BYTES {
+            return;
+        }
+        let mut calls = self.host_calls();
+        if calls.len() >= HOST_CALL_SHAPES && !calls.contains_key(&key) {
+            return;
+        }
+        let kept = calls.entry(key).or_default();
+        if kept.len() < HOST_CALLS_PER_SHAPE {
+            kept.push(call);
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use crate::gpu_buffer;
 use crate::loss::launch::{self, whole, Program};
 use crate::loss::{validate, BceOptions, BceWithLogitsOptions, Loss, LossAndGrad, Reduction};
 use crate::plan;
-use crate::prepared::{GradMode, LossBuffers, PreparedLoss};
+use crate::prepared::{GradMode, HostKey, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
 use crate::tensor::GpuTensor;
 
@@ -157,7 +157,14 @@ impl Context {
         options: &BceOptions,
     ) -> Result<Loss> {
         validate::bce(input, target, options)?;
-        let (loss, _) = self.host_bce(input, target, None, |i, t| {
+        let key = self.bce_key(
+            "bce",
+            input.len(),
+            options.reduction,
+            GradMode::Off,
+            &[options.weight.as_deref()],
+        );
+        let (loss, _) = self.host_bce(key, input, target, None, |i, t| {
             self.prepare_binary_cross_entropy(i, t, input.len(), options, GradMode::Off)
         })?;
         Ok(loss)
@@ -176,7 +183,14 @@ impl Context {
     ) -> Result<LossAndGrad> {
         validate::bce(input, target, options)?;
         let upstream = validate::upstream(upstream, options.reduction, input.len(), "element")?;
-        let (loss, grad) = self.host_bce(input, target, Some(&upstream), |i, t| {
+        let key = self.bce_key(
+            "bce",
+            input.len(),
+            options.reduction,
+            GradMode::Separate,
+            &[options.weight.as_deref()],
+        );
+        let (loss, grad) = self.host_bce(key, input, target, Some(&upstream), |i, t| {
             self.prepare_binary_cross_entropy(i, t, input.len(), options, GradMode::Separate)
         })?;
         Ok(LossAndGrad {
@@ -200,7 +214,15 @@ impl Context {
         options: &BceWithLogitsOptions,
     ) -> Result<Loss> {
         validate::bce_with_logits(input, target, options)?;
-        let (loss, _) = self.host_bce(input, target, None, |i, t| {
+        let weights = [options.weight.as_deref(), options.pos_weight.as_deref()];
+        let key = self.bce_key(
+            "bce_logits",
+            input.len(),
+            options.reduction,
+            GradMode::Off,
+            &weights,
+        );
+        let (loss, _) = self.host_bce(key, input, target, None, |i, t| {
             self.prepare_binary_cross_entropy_with_logits(i, t, input.len(), options, GradMode::Off)
         })?;
         Ok(loss)
@@ -219,7 +241,15 @@ impl Context {
     ) -> Result<LossAndGrad> {
         validate::bce_with_logits(input, target, options)?;
         let upstream = validate::upstream(upstream, options.reduction, input.len(), "element")?;
-        let (loss, grad) = self.host_bce(input, target, Some(&upstream), |i, t| {
+        let weights = [options.weight.as_deref(), options.pos_weight.as_deref()];
+        let key = self.bce_key(
+            "bce_logits",
+            input.len(),
+            options.reduction,
+            GradMode::Separate,
+            &weights,
+        );
+        let (loss, grad) = self.host_bce(key, input, target, Some(&upstream), |i, t| {
             self.prepare_binary_cross_entropy_with_logits(
                 i,
                 t,
@@ -234,18 +264,37 @@ impl Context {
         })
     }
 
-    /// The host path of both BCEs: upload input and target, then `prepare` on them.
+    /// The host path of both BCEs: upload input and target, then `prepare` on them (or reuse
+    /// an earlier call's prepared loss with the same `key`).
     fn host_bce(
         &self,
+        key: HostKey,
         input: &[f32],
         target: &[f32],
         upstream: Option<&[f32]>,
         prepare: impl FnOnce(&wgpu::Buffer, &wgpu::Buffer) -> Result<PreparedLoss>,
     ) -> Result<(Loss, Option<Vec<f32>>)> {
-        self.run_host(upstream, || {
-            let input_buf = gpu_buffer::upload(self, "input", input)?;
-            let target_buf = gpu_buffer::upload(self, "target", target)?;
-            prepare(&input_buf, &target_buf)
-        })
+        let inputs = [
+            ("input", bytemuck::cast_slice(input)),
+            ("target", bytemuck::cast_slice(target)),
+        ];
+        self.run_host(key, &inputs, upstream, |b| prepare(&b[0], &b[1]))
+    }
+
+    /// The key under which a BCE host call's prepared loss is kept for reuse.
+    fn bce_key(
+        &self,
+        loss: &str,
+        len: usize,
+        reduction: Reduction,
+        mode: GradMode,
+        weights: &[Option<&[f32]>],
+    ) -> HostKey {
+        let present: Vec<bool> = weights.iter().map(Option::is_some).collect();
+        let shape = format!(
+            "{loss} {len} {mode:?} {reduction:?} weights {present:?} {:?}",
+            self.tuning()
+        );
+        HostKey::new(shape, weights)
     }
 }

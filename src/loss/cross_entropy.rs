@@ -6,7 +6,7 @@ use crate::gpu_buffer;
 use crate::loss::launch::{self, whole, Program};
 use crate::loss::{validate, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad, Reduction};
 use crate::plan::{self, RowPlan};
-use crate::prepared::{GradMode, LossBuffers, PreparedLoss};
+use crate::prepared::{GradMode, HostKey, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
 use crate::tensor::{GpuTensor, Window};
 
@@ -80,6 +80,26 @@ fn check_prepared(rows: usize, classes: usize, options: &CrossEntropyOptions) ->
         .ok_or_else(|| Error::InvalidShape {
             reason: format!("{rows} x {classes} logits overflow"),
         })
+}
+
+/// The key under which a host call's prepared loss is kept for reuse.
+fn host_key(
+    loss: &str,
+    rows: usize,
+    classes: usize,
+    options: &CrossEntropyOptions,
+    mode: GradMode,
+    ctx: &Context,
+) -> HostKey {
+    let shape = format!(
+        "{loss} {rows}x{classes} {mode:?} ignore {} smoothing {} {:?} weight {} {:?}",
+        options.ignore_index,
+        options.label_smoothing.to_bits(),
+        options.reduction,
+        options.weight.is_some(),
+        ctx.tuning()
+    );
+    HostKey::new(shape, &[options.weight.as_deref()])
 }
 
 /// The class weights on the GPU (a placeholder when there are none).
@@ -281,10 +301,13 @@ impl Context {
         mode: GradMode,
     ) -> Result<(Loss, Option<Vec<f32>>)> {
         let labels = gpu_labels(targets, options.ignore_index);
-        self.run_host(upstream, || {
-            let logits_buf = gpu_buffer::upload(self, "logits", logits)?;
-            let labels_buf = gpu_buffer::upload(self, "targets", &labels)?;
-            self.prepare_cross_entropy(&logits_buf, &labels_buf, rows, classes, options, mode)
+        let key = host_key("ce", rows, classes, options, mode, self);
+        let inputs = [
+            ("logits", bytemuck::cast_slice(logits)),
+            ("targets", bytemuck::cast_slice(&labels)),
+        ];
+        self.run_host(key, &inputs, upstream, |b| {
+            self.prepare_cross_entropy(&b[0], &b[1], rows, classes, options, mode)
         })
     }
 
@@ -427,17 +450,13 @@ impl Context {
         upstream: Option<&[f32]>,
         mode: GradMode,
     ) -> Result<(Loss, Option<Vec<f32>>)> {
-        self.run_host(upstream, || {
-            let logits_buf = gpu_buffer::upload(self, "logits", logits)?;
-            let targets_buf = gpu_buffer::upload(self, "targets", targets)?;
-            self.prepare_cross_entropy_probs(
-                &logits_buf,
-                &targets_buf,
-                rows,
-                classes,
-                options,
-                mode,
-            )
+        let key = host_key("ce_probs", rows, classes, options, mode, self);
+        let inputs = [
+            ("logits", bytemuck::cast_slice(logits)),
+            ("targets", bytemuck::cast_slice(targets)),
+        ];
+        self.run_host(key, &inputs, upstream, |b| {
+            self.prepare_cross_entropy_probs(&b[0], &b[1], rows, classes, options, mode)
         })
     }
 }

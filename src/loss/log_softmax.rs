@@ -6,7 +6,7 @@ use crate::gpu_buffer;
 use crate::loss::launch::{self, whole, Program};
 use crate::loss::{validate, Loss, LossAndGrad, Reduction};
 use crate::plan;
-use crate::prepared::{GradMode, LossBuffers, PreparedLoss};
+use crate::prepared::{GradMode, HostKey, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
 use crate::tensor::GpuTensor;
 
@@ -138,9 +138,13 @@ impl Context {
         } else {
             GradMode::Off
         };
-        let (logp, grad) = self.run_host(upstream, || {
-            let input = gpu_buffer::upload(self, "logits", logits)?;
-            self.prepare_log_softmax(&input, rows, classes, mode)
+        let key = HostKey::new(
+            format!("log_softmax {rows}x{classes} {mode:?} {:?}", self.tuning()),
+            &[],
+        );
+        let inputs = [("logits", bytemuck::cast_slice(logits))];
+        let (logp, grad) = self.run_host(key, &inputs, upstream, |b| {
+            self.prepare_log_softmax(&b[0], rows, classes, mode)
         })?;
         Ok((logp.into_values(), grad))
     }

@@ -294,3 +294,74 @@ fn bad_tensor_layouts_are_errors() {
         })
     );
 }
+
+/// A loop of same-shaped host calls, and of records of one prepared loss, creates no buffer
+/// after its first iteration; every result is still right (the data changes each time).
+#[test]
+fn loops_allocate_nothing_after_the_first_iteration() {
+    // A context of its own: other tests create buffers on the shared one concurrently.
+    let adapter = xent::adapters().into_iter().next().expect("an adapter");
+    let ctx = &xent::Context::from_adapter(adapter).unwrap();
+    let mut rng = Rng::new(33);
+    let (n, c) = (300, 50);
+    let options = CrossEntropyOptions {
+        weight: Some(rng.vec(c, 0.5, 2.0)),
+        label_smoothing: 0.1,
+        ..Default::default()
+    };
+    let mut created_after_first = None;
+    for step in 0..6 {
+        let logits = rng.vec(n * c, -5.0, 5.0);
+        let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
+        let got = ctx
+            .cross_entropy_and_grad(&logits, c, &labels, &options, None)
+            .unwrap();
+        let bce = ctx
+            .binary_cross_entropy_with_logits(
+                &logits,
+                &rng.vec(n * c, 0.0, 1.0),
+                &Default::default(),
+            )
+            .unwrap();
+        assert!(bce.scalar().unwrap().is_finite());
+        let want = reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+        assert_close(
+            ctx,
+            &format!("loop step {step}"),
+            got.loss.values(),
+            want.loss.values(),
+        );
+        assert_grad_close(ctx, &format!("loop step {step}"), &got.grad, &want.grad);
+        match created_after_first {
+            None => created_after_first = Some(ctx.buffers_created()),
+            Some(count) => assert_eq!(ctx.buffers_created(), count, "step {step} created buffers"),
+        }
+    }
+    // Other weights are another call: never served with the first call's weights.
+    let logits = rng.vec(n * c, -5.0, 5.0);
+    let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
+    let other = CrossEntropyOptions {
+        weight: Some(rng.vec(c, 0.5, 2.0)),
+        ..options.clone()
+    };
+    let got = ctx.cross_entropy(&logits, c, &labels, &other).unwrap();
+    let want = reference::cross_entropy(&logits, c, &labels, &other).unwrap();
+    assert_close(ctx, "other weights", got.values(), want.values());
+
+    let logits_buf = storage(ctx, &logits);
+    let labels_buf = storage(ctx, &labels.iter().map(|&l| l as i32).collect::<Vec<_>>());
+    let prepared = ctx
+        .prepare_cross_entropy(&logits_buf, &labels_buf, n, c, &options, GradMode::Separate)
+        .unwrap();
+    let before = ctx.buffers_created();
+    for _ in 0..10 {
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        prepared.record(&mut encoder);
+        ctx.queue().submit([encoder.finish()]);
+    }
+    assert_eq!(
+        ctx.buffers_created(),
+        before,
+        "recording a prepared loss allocates nothing"
+    );
+}
