@@ -13,11 +13,10 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use xent::bench::{self, Case};
 use xent::{Context, ReadCeiling};
 
-/// Criterion's median for a benchmark id (nanoseconds), from its saved estimates.
+/// Criterion's median for `group/id` (nanoseconds), from its saved estimates.
 fn median_ns(id: &str) -> Option<f64> {
     let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let text =
-        std::fs::read_to_string(format!("{dir}/criterion/xent/{id}/new/estimates.json")).ok()?;
+    let text = std::fs::read_to_string(format!("{dir}/criterion/{id}/new/estimates.json")).ok()?;
     let median = &text[text.find("\"median\"")?..];
     let key = "\"point_estimate\":";
     let value = &median[median.find(key)? + key.len()..];
@@ -26,7 +25,7 @@ fn median_ns(id: &str) -> Option<f64> {
 
 /// Prints each case that ran: its median, GB/s, and ratio to this run's read ceiling.
 fn print_ratios(adapter: &str, ceiling_bytes: u64, ran: &[Case]) {
-    let Some(ceiling_ns) = median_ns("read_ceiling") else {
+    let Some(ceiling_ns) = median_ns("xent/read_ceiling") else {
         return;
     };
     let ceiling_gbps = ceiling_bytes as f64 / ceiling_ns;
@@ -41,7 +40,7 @@ fn print_ratios(adapter: &str, ceiling_bytes: u64, ran: &[Case]) {
     );
     let mut forward_ns = None;
     for case in ran {
-        let Some(ns) = median_ns(&case.name()) else {
+        let Some(ns) = median_ns(&format!("xent/{}", case.name())) else {
             continue;
         };
         let gbps = case.bytes() as f64 / ns;
