@@ -17,12 +17,10 @@ struct Params {
 override HAS_WEIGHT: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read> target_: array<f32>;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> upstream: array<f32>;
-@group(0) @binding(6) var<storage, read_write> grad: array<f32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) local: u32,
@@ -34,7 +32,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     for (var k = 0u; k < ITEMS; k = k + 1u) {
         let i = start + k * WG;
         if (i < params.len) {
-            let p = input[params.x_first + i];
+            let p = load_x(params.x_first + i);
             let t = target_[params.t_first + i];
             var w = 1.0;
             if (HAS_WEIGHT) {
@@ -49,7 +47,7 @@ fn main(@builtin(local_invocation_index) local: u32,
                 acc = acc + l;
             }
             if (GRAD) {
-                grad[i] = element_scale(i) * w * (p - t) / max((1.0 - p) * p, 1e-12);
+                store_grad(i, element_scale(i) * w * (p - t) / max((1.0 - p) * p, 1e-12));
             }
         }
     }

@@ -22,13 +22,11 @@ override HAS_WEIGHT: bool = false;
 override HAS_POS_WEIGHT: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read> target_: array<f32>;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read> pos_weight: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<storage, read> upstream: array<f32>;
-@group(0) @binding(7) var<storage, read_write> grad: array<f32>;
 
 // sigmoid(x) without overflow: exp of a non-positive argument only.
 fn sigmoid(x: f32) -> f32 {
@@ -49,7 +47,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     for (var k = 0u; k < ITEMS; k = k + 1u) {
         let i = start + k * WG;
         if (i < params.len) {
-            let x = input[params.x_first + i];
+            let x = load_x(params.x_first + i);
             let t = target_[params.t_first + i];
             var pw = 1.0;
             if (HAS_POS_WEIGHT) {
@@ -72,7 +70,7 @@ fn main(@builtin(local_invocation_index) local: u32,
             }
             if (GRAD) {
                 let pt = pw * t;
-                grad[i] = element_scale(i) * w * ((pt + 1.0 - t) * sigmoid(x) - pt);
+                store_grad(i, element_scale(i) * w * ((pt + 1.0 - t) * sigmoid(x) - pt));
             }
         }
     }

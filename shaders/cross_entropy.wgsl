@@ -32,13 +32,11 @@ override HAS_WEIGHT: bool = false;
 override IN_PLACE: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<i32>;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> upstream: array<f32>;
 @group(0) @binding(6) var<storage, read> denominator: array<f32>;
-@group(0) @binding(7) var<storage, read_write> grad: array<f32>;
 
 fn class_weight(c: u32) -> f32 {
     if (HAS_WEIGHT) {
@@ -56,9 +54,9 @@ fn smoothing_coefficient(c: u32) -> f32 {
 
 fn write_grad(i: u32, value: f32) {
     if (IN_PLACE) {
-        logits[i] = value;
+        store_x(i, value);
     } else {
-        grad[i] = value;
+        store_grad(i, value);
     }
 }
 
@@ -89,7 +87,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     let bad_label = !ignored && (y < 0 || u32(y) >= classes);
     var x_y = 0.0;
     if (valid && !ignored && !bad_label && lane == 0u) {
-        x_y = logits[base + u32(y)];
+        x_y = load_x(base + u32(y));
     }
 
     var cache: array<f32, CACHE>;
@@ -99,13 +97,13 @@ fn main(@builtin(local_invocation_index) local: u32,
             for (var k = 0u; k < CACHE; k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
-                    cache[k] = logits[base + c];
+                    cache[k] = load_x(base + c);
                     st = state_push(st, cache[k], smoothing_coefficient(c));
                 }
             }
         } else {
             for (var c = lane; c < classes; c = c + ROW_THREADS) {
-                st = state_push(st, logits[base + c], smoothing_coefficient(c));
+                st = state_push(st, load_x(base + c), smoothing_coefficient(c));
             }
         }
     }
@@ -179,7 +177,7 @@ fn main(@builtin(local_invocation_index) local: u32,
                 if (bad_label) {
                     g = nan_f32();
                 } else if (!ignored) {
-                    g = p_coef * exp((logits[base + c] - st.m) - ls) - s * e_over_c * smoothing_coefficient(c);
+                    g = p_coef * exp((load_x(base + c) - st.m) - ls) - s * e_over_c * smoothing_coefficient(c);
                     if (c == yc) {
                         g = g - target_coef;
                     }

@@ -26,12 +26,10 @@ override HAS_WEIGHT: bool = false;
 override IN_PLACE: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> targets: array<f32>;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> upstream: array<f32>;
-@group(0) @binding(6) var<storage, read_write> grad: array<f32>;
 
 // q_c = w_c ((1 - e) t_c + e / C), for target element i of class c.
 fn coefficient(i: u32, c: u32) -> f32 {
@@ -45,9 +43,9 @@ fn coefficient(i: u32, c: u32) -> f32 {
 
 fn write_grad(i: u32, value: f32) {
     if (IN_PLACE) {
-        logits[i] = value;
+        store_x(i, value);
     } else {
-        grad[i] = value;
+        store_grad(i, value);
     }
 }
 
@@ -76,14 +74,14 @@ fn main(@builtin(local_invocation_index) local: u32,
             for (var k = 0u; k < CACHE; k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
-                    cache_x[k] = logits[base + c];
+                    cache_x[k] = load_x(base + c);
                     cache_q[k] = coefficient(t_base + c, c);
                     st = state_push(st, cache_x[k], cache_q[k]);
                 }
             }
         } else {
             for (var c = lane; c < classes; c = c + ROW_THREADS) {
-                st = state_push(st, logits[base + c], coefficient(t_base + c, c));
+                st = state_push(st, load_x(base + c), coefficient(t_base + c, c));
             }
         }
     }
@@ -123,7 +121,7 @@ fn main(@builtin(local_invocation_index) local: u32,
             }
         } else {
             for (var c = lane; c < classes; c = c + ROW_THREADS) {
-                let p = exp((logits[base + c] - st.m) - ls);
+                let p = exp((load_x(base + c) - st.m) - ls);
                 write_grad(grad_base + c, s * (p * st.q - coefficient(t_base + c, c)));
             }
         }

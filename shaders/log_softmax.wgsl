@@ -14,10 +14,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> upstream: array<f32>;
-@group(0) @binding(4) var<storage, read_write> grad: array<f32>;
 
 fn upstream_at(i: u32) -> f32 {
     if (GRAD) {
@@ -47,14 +45,14 @@ fn main(@builtin(local_invocation_index) local: u32,
             for (var k = 0u; k < CACHE; k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
-                    cache_x[k] = logits[x_base + c];
+                    cache_x[k] = load_x(x_base + c);
                     cache_g[k] = upstream_at(base + c);
                     st = state_push(st, cache_x[k], cache_g[k]);
                 }
             }
         } else {
             for (var c = lane; c < classes; c = c + ROW_THREADS) {
-                st = state_push(st, logits[x_base + c], upstream_at(base + c));
+                st = state_push(st, load_x(x_base + c), upstream_at(base + c));
             }
         }
     }
@@ -69,16 +67,16 @@ fn main(@builtin(local_invocation_index) local: u32,
                     let logp = (cache_x[k] - st.m) - ls;
                     out[base + c] = logp;
                     if (GRAD) {
-                        grad[base + c] = cache_g[k] - exp(logp) * st.q;
+                        store_grad(base + c, cache_g[k] - exp(logp) * st.q);
                     }
                 }
             }
         } else {
             for (var c = lane; c < classes; c = c + ROW_THREADS) {
-                let logp = (logits[x_base + c] - st.m) - ls;
+                let logp = (load_x(x_base + c) - st.m) - ls;
                 out[base + c] = logp;
                 if (GRAD) {
-                    grad[base + c] = upstream_at(base + c) - exp(logp) * st.q;
+                    store_grad(base + c, upstream_at(base + c) - exp(logp) * st.q);
                 }
             }
         }

@@ -145,9 +145,11 @@ impl Context {
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Context> {
         let info = adapter.get_info();
         let limits = adapter.limits();
+        // f16 inputs need SHADER_F16; take it wherever the adapter has it.
+        let required_features = adapter.features() & wgpu::Features::SHADER_F16;
         let desc = wgpu::DeviceDescriptor {
             label: Some("xent"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -358,7 +360,7 @@ impl Context {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(key.kernel.file()),
-            source: wgpu::ShaderSource::Wgsl(key.kernel.source().into()),
+            source: wgpu::ShaderSource::Wgsl(key.source().into()),
         });
         let constants: Vec<(&str, f64)> = key
             .constants

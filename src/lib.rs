@@ -42,4 +42,4 @@ pub use loss::{
 pub use plan::Tuning;
 pub use prepared::{GradMode, PreparedLoss};
 pub use shaders::all_sources as shader_sources;
-pub use tensor::GpuTensor;
+pub use tensor::{Dtype, GpuTensor};

@@ -7,6 +7,8 @@ use crate::gpu_buffer;
 use crate::loss::launch::{self, Program};
 use crate::loss::{Loss, Reduction};
 use crate::plan::Grid;
+use crate::shaders::Types;
+use crate::tensor::{Dtype, GpuTensor};
 
 /// Whether a prepared loss also computes the gradient, and where it goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -14,11 +16,14 @@ pub enum GradMode {
     /// The loss only.
     #[default]
     Off,
-    /// The gradient into a buffer xent owns ([`PreparedLoss::grad_buffer`]).
+    /// The gradient into an f32 buffer xent owns ([`PreparedLoss::grad_buffer`]).
     Separate,
-    /// The gradient written over the input (logits) buffer: one (N, C) buffer instead of two,
-    /// what large vocabularies need. The input is gone after the work runs. Categorical
-    /// cross-entropy only.
+    /// The gradient into a buffer xent owns, in the input's element type (f16 or bf16 inputs
+    /// give an f16 or bf16 gradient; the same as `Separate` for f32).
+    SeparateAsInput,
+    /// The gradient written over the input (logits) in its layout and element type: one
+    /// (N, C) buffer instead of two, what large vocabularies need. The input is gone after the
+    /// work runs. Categorical cross-entropy only, f32 or f16 logits.
     InPlace,
 }
 
@@ -34,9 +39,59 @@ pub struct PreparedLoss {
     reduction: Reduction,
     loss: wgpu::Buffer,
     loss_len: usize,
-    grad: Option<(wgpu::Buffer, usize)>,
+    grad: Option<GradOut>,
     upstream: wgpu::Buffer,
     upstream_len: usize,
+}
+
+/// Where a prepared loss's gradient goes.
+struct GradOut {
+    buffer: wgpu::Buffer,
+    /// Elements.
+    len: usize,
+    dtype: Dtype,
+    /// Whether it is packed from offset 0 (an in-place gradient of a sliced input is not).
+    packed: bool,
+}
+
+impl GradOut {
+    /// The 4-byte words that hold it.
+    fn words(&self) -> usize {
+        (self.len * self.dtype.size() as usize).div_ceil(4)
+    }
+}
+
+/// The IEEE half-precision value of `h`.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((h >> 10) & 0x1f);
+    let mantissa = f32::from(h & 0x3ff);
+    sign * match exponent {
+        0 => mantissa * 2f32.powi(-24),
+        31 if mantissa == 0.0 => f32::INFINITY,
+        31 => f32::NAN,
+        e => (1.0 + mantissa / 1024.0) * 2f32.powi(e - 15),
+    }
+}
+
+/// Decodes `len` values of `dtype` from the words of a buffer read back as f32.
+fn decode(words: Vec<f32>, len: usize, dtype: Dtype) -> Vec<f32> {
+    let halves = || {
+        words
+            .iter()
+            .flat_map(|w| {
+                let bits = w.to_bits();
+                [(bits & 0xffff) as u16, (bits >> 16) as u16]
+            })
+            .take(len)
+    };
+    match dtype {
+        Dtype::F32 => words,
+        Dtype::F16 => halves().map(f16_to_f32).collect(),
+        Dtype::Bf16 => halves()
+            .map(|h| f32::from_bits(u32::from(h) << 16))
+            .collect(),
+    }
 }
 
 /// The buffers a loss kernel binds besides its inputs.
@@ -48,7 +103,11 @@ pub(crate) struct LossBuffers {
     /// What the kernel's gradient binding gets: the gradient buffer, or a placeholder when
     /// there is none or it is written in place.
     pub(crate) grad_binding: wgpu::Buffer,
-    grad: Option<(wgpu::Buffer, usize)>,
+    /// Element types of the kernel's input and gradient.
+    pub(crate) types: Types,
+    grad: Option<GradOut>,
+    /// A bf16 gradient is built with atomic ORs and must start at zero.
+    clear_grad: bool,
     upstream_len: usize,
     items: usize,
     reduction: Reduction,
@@ -57,8 +116,8 @@ pub(crate) struct LossBuffers {
 
 impl LossBuffers {
     /// Allocates the buffers of a loss over `items` items (rows or elements) whose kernel runs
-    /// on `grid`; the gradient, if any, has `grad_len` values, and `input` is the buffer an
-    /// in-place gradient overwrites.
+    /// on `grid`; the gradient, if any, has `grad_len` values, and `input` is the tensor an
+    /// in-place gradient overwrites (and whose element type `SeparateAsInput` takes).
     pub(crate) fn new(
         ctx: &Context,
         reduction: Reduction,
@@ -66,8 +125,31 @@ impl LossBuffers {
         grid: Grid,
         mode: GradMode,
         grad_len: usize,
-        input: &wgpu::Buffer,
+        input: &GpuTensor<'_>,
     ) -> Result<LossBuffers> {
+        let grad_dtype = match mode {
+            GradMode::Off | GradMode::Separate => Dtype::F32,
+            GradMode::SeparateAsInput | GradMode::InPlace => input.dtype,
+        };
+        if mode == GradMode::InPlace && input.dtype == Dtype::Bf16 {
+            return Err(Error::InvalidOption {
+                name: "grad",
+                value: "GradMode::InPlace over bf16 logits".into(),
+                reason: "two threads would write the halves of one word; use SeparateAsInput"
+                    .into(),
+            });
+        }
+        let f16 = input.dtype == Dtype::F16 || grad_dtype == Dtype::F16;
+        if f16 && !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::UnsupportedAdapter {
+                adapter: ctx.adapter_info().name.clone(),
+                reason: "f16 needs wgpu::Features::SHADER_F16, which this device lacks".into(),
+            });
+        }
+        let types = Types {
+            input: input.dtype,
+            grad: grad_dtype,
+        };
         let stage_len = match reduction {
             Reduction::None => items,
             Reduction::Mean | Reduction::Sum => 2 * grid.groups as usize,
@@ -82,22 +164,49 @@ impl LossBuffers {
         let placeholder = || gpu_buffer::output(ctx, "xent gradient placeholder", 1);
         let (grad, grad_binding) = match mode {
             GradMode::Off => (None, placeholder()?),
-            GradMode::InPlace => (Some((input.clone(), grad_len)), placeholder()?),
-            GradMode::Separate => {
-                let buffer = gpu_buffer::output(ctx, "xent gradient", grad_len)?;
-                (Some((buffer.clone(), grad_len)), buffer)
+            GradMode::InPlace => {
+                let out = GradOut {
+                    buffer: input.buffer.clone(),
+                    len: grad_len,
+                    dtype: grad_dtype,
+                    packed: input.offset == 0 && input.row_stride.is_none(),
+                };
+                (Some(out), placeholder()?)
+            }
+            GradMode::Separate | GradMode::SeparateAsInput => {
+                let words = (grad_len * grad_dtype.size() as usize).div_ceil(4);
+                let buffer = gpu_buffer::output(ctx, "xent gradient", words)?;
+                let out = GradOut {
+                    buffer: buffer.clone(),
+                    len: grad_len,
+                    dtype: grad_dtype,
+                    packed: true,
+                };
+                (Some(out), buffer)
             }
         };
+        let clear_grad = grad_dtype == Dtype::Bf16 && mode != GradMode::Off;
         Ok(LossBuffers {
             stage,
             upstream,
             grad_binding,
+            types,
             grad,
+            clear_grad,
             upstream_len,
             items,
             reduction,
             grid,
         })
+    }
+
+    /// A program to push the loss's dispatches to: it starts by clearing a bf16 gradient.
+    pub(crate) fn program(&self) -> Program {
+        let mut program = Program::default();
+        if self.clear_grad {
+            program.clear(&self.grad_binding);
+        }
+        program
     }
 
     /// Adds the batch reduction (for `Mean` and `Sum`) and wraps everything up.
@@ -193,7 +302,8 @@ impl Context {
                         .map(|(what, data)| gpu_buffer::upload(self, what, data))
                         .collect::<Result<Vec<_>>>()?;
                     let prepared = prepare(&buffers)?;
-                    let outputs = prepared.loss_len + prepared.grad.as_ref().map_or(0, |g| g.1);
+                    let outputs =
+                        prepared.loss_len + prepared.grad.as_ref().map_or(0, GradOut::words);
                     let bytes = inputs.iter().map(|(_, d)| d.len() as u64).sum::<u64>()
                         + 4 * outputs as u64;
                     HostCall {
@@ -215,12 +325,15 @@ impl Context {
                     });
             prepared.record(&mut encoder);
             let mut sources = vec![(&prepared.loss, prepared.loss_len)];
-            if let Some((grad, len)) = &prepared.grad {
-                sources.push((grad, *len));
+            if let Some(grad) = &prepared.grad {
+                sources.push((&grad.buffer, grad.words()));
             }
             let mut values = self.submit_and_read(encoder, &sources)?.into_iter();
             let loss = prepared.loss_from(values.next().unwrap_or_default());
-            let grad = values.next();
+            let grad = match (&prepared.grad, values.next()) {
+                (Some(g), Some(words)) => Some(decode(words, g.len, g.dtype)),
+                _ => None,
+            };
             self.keep_host_call(key.shape, call);
             Ok((loss, grad))
         })
@@ -268,10 +381,11 @@ impl PreparedLoss {
         &self.loss
     }
 
-    /// The f32 gradient buffer (the input's shape), or `None` without a gradient. For
-    /// [`GradMode::InPlace`] it is the input buffer.
+    /// The gradient buffer (the input's shape; f32, or the input's type for
+    /// [`GradMode::SeparateAsInput`]), or `None` without a gradient. For [`GradMode::InPlace`]
+    /// it is the input buffer.
     pub fn grad_buffer(&self) -> Option<&wgpu::Buffer> {
-        self.grad.as_ref().map(|(b, _)| b)
+        self.grad.as_ref().map(|g| &g.buffer)
     }
 
     /// Sets the upstream gradient the gradient is scaled by: one value for `Mean` and `Sum`,
@@ -315,10 +429,21 @@ impl PreparedLoss {
     }
 
     /// Reads the gradient back (waits for submitted work); `None` without a gradient.
+    /// f16 and bf16 gradients are converted to f32. An in-place gradient over a sliced input
+    /// (an offset or a row stride) is in the caller's buffer, in the caller's layout: read it
+    /// there (this returns an error).
     pub fn read_grad(&self) -> Result<Option<Vec<f32>>> {
-        match &self.grad {
-            Some((buffer, len)) => Ok(Some(self.ctx.read_f32(buffer, *len)?)),
-            None => Ok(None),
+        let Some(grad) = &self.grad else {
+            return Ok(None);
+        };
+        if !grad.packed {
+            return Err(Error::InvalidOption {
+                name: "read_grad",
+                value: "an in-place gradient over a sliced input".into(),
+                reason: "it lies in your buffer's layout; read that buffer".into(),
+            });
         }
+        let words = self.ctx.read_f32(&grad.buffer, grad.words())?;
+        Ok(Some(decode(words, grad.len, grad.dtype)))
     }
 }

@@ -23,6 +23,7 @@ pub(crate) enum Binding {
     ReadWrite,
 }
 
+use crate::tensor::Dtype;
 use Binding::{Read, ReadWrite, Uniform};
 
 /// Every compute kernel xent has. One WGSL entry point (`main`) per kernel; the loss kernels
@@ -66,8 +67,48 @@ impl Kernel {
         }
     }
 
-    /// The complete WGSL source: included helpers, then the kernel itself.
+    /// The complete WGSL source for f32 input and gradient.
     pub(crate) fn source(self) -> String {
+        self.source_typed(Types::default())
+    }
+
+    /// Where a kernel's input and gradient live: (input binding, input writable, gradient
+    /// binding); `None` for kernels without them.
+    fn typed_bindings(self) -> Option<(u32, bool, u32)> {
+        match self {
+            Kernel::CrossEntropy => Some((1, true, 7)),
+            Kernel::CrossEntropyProbs => Some((1, true, 6)),
+            Kernel::LogSoftmax => Some((1, false, 4)),
+            Kernel::Bce => Some((1, false, 6)),
+            Kernel::BceLogits => Some((1, false, 7)),
+            _ => None,
+        }
+    }
+
+    /// Which element types a kernel takes for its input and gradient.
+    pub(crate) fn is_typed(self) -> bool {
+        self.typed_bindings().is_some()
+    }
+
+    /// The complete WGSL source: `enable f16;` when needed, the included helpers, the input and
+    /// gradient declarations for the element types, then the kernel itself. WGSL has no
+    /// generics, so element types are the one thing spliced in as text; everything else is an
+    /// `override` constant.
+    pub(crate) fn source_typed(self, types: Types) -> String {
+        let mut source = String::new();
+        if types.input == Dtype::F16 || types.grad == Dtype::F16 {
+            source.push_str("enable f16;\n");
+        }
+        if let Some((input, writable, grad)) = self.typed_bindings() {
+            source.push_str(&input_declaration(input, writable, types.input));
+            source.push_str(&grad_declaration(grad, types.grad));
+        }
+        source.push_str(&self.untyped_source());
+        source
+    }
+
+    /// The helpers and the kernel file.
+    fn untyped_source(self) -> String {
         let row = [MATH, GRID, LOSS_OPTIONS, ROW_STATE];
         let elementwise = [MATH, GRID, LOSS_OPTIONS, ELEMENTWISE, ELEMENTWISE_LOSS];
         let (helpers, kernel): (&[&str], &str) = match self {
@@ -121,22 +162,121 @@ impl Kernel {
     }
 }
 
-/// Override constants of one pipeline: a kernel specialised by name/value pairs.
+/// One pipeline: a kernel for given element types, specialised by override constants.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct PipelineKey {
     pub(crate) kernel: Kernel,
     /// `(override name, value)`; booleans are 0 or 1. Kept sorted by name.
     pub(crate) constants: Vec<(&'static str, u32)>,
+    /// Element type of the input (logits) and of the gradient.
+    pub(crate) types: Types,
 }
 
 impl PipelineKey {
-    pub(crate) fn new(kernel: Kernel, mut constants: Vec<(&'static str, u32)>) -> Self {
+    /// A pipeline of f32 input and gradient.
+    pub(crate) fn new(kernel: Kernel, constants: Vec<(&'static str, u32)>) -> Self {
+        PipelineKey::typed(kernel, constants, Types::default())
+    }
+
+    /// A pipeline of the given element types.
+    pub(crate) fn typed(
+        kernel: Kernel,
+        mut constants: Vec<(&'static str, u32)>,
+        types: Types,
+    ) -> Self {
         constants.sort_unstable();
-        PipelineKey { kernel, constants }
+        PipelineKey {
+            kernel,
+            constants,
+            types,
+        }
+    }
+
+    /// The WGSL source of this pipeline.
+    pub(crate) fn source(&self) -> String {
+        self.kernel.source_typed(self.types)
     }
 }
 
-/// Every kernel's full source with its file name, for validation outside a device (tests, tools).
-pub fn all_sources() -> Vec<(&'static str, String)> {
-    Kernel::ALL.iter().map(|k| (k.file(), k.source())).collect()
+/// Element types of a kernel's input (binding 1) and gradient.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Types {
+    pub(crate) input: Dtype,
+    pub(crate) grad: Dtype,
+}
+
+/// The declaration of the input binding and its `load_x` (and, when writable, `store_x`).
+fn input_declaration(binding: u32, writable: bool, dtype: Dtype) -> String {
+    let access = if writable { "read_write" } else { "read" };
+    let (array, load, store) = match dtype {
+        Dtype::F32 => ("f32", "return x_data[i];", "x_data[i] = v;"),
+        Dtype::F16 => ("f16", "return f32(x_data[i]);", "x_data[i] = f16(v);"),
+        Dtype::Bf16 => (
+            "u32",
+            "let w = x_data[i >> 1u];\n    if ((i & 1u) == 1u) {\n        return bitcast<f32>(w & 0xffff0000u);\n    }\n    return bitcast<f32>(w << 16u);",
+            // Unreachable: prepare_* rejects an in-place gradient over bf16 logits, since two
+            // threads would write the halves of one word.
+            "",
+        ),
+    };
+    let mut out = format!(
+        "@group(0) @binding({binding}) var<storage, {access}> x_data: array<{array}>;\n\
+         fn load_x(i: u32) -> f32 {{\n    {load}\n}}\n"
+    );
+    if writable {
+        out.push_str(&format!("fn store_x(i: u32, v: f32) {{\n    {store}\n}}\n"));
+    }
+    out
+}
+
+/// The declaration of the gradient binding and its `store_grad`. A bf16 gradient packs two
+/// values per word with atomic ORs into a buffer cleared before the kernel runs, so the two
+/// threads writing one word never race.
+fn grad_declaration(binding: u32, dtype: Dtype) -> String {
+    let (array, store) = match dtype {
+        Dtype::F32 => ("f32", "grad_data[i] = v;"),
+        Dtype::F16 => ("f16", "grad_data[i] = f16(v);"),
+        Dtype::Bf16 => (
+            "atomic<u32>",
+            "atomicOr(&grad_data[i >> 1u], bf16_bits(v) << (16u * (i & 1u)));",
+        ),
+    };
+    let mut out = format!(
+        "@group(0) @binding({binding}) var<storage, read_write> grad_data: array<{array}>;\n\
+         fn store_grad(i: u32, v: f32) {{\n    {store}\n}}\n"
+    );
+    if dtype == Dtype::Bf16 {
+        out.push_str(BF16_BITS);
+    }
+    out
+}
+
+/// f32 to bf16 bits, rounding to nearest even; NaN stays NaN.
+const BF16_BITS: &str = "fn bf16_bits(v: f32) -> u32 {
+    let b = bitcast<u32>(v);
+    if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu) != 0u) {
+        return (b >> 16u) | 0x40u;
+    }
+    return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
+}
+";
+
+/// Every kernel's full source for every element type it takes, named `file` or
+/// `file (input type, gradient type)`: for validation outside a device (tests, tools).
+pub fn all_sources() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for kernel in Kernel::ALL {
+        if !kernel.is_typed() {
+            out.push((kernel.file().to_string(), kernel.source()));
+            continue;
+        }
+        for input in Dtype::ALL {
+            for grad in Dtype::ALL {
+                let types = Types { input, grad };
+                let name = format!("{} ({input:?} input, {grad:?} gradient)", kernel.file());
+                out.push((name, kernel.source_typed(types)));
+            }
+        }
+    }
+    out
 }

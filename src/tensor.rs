@@ -4,17 +4,47 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::plan::check_binding;
 
-/// A matrix or vector of 4-byte values (f32 or i32) inside a caller's GPU buffer: a byte
-/// offset to its first element and, for a matrix, the distance between rows in elements.
-/// A `&wgpu::Buffer` converts into a packed tensor at offset 0.
+/// Element types of logits (and BCE inputs) and of gradients on the GPU. Arithmetic is always
+/// f32; f16 and bf16 are converted on load and store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    /// 32-bit float.
+    #[default]
+    F32,
+    /// 16-bit IEEE float (the device needs `wgpu::Features::SHADER_F16`).
+    F16,
+    /// bfloat16, two per 32-bit word (the low half holds the even element); WGSL has no bf16,
+    /// so kernels unpack it.
+    Bf16,
+}
+
+impl Dtype {
+    /// Every element type.
+    pub const ALL: [Dtype; 3] = [Dtype::F32, Dtype::F16, Dtype::Bf16];
+
+    /// Bytes per element.
+    pub fn size(self) -> u64 {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F16 | Dtype::Bf16 => 2,
+        }
+    }
+}
+
+/// A matrix or vector inside a caller's GPU buffer: a byte offset to its first element, for a
+/// matrix the distance between rows in elements, and the element type (f32 unless set; class
+/// indices are i32 and targets f32 whatever this says). A `&wgpu::Buffer` converts into a
+/// packed f32 tensor at offset 0.
 #[derive(Clone, Copy, Debug)]
 pub struct GpuTensor<'a> {
     /// The buffer (created with `wgpu::BufferUsages::STORAGE`).
     pub buffer: &'a wgpu::Buffer,
-    /// Byte offset of the first element; a multiple of 4.
+    /// Byte offset of the first element; a multiple of the element size.
     pub offset: u64,
     /// Elements from the start of one row to the next; `None` for packed rows.
     pub row_stride: Option<usize>,
+    /// The element type (logits and BCE inputs only).
+    pub dtype: Dtype,
 }
 
 impl<'a> GpuTensor<'a> {
@@ -24,7 +54,13 @@ impl<'a> GpuTensor<'a> {
             buffer,
             offset: 0,
             row_stride: None,
+            dtype: Dtype::F32,
         }
+    }
+
+    /// The same tensor with elements of type `dtype`.
+    pub fn with_dtype(self, dtype: Dtype) -> Self {
+        GpuTensor { dtype, ..self }
     }
 
     /// The same tensor starting `offset` bytes into the buffer.
@@ -59,6 +95,18 @@ pub(crate) struct Window<'a> {
 }
 
 impl<'a> GpuTensor<'a> {
+    /// Checks a tensor that must hold 4-byte values (targets, class indices) says so.
+    pub(crate) fn four_byte(self, what: &'static str) -> Result<Self> {
+        if self.dtype != Dtype::F32 {
+            return Err(Error::InvalidOption {
+                name: "dtype",
+                value: format!("{:?} for {what}", self.dtype),
+                reason: format!("{what} are f32 (class indices i32); only logits and BCE inputs take f16 or bf16"),
+            });
+        }
+        Ok(self)
+    }
+
     /// Checks this tensor holds `rows` rows of `cols` elements and binds it.
     pub(crate) fn window(
         &self,
@@ -67,11 +115,12 @@ impl<'a> GpuTensor<'a> {
         rows: usize,
         cols: usize,
     ) -> Result<Window<'a>> {
-        if !self.offset.is_multiple_of(4) {
+        let size = self.dtype.size();
+        if !self.offset.is_multiple_of(size) {
             return Err(Error::InvalidOption {
                 name: "offset",
                 value: format!("{} bytes into the {what} buffer", self.offset),
-                reason: "offsets must be multiples of 4 bytes".into(),
+                reason: format!("offsets must be multiples of the {size}-byte element size"),
             });
         }
         let stride = self.row_stride.unwrap_or(cols);
@@ -91,7 +140,7 @@ impl<'a> GpuTensor<'a> {
         } else {
             (rows - 1) * stride + cols
         };
-        let end = self.offset + 4 * span as u64;
+        let end = self.offset + size * span as u64;
         if end > self.buffer.size() {
             return Err(Error::BufferTooSmall {
                 what,
@@ -101,15 +150,19 @@ impl<'a> GpuTensor<'a> {
         }
         let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment.max(4));
         let start = self.offset / align * align;
-        // Bindings cannot be empty: an empty tensor still binds 4 bytes (never read).
-        let size = (end - start).max(4).min(self.buffer.size() - start);
-        check_binding(what, size, ctx.limits())?;
-        let first = (self.offset - start) / 4;
+        // Bindings cannot be empty and hold whole words: round up to 4 bytes (never read past
+        // the tensor's last element).
+        let bound = (end - start)
+            .max(4)
+            .next_multiple_of(4)
+            .min(self.buffer.size() - start);
+        check_binding(what, bound, ctx.limits())?;
+        let first = (self.offset - start) / size;
         Ok(Window {
             binding: wgpu::BufferBinding {
                 buffer: self.buffer,
                 offset: start,
-                size: wgpu::BufferSize::new(size),
+                size: wgpu::BufferSize::new(bound),
             },
             first: u32::try_from(first).unwrap_or(u32::MAX),
             stride: u32::try_from(stride).map_err(|_| Error::InvalidShape {

@@ -3,7 +3,7 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::gpu_buffer;
-use crate::loss::launch::{self, whole, Program};
+use crate::loss::launch::{self, whole};
 use crate::loss::{validate, BceOptions, BceWithLogitsOptions, Loss, LossAndGrad, Reduction};
 use crate::plan;
 use crate::prepared::{GradMode, HostKey, LossBuffers, PreparedLoss};
@@ -101,7 +101,9 @@ impl Context {
             });
         }
         let x = input.window(self, "input", 1, len)?;
-        let t = target.window(self, "target", 1, len)?;
+        let t = target
+            .four_byte("targets")?
+            .window(self, "target", 1, len)?;
         let grid = plan::elementwise_grid(len, self.limits())?;
         let weight = gpu_buffer::upload(self, "weight", kind.weight.unwrap_or(&[]))?;
         let last_dim = kind.pos_weight.map_or(1, |(_, d)| d);
@@ -114,7 +116,7 @@ impl Context {
                 t_first: t.first,
             },
         );
-        let buffers = LossBuffers::new(self, kind.reduction, len, grid, grad, len, input.buffer)?;
+        let buffers = LossBuffers::new(self, kind.reduction, len, grid, grad, len, &input)?;
         let mut constants = launch::elementwise_constants();
         constants.extend(launch::loss_constants(
             kind.reduction,
@@ -133,10 +135,10 @@ impl Context {
             whole(&buffers.upstream),
             whole(&buffers.grad_binding),
         ]);
-        let mut program = Program::default();
+        let mut program = buffers.program();
         program.push(
             self,
-            &PipelineKey::new(kind.kernel, constants),
+            &PipelineKey::typed(kind.kernel, constants, buffers.types),
             grid,
             &bindings,
         )?;

@@ -3,7 +3,7 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::gpu_buffer;
-use crate::loss::launch::{self, whole, Program};
+use crate::loss::launch::{self, whole};
 use crate::loss::{validate, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad, Reduction};
 use crate::plan::{self, RowPlan};
 use crate::prepared::{GradMode, HostKey, LossBuffers, PreparedLoss};
@@ -151,20 +151,16 @@ impl Context {
         let len = check_prepared(rows, classes, options)?;
         let logits = logits.into();
         let x = logits.window(self, "logits", rows, classes)?;
-        let y = targets.into().window(self, "targets", rows, 1)?;
+        let y = targets
+            .into()
+            .four_byte("targets")?
+            .window(self, "targets", rows, 1)?;
         let plan = plan::row_plan(rows, classes, self)?;
         let weight = weight_buffer(self, options)?;
         let params = params_buffer(self, rows, classes, options, &x, &y);
-        let buffers = LossBuffers::new(
-            self,
-            options.reduction,
-            rows,
-            plan.grid,
-            grad,
-            len,
-            logits.buffer,
-        )?;
-        let mut program = Program::default();
+        let buffers =
+            LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
+        let mut program = buffers.program();
         let denominator = if grad != GradMode::Off && options.reduction == Reduction::Mean {
             let grid = plan::elementwise_grid(rows, self.limits())?;
             let partials =
@@ -184,7 +180,11 @@ impl Context {
             gpu_buffer::output(self, "xent denominator placeholder", 1)?
         };
         let use_q = options.label_smoothing > 0.0;
-        let key = PipelineKey::new(Kernel::CrossEntropy, constants(&plan, options, use_q, grad));
+        let key = PipelineKey::typed(
+            Kernel::CrossEntropy,
+            constants(&plan, options, use_q, grad),
+            buffers.types,
+        );
         program.push(
             self,
             &key,
@@ -326,23 +326,20 @@ impl Context {
         let len = check_prepared(rows, classes, options)?;
         let logits = logits.into();
         let x = logits.window(self, "logits", rows, classes)?;
-        let t = targets.into().window(self, "targets", rows, classes)?;
+        let t = targets
+            .into()
+            .four_byte("targets")?
+            .window(self, "targets", rows, classes)?;
         let plan = plan::row_plan(rows, classes, self)?;
         let weight = weight_buffer(self, options)?;
         let params = params_buffer(self, rows, classes, options, &x, &t);
-        let buffers = LossBuffers::new(
-            self,
-            options.reduction,
-            rows,
-            plan.grid,
-            grad,
-            len,
-            logits.buffer,
-        )?;
-        let mut program = Program::default();
-        let key = PipelineKey::new(
+        let buffers =
+            LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
+        let mut program = buffers.program();
+        let key = PipelineKey::typed(
             Kernel::CrossEntropyProbs,
             constants(&plan, options, true, grad),
+            buffers.types,
         );
         program.push(
             self,

@@ -8,14 +8,17 @@ use crate::loss::Reduction;
 use crate::plan::{self, Grid, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::shaders::{Kernel, PipelineKey};
 
-/// One dispatch with everything bound.
-struct Step {
-    pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
-    grid: Grid,
+/// One dispatch with everything bound, or a buffer to clear.
+enum Step {
+    Dispatch {
+        pipeline: wgpu::ComputePipeline,
+        bind_group: wgpu::BindGroup,
+        grid: Grid,
+    },
+    Clear(wgpu::Buffer),
 }
 
-/// The dispatches of one loss, in order, ready to record. Recording allocates nothing.
+/// The work of one loss, in order, ready to record. Recording allocates nothing.
 #[derive(Default)]
 pub(crate) struct Program {
     steps: Vec<Step>,
@@ -48,7 +51,7 @@ impl Program {
             layout: &ctx.bind_group_layout(key.kernel),
             entries: &entries,
         });
-        self.steps.push(Step {
+        self.steps.push(Step::Dispatch {
             pipeline,
             bind_group,
             grid,
@@ -56,19 +59,36 @@ impl Program {
         Ok(())
     }
 
-    /// Records every dispatch, in order, into one compute pass of `encoder`.
+    /// Adds a clear of `buffer` to zero.
+    pub(crate) fn clear(&mut self, buffer: &wgpu::Buffer) {
+        self.steps.push(Step::Clear(buffer.clone()));
+    }
+
+    /// Records every step, in order: clears between compute passes, consecutive dispatches in
+    /// one compute pass.
     pub(crate) fn record(&self, encoder: &mut wgpu::CommandEncoder) {
-        if self.steps.is_empty() {
-            return;
-        }
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("xent"),
-            timestamp_writes: None,
-        });
-        for step in &self.steps {
-            pass.set_pipeline(&step.pipeline);
-            pass.set_bind_group(0, &step.bind_group, &[]);
-            pass.dispatch_workgroups(step.grid.x, step.grid.y, 1);
+        let mut i = 0;
+        while i < self.steps.len() {
+            if let Step::Clear(buffer) = &self.steps[i] {
+                encoder.clear_buffer(buffer, 0, None);
+                i += 1;
+                continue;
+            }
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("xent"),
+                timestamp_writes: None,
+            });
+            while let Some(Step::Dispatch {
+                pipeline,
+                bind_group,
+                grid,
+            }) = self.steps.get(i)
+            {
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, bind_group, &[]);
+                pass.dispatch_workgroups(grid.x, grid.y, 1);
+                i += 1;
+            }
         }
     }
 }

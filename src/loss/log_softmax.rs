@@ -3,7 +3,7 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::gpu_buffer;
-use crate::loss::launch::{self, whole, Program};
+use crate::loss::launch::{self, whole};
 use crate::loss::{validate, Loss, LossAndGrad, Reduction};
 use crate::plan;
 use crate::prepared::{GradMode, HostKey, LossBuffers, PreparedLoss};
@@ -62,21 +62,13 @@ impl Context {
             },
         );
         // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
-        let buffers = LossBuffers::new(
-            self,
-            Reduction::None,
-            len,
-            plan.grid,
-            grad,
-            len,
-            logits.buffer,
-        )?;
+        let buffers = LossBuffers::new(self, Reduction::None, len, plan.grid, grad, len, &logits)?;
         let with_grad = grad != GradMode::Off;
         let mut constants = launch::row_constants(plan.row_threads);
         constants.extend(launch::loss_constants(Reduction::None, with_grad));
         constants.push(("USE_Q", u32::from(with_grad)));
-        let key = PipelineKey::new(Kernel::LogSoftmax, constants);
-        let mut program = Program::default();
+        let key = PipelineKey::typed(Kernel::LogSoftmax, constants, buffers.types);
+        let mut program = buffers.program();
         program.push(
             self,
             &key,

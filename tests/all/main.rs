@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod dtypes;
 mod errors;
 mod forward;
 mod gradients;

@@ -1,0 +1,215 @@
+//! f16 and bf16 inputs on the GPU (accumulated in f32) against the float64 reference applied
+//! to the rounded inputs, with gradients in f32 or in the input's type.
+
+use crate::common::{assert_close, assert_grad_close, contexts, Rng};
+use half::{bf16, f16};
+use wgpu::util::DeviceExt;
+use xent::{
+    reference, BceWithLogitsOptions, CrossEntropyOptions, Dtype, Error, GpuTensor, GradMode,
+    Reduction,
+};
+
+/// The values as stored in `dtype` (rounded to nearest even) and back in f32, and their bytes.
+fn encode(values: &[f32], dtype: Dtype) -> (Vec<f32>, Vec<u8>) {
+    match dtype {
+        Dtype::F32 => (values.to_vec(), bytemuck::cast_slice(values).to_vec()),
+        Dtype::F16 => {
+            let h: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
+            let bytes = h.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect();
+            (h.iter().map(|x| x.to_f32()).collect(), bytes)
+        }
+        Dtype::Bf16 => {
+            let h: Vec<bf16> = values.iter().map(|&v| bf16::from_f32(v)).collect();
+            let bytes = h.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect();
+            (h.iter().map(|x| x.to_f32()).collect(), bytes)
+        }
+    }
+}
+
+fn buffer(ctx: &xent::Context, bytes: &[u8]) -> wgpu::Buffer {
+    let mut padded = bytes.to_vec();
+    padded.resize(bytes.len().next_multiple_of(4).max(4), 0);
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("typed input"),
+            contents: &padded,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        })
+}
+
+/// Gradients stored in f16 or bf16 are the f32 gradient rounded: allow the rounding (2^-11 or
+/// 2^-8 relative to each value, and f16's subnormal spacing 2^-24 below 2^-14) on top of the
+/// stated gradient tolerance.
+fn rounding(dtype: Dtype) -> f64 {
+    match dtype {
+        Dtype::F32 => 0.0,
+        Dtype::F16 => 2f64.powi(-11),
+        Dtype::Bf16 => 2f64.powi(-8),
+    }
+}
+
+fn assert_typed_grad(ctx: &xent::Context, case: &str, got: &[f32], want: &[f64], dtype: Dtype) {
+    if dtype == Dtype::F32 {
+        return assert_grad_close(ctx, case, got, want);
+    }
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let subnormal = if dtype == Dtype::F16 {
+            2f64.powi(-24)
+        } else {
+            0.0
+        };
+        let allowed = 1e-5 * scale + rounding(dtype) * w.abs() + subnormal;
+        assert!(
+            (f64::from(g) - w).abs() <= allowed,
+            "{case}: gradient [{i}] got {g}, want {w} (allowed {allowed:.3e})"
+        );
+    }
+}
+
+#[test]
+fn half_precision_logits_match_the_reference_on_rounded_inputs() {
+    let mut rng = Rng::new(51);
+    let (n, c) = (40, 300);
+    let raw = rng.vec(n * c, -8.0, 8.0);
+    let labels: Vec<i32> = (0..n).map(|_| rng.below(c) as i32).collect();
+    let probs = rng.distributions(n, c);
+    let options = CrossEntropyOptions {
+        label_smoothing: 0.1,
+        ..Default::default()
+    };
+    for ctx in contexts() {
+        if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+            continue; // f16 needs the feature; bf16 does not
+        }
+        for dtype in [Dtype::F16, Dtype::Bf16] {
+            let (rounded, bytes) = encode(&raw, dtype);
+            let logits_buf = buffer(ctx, &bytes);
+            let labels_buf = buffer(ctx, bytemuck::cast_slice(&labels));
+            let probs_buf = buffer(ctx, bytemuck::cast_slice(&probs));
+            let x = GpuTensor::new(&logits_buf).with_dtype(dtype);
+            for mode in [GradMode::Separate, GradMode::SeparateAsInput] {
+                let grad_type = if mode == GradMode::Separate {
+                    Dtype::F32
+                } else {
+                    dtype
+                };
+                let case = format!("{dtype:?} logits, {mode:?}");
+                let p = ctx
+                    .prepare_cross_entropy(x, &labels_buf, n, c, &options, mode)
+                    .unwrap();
+                p.run().unwrap();
+                let want = reference::cross_entropy_and_grad(&rounded, c, &labels, &options, None)
+                    .unwrap();
+                assert_close(
+                    ctx,
+                    &case,
+                    p.read_loss().unwrap().values(),
+                    want.loss.values(),
+                );
+                assert_typed_grad(
+                    ctx,
+                    &case,
+                    &p.read_grad().unwrap().unwrap(),
+                    &want.grad,
+                    grad_type,
+                );
+
+                let p = ctx
+                    .prepare_cross_entropy_probs(x, &probs_buf, n, c, &options, mode)
+                    .unwrap();
+                p.run().unwrap();
+                let want =
+                    reference::cross_entropy_probs_and_grad(&rounded, c, &probs, &options, None)
+                        .unwrap();
+                assert_close(
+                    ctx,
+                    &case,
+                    p.read_loss().unwrap().values(),
+                    want.loss.values(),
+                );
+                assert_typed_grad(
+                    ctx,
+                    &case,
+                    &p.read_grad().unwrap().unwrap(),
+                    &want.grad,
+                    grad_type,
+                );
+
+                let p = ctx.prepare_log_softmax(x, n, c, mode).unwrap();
+                let g = rng.vec(n * c, -1.0, 1.0);
+                p.set_upstream(&g).unwrap();
+                p.run().unwrap();
+                let want = reference::log_softmax_and_grad(&rounded, c, &g).unwrap();
+                assert_close(
+                    ctx,
+                    &case,
+                    p.read_loss().unwrap().values(),
+                    want.loss.values(),
+                );
+                assert_typed_grad(
+                    ctx,
+                    &case,
+                    &p.read_grad().unwrap().unwrap(),
+                    &want.grad,
+                    grad_type,
+                );
+
+                let t = rng.vec(n * c, 0.0, 1.0);
+                let t_buf = buffer(ctx, bytemuck::cast_slice(&t));
+                let bce = BceWithLogitsOptions {
+                    reduction: Reduction::None,
+                    ..Default::default()
+                };
+                let p = ctx
+                    .prepare_binary_cross_entropy_with_logits(x, &t_buf, n * c, &bce, mode)
+                    .unwrap();
+                p.run().unwrap();
+                let want =
+                    reference::binary_cross_entropy_with_logits_and_grad(&rounded, &t, &bce, None)
+                        .unwrap();
+                assert_close(
+                    ctx,
+                    &case,
+                    p.read_loss().unwrap().values(),
+                    want.loss.values(),
+                );
+                assert_typed_grad(
+                    ctx,
+                    &case,
+                    &p.read_grad().unwrap().unwrap(),
+                    &want.grad,
+                    grad_type,
+                );
+            }
+        }
+        // In place over f16 logits writes an f16 gradient into them; over bf16 it is refused.
+        let (rounded, bytes) = encode(&raw, Dtype::F16);
+        let logits_buf = buffer(ctx, &bytes);
+        let labels_buf = buffer(ctx, bytemuck::cast_slice(&labels));
+        let x = GpuTensor::new(&logits_buf).with_dtype(Dtype::F16);
+        let p = ctx
+            .prepare_cross_entropy(x, &labels_buf, n, c, &options, GradMode::InPlace)
+            .unwrap();
+        p.run().unwrap();
+        let want = reference::cross_entropy_and_grad(&rounded, c, &labels, &options, None).unwrap();
+        assert_typed_grad(
+            ctx,
+            "f16 in place",
+            &p.read_grad().unwrap().unwrap(),
+            &want.grad,
+            Dtype::F16,
+        );
+        let x = GpuTensor::new(&logits_buf).with_dtype(Dtype::Bf16);
+        assert!(matches!(
+            ctx.prepare_cross_entropy(x, &labels_buf, n, c, &options, GradMode::InPlace),
+            Err(Error::InvalidOption { name: "grad", .. })
+        ));
+        let f32_logits = buffer(ctx, bytemuck::cast_slice(&raw));
+        let half_targets = GpuTensor::new(&labels_buf).with_dtype(Dtype::F16);
+        assert!(matches!(
+            ctx.prepare_cross_entropy(&f32_logits, half_targets, n, c, &options, GradMode::Off),
+            Err(Error::InvalidOption { name: "dtype", .. })
+        ));
+    }
+}
