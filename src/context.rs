@@ -449,6 +449,41 @@ impl Context {
         Ok(self.submit_and_read(encoder, &[(source, len)])?.remove(0))
     }
 
+    /// Copies `len` f32 values from the start of `source` back to the host without blocking.
+    pub(crate) async fn read_f32_async(
+        &self,
+        source: &wgpu::Buffer,
+        len: usize,
+    ) -> Result<Vec<f32>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let size = (len * 4) as u64;
+        let staging = self.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("xent readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder =
+            self.inner
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("xent readback"),
+                });
+        encoder.copy_buffer_to_buffer(source, 0, &staging, 0, size);
+        self.inner.queue.submit([encoder.finish()]);
+        let mapped = MapFuture::new(&self.inner.device, &staging);
+        mapped.await.map_err(|e| Error::Readback(e.to_string()))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let values = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(values)
+    }
+
     /// Appends copies of `sources` (`(buffer, f32 count)`, each from offset 0) to `encoder`,
     /// submits it, and reads them back: one submission, one wait and one map for everything.
     pub(crate) fn submit_and_read(
@@ -531,5 +566,56 @@ impl Context {
             kept.push(staging);
         }
         Ok(out)
+    }
+}
+
+/// The state a buffer mapping reports to the future waiting on it.
+#[derive(Default)]
+struct MapState {
+    result: Option<std::result::Result<(), wgpu::BufferAsyncError>>,
+    waker: Option<std::task::Waker>,
+}
+
+/// A future that resolves when a `map_async` of a whole buffer completes.
+struct MapFuture {
+    device: wgpu::Device,
+    state: Arc<Mutex<MapState>>,
+}
+
+impl MapFuture {
+    fn new(device: &wgpu::Device, buffer: &wgpu::Buffer) -> MapFuture {
+        let state = Arc::new(Mutex::new(MapState::default()));
+        let sink = Arc::clone(&state);
+        buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+            let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
+            s.result = Some(r);
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        });
+        MapFuture {
+            device: device.clone(),
+            state,
+        }
+    }
+}
+
+impl std::future::Future for MapFuture {
+    type Output = std::result::Result<(), wgpu::BufferAsyncError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        // Natively, mapping callbacks run inside device polls; this one does not wait.
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = s.result.take() {
+            return std::task::Poll::Ready(r);
+        }
+        s.waker = Some(cx.waker().clone());
+        // Natively nothing else wakes us: ask to be polled again.
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }

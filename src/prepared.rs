@@ -55,6 +55,18 @@ struct GradOut {
 }
 
 impl GradOut {
+    /// An in-place gradient over a sliced input lies in the caller's layout: not read here.
+    fn check_packed(&self) -> Result<()> {
+        if self.packed {
+            return Ok(());
+        }
+        Err(Error::InvalidOption {
+            name: "read_grad",
+            value: "an in-place gradient over a sliced input".into(),
+            reason: "it lies in your buffer's layout; read that buffer".into(),
+        })
+    }
+
     /// The 4-byte words that hold it.
     fn words(&self) -> usize {
         (self.len * self.dtype.size() as usize).div_ceil(4)
@@ -413,6 +425,26 @@ impl PreparedLoss {
         Ok(())
     }
 
+    /// Reads the loss back without blocking: the future resolves once the GPU has finished
+    /// the work submitted before the call. On the web the browser drives it; natively each poll
+    /// of the future polls the device without waiting (so an executor re-polls it until the GPU
+    /// is done). [`read_loss`](Self::read_loss) is the blocking form.
+    pub async fn read_loss_async(&self) -> Result<Loss> {
+        let values = self.ctx.read_f32_async(&self.loss, self.loss_len).await?;
+        Ok(self.loss_from(values))
+    }
+
+    /// Reads the gradient back without blocking (see [`read_loss_async`](Self::read_loss_async)
+    /// and [`read_grad`](Self::read_grad)).
+    pub async fn read_grad_async(&self) -> Result<Option<Vec<f32>>> {
+        let Some(grad) = &self.grad else {
+            return Ok(None);
+        };
+        grad.check_packed()?;
+        let words = self.ctx.read_f32_async(&grad.buffer, grad.words()).await?;
+        Ok(Some(decode(words, grad.len, grad.dtype)))
+    }
+
     /// Reads the loss back (waits for submitted work).
     pub fn read_loss(&self) -> Result<Loss> {
         Ok(self.loss_from(self.ctx.read_f32(&self.loss, self.loss_len)?))
@@ -436,13 +468,7 @@ impl PreparedLoss {
         let Some(grad) = &self.grad else {
             return Ok(None);
         };
-        if !grad.packed {
-            return Err(Error::InvalidOption {
-                name: "read_grad",
-                value: "an in-place gradient over a sliced input".into(),
-                reason: "it lies in your buffer's layout; read that buffer".into(),
-            });
-        }
+        grad.check_packed()?;
         let words = self.ctx.read_f32(&grad.buffer, grad.words())?;
         Ok(Some(decode(words, grad.len, grad.dtype)))
     }

@@ -53,6 +53,14 @@ fn assert_typed_grad(ctx: &xent::Context, case: &str, got: &[f32], want: &[f64],
         return assert_grad_close(ctx, case, got, want);
     }
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if std::env::var_os("XENT_REPORT_ERRORS").is_some() {
+        let worst = got
+            .iter()
+            .zip(want)
+            .map(|(&g, &w)| (f64::from(g) - w).abs() / scale)
+            .fold(0.0f64, f64::max);
+        eprintln!("worst-grad {worst:.3e} {case}");
+    }
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let subnormal = if dtype == Dtype::F16 {
             2f64.powi(-24)

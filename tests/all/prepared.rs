@@ -38,6 +38,13 @@ fn prepared_loss_records_into_the_callers_encoder_again_and_again() {
         ctx.queue().submit([encoder.finish()]);
         let loss = prepared.read_loss().unwrap();
         let grad = prepared.read_grad().unwrap().unwrap();
+        // The async reads give the same as the blocking ones.
+        assert_eq!(
+            pollster::block_on(prepared.read_loss_async()).unwrap(),
+            loss
+        );
+        let grad_async = pollster::block_on(prepared.read_grad_async()).unwrap();
+        assert_eq!(grad_async.as_ref(), Some(&grad));
         let want =
             reference::cross_entropy_and_grad(&logits, c, &labels, &options, Some(&[0.5])).unwrap();
         assert_close(ctx, "prepared loss", loss.values(), want.loss.values());
