@@ -17,7 +17,9 @@
 //!
 //! Numerics: every row is reduced in f32 with an online (max, sum) log-sum-exp, so no finite
 //! input overflows; batch reductions are fixed-order trees (no atomics), so repeated runs on
-//! one adapter give bit-identical results. [`reference`] computes every loss in f64.
+//! one adapter give bit-identical results. [`reference`](mod@reference) computes every loss in f64.
+
+#![warn(missing_docs)]
 
 pub mod bench;
 mod ceiling;
