@@ -190,6 +190,7 @@ impl Context {
             }
         }));
         let tuning = Tuning::for_device(info.device_type);
+        let limits = tuning.apply(&limits);
         Ok(Context {
             inner: Arc::new(Inner {
                 device,
@@ -217,7 +218,7 @@ impl Context {
                 device: i.device.clone(),
                 queue: i.queue.clone(),
                 info: i.info.clone(),
-                limits: i.limits.clone(),
+                limits: tuning.apply(&i.device.limits()),
                 tuning,
                 caches: Arc::clone(&i.caches),
                 uncaptured: Arc::clone(&i.uncaptured),
@@ -230,7 +231,8 @@ impl Context {
         &self.inner.info
     }
 
-    /// The device's limits (the sizes xent plans its launches by).
+    /// The limits xent plans its launches by: the device's, lowered by the [`Tuning`] caps if
+    /// any.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
     }

@@ -31,6 +31,13 @@ pub struct Tuning {
     /// Logits each thread of a row kernel aims to read (at least 1). At most 16 per thread
     /// stay in registers between the statistics and gradient passes.
     pub row_elements_per_thread: usize,
+    /// Plan as if the device allowed at most this many workgroups per dispatch dimension
+    /// (`None`: the device's limit). Lets tests reach the 2-D grids of large problems with
+    /// small ones.
+    pub max_workgroups_per_dimension: Option<u32>,
+    /// Plan as if a storage binding could hold at most this many bytes (`None`: the device's
+    /// limit). Lets tests reach the size limits with small problems.
+    pub max_storage_binding_bytes: Option<u64>,
 }
 
 impl Tuning {
@@ -41,7 +48,23 @@ impl Tuning {
                 wgpu::DeviceType::Cpu => 128,
                 _ => 16,
             },
+            max_workgroups_per_dimension: None,
+            max_storage_binding_bytes: None,
         }
+    }
+
+    /// `device` limits lowered to this tuning's caps: the limits plans are made by.
+    pub(crate) fn apply(&self, device: &wgpu::Limits) -> wgpu::Limits {
+        let mut limits = device.clone();
+        if let Some(cap) = self.max_workgroups_per_dimension {
+            limits.max_compute_workgroups_per_dimension =
+                limits.max_compute_workgroups_per_dimension.min(cap.max(1));
+        }
+        if let Some(cap) = self.max_storage_binding_bytes {
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(cap.max(4));
+        }
+        limits
     }
 }
 

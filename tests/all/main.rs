@@ -10,4 +10,5 @@ mod gradients;
 mod prepared;
 mod properties;
 mod shaders;
+mod sizes;
 mod threads;
