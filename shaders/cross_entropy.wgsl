@@ -29,7 +29,6 @@ struct Params {
 }
 
 override HAS_WEIGHT: bool = false;
-override IN_PLACE: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> labels: array<i32>;
@@ -52,14 +51,6 @@ fn smoothing_coefficient(c: u32) -> f32 {
     return 0.0;
 }
 
-fn write_grad(i: u32, value: f32) {
-    if (IN_PLACE) {
-        store_x(i, value);
-    } else {
-        store_grad(i, value);
-    }
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
@@ -70,11 +61,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     let classes = params.classes;
     let valid = row < params.rows;
     let base = params.x_first + row * params.x_stride;
-    // The gradient follows the logits' layout in place, and is packed otherwise.
-    var grad_base = row * classes;
-    if (IN_PLACE) {
-        grad_base = base;
-    }
+    let grad_base = grad_row_base(row, classes, base);
     let cached = classes <= CACHE * ROW_THREADS;
 
     var y = params.ignore_index;

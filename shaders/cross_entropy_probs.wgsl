@@ -23,7 +23,6 @@ struct Params {
 }
 
 override HAS_WEIGHT: bool = false;
-override IN_PLACE: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> targets: array<f32>;
@@ -41,14 +40,6 @@ fn coefficient(i: u32, c: u32) -> f32 {
     return q;
 }
 
-fn write_grad(i: u32, value: f32) {
-    if (IN_PLACE) {
-        store_x(i, value);
-    } else {
-        store_grad(i, value);
-    }
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
@@ -60,10 +51,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     let valid = row < params.rows;
     let base = params.x_first + row * params.x_stride;
     let t_base = params.t_first + row * params.t_stride;
-    var grad_base = row * classes;
-    if (IN_PLACE) {
-        grad_base = base;
-    }
+    let grad_base = grad_row_base(row, classes, base);
     let cached = classes <= CACHE * ROW_THREADS;
 
     var cache_x: array<f32, CACHE>;

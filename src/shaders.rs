@@ -11,6 +11,7 @@ const ROW_STATE: &str = include_str!("../shaders/common/row_state.wgsl");
 const ELEMENTWISE: &str = include_str!("../shaders/common/elementwise.wgsl");
 const ELEMENTWISE_LOSS: &str = include_str!("../shaders/common/elementwise_loss.wgsl");
 const LOSS_OPTIONS: &str = include_str!("../shaders/common/loss_options.wgsl");
+const IN_PLACE: &str = include_str!("../shaders/common/in_place.wgsl");
 
 /// What a binding of a kernel holds, in binding order (binding 0 is always the uniform params).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,17 +111,19 @@ impl Kernel {
     /// The helpers and the kernel file.
     fn untyped_source(self) -> String {
         let row = [MATH, GRID, LOSS_OPTIONS, ROW_STATE];
+        let categorical = [MATH, GRID, LOSS_OPTIONS, ROW_STATE, IN_PLACE];
         let elementwise = [MATH, GRID, LOSS_OPTIONS, ELEMENTWISE, ELEMENTWISE_LOSS];
         let (helpers, kernel): (&[&str], &str) = match self {
             Kernel::LogSoftmax => (&row, include_str!("../shaders/log_softmax.wgsl")),
-            Kernel::CrossEntropy => (&row, include_str!("../shaders/cross_entropy.wgsl")),
+            Kernel::CrossEntropy => (&categorical, include_str!("../shaders/cross_entropy.wgsl")),
             Kernel::CrossEntropyDenominator => (
                 &[MATH, GRID, ELEMENTWISE],
                 include_str!("../shaders/cross_entropy_denominator.wgsl"),
             ),
-            Kernel::CrossEntropyProbs => {
-                (&row, include_str!("../shaders/cross_entropy_probs.wgsl"))
-            }
+            Kernel::CrossEntropyProbs => (
+                &categorical,
+                include_str!("../shaders/cross_entropy_probs.wgsl"),
+            ),
             Kernel::Bce => (&elementwise, include_str!("../shaders/bce.wgsl")),
             Kernel::BceLogits => (&elementwise, include_str!("../shaders/bce_logits.wgsl")),
             Kernel::ReducePairs => (

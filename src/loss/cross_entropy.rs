@@ -82,6 +82,19 @@ fn check_prepared(rows: usize, classes: usize, options: &CrossEntropyOptions) ->
         })
 }
 
+/// Replaces the caller's logits by their in-place gradient.
+fn copy_gradient(logits: &mut [f32], grad: &[f32]) -> Result<()> {
+    if grad.len() != logits.len() {
+        return Err(Error::Readback(format!(
+            "the in-place gradient came back with {} values for {} logits",
+            grad.len(),
+            logits.len()
+        )));
+    }
+    logits.copy_from_slice(grad);
+    Ok(())
+}
+
 /// The key under which a host call's prepared loss is kept for reuse.
 fn host_key(
     loss: &str,
@@ -243,21 +256,15 @@ impl Context {
         options: &CrossEntropyOptions,
         upstream: Option<&[f32]>,
     ) -> Result<LossAndGrad> {
-        let rows = validate::cross_entropy_indices(logits, classes, targets, options)?;
-        let upstream = validate::upstream(upstream, options.reduction, rows, "row")?;
-        let (loss, grad) = self.host_indices(
+        let (loss, grad) = self.indices_with_grad(
             logits,
             classes,
-            rows,
             targets,
             options,
-            Some(&upstream),
+            upstream,
             GradMode::Separate,
         )?;
-        Ok(LossAndGrad {
-            loss,
-            grad: grad.unwrap_or_default(),
-        })
+        Ok(LossAndGrad { loss, grad })
     }
 
     /// [`Context::cross_entropy_and_grad`] that writes the gradient over `logits`, so only one
@@ -271,6 +278,28 @@ impl Context {
         options: &CrossEntropyOptions,
         upstream: Option<&[f32]>,
     ) -> Result<Loss> {
+        let (loss, grad) = self.indices_with_grad(
+            logits,
+            classes,
+            targets,
+            options,
+            upstream,
+            GradMode::InPlace,
+        )?;
+        copy_gradient(logits, &grad)?;
+        Ok(loss)
+    }
+
+    /// The gradient forms of class-index cross-entropy: validation, then the host path.
+    fn indices_with_grad<L: ClassIndex>(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        targets: &[L],
+        options: &CrossEntropyOptions,
+        upstream: Option<&[f32]>,
+        mode: GradMode,
+    ) -> Result<(Loss, Vec<f32>)> {
         let rows = validate::cross_entropy_indices(logits, classes, targets, options)?;
         let upstream = validate::upstream(upstream, options.reduction, rows, "row")?;
         let (loss, grad) = self.host_indices(
@@ -280,12 +309,9 @@ impl Context {
             targets,
             options,
             Some(&upstream),
-            GradMode::InPlace,
+            mode,
         )?;
-        if let Some(grad) = grad {
-            logits.copy_from_slice(&grad);
-        }
-        Ok(loss)
+        Ok((loss, grad.unwrap_or_default()))
     }
 
     /// The host path of class-index cross-entropy: upload, prepare, run, read back.
@@ -392,21 +418,15 @@ impl Context {
         options: &CrossEntropyOptions,
         upstream: Option<&[f32]>,
     ) -> Result<LossAndGrad> {
-        let rows = validate::cross_entropy_probs(logits, classes, targets, options)?;
-        let upstream = validate::upstream(upstream, options.reduction, rows, "row")?;
-        let (loss, grad) = self.host_probs(
+        let (loss, grad) = self.probs_with_grad(
             logits,
             classes,
-            rows,
             targets,
             options,
-            Some(&upstream),
+            upstream,
             GradMode::Separate,
         )?;
-        Ok(LossAndGrad {
-            loss,
-            grad: grad.unwrap_or_default(),
-        })
+        Ok(LossAndGrad { loss, grad })
     }
 
     /// [`Context::cross_entropy_probs_and_grad`] that writes the gradient over `logits`.
@@ -418,6 +438,28 @@ impl Context {
         options: &CrossEntropyOptions,
         upstream: Option<&[f32]>,
     ) -> Result<Loss> {
+        let (loss, grad) = self.probs_with_grad(
+            logits,
+            classes,
+            targets,
+            options,
+            upstream,
+            GradMode::InPlace,
+        )?;
+        copy_gradient(logits, &grad)?;
+        Ok(loss)
+    }
+
+    /// The gradient forms of probability-target cross-entropy: validation, then the host path.
+    fn probs_with_grad(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        targets: &[f32],
+        options: &CrossEntropyOptions,
+        upstream: Option<&[f32]>,
+        mode: GradMode,
+    ) -> Result<(Loss, Vec<f32>)> {
         let rows = validate::cross_entropy_probs(logits, classes, targets, options)?;
         let upstream = validate::upstream(upstream, options.reduction, rows, "row")?;
         let (loss, grad) = self.host_probs(
@@ -427,12 +469,9 @@ impl Context {
             targets,
             options,
             Some(&upstream),
-            GradMode::InPlace,
+            mode,
         )?;
-        if let Some(grad) = grad {
-            logits.copy_from_slice(&grad);
-        }
-        Ok(loss)
+        Ok((loss, grad.unwrap_or_default()))
     }
 
     /// The host path of probability-target cross-entropy: upload, prepare, run, read back.
