@@ -14,6 +14,11 @@
 // Rows of at most CACHE * ROW_THREADS logits are read once; longer rows are read twice.
 // IN_PLACE writes the gradient over the logits (each thread overwrites only elements it has
 // already read, and x_y is read before the row's first barrier).
+//
+// Label status: a target outside [0, C) that is not ignore_index makes its row's loss and
+// gradient NaN, and is recorded in `status` (cleared before the kernel runs): status[0] counts
+// such rows, status[1] keeps 0xffffffff - (first such row) by an atomic max, so 0 means none.
+// label_status.wgsl then copies that row's target into status[2].
 
 struct Params {
     rows: u32,
@@ -36,6 +41,7 @@ override HAS_WEIGHT: bool = false;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> upstream: array<f32>;
 @group(0) @binding(6) var<storage, read> denominator: array<f32>;
+@group(0) @binding(8) var<storage, read_write> status: array<atomic<u32>>;
 
 fn class_weight(c: u32) -> f32 {
     if (HAS_WEIGHT) {
@@ -102,6 +108,8 @@ fn main(@builtin(local_invocation_index) local: u32,
     var pair = vec2<f32>(0.0, 0.0);
     if (valid && lane == 0u && bad_label) {
         pair = vec2<f32>(nan_f32(), nan_f32());
+        atomicAdd(&status[0], 1u);
+        atomicMax(&status[1], 0xffffffffu - row);
     } else if (valid && lane == 0u && !ignored) {
         let wy = class_weight(u32(y));
         var l = wy * ((st.m - x_y) + ls);

@@ -440,50 +440,38 @@ impl Context {
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
     }
 
-    /// Copies `len` f32 values from the start of `source` back to the host.
-    pub(crate) fn read_f32(&self, source: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+    /// Copies `sources` (`(buffer, f32 count)`, each from offset 0) back to the host: one
+    /// submission, one wait and one map for everything.
+    pub(crate) fn read(&self, sources: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {
         let encoder = self
             .inner
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("xent readback"),
             });
-        Ok(self.submit_and_read(encoder, &[(source, len)])?.remove(0))
+        self.submit_and_read(encoder, sources)
     }
 
-    /// Copies `len` f32 values from the start of `source` back to the host without blocking.
-    pub(crate) async fn read_f32_async(
+    /// [`Context::read`] without blocking: the future resolves once the GPU has finished the
+    /// work submitted before the call.
+    pub(crate) async fn read_async(
         &self,
-        source: &wgpu::Buffer,
-        len: usize,
-    ) -> Result<Vec<f32>> {
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-        let size = (len * 4) as u64;
-        let staging = self.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("xent readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        sources: &[(&wgpu::Buffer, usize)],
+    ) -> Result<Vec<Vec<f32>>> {
         let mut encoder =
             self.inner
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("xent readback"),
                 });
-        encoder.copy_buffer_to_buffer(source, 0, &staging, 0, size);
+        let Some(staging) = self.copy_to_staging(&mut encoder, sources) else {
+            self.inner.queue.submit([encoder.finish()]);
+            return Ok(sources.iter().map(|_| Vec::new()).collect());
+        };
         self.inner.queue.submit([encoder.finish()]);
         let mapped = MapFuture::new(&self.inner.device, &staging);
         mapped.await.map_err(|e| Error::Readback(e.to_string()))?;
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| Error::Readback(e.to_string()))?;
-        let values = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
-        drop(view);
-        staging.unmap();
-        Ok(values)
+        self.unpack_staging(staging, sources)
     }
 
     /// Appends copies of `sources` (`(buffer, f32 count)`, each from offset 0) to `encoder`,
@@ -493,37 +481,10 @@ impl Context {
         mut encoder: wgpu::CommandEncoder,
         sources: &[(&wgpu::Buffer, usize)],
     ) -> Result<Vec<Vec<f32>>> {
-        let total: usize = sources.iter().map(|(_, len)| len).sum();
-        if total == 0 {
+        let Some(staging) = self.copy_to_staging(&mut encoder, sources) else {
             self.submit_and_wait(encoder.finish())?;
             return Ok(sources.iter().map(|_| Vec::new()).collect());
-        }
-        let size = (total * 4) as u64;
-        let reused = self
-            .inner
-            .caches
-            .staging
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&size)
-            .and_then(Vec::pop);
-        let staging = match reused {
-            Some(buffer) => buffer,
-            None => self.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("xent readback"),
-                size,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }),
         };
-        let mut offset = 0u64;
-        for (source, len) in sources {
-            let bytes = (*len * 4) as u64;
-            if bytes > 0 {
-                encoder.copy_buffer_to_buffer(source, 0, &staging, offset, bytes);
-            }
-            offset += bytes;
-        }
         self.inner.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
@@ -545,6 +506,55 @@ impl Context {
                 Err(_) => std::thread::yield_now(),
             }
         }
+        self.unpack_staging(staging, sources)
+    }
+
+    /// Records copies of `sources` one after another into a readback buffer (pooled by size);
+    /// `None` when there is nothing to copy.
+    fn copy_to_staging(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        sources: &[(&wgpu::Buffer, usize)],
+    ) -> Option<wgpu::Buffer> {
+        let total: usize = sources.iter().map(|(_, len)| len).sum();
+        if total == 0 {
+            return None;
+        }
+        let size = (total * 4) as u64;
+        let reused = self
+            .inner
+            .caches
+            .staging
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&size)
+            .and_then(Vec::pop);
+        let staging = reused.unwrap_or_else(|| {
+            self.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("xent readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        let mut offset = 0u64;
+        for (source, len) in sources {
+            let bytes = (*len * 4) as u64;
+            if bytes > 0 {
+                encoder.copy_buffer_to_buffer(source, 0, &staging, offset, bytes);
+            }
+            offset += bytes;
+        }
+        Some(staging)
+    }
+
+    /// Splits a mapped readback buffer into the values of each source, unmaps it and returns
+    /// it to the pool.
+    fn unpack_staging(
+        &self,
+        staging: wgpu::Buffer,
+        sources: &[(&wgpu::Buffer, usize)],
+    ) -> Result<Vec<Vec<f32>>> {
         let view = staging
             .get_mapped_range(..)
             .map_err(|e| Error::Readback(e.to_string()))?;
@@ -563,7 +573,7 @@ impl Context {
             .staging
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let kept = pool.entry(size).or_default();
+        let kept = pool.entry(staging.size()).or_default();
         if kept.len() < STAGING_KEPT_PER_SIZE {
             kept.push(staging);
         }

@@ -55,16 +55,20 @@ pub enum Error {
         reason: String,
     },
 
-    /// A class-index target outside `[0, classes)` that is not `ignore_index`.
+    /// Class-index targets outside `[0, classes)` that are not `ignore_index`: found on the
+    /// host before anything runs, or for targets that live on the GPU, recorded by the kernel
+    /// and reported when the result is read back (or by [`crate::PreparedLoss::check_labels`]).
     #[error(
         "target {label} at row {row} is outside [0, {classes}) and is not ignore_index \
-         ({ignore_index})"
+         ({ignore_index}); {count} such target(s) in the batch"
     )]
     LabelOutOfRange {
         /// The row of the first offending target.
         row: usize,
-        /// Its value.
+        /// Its value (for targets on the GPU, the i32 the kernel read).
         label: i64,
+        /// How many rows have an offending target.
+        count: usize,
         /// The number of classes.
         classes: usize,
         /// The ignore_index in force.

@@ -42,6 +42,42 @@ pub struct PreparedLoss {
     grad: Option<GradOut>,
     upstream: wgpu::Buffer,
     upstream_len: usize,
+    labels: Option<LabelStatus>,
+}
+
+/// Where a class-index loss's kernel records targets outside [0, C) (shaders/cross_entropy.wgsl
+/// and shaders/label_status.wgsl): the count, the first such row and its target.
+pub(crate) struct LabelStatus {
+    pub(crate) buffer: wgpu::Buffer,
+    pub(crate) classes: usize,
+    pub(crate) ignore_index: i64,
+}
+
+impl LabelStatus {
+    /// The status buffer's words: count, 0xffffffff - first row, first target.
+    pub(crate) const WORDS: usize = 3;
+
+    /// The error the status words read back (as f32 bits) describe, if any.
+    fn check(&self, words: &[f32]) -> Result<()> {
+        let bits: Vec<u32> = words.iter().map(|w| w.to_bits()).collect();
+        let [count, first, label] = bits[..] else {
+            return Err(Error::Readback(format!(
+                "the label status came back with {} words",
+                bits.len()
+            )));
+        };
+        if count == 0 {
+            return Ok(());
+        }
+        Err(Error::LabelOutOfRange {
+            row: (u32::MAX - first) as usize,
+            // The kernel reads targets as i32.
+            label: i64::from(label as i32),
+            count: count as usize,
+            classes: self.classes,
+            ignore_index: self.ignore_index,
+        })
+    }
 }
 
 /// Where a prepared loss's gradient goes.
@@ -241,6 +277,7 @@ impl LossBuffers {
             grad: self.grad,
             upstream: self.upstream,
             upstream_len: self.upstream_len,
+            labels: None,
         })
     }
 }
@@ -340,7 +377,9 @@ impl Context {
             if let Some(grad) = &prepared.grad {
                 sources.push((&grad.buffer, grad.words()));
             }
-            let mut values = self.submit_and_read(encoder, &sources)?.into_iter();
+            let sources = prepared.with_status(sources);
+            let values = self.submit_and_read(encoder, &sources)?;
+            let mut values = prepared.checked_values(values)?.into_iter();
             let loss = prepared.loss_from(values.next().unwrap_or_default());
             let grad = match (&prepared.grad, values.next()) {
                 (Some(g), Some(words)) => Some(decode(words, g.len, g.dtype)),
@@ -430,8 +469,9 @@ impl PreparedLoss {
     /// of the future polls the device without waiting (so an executor re-polls it until the GPU
     /// is done). [`read_loss`](Self::read_loss) is the blocking form.
     pub async fn read_loss_async(&self) -> Result<Loss> {
-        let values = self.ctx.read_f32_async(&self.loss, self.loss_len).await?;
-        Ok(self.loss_from(values))
+        let sources = self.with_status(vec![(&self.loss, self.loss_len)]);
+        let values = self.ctx.read_async(&sources).await?;
+        Ok(self.loss_from(self.checked_values(values)?.remove(0)))
     }
 
     /// Reads the gradient back without blocking (see [`read_loss_async`](Self::read_loss_async)
@@ -441,13 +481,62 @@ impl PreparedLoss {
             return Ok(None);
         };
         grad.check_packed()?;
-        let words = self.ctx.read_f32_async(&grad.buffer, grad.words()).await?;
+        let sources = self.with_status(vec![(&grad.buffer, grad.words())]);
+        let values = self.ctx.read_async(&sources).await?;
+        let words = self.checked_values(values)?.remove(0);
         Ok(Some(decode(words, grad.len, grad.dtype)))
     }
 
     /// Reads the loss back (waits for submitted work).
+    ///
+    /// For class-index cross-entropy on GPU targets, a target outside [0, C) that is not
+    /// `ignore_index` in the last recorded run gives [`Error::LabelOutOfRange`] (with the
+    /// count, and the first such row and target) instead of a loss.
     pub fn read_loss(&self) -> Result<Loss> {
-        Ok(self.loss_from(self.ctx.read_f32(&self.loss, self.loss_len)?))
+        let sources = self.with_status(vec![(&self.loss, self.loss_len)]);
+        let values = self.checked_values(self.ctx.read(&sources)?)?;
+        Ok(self.loss_from(values.into_iter().next().unwrap_or_default()))
+    }
+
+    /// Checks the targets of the last recorded run of a class-index cross-entropy (waits for
+    /// submitted work; reads back 12 bytes): [`Error::LabelOutOfRange`] if a target was
+    /// outside [0, C) and not `ignore_index`. For callers who never read the loss back; `Ok`
+    /// at once for the other losses, whose targets cannot be out of range.
+    ///
+    /// Every record clears the status first, so it describes the last recorded run.
+    pub fn check_labels(&self) -> Result<()> {
+        if self.labels.is_none() {
+            return Ok(());
+        }
+        let sources = self.with_status(Vec::new());
+        self.checked_values(self.ctx.read(&sources)?).map(|_| ())
+    }
+
+    /// `sources` followed by the label status, if this loss has one.
+    fn with_status<'b>(
+        &'b self,
+        mut sources: Vec<(&'b wgpu::Buffer, usize)>,
+    ) -> Vec<(&'b wgpu::Buffer, usize)> {
+        if let Some(labels) = &self.labels {
+            sources.push((&labels.buffer, LabelStatus::WORDS));
+        }
+        sources
+    }
+
+    /// The values read for [`with_status`](Self::with_status) sources, without the status;
+    /// an error if the status records an out-of-range target.
+    fn checked_values(&self, mut values: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
+        if let Some(labels) = &self.labels {
+            let status = values.pop().unwrap_or_default();
+            labels.check(&status)?;
+        }
+        Ok(values)
+    }
+
+    /// Makes the loss report the targets its kernel records in `status`.
+    pub(crate) fn watch_labels(mut self, status: LabelStatus) -> PreparedLoss {
+        self.labels = Some(status);
+        self
     }
 
     /// The loss from the values of its buffer.
@@ -460,7 +549,8 @@ impl PreparedLoss {
         }
     }
 
-    /// Reads the gradient back (waits for submitted work); `None` without a gradient.
+    /// Reads the gradient back (waits for submitted work); `None` without a gradient. A
+    /// recorded out-of-range target is an error, as for [`read_loss`](Self::read_loss).
     /// f16 and bf16 gradients are converted to f32. An in-place gradient over a sliced input
     /// (an offset or a row stride) is in the caller's buffer, in the caller's layout: read it
     /// there (this returns an error).
@@ -469,7 +559,8 @@ impl PreparedLoss {
             return Ok(None);
         };
         grad.check_packed()?;
-        let words = self.ctx.read_f32(&grad.buffer, grad.words())?;
+        let sources = self.with_status(vec![(&grad.buffer, grad.words())]);
+        let words = self.checked_values(self.ctx.read(&sources)?)?.remove(0);
         Ok(Some(decode(words, grad.len, grad.dtype)))
     }
 }

@@ -34,6 +34,7 @@ pub(crate) enum Kernel {
     LogSoftmax,
     CrossEntropy,
     CrossEntropyDenominator,
+    LabelStatus,
     CrossEntropyProbs,
     Bce,
     BceLogits,
@@ -43,10 +44,11 @@ pub(crate) enum Kernel {
 
 impl Kernel {
     /// All kernels, for validation.
-    pub(crate) const ALL: [Kernel; 8] = [
+    pub(crate) const ALL: [Kernel; 9] = [
         Kernel::LogSoftmax,
         Kernel::CrossEntropy,
         Kernel::CrossEntropyDenominator,
+        Kernel::LabelStatus,
         Kernel::CrossEntropyProbs,
         Kernel::Bce,
         Kernel::BceLogits,
@@ -60,6 +62,7 @@ impl Kernel {
             Kernel::LogSoftmax => "log_softmax.wgsl",
             Kernel::CrossEntropy => "cross_entropy.wgsl",
             Kernel::CrossEntropyDenominator => "cross_entropy_denominator.wgsl",
+            Kernel::LabelStatus => "label_status.wgsl",
             Kernel::CrossEntropyProbs => "cross_entropy_probs.wgsl",
             Kernel::Bce => "bce.wgsl",
             Kernel::BceLogits => "bce_logits.wgsl",
@@ -120,6 +123,7 @@ impl Kernel {
                 &[MATH, GRID, ELEMENTWISE],
                 include_str!("../shaders/cross_entropy_denominator.wgsl"),
             ),
+            Kernel::LabelStatus => (&[], include_str!("../shaders/label_status.wgsl")),
             Kernel::CrossEntropyProbs => (
                 &categorical,
                 include_str!("../shaders/cross_entropy_probs.wgsl"),
@@ -143,12 +147,14 @@ impl Kernel {
         match self {
             // params, logits, log_softmax, upstream, grad
             Kernel::LogSoftmax => &[Uniform, Read, ReadWrite, Read, ReadWrite],
-            // params, logits, labels, weight, out, upstream, denominator, grad
+            // params, logits, labels, weight, out, upstream, denominator, grad, status
             Kernel::CrossEntropy => &[
-                Uniform, ReadWrite, Read, Read, ReadWrite, Read, Read, ReadWrite,
+                Uniform, ReadWrite, Read, Read, ReadWrite, Read, Read, ReadWrite, ReadWrite,
             ],
             // params, labels, weight, out
             Kernel::CrossEntropyDenominator => &[Uniform, Read, Read, ReadWrite],
+            // params, labels, status
+            Kernel::LabelStatus => &[Uniform, Read, ReadWrite],
             // params, logits, targets, weight, out, upstream, grad
             Kernel::CrossEntropyProbs => {
                 &[Uniform, ReadWrite, Read, Read, ReadWrite, Read, ReadWrite]

@@ -6,7 +6,7 @@ use crate::gpu_buffer;
 use crate::loss::launch::{self, whole};
 use crate::loss::{validate, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad, Reduction};
 use crate::plan::{self, RowPlan};
-use crate::prepared::{GradMode, HostKey, LossBuffers, PreparedLoss};
+use crate::prepared::{GradMode, HostKey, LabelStatus, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
 use crate::tensor::{GpuTensor, Window};
 
@@ -147,9 +147,11 @@ fn params_buffer(
 impl Context {
     /// Prepares class-index cross-entropy on GPU buffers: `logits` holds (rows, classes) f32
     /// (row-major, at any 4-byte offset, rows optionally strided: a slice of a larger buffer),
-    /// `targets` one i32 (or u32 below 2^31) class index per row. Targets are not checked on
-    /// the host: a row whose target is outside [0, C) and not `ignore_index` gets a NaN loss
-    /// (and NaN gradient), never a plausible value. An in-place gradient follows the logits'
+    /// `targets` one i32 (or u32 below 2^31) class index per row. Targets cannot be checked on
+    /// the host; the kernel checks them: a row whose target is outside [0, C) and not
+    /// `ignore_index` gets a NaN loss (and NaN gradient), never a plausible value, and is
+    /// recorded so that [`PreparedLoss::read_loss`], [`PreparedLoss::read_grad`] and
+    /// [`PreparedLoss::check_labels`] return [`Error::LabelOutOfRange`]. An in-place gradient follows the logits'
     /// layout; a separate one is packed (rows, classes). See [`Context::cross_entropy`] for
     /// the semantics and [`PreparedLoss`] for running it.
     pub fn prepare_cross_entropy<'a>(
@@ -174,6 +176,8 @@ impl Context {
         let buffers =
             LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
         let mut program = buffers.program();
+        let status = gpu_buffer::upload(self, "xent label status", &[0u32; LabelStatus::WORDS])?;
+        program.clear(&status);
         let denominator = if grad != GradMode::Off && options.reduction == Reduction::Mean {
             let grid = plan::elementwise_grid(rows, self.limits())?;
             let partials =
@@ -205,15 +209,27 @@ impl Context {
             &[
                 whole(&params),
                 x.binding,
-                y.binding,
+                y.binding.clone(),
                 whole(&weight),
                 whole(&buffers.stage),
                 whole(&buffers.upstream),
                 whole(&denominator),
                 whole(&buffers.grad_binding),
+                whole(&status),
             ],
         )?;
-        buffers.finish(self, program)
+        program.push(
+            self,
+            &PipelineKey::new(Kernel::LabelStatus, Vec::new()),
+            plan::grid(1, self.limits())?,
+            &[whole(&params), y.binding, whole(&status)],
+        )?;
+        let status = LabelStatus {
+            buffer: status,
+            classes,
+            ignore_index: options.ignore_index,
+        };
+        Ok(buffers.finish(self, program)?.watch_labels(status))
     }
 
     /// Categorical cross-entropy of an (N, C) batch of logits (row-major, `classes` = C)

@@ -65,19 +65,20 @@ pub(crate) fn label_smoothing(e: f32) -> Result<()> {
 
 /// Checks every class-index target is in [0, C) or equal to `ignore_index`.
 pub(crate) fn labels<L: ClassIndex>(labels: &[L], classes: usize, ignore_index: i64) -> Result<()> {
-    let bad = labels.iter().enumerate().find(|(_, l)| {
+    let is_bad = |l: &L| {
         let v = l.to_i64();
         v != ignore_index && !(0..classes as i64).contains(&v)
-    });
-    if let Some((row, l)) = bad {
-        return Err(Error::LabelOutOfRange {
-            row,
-            label: l.to_i64(),
-            classes,
-            ignore_index,
-        });
-    }
-    Ok(())
+    };
+    let Some(row) = labels.iter().position(is_bad) else {
+        return Ok(());
+    };
+    Err(Error::LabelOutOfRange {
+        row,
+        label: labels[row].to_i64(),
+        count: labels[row..].iter().filter(|l| is_bad(l)).count(),
+        classes,
+        ignore_index,
+    })
 }
 
 /// Checks every BCE input probability is in [0, 1] (NaN is rejected too).

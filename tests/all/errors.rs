@@ -78,6 +78,7 @@ fn label_errors() {
         Error::LabelOutOfRange {
             row: 1,
             label: 3,
+            count: 1,
             classes: 3,
             ignore_index: -100
         }
@@ -108,6 +109,16 @@ fn label_errors() {
         ctx.cross_entropy(&logits, 3, &[u32::MAX, 0], &opts),
         Err(Error::LabelOutOfRange {
             label: 4294967295,
+            ..
+        })
+    ));
+    // The count covers every offending row, the row and value are the first one's.
+    assert!(matches!(
+        ctx.cross_entropy(&[0.0f32; 12], 3, &[0i64, 3, -100, -7], &opts),
+        Err(Error::LabelOutOfRange {
+            row: 1,
+            label: 3,
+            count: 2,
             ..
         })
     ));
@@ -193,13 +204,15 @@ fn errors_read_as_one_clear_line() {
     let e = Error::LabelOutOfRange {
         row: 4,
         label: 10,
+        count: 2,
         classes: 10,
         ignore_index: -100,
     };
     let text = e.to_string();
     assert_eq!(
         text,
-        "target 10 at row 4 is outside [0, 10) and is not ignore_index (-100)"
+        "target 10 at row 4 is outside [0, 10) and is not ignore_index (-100); 2 such \
+         target(s) in the batch"
     );
     assert!(!text.contains('\n'));
 }

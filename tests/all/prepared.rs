@@ -53,12 +53,20 @@ fn prepared_loss_records_into_the_callers_encoder_again_and_again() {
 }
 
 #[test]
-fn labels_that_never_saw_the_host_give_nan_not_a_value() {
+fn labels_that_never_saw_the_host_give_nan_and_an_error_not_a_value() {
     for ctx in contexts() {
         let logits = [0.1f32, 0.2, 0.3, 0.4, 0.5, 0.6];
         let logits_buf = storage(ctx, &logits);
-        let labels_buf = storage(ctx, &[1i32, 7]); // 7 is outside [0, 3)
+        let labels_buf = ctx
+            .device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("labels"),
+                contents: bytemuck::cast_slice(&[1i32, 7]), // 7 is outside [0, 3)
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            });
         for reduction in [Reduction::None, Reduction::Mean] {
+            ctx.queue()
+                .write_buffer(&labels_buf, 0, bytemuck::cast_slice(&[1i32, 7]));
             let options = CrossEntropyOptions {
                 reduction,
                 ..Default::default()
@@ -67,15 +75,76 @@ fn labels_that_never_saw_the_host_give_nan_not_a_value() {
                 .prepare_cross_entropy(&logits_buf, &labels_buf, 2, 3, &options, GradMode::Separate)
                 .unwrap();
             prepared.run().unwrap();
-            let loss = prepared.read_loss().unwrap();
-            let grad = prepared.read_grad().unwrap().unwrap();
-            assert!(
-                loss.values().last().unwrap().is_nan(),
-                "{reduction:?}: {loss:?}"
+            let want = Error::LabelOutOfRange {
+                row: 1,
+                label: 7,
+                count: 1,
+                classes: 3,
+                ignore_index: -100,
+            };
+            // Every read reports it; none hands back a loss.
+            assert_eq!(prepared.read_loss(), Err(want.clone()), "{reduction:?}");
+            assert_eq!(prepared.read_grad(), Err(want.clone()));
+            assert_eq!(prepared.check_labels(), Err(want.clone()));
+            assert_eq!(
+                pollster::block_on(prepared.read_loss_async()),
+                Err(want.clone())
             );
+            assert_eq!(pollster::block_on(prepared.read_grad_async()), Err(want));
+            // A pipeline that reads the buffers itself sees NaN, never a plausible value.
+            let loss = read_buffer(ctx, prepared.loss_buffer());
+            assert!(loss.last().unwrap().is_nan(), "{reduction:?}: {loss:?}");
+            let grad = read_buffer(ctx, prepared.grad_buffer().unwrap());
             assert!(
                 grad[3..].iter().all(|g| g.is_nan()),
                 "{reduction:?}: {grad:?}"
+            );
+            // Each record starts a new status: with the target fixed, the next run is clean.
+            ctx.queue()
+                .write_buffer(&labels_buf, 0, bytemuck::cast_slice(&[1i32, 2]));
+            prepared.run().unwrap();
+            assert_eq!(prepared.check_labels(), Ok(()));
+            assert!(prepared
+                .read_loss()
+                .unwrap()
+                .values()
+                .iter()
+                .all(|v| v.is_finite()));
+        }
+    }
+}
+
+#[test]
+fn gpu_label_status_counts_every_bad_row_and_names_the_first() {
+    // Many workgroups (and, with the capped context, a 2-D grid) race to record; the status
+    // must still give the exact count and the first row, whatever the order they ran in.
+    let (n, c) = (70_000, 5);
+    let mut labels: Vec<i32> = (0..n).map(|r| (r % c) as i32).collect();
+    labels[3] = -100; // ignored, not bad
+    labels[40_000] = -1;
+    labels[50_000] = 5;
+    labels[69_999] = i32::MAX;
+    labels[41_234] = -100_000;
+    let logits = vec![0.5f32; n * c];
+    for ctx in contexts() {
+        let logits_buf = storage(ctx, &logits);
+        let labels_buf = storage(ctx, &labels);
+        for grad in [GradMode::Off, GradMode::Separate] {
+            let options = CrossEntropyOptions::default();
+            let prepared = ctx
+                .prepare_cross_entropy(&logits_buf, &labels_buf, n, c, &options, grad)
+                .unwrap();
+            prepared.run().unwrap();
+            assert_eq!(
+                prepared.check_labels(),
+                Err(Error::LabelOutOfRange {
+                    row: 40_000,
+                    label: -1,
+                    count: 4,
+                    classes: c,
+                    ignore_index: -100,
+                }),
+                "{grad:?}"
             );
         }
     }

@@ -1,0 +1,28 @@
+// Completes the label status of class-index cross-entropy. cross_entropy.wgsl counts the rows
+// whose target is outside [0, C) and not ignore_index in status[0], and keeps the first such
+// row as 0xffffffff - row in status[1]; this one-thread kernel copies that row's target into
+// status[2], so the host can name the row and the value it read.
+
+// The Params of cross_entropy.wgsl, of which this kernel reads y_first.
+struct Params {
+    rows: u32,
+    classes: u32,
+    ignore_index: i32,
+    smoothing: f32,
+    x_first: u32,
+    x_stride: u32,
+    y_first: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> labels: array<i32>;
+@group(0) @binding(2) var<storage, read_write> status: array<u32>;
+
+@compute @workgroup_size(1)
+fn main() {
+    if (status[0] > 0u) {
+        let row = 0xffffffffu - status[1];
+        status[2] = bitcast<u32>(labels[params.y_first + row]);
+    }
+}
