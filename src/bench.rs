@@ -82,6 +82,9 @@ impl Case {
         match self.shape {
             Shape::CrossEntropy { rows, classes } => {
                 let len = checked_len(rows, classes)?;
+                // Checked before the host data is generated, so a shape too large for the
+                // adapter is an error, not a failed host allocation.
+                fits(ctx, len)?;
                 let logits: Vec<f32> = (0..len)
                     .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
                     .collect();
@@ -91,6 +94,7 @@ impl Case {
                 ctx.prepare_cross_entropy(&l, &t, rows, classes, &options, mode)
             }
             Shape::BceWithLogits { len } => {
+                fits(ctx, len)?;
                 let x: Vec<f32> = (0..len)
                     .map(|i| ((i * 7919) % 1000) as f32 / 50.0 - 10.0)
                     .collect();
@@ -110,19 +114,20 @@ fn checked_len(rows: usize, classes: usize) -> Result<usize> {
         })
 }
 
-/// Uploads benchmark data, checked against the adapter's binding limit first.
+/// Checks that `len` f32 values of benchmark input fit one buffer binding of the adapter.
+fn fits(ctx: &Context, len: usize) -> Result<()> {
+    let bytes = (len as u64).saturating_mul(4);
+    crate::plan::check_binding("benchmark input", bytes, ctx.limits())
+}
+
+/// Uploads benchmark data.
 fn storage<T: bytemuck::Pod>(ctx: &Context, data: &[T]) -> Result<wgpu::Buffer> {
-    crate::plan::check_binding(
-        "benchmark input",
-        std::mem::size_of_val(data) as u64,
-        ctx.limits(),
-    )?;
     ctx.checked(|| {
-        Ok(ctx.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("xent bench input"),
-            contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE,
-        }))
+        ctx.create_buffer_init(
+            "xent bench input",
+            bytemuck::cast_slice(data),
+            wgpu::BufferUsages::STORAGE,
+        )
     })
 }
 

@@ -44,7 +44,7 @@ impl ReadCeiling {
                 len4: len4 as u32,
                 _pad: [0; 3],
             },
-        );
+        )?;
         let groups = len4.div_ceil(u64::from(WORKGROUP_SIZE * LOADS_PER_THREAD));
         let grid = plan::grid(groups, ctx.limits())?;
         let key = PipelineKey::new(

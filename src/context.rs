@@ -36,6 +36,8 @@ struct Inner {
     caches: Arc<Caches>,
     /// The last error wgpu reported outside an error scope.
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// Why the device was lost, once it is (known for devices xent created).
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 #[derive(Default)]
@@ -161,12 +163,29 @@ impl Context {
                 reason: e.to_string(),
             }
         })?;
-        Context::from_device(device, queue)
+        let ctx = Context::from_device(device, queue)?;
+        // The device is xent's own, so its lost callback is too: once it fires, every call
+        // returns Error::DeviceLost at once.
+        let sink = Arc::clone(&ctx.inner.lost);
+        ctx.inner
+            .device
+            .set_device_lost_callback(move |reason, message| {
+                if let Ok(mut slot) = sink.lock() {
+                    *slot = Some(match message.as_str() {
+                        "" => format!("{reason:?}"),
+                        _ => format!("{reason:?}: {message}"),
+                    });
+                }
+            });
+        Ok(ctx)
     }
 
     /// A context on a device and queue your program already has. xent uses the device's
     /// limits and features as they are. It installs an uncaptured-error handler on the device
-    /// (wgpu's default one panics); xent's own work is checked with error scopes.
+    /// (wgpu's default one panics); xent's own work is checked with error scopes. It leaves the
+    /// device-lost callback to you: on a lost device calls return [`Error::Gpu`] or
+    /// [`Error::Readback`] (contexts from [`Context::new`] and [`Context::from_adapter`] return
+    /// [`Error::DeviceLost`]).
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Context> {
         let info = device.adapter_info();
         let limits = device.limits();
@@ -200,6 +219,7 @@ impl Context {
                 tuning,
                 caches: Arc::default(),
                 uncaptured,
+                lost: Arc::default(),
             }),
         })
     }
@@ -222,6 +242,7 @@ impl Context {
                 tuning,
                 caches: Arc::clone(&i.caches),
                 uncaptured: Arc::clone(&i.uncaptured),
+                lost: Arc::clone(&i.lost),
             }),
         }
     }
@@ -263,17 +284,29 @@ impl Context {
         self.inner.device.create_buffer(desc)
     }
 
-    /// Creates a buffer holding `contents` (and counts it).
+    /// Creates a buffer holding `contents` (padded to at least 4 bytes, a multiple of 4), and
+    /// counts it. An error, not a panic, when the device cannot map it (a lost device).
     pub(crate) fn create_buffer_init(
         &self,
-        desc: &wgpu::util::BufferInitDescriptor<'_>,
-    ) -> wgpu::Buffer {
-        use wgpu::util::DeviceExt;
-        self.inner
-            .caches
-            .buffers_created
-            .fetch_add(1, Ordering::Relaxed);
-        self.inner.device.create_buffer_init(desc)
+        label: &str,
+        contents: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
+        let size = (contents.len() as u64).div_ceil(4).max(1) * 4;
+        let buffer = self.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: true,
+        });
+        {
+            let mut view = buffer.get_mapped_range_mut(..).map_err(|e| {
+                self.lost_or(Error::Gpu(format!("creating the {label} buffer: {e}")))
+            })?;
+            view.slice(..contents.len()).copy_from_slice(contents);
+        }
+        buffer.unmap();
+        Ok(buffer)
     }
 
     /// The cache of prepared host calls.
@@ -399,6 +432,32 @@ impl Context {
     /// Runs `work` inside validation and out-of-memory error scopes and turns whatever they
     /// catch into a typed error.
     pub(crate) fn checked<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.lost_or(Ok(()))?;
+        let result = self.scoped(work);
+        if result.is_err() {
+            return self.lost_or(result);
+        }
+        result
+    }
+
+    /// `result`, unless the device is known to be lost: then [`Error::DeviceLost`].
+    pub(crate) fn lost_or<T>(&self, result: T) -> T
+    where
+        T: LostOr,
+    {
+        match self
+            .inner
+            .lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(reason) => T::lost(reason),
+            None => result,
+        }
+    }
+
+    fn scoped<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
         let device = &self.inner.device;
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -437,7 +496,7 @@ impl Context {
                 timeout: Some(WAIT_TIMEOUT),
             })
             .map(|_| ())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+            .map_err(|e| self.lost_or(Error::Gpu(format!("waiting for the GPU: {e}"))))
     }
 
     /// Copies `sources` (`(buffer, f32 count)`, each from offset 0) back to the host: one
@@ -458,6 +517,7 @@ impl Context {
         &self,
         sources: &[(&wgpu::Buffer, usize)],
     ) -> Result<Vec<Vec<f32>>> {
+        self.lost_or(Ok(()))?;
         let mut encoder =
             self.inner
                 .device
@@ -470,7 +530,9 @@ impl Context {
         };
         self.inner.queue.submit([encoder.finish()]);
         let mapped = MapFuture::new(&self.inner.device, &staging);
-        mapped.await.map_err(|e| Error::Readback(e.to_string()))?;
+        mapped
+            .await
+            .map_err(|e| self.lost_or(Error::Readback(e.to_string())))?;
         self.unpack_staging(staging, sources)
     }
 
@@ -481,6 +543,7 @@ impl Context {
         mut encoder: wgpu::CommandEncoder,
         sources: &[(&wgpu::Buffer, usize)],
     ) -> Result<Vec<Vec<f32>>> {
+        self.lost_or(Ok(()))?;
         let Some(staging) = self.copy_to_staging(&mut encoder, sources) else {
             self.submit_and_wait(encoder.finish())?;
             return Ok(sources.iter().map(|_| Vec::new()).collect());
@@ -497,7 +560,7 @@ impl Context {
             self.wait(None)?;
             match rx.try_recv() {
                 Ok(Ok(())) => break,
-                Ok(Err(e)) => return Err(Error::Readback(e.to_string())),
+                Ok(Err(e)) => return self.lost_or(Err(Error::Readback(e.to_string()))),
                 Err(_) if start.elapsed() > WAIT_TIMEOUT => {
                     return Err(Error::Readback(format!(
                         "the buffer was not mapped within {WAIT_TIMEOUT:?}"
@@ -578,6 +641,24 @@ impl Context {
             kept.push(staging);
         }
         Ok(out)
+    }
+}
+
+/// What [`Context::lost_or`] turns into [`Error::DeviceLost`].
+pub(crate) trait LostOr {
+    /// The value that reports a lost device.
+    fn lost(reason: &str) -> Self;
+}
+
+impl LostOr for Error {
+    fn lost(reason: &str) -> Self {
+        Error::DeviceLost(reason.to_string())
+    }
+}
+
+impl<T> LostOr for Result<T> {
+    fn lost(reason: &str) -> Self {
+        Err(<Error as LostOr>::lost(reason))
     }
 }
 

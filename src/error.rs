@@ -143,6 +143,11 @@ pub enum Error {
     #[error("the GPU ran out of memory: {0}")]
     OutOfMemory(String),
 
+    /// The GPU device was lost (destroyed, reset, or its driver failed); the context can do
+    /// nothing more.
+    #[error("the GPU device was lost ({0}); create a new Context")]
+    DeviceLost(String),
+
     /// wgpu reported an error (validation or internal) for work xent submitted.
     #[error("GPU error: {0}")]
     Gpu(String),

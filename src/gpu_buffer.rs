@@ -21,18 +21,7 @@ pub(crate) fn upload<T: bytemuck::Pod>(
 ) -> Result<wgpu::Buffer> {
     let bytes: &[u8] = bytemuck::cast_slice(data);
     check_binding(what, bytes.len() as u64, ctx.limits())?;
-    let padded;
-    let contents = if bytes.len() < 4 {
-        padded = [0u8; 4];
-        &padded[..]
-    } else {
-        bytes
-    };
-    Ok(ctx.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some(what),
-        contents,
-        usage: STORAGE,
-    }))
+    ctx.create_buffer_init(what, bytes, STORAGE)
 }
 
 /// A new storage buffer of `len` f32 values, all [`SENTINEL`].
@@ -41,10 +30,10 @@ pub(crate) fn output(ctx: &Context, what: &str, len: usize) -> Result<wgpu::Buff
 }
 
 /// A new uniform buffer holding one `#[repr(C)]` params struct.
-pub(crate) fn uniform<T: bytemuck::Pod>(ctx: &Context, params: &T) -> wgpu::Buffer {
-    ctx.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("xent params"),
-        contents: bytemuck::bytes_of(params),
-        usage: wgpu::BufferUsages::UNIFORM,
-    })
+pub(crate) fn uniform<T: bytemuck::Pod>(ctx: &Context, params: &T) -> Result<wgpu::Buffer> {
+    ctx.create_buffer_init(
+        "xent params",
+        bytemuck::bytes_of(params),
+        wgpu::BufferUsages::UNIFORM,
+    )
 }

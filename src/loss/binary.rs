@@ -115,7 +115,7 @@ impl Context {
                 x_first: x.first,
                 t_first: t.first,
             },
-        );
+        )?;
         let buffers = LossBuffers::new(self, kind.reduction, len, grid, grad, len, &input)?;
         let mut constants = launch::elementwise_constants();
         constants.extend(launch::loss_constants(

@@ -128,7 +128,7 @@ fn params_buffer(
     options: &CrossEntropyOptions,
     logits: &Window<'_>,
     targets: &Window<'_>,
-) -> wgpu::Buffer {
+) -> Result<wgpu::Buffer> {
     gpu_buffer::uniform(
         ctx,
         &Params {
@@ -172,7 +172,7 @@ impl Context {
             .window(self, "targets", rows, 1)?;
         let plan = plan::row_plan(rows, classes, self)?;
         let weight = weight_buffer(self, options)?;
-        let params = params_buffer(self, rows, classes, options, &x, &y);
+        let params = params_buffer(self, rows, classes, options, &x, &y)?;
         let buffers =
             LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
         let mut program = buffers.program();
@@ -374,7 +374,7 @@ impl Context {
             .window(self, "targets", rows, classes)?;
         let plan = plan::row_plan(rows, classes, self)?;
         let weight = weight_buffer(self, options)?;
-        let params = params_buffer(self, rows, classes, options, &x, &t);
+        let params = params_buffer(self, rows, classes, options, &x, &t)?;
         let buffers =
             LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
         let mut program = buffers.program();

@@ -152,7 +152,7 @@ pub(crate) fn reduce_pairs(
                 len: count as u32,
                 _pad: [0; 3],
             },
-        );
+        )?;
         let mut constants = elementwise_constants();
         constants.push(("FINAL", u32::from(last)));
         constants.push(("MEAN", u32::from(mean)));

@@ -60,7 +60,7 @@ impl Context {
                 x_first: x.first,
                 x_stride: x.stride,
             },
-        );
+        )?;
         // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
         let buffers = LossBuffers::new(self, Reduction::None, len, plan.grid, grad, len, &logits)?;
         let with_grad = grad != GradMode::Off;

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod dtypes;
 mod errors;
+mod failures;
 mod forward;
 mod gradients;
 mod prepared;

@@ -1,0 +1,110 @@
+//! Failures from below the API: requests larger than the adapter can hold, and a device that is
+//! gone. Each gives a typed error in bounded time; nothing panics or hangs.
+
+use std::time::{Duration, Instant};
+
+use crate::common::contexts;
+use xent::bench::{Case, Shape};
+use xent::{BceWithLogitsOptions, Context, CrossEntropyOptions, Error, GradMode};
+
+#[test]
+fn requests_past_the_adapters_memory_are_errors() {
+    let ctx = &contexts()[0];
+    // 2^40 bytes of logits: refused before any host or GPU memory is taken.
+    let case = Case {
+        shape: Shape::CrossEntropy {
+            rows: 1 << 22,
+            classes: 1 << 16,
+        },
+        grad: true,
+    };
+    let err = case
+        .prepare(ctx)
+        .err()
+        .expect("2^40 bytes cannot be prepared");
+    assert!(
+        matches!(err, Error::TooLarge { needed, .. } if needed == 1 << 40),
+        "{err}"
+    );
+    let case = Case {
+        shape: Shape::BceWithLogits { len: 1 << 38 },
+        grad: false,
+    };
+    assert!(matches!(case.prepare(ctx), Err(Error::TooLarge { .. })));
+}
+
+/// Every kind of call on `ctx` after its device is destroyed: each must return an error within
+/// seconds; with `own_device` (a context that created its device) it must be `DeviceLost`.
+fn calls_after_destroy(ctx: &Context, own_device: bool) {
+    let logits = vec![0.5f32; 64 * 10];
+    let labels = vec![3u32; 64];
+    let options = CrossEntropyOptions::default();
+    // Work prepared before the loss of the device.
+    let buffer = |data: &[u8]| {
+        use wgpu::util::DeviceExt;
+        ctx.device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: data,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    };
+    let (lb, tb) = (
+        buffer(bytemuck::cast_slice(&logits)),
+        buffer(bytemuck::cast_slice(&labels)),
+    );
+    let prepared = ctx
+        .prepare_cross_entropy(&lb, &tb, 64, 10, &options, GradMode::Separate)
+        .unwrap();
+    assert!(ctx.cross_entropy(&logits, 10, &labels, &options).is_ok());
+
+    ctx.device().destroy();
+    let start = Instant::now();
+    let results: Vec<(&str, Result<(), Error>)> = vec![
+        (
+            "host call",
+            ctx.cross_entropy(&logits, 10, &labels, &options).map(drop),
+        ),
+        (
+            "host call of a new shape",
+            ctx.binary_cross_entropy_with_logits(
+                &[0.5; 7],
+                &[1.0; 7],
+                &BceWithLogitsOptions::default(),
+            )
+            .map(drop),
+        ),
+        ("run", prepared.run()),
+        ("read_loss", prepared.read_loss().map(drop)),
+        ("read_grad", prepared.read_grad().map(drop)),
+        (
+            "read_loss_async",
+            pollster::block_on(prepared.read_loss_async()).map(drop),
+        ),
+        ("check_labels", prepared.check_labels()),
+        (
+            "prepare",
+            ctx.prepare_cross_entropy(&lb, &tb, 64, 10, &options, GradMode::Off)
+                .map(drop),
+        ),
+    ];
+    for (what, result) in results {
+        eprintln!("own device {own_device}, {what}: {result:?}");
+        match result {
+            Err(Error::DeviceLost(_)) => {}
+            Err(_) if !own_device => {}
+            other => panic!("{what} on a destroyed device gave {other:?}"),
+        }
+    }
+    assert!(start.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn a_destroyed_device_gives_errors_not_panics_or_hangs() {
+    calls_after_destroy(&Context::new().unwrap(), true);
+    // A caller's device: xent leaves its lost callback alone, and still returns errors.
+    let adapter = xent::adapters().into_iter().next().unwrap();
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    calls_after_destroy(&Context::from_device(device, queue).unwrap(), false);
+}
