@@ -90,43 +90,66 @@ fn binary_is_categorical_with_two_classes() {
     }
 }
 
-/// Batch reductions are fixed-order trees: the same call gives the same bits every time.
+/// The bits of every value of a result, in order, folded into one number (FNV-1a).
+fn digest(values: &[f32]) -> u64 {
+    values.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| {
+        (h ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Batch reductions are fixed-order trees and gradients have one writer per element: the same
+/// call gives the same bits every time, for every loss and gradient (20 repeats per adapter).
 #[test]
 fn repeated_runs_are_bit_identical() {
     let mut rng = Rng::new(12);
-    let (n, c) = (20_000, 100);
+    // 10000 rows of 100: 40 to 300 workgroups (by launch plan) feed each reduction.
+    let (n, c) = (10_000, 100);
     let logits = rng.vec(n * c, -10.0, 10.0);
     let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
     let probs = rng.distributions(n, c);
     let p = rng.vec(n * c, 0.0, 1.0);
     let options = CrossEntropyOptions {
         label_smoothing: 0.1,
+        weight: Some(rng.vec(c, 0.5, 2.0)),
         ..Default::default()
     };
+    let bce = BceOptions::default();
+    let bce_logits = BceWithLogitsOptions::default();
+    let up = Some(&[0.75f32][..]);
     for ctx in contexts() {
-        let run = || {
-            [
-                ctx.cross_entropy(&logits, c, &labels, &options)
-                    .unwrap()
-                    .values()[0],
-                ctx.cross_entropy_probs(&logits, c, &probs, &options)
-                    .unwrap()
-                    .values()[0],
-                ctx.binary_cross_entropy(&p, &probs, &BceOptions::default())
-                    .unwrap()
-                    .values()[0],
-                ctx.binary_cross_entropy_with_logits(&logits, &p, &Default::default())
-                    .unwrap()
-                    .values()[0],
+        let run = || -> Vec<(&str, u64)> {
+            let ce = ctx
+                .cross_entropy_and_grad(&logits, c, &labels, &options, up)
+                .unwrap();
+            let ce_probs = ctx
+                .cross_entropy_probs_and_grad(&logits, c, &probs, &options, up)
+                .unwrap();
+            let b = ctx
+                .binary_cross_entropy_and_grad(&p, &probs, &bce, up)
+                .unwrap();
+            let bl = ctx
+                .binary_cross_entropy_with_logits_and_grad(&logits, &p, &bce_logits, up)
+                .unwrap();
+            let ls = ctx.log_softmax_and_grad(&logits, c, &p).unwrap();
+            vec![
+                ("ce loss", digest(ce.loss.values())),
+                ("ce grad", digest(&ce.grad)),
+                ("ce probs loss", digest(ce_probs.loss.values())),
+                ("ce probs grad", digest(&ce_probs.grad)),
+                ("bce loss", digest(b.loss.values())),
+                ("bce grad", digest(&b.grad)),
+                ("bce logits loss", digest(bl.loss.values())),
+                ("bce logits grad", digest(&bl.grad)),
+                ("log_softmax", digest(ls.loss.values())),
+                ("log_softmax grad", digest(&ls.grad)),
             ]
-            .map(f32::to_bits)
         };
         let first = run();
-        for _ in 0..4 {
+        for repeat in 1..20 {
             assert_eq!(
                 run(),
                 first,
-                "results differ between runs on {}",
+                "repeat {repeat} differs from the first on {}",
                 crate::common::name(ctx)
             );
         }
