@@ -5,6 +5,7 @@
 //   l_i = w_i (h_i + q_i log1p(exp(-|x_i|))),  h_i = (1 - t_i) x_i if x_i >= 0 else -pos_weight_d t_i x_i,
 // whose two terms are both >= 0 for t in [0, 1]: PyTorch's form cancels to zero in f32 when
 // x << 0 and t = 0 (x - (x - tiny)), this one keeps the tiny loss. Stable for any finite x.
+// An infinite x gives what PyTorch's form gives there (`infinite_logit_loss`).
 //   dl_i/dx_i = w_i ((pos_weight_d t_i + 1 - t_i) sigmoid(x_i) - pos_weight_d t_i)
 // REDUCTION none: l_i goes to `out[i]`; otherwise this workgroup's (sum l_i, element count)
 // pair to `out[2 g], out[2 g + 1]`. The gradient is scaled by upstream[i] (none),
@@ -37,6 +38,19 @@ fn sigmoid(x: f32) -> f32 {
     return z / (1.0 + z);
 }
 
+// PyTorch's w ((1 - t) x - q logsigmoid(x)) at x = +-inf: at -inf it is -inf + inf = NaN; at
+// +inf logsigmoid is 0, leaving w (1 - t) inf (NaN where w (1 - t) = 0).
+fn infinite_logit_loss(x: f32, t: f32, w: f32) -> f32 {
+    let c = w * (1.0 - t);
+    if (x < 0.0 || c == 0.0) {
+        return nan_f32();
+    }
+    if (c < 0.0) {
+        return -inf_f32();
+    }
+    return inf_f32();
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
@@ -62,7 +76,10 @@ fn main(@builtin(local_invocation_index) local: u32,
             if (x < 0.0) {
                 h = -pw * t * x;
             }
-            let l = w * (h + q * log1p_careful(exp(-abs(x))));
+            var l = w * (h + q * log1p_careful(exp(-abs(x))));
+            if (is_infinite(x)) {
+                l = infinite_logit_loss(x, t, w);
+            }
             if (REDUCTION == 0u) {
                 out[i] = l;
             } else {

@@ -57,6 +57,26 @@ fn smoothing_coefficient(c: u32) -> f32 {
     return 0.0;
 }
 
+// The gradient of one logit with softmax probability p (see the header). Ignored rows get
+// exactly 0 and a bad label's row NaN (written as such: compilers may fold NaN * 0 to 0).
+fn grad_value(p: f32, c: u32, y: u32, a: f32, b: f32, w_sum: f32, ignored: bool, bad_label: bool) -> f32 {
+    if (bad_label) {
+        return nan_f32();
+    }
+    if (ignored) {
+        return 0.0;
+    }
+    var onehot = 0.0;
+    if (c == y) {
+        onehot = 1.0;
+    }
+    var g = a * (p - onehot);
+    if (USE_Q) {
+        g = g + b * (w_sum * p - smoothing_coefficient(c));
+    }
+    return g;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
@@ -131,53 +151,34 @@ fn main(@builtin(local_invocation_index) local: u32,
     }
 
     if (GRAD && valid) {
-        var s = 0.0;
-        var p_coef = 0.0;
-        var target_coef = 0.0;
+        // dx_c = a (p_c - [c == y]) + b (W p_c - w_c),  a = s (1 - e) w_y,  b = s e / C:
+        // each difference is formed before scaling, so it is exact where the gradient is
+        // exactly zero (C = 1) and keeps its relative accuracy where p_c is near 1.
+        var a = 0.0;
+        var b = 0.0;
         if (!ignored && !bad_label) {
+            var s = upstream[0];
             if (REDUCTION == 0u) {
                 s = upstream[row];
-            } else if (REDUCTION == 2u) {
-                s = upstream[0];
-            } else {
+            } else if (REDUCTION == 1u) {
                 s = upstream[0] / denominator[0];
             }
-            let wy = class_weight(u32(y));
-            // dx_c = s (p_c (a w_y + e/C W) - a w_y [c == y] - e/C w_c),  a = 1 - e
-            p_coef = s * ((1.0 - e) * wy + e_over_c * st.q);
-            target_coef = s * (1.0 - e) * wy;
+            a = s * (1.0 - e) * class_weight(u32(y));
+            b = s * e_over_c;
         }
-        // Ignored rows get exactly 0, a bad label's row NaN (written as such: compilers may
-        // fold NaN * 0 to 0).
         let yc = u32(y);
         if (cached) {
             for (var k = 0u; k < CACHE; k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
-                    var g = 0.0;
-                    if (bad_label) {
-                        g = nan_f32();
-                    } else if (!ignored) {
-                        g = p_coef * exp((cache[k] - st.m) - ls) - s * e_over_c * smoothing_coefficient(c);
-                        if (c == yc) {
-                            g = g - target_coef;
-                        }
-                    }
-                    write_grad(grad_base + c, g);
+                    let p = exp((cache[k] - st.m) - ls);
+                    write_grad(grad_base + c, grad_value(p, c, yc, a, b, st.q, ignored, bad_label));
                 }
             }
         } else {
             for (var c = lane; c < classes; c = c + ROW_THREADS) {
-                var g = 0.0;
-                if (bad_label) {
-                    g = nan_f32();
-                } else if (!ignored) {
-                    g = p_coef * exp((load_x(base + c) - st.m) - ls) - s * e_over_c * smoothing_coefficient(c);
-                    if (c == yc) {
-                        g = g - target_coef;
-                    }
-                }
-                write_grad(grad_base + c, g);
+                let p = exp((load_x(base + c) - st.m) - ls);
+                write_grad(grad_base + c, grad_value(p, c, yc, a, b, st.q, ignored, bad_label));
             }
         }
     }

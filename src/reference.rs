@@ -302,9 +302,22 @@ pub fn binary_cross_entropy_and_grad(
     Ok(LossAndGrad { loss, grad })
 }
 
-/// `log(sigmoid(x))`, stable for any x.
-fn log_sigmoid(x: f64) -> f64 {
-    x.min(0.0) - (-x.abs()).exp().ln_1p()
+/// PyTorch's per-element loss `(1 - t) x - q logsigmoid(x)` (before the weight), in the
+/// algebraically equal form `h + q log1p(exp(-|x|))` with `h = (1 - t) x` for `x >= 0` and
+/// `-pos_weight t x` otherwise. PyTorch's form cancels catastrophically even in f64 when
+/// `x << 0` and `t` is tiny (x = -8e29, t = 1e-30 gives 0 instead of 0.8); this one does not.
+/// At an infinite `x` it is what PyTorch's form gives: NaN at -inf, `(1 - t) inf` at +inf.
+fn bce_logits_term(x: f64, t: f64, pos_weight: f64) -> f64 {
+    let q = 1.0 + (pos_weight - 1.0) * t;
+    if x.is_infinite() {
+        return if x < 0.0 { f64::NAN } else { (1.0 - t) * x };
+    }
+    let h = if x >= 0.0 {
+        (1.0 - t) * x
+    } else {
+        -pos_weight * t * x
+    };
+    h + q * (-x.abs()).exp().ln_1p()
 }
 
 /// `sigmoid(x)`, stable for any x.
@@ -334,8 +347,7 @@ fn bce_logits_f64(
             .pos_weight
             .as_ref()
             .map_or(1.0, |pw| f64::from(pw[i % last_dim]));
-        let q = 1.0 + (pw - 1.0) * t[i];
-        losses.push(w * ((1.0 - t[i]) * x[i] - q * log_sigmoid(x[i])));
+        losses.push(w * bce_logits_term(x[i], t[i], pw));
         if let Some(upstream) = upstream {
             let s = scale(upstream, options.reduction, len as f64, i);
             grad.push(s * w * ((pw * t[i] + 1.0 - t[i]) * sigmoid(x[i]) - pw * t[i]));

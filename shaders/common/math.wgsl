@@ -36,3 +36,14 @@ fn is_pos_inf(x: f32) -> bool {
 fn nan_f32() -> f32 {
     return bitcast<f32>(0x7fc00000u);
 }
+
+// +inf (built from its bits: WGSL has no literal for it).
+fn inf_f32() -> f32 {
+    return bitcast<f32>(0x7f800000u);
+}
+
+// True for +inf and -inf, from the bits (comparisons with infinities may be folded away by
+// compilers that assume finite math).
+fn is_infinite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
+}

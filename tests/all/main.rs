@@ -10,6 +10,7 @@ mod forward;
 mod gradients;
 mod prepared;
 mod properties;
+mod random;
 mod shaders;
 mod sizes;
 mod threads;

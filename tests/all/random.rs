@@ -1,0 +1,227 @@
+//! Property tests: random shapes, options and values (extremes included) on every adapter, the
+//! GPU against the float64 reference. A failure is shrunk by proptest to a minimal case.
+//!
+//! The comparison (`common::compare`) requires NaN where the reference is NaN and the same
+//! infinity where it is infinite, so these also check the NaN policy: finite inputs give
+//! finite results wherever the exact result fits in f32, and non-finite inputs give exactly
+//! PyTorch's NaN and infinities.
+//!
+//! Cases per property: 24, or `XENT_PROPTEST_CASES`.
+
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+
+use crate::common::{assert_close, assert_grad_close, contexts};
+use xent::{reference, BceOptions, BceWithLogitsOptions, CrossEntropyOptions, Reduction};
+
+fn config() -> Config {
+    let cases = std::env::var("XENT_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    Config {
+        cases,
+        // No regression files in the source tree: a failure prints its minimal case.
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+/// The reference rounded to f32, as an exact f32 computation would give it (beyond f32's
+/// range, an infinity).
+fn in_f32(values: &[f64]) -> Vec<f64> {
+    values.iter().map(|&v| f64::from(v as f32)).collect()
+}
+
+/// A logit: mostly ordinary, sometimes huge, at exp's overflow and underflow edges, or -inf
+/// (a masked class).
+fn logit() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        12 => -10.0f32..10.0,
+        3 => -200.0f32..200.0,
+        1 => -1e30f32..1e30,
+        1 => Just(0.0f32),
+        1 => Just(88.8f32),
+        1 => Just(-104.0f32),
+        1 => Just(f32::NEG_INFINITY),
+    ]
+}
+
+/// A probability, with the edges 0 and 1 and values next to them.
+fn probability() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        6 => 0.0f32..=1.0,
+        1 => Just(0.0f32),
+        1 => Just(1.0f32),
+        1 => Just(1e-30f32),
+        1 => Just(1.0f32 - f32::EPSILON / 2.0),
+    ]
+}
+
+fn reduction() -> impl Strategy<Value = Reduction> {
+    prop_oneof![
+        Just(Reduction::Mean),
+        Just(Reduction::Sum),
+        Just(Reduction::None)
+    ]
+}
+
+fn weights(len: usize) -> impl Strategy<Value = Option<Vec<f32>>> {
+    proptest::option::of(proptest::collection::vec(0.0f32..3.0, len))
+}
+
+/// Rows and classes: short rows, rows of hundreds (read once or twice, by launch plan), and
+/// empty batches.
+fn shape() -> impl Strategy<Value = (usize, usize)> {
+    (
+        prop_oneof![3 => 1usize..40, 1 => Just(0usize)],
+        prop_oneof![1usize..9, 1usize..300, 300usize..700],
+    )
+}
+
+/// The upstream gradient for a reduction over `items` items.
+fn upstream(reduction: Reduction, items: usize) -> impl Strategy<Value = Vec<f32>> {
+    let len = match reduction {
+        Reduction::None => items,
+        _ => 1,
+    };
+    proptest::collection::vec(-2.0f32..2.0, len)
+}
+
+#[derive(Debug, Clone)]
+struct CeCase {
+    classes: usize,
+    logits: Vec<f32>,
+    labels: Vec<i64>,
+    probs: Vec<f32>,
+    options: CrossEntropyOptions,
+    upstream: Vec<f32>,
+}
+
+fn ce_case() -> impl Strategy<Value = CeCase> {
+    (shape(), reduction())
+        .prop_flat_map(|((rows, classes), reduction)| {
+            let label = prop_oneof![
+                6 => 0..classes as i64,
+                1 => Just(-100i64),
+            ];
+            (
+                proptest::collection::vec(logit(), rows * classes),
+                proptest::collection::vec(label, rows),
+                proptest::collection::vec(probability(), rows * classes),
+                weights(classes),
+                prop_oneof![Just(0.0f32), 0.0f32..=1.0],
+                upstream(reduction, rows),
+                Just((classes, reduction)),
+            )
+        })
+        .prop_map(
+            |(logits, labels, probs, weight, label_smoothing, upstream, (classes, reduction))| {
+                CeCase {
+                    classes,
+                    logits,
+                    labels,
+                    probs,
+                    options: CrossEntropyOptions {
+                        weight,
+                        label_smoothing,
+                        reduction,
+                        ..Default::default()
+                    },
+                    upstream,
+                }
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn random_cross_entropy_matches_the_reference(case in ce_case()) {
+        let CeCase { classes: c, logits, labels, probs, options, upstream } = &case;
+        let up = Some(&upstream[..]);
+        let want = reference::cross_entropy_and_grad(logits, *c, labels, options, up).unwrap();
+        let want_probs =
+            reference::cross_entropy_probs_and_grad(logits, *c, probs, options, up).unwrap();
+        for ctx in contexts() {
+            let got = ctx.cross_entropy_and_grad(logits, *c, labels, options, up).unwrap();
+            assert_close(ctx, "random ce", got.loss.values(), &in_f32(want.loss.values()));
+            assert_grad_close(ctx, "random ce", &got.grad, &in_f32(&want.grad));
+            let got = ctx.cross_entropy_probs_and_grad(logits, *c, probs, options, up).unwrap();
+            assert_close(
+                ctx,
+                "random ce probs",
+                got.loss.values(),
+                &in_f32(want_probs.loss.values()),
+            );
+            assert_grad_close(ctx, "random ce probs", &got.grad, &in_f32(&want_probs.grad));
+        }
+    }
+
+    #[test]
+    fn random_log_softmax_matches_the_reference(
+        (c, logits, upstream) in shape().prop_flat_map(|(rows, classes)| (
+            Just(classes),
+            proptest::collection::vec(logit(), rows * classes),
+            proptest::collection::vec(-2.0f32..2.0, rows * classes),
+        ))
+    ) {
+        let want = reference::log_softmax_and_grad(&logits, c, &upstream).unwrap();
+        for ctx in contexts() {
+            let got = ctx.log_softmax_and_grad(&logits, c, &upstream).unwrap();
+            assert_close(ctx, "random log_softmax", got.loss.values(), &in_f32(want.loss.values()));
+            assert_grad_close(ctx, "random log_softmax", &got.grad, &in_f32(&want.grad));
+        }
+    }
+
+    #[test]
+    fn random_binary_cross_entropy_matches_the_reference(
+        (input, target, weight, reduction, upstream) in (0usize..3000, reduction())
+            .prop_flat_map(|(len, reduction)| (
+                proptest::collection::vec(probability(), len),
+                proptest::collection::vec(probability(), len),
+                weights(len),
+                Just(reduction),
+                upstream(reduction, len),
+            ))
+    ) {
+        let options = BceOptions { weight, reduction };
+        let up = Some(&upstream[..]);
+        let want =
+            reference::binary_cross_entropy_and_grad(&input, &target, &options, up).unwrap();
+        for ctx in contexts() {
+            let got = ctx.binary_cross_entropy_and_grad(&input, &target, &options, up).unwrap();
+            assert_close(ctx, "random bce", got.loss.values(), &in_f32(want.loss.values()));
+            assert_grad_close(ctx, "random bce", &got.grad, &in_f32(&want.grad));
+        }
+    }
+
+    #[test]
+    fn random_binary_cross_entropy_with_logits_matches_the_reference(
+        (input, target, weight, pos_weight, reduction, upstream) in
+            (0usize..400, 1usize..8, reduction())
+            .prop_flat_map(|(rows, last, reduction)| (
+                proptest::collection::vec(logit(), rows * last),
+                proptest::collection::vec(probability(), rows * last),
+                weights(rows * last),
+                weights(last),
+                Just(reduction),
+                upstream(reduction, rows * last),
+            ))
+    ) {
+        let options = BceWithLogitsOptions { weight, pos_weight, reduction };
+        let up = Some(&upstream[..]);
+        let want = reference::binary_cross_entropy_with_logits_and_grad(
+            &input, &target, &options, up,
+        )
+        .unwrap();
+        for ctx in contexts() {
+            let got = ctx
+                .binary_cross_entropy_with_logits_and_grad(&input, &target, &options, up)
+                .unwrap();
+            assert_close(ctx, "random bce logits", got.loss.values(), &in_f32(want.loss.values()));
+            assert_grad_close(ctx, "random bce logits", &got.grad, &in_f32(&want.grad));
+        }
+    }
+}
