@@ -375,3 +375,207 @@ fn eval_rejects_bad_input_with_one_line_and_no_output() {
         assert!(!loss.exists(), "{full:?} wrote an output file");
     }
 }
+
+/// The files `eval` fuzzing draws from: good, wrongly shaped or typed, empty, corrupt,
+/// truncated, missing, a folder, and a header declaring a huge shape.
+fn fuzz_files(dir: &Path) -> Vec<String> {
+    let i64s = |shape: Vec<usize>, v: Vec<i64>| Array {
+        shape,
+        data: Data::I64(v),
+    };
+    let mut files = vec![
+        save(dir, "logits.npy", &Array::f32(vec![4, 3], vec![0.25; 12])),
+        save(dir, "labels.npy", &i64s(vec![4], vec![0, 1, 2, -100])),
+        save(
+            dir,
+            "labels_i32_bad.npy",
+            &Array {
+                shape: vec![4],
+                data: Data::I32(vec![0, 7, -5, 1]),
+            },
+        ),
+        save(dir, "probs.npy", &Array::f32(vec![4, 3], vec![0.5; 12])),
+        save(
+            dir,
+            "weight3.npy",
+            &Array::f32(vec![3], vec![1.0, 0.0, 2.0]),
+        ),
+        save(dir, "flat.npy", &Array::f32(vec![12], vec![0.5; 12])),
+        save(dir, "empty_rows.npy", &Array::f32(vec![0, 3], vec![])),
+        save(dir, "empty.npy", &i64s(vec![0], vec![])),
+        save(dir, "scalar.npy", &Array::f32(vec![], vec![0.5])),
+        save(dir, "nan.npy", &Array::f32(vec![4, 3], vec![f32::NAN; 12])),
+    ];
+    let mut corrupt = npy::to_bytes(&Array::f32(vec![4, 3], vec![0.25; 12]));
+    corrupt[20] = b'#';
+    let mut truncated = corrupt.clone();
+    truncated.truncate(70);
+    let huge_header =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }\n";
+    let mut huge = b"\x93NUMPY\x01\x00".to_vec();
+    huge.extend_from_slice(&(huge_header.len() as u16).to_le_bytes());
+    huge.extend_from_slice(huge_header.as_bytes());
+    for (name, bytes) in [
+        ("corrupt.npy", corrupt),
+        ("truncated.npy", truncated),
+        ("zero_bytes.npy", Vec::new()),
+        ("huge.npy", huge),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        files.push(path.to_string_lossy().into_owned());
+    }
+    files.push(dir.join("missing.npy").to_string_lossy().into_owned());
+    files.push(dir.to_string_lossy().into_owned());
+    files
+}
+
+/// `eval` with arguments drawn from flags, files and values (valid and not) never panics or
+/// leaves output behind on an error, and reports its own errors in one line.
+#[test]
+fn eval_fuzzed_arguments_give_errors_not_panics() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let dir = scratch("eval_fuzz");
+    let files = fuzz_files(&dir);
+    let loss = dir.join("out_loss.npy");
+    let grad = dir.join("out_grad.npy");
+    let outs = vec![
+        loss.to_string_lossy().into_owned(),
+        grad.to_string_lossy().into_owned(),
+        dir.join("no_such_dir/x.npy").to_string_lossy().into_owned(),
+        dir.to_string_lossy().into_owned(),
+    ];
+    let values: Vec<String> = [
+        "0",
+        "-100",
+        "2",
+        "0.5",
+        "1.5",
+        "-0.1",
+        "nan",
+        "inf",
+        "1e400",
+        "9223372036854775808",
+        "abc",
+        "",
+        "-",
+        "mean",
+        "sum",
+        "none",
+        "MEAN",
+        "llvmpipe",
+        "no-such-gpu",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let file_flags = [
+        "--logits",
+        "--target",
+        "--weight",
+        "--input",
+        "--pos-weight",
+    ];
+    let value_flags = [
+        "--ignore-index",
+        "--label-smoothing",
+        "--reduction",
+        "--adapter",
+    ];
+    let arg = prop_oneof![
+        4 => (proptest::sample::select(file_flags.to_vec()), proptest::sample::select(files.clone()))
+            .prop_map(|(f, v)| vec![f.to_string(), v]),
+        2 => (proptest::sample::select(value_flags.to_vec()), proptest::sample::select(values.clone()))
+            .prop_map(|(f, v)| vec![f.to_string(), v]),
+        2 => (proptest::sample::select(vec!["--loss-out", "--grad-out"]), proptest::sample::select(outs.clone()))
+            .prop_map(|(f, v)| vec![f.to_string(), v]),
+        1 => proptest::sample::select(vec!["--logits", "--bogus", "--reduction", "-h"])
+            .prop_map(|f| vec![f.to_string()]),
+    ];
+    // The required flags (most of the time), with drawn values, then drawn extras.
+    let required = (
+        proptest::sample::select(files.clone()),
+        proptest::sample::select(files.clone()),
+        proptest::sample::select(outs.clone()),
+        proptest::bool::weighted(0.9),
+    );
+    let argv = (
+        proptest::sample::select(vec!["ce", "ce", "bce", "bce", "mse"]),
+        required,
+        proptest::collection::vec(arg, 0..3),
+    )
+        .prop_map(|(sub, (input, target, out, with_required), extra)| {
+            let mut args = Vec::new();
+            if with_required {
+                let input_flag = if sub == "bce" { "--input" } else { "--logits" };
+                args.push(vec![input_flag.to_string(), input]);
+                args.push(vec!["--target".to_string(), target]);
+                args.push(vec!["--loss-out".to_string(), out]);
+            }
+            args.extend(extra);
+            (sub, args)
+        });
+    let exits = std::sync::Mutex::new(std::collections::BTreeMap::<Option<i32>, usize>::new());
+    let cases = std::env::var("XENT_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&argv, |(sub, args)| {
+            let _ = std::fs::remove_file(&loss);
+            let _ = std::fs::remove_file(&grad);
+            let mut full = vec!["eval".to_string(), sub.to_string()];
+            full.extend(args.into_iter().flatten());
+            let o = Command::new(env!("CARGO_BIN_EXE_xent"))
+                .args(&full)
+                .output()
+                .expect("the xent binary runs");
+            let err = stderr(&o);
+            let lines: Vec<&str> = err
+                .lines()
+                .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+                .collect();
+            let code = o.status.code();
+            *exits.lock().unwrap().entry(code).or_default() += 1;
+            prop_assert!(
+                matches!(code, Some(0..=2)),
+                "{full:?}: exit {code:?} (a panic or a signal): {err}"
+            );
+            prop_assert!(!err.contains("panicked"), "{full:?}: {err}");
+            if code == Some(0) && full.iter().any(|a| a == "-h") {
+                prop_assert!(stdout(&o).contains("Usage"), "{full:?}: no help");
+            } else if code == Some(0) {
+                let at = full
+                    .iter()
+                    .rposition(|a| a == "--loss-out")
+                    .map_or(0, |i| i + 1);
+                let written = std::fs::read(&full[at]);
+                prop_assert!(
+                    written.is_ok_and(|b| npy::parse(&b).is_ok()),
+                    "{full:?} succeeded without a readable loss file"
+                );
+            } else {
+                prop_assert!(
+                    !loss.exists() && !grad.exists(),
+                    "{full:?} left output: {err}"
+                );
+                // clap's usage errors (exit 2) carry usage lines; xent's own are one line.
+                if code == Some(1) {
+                    prop_assert_eq!(lines.len(), 1, "{:?}: {}", full, err);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    eprintln!(
+        "eval fuzzing: runs by exit code {:?}",
+        exits.lock().unwrap()
+    );
+}
