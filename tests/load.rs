@@ -1,0 +1,165 @@
+//! Load: 8 threads x 200 host calls of mixed losses and sizes on one context. Every result is
+//! checked against the float64 reference, and the process's memory (which, on a software
+//! adapter, holds the GPU buffers too) must not grow between the first 50 calls of every
+//! thread and the last 50.
+//!
+//! Its own test binary, so that the process's memory is this test's alone.
+
+use std::sync::Barrier;
+
+use xent::{reference, BceWithLogitsOptions, Context, CrossEntropyOptions, Reduction};
+
+const THREADS: usize = 8;
+const CALLS: usize = 200;
+/// Growth of resident memory allowed between call 50 and call 200 of every thread: the
+/// caches are bounded and were filled during the first 50 calls, so what remains is the
+/// allocator's own slack.
+const ALLOWED_GROWTH_MIB: f64 = 16.0;
+
+/// The shapes calls draw from, (rows, classes): some kept by the host-call cache, all reused.
+const SHAPES: [(usize, usize); 8] = [
+    (1, 1),
+    (7, 3),
+    (64, 10),
+    (33, 257),
+    (128, 1000),
+    (500, 64),
+    (2, 4096),
+    (1024, 2),
+];
+
+/// Resident memory of this process in MiB (Linux), from /proc/self/statm.
+fn resident_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("resident pages");
+    pages * 4096.0 / (1 << 20) as f64
+}
+
+/// A small seeded generator (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn vec(&mut self, len: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..len)
+            .map(|_| lo + (hi - lo) * (self.next() >> 40) as f32 / (1u64 << 24) as f32)
+            .collect()
+    }
+}
+
+/// Asserts every GPU value is within the foundation's tolerance of the reference.
+fn check(case: &str, got: &[f32], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{case}: lengths");
+    let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let tolerance = 1e-5 * w.abs().max(scale * 1e-1) + 1e-6;
+        assert!(
+            (f64::from(g) - w).abs() <= tolerance,
+            "{case}: [{i}] got {g}, want {w}"
+        );
+    }
+}
+
+/// One call of a drawn loss and shape, checked.
+fn call(ctx: &Context, rng: &mut Rng, case: &str) {
+    let (n, c) = SHAPES[rng.below(SHAPES.len())];
+    let logits = rng.vec(n * c, -8.0, 8.0);
+    match rng.below(4) {
+        0 => {
+            let labels: Vec<i64> = (0..n).map(|_| rng.below(c) as i64).collect();
+            let options = CrossEntropyOptions {
+                label_smoothing: 0.05,
+                ..Default::default()
+            };
+            let got = ctx
+                .cross_entropy_and_grad(&logits, c, &labels, &options, None)
+                .unwrap();
+            let want =
+                reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+            check(case, got.loss.values(), want.loss.values());
+            check(case, &got.grad, &want.grad);
+        }
+        1 => {
+            let got = ctx.log_softmax(&logits, c).unwrap();
+            check(case, &got, &reference::log_softmax(&logits, c).unwrap());
+        }
+        2 => {
+            let t = rng.vec(n * c, 0.0, 1.0);
+            let options = BceWithLogitsOptions {
+                reduction: Reduction::Sum,
+                ..Default::default()
+            };
+            let got = ctx
+                .binary_cross_entropy_with_logits_and_grad(&logits, &t, &options, None)
+                .unwrap();
+            let want =
+                reference::binary_cross_entropy_with_logits_and_grad(&logits, &t, &options, None)
+                    .unwrap();
+            check(case, got.loss.values(), want.loss.values());
+            check(case, &got.grad, &want.grad);
+        }
+        _ => {
+            let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
+            let options = CrossEntropyOptions {
+                reduction: Reduction::None,
+                ..Default::default()
+            };
+            let got = ctx.cross_entropy(&logits, c, &labels, &options).unwrap();
+            let want = reference::cross_entropy(&logits, c, &labels, &options).unwrap();
+            check(case, got.values(), want.values());
+        }
+    }
+}
+
+#[test]
+fn eight_threads_of_two_hundred_mixed_calls_keep_memory_flat() {
+    let ctx = Context::new().expect("the load test needs an adapter");
+    let after_first = Barrier::new(THREADS + 1);
+    let resume = Barrier::new(THREADS + 1);
+    let (early_mib, early_buffers) = std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let (ctx, after_first, resume) = (&ctx, &after_first, &resume);
+            scope.spawn(move || {
+                let mut rng = Rng(1000 + thread as u64);
+                for i in 0..CALLS {
+                    if i == CALLS / 4 {
+                        after_first.wait();
+                        resume.wait();
+                    }
+                    call(ctx, &mut rng, &format!("thread {thread} call {i}"));
+                }
+            });
+        }
+        // Every thread has made its first 50 calls.
+        after_first.wait();
+        let early = (resident_mib(), ctx.buffers_created());
+        resume.wait();
+        early
+    });
+    let (late_mib, late_buffers) = (resident_mib(), ctx.buffers_created());
+    eprintln!(
+        "load: resident {early_mib:.1} MiB after the first 50 calls of each thread, \
+         {late_mib:.1} MiB after all {CALLS}; GPU buffers created {early_buffers} then \
+         {late_buffers}"
+    );
+    assert!(
+        late_mib - early_mib <= ALLOWED_GROWTH_MIB,
+        "resident memory grew from {early_mib:.1} MiB to {late_mib:.1} MiB over the last 150 \
+         calls of each thread"
+    );
+}
