@@ -12,6 +12,12 @@ struct Params {
     // Element index of element 0 of the input and the target in their bindings.
     x_first: u32,
     t_first: u32,
+    // This dispatch's first element in the whole input, its first (loss, count) pair, and the
+    // input's length (the mean's count).
+    elem_base: u32,
+    pair_base: u32,
+    total_len: u32,
+    _pad: u32,
 }
 
 override HAS_WEIGHT: bool = false;
@@ -54,8 +60,8 @@ fn main(@builtin(local_invocation_index) local: u32,
     if (REDUCTION != 0u) {
         let total = workgroup_sum(local, acc);
         if (local == 0u) {
-            out[2u * group] = total;
-            out[2u * group + 1u] = f32(block_len(group));
+            out[2u * (params.pair_base + group)] = total;
+            out[2u * (params.pair_base + group) + 1u] = f32(block_len(group));
         }
     }
 }

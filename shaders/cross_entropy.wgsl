@@ -17,7 +17,8 @@
 //
 // Label status: a target outside [0, C) that is not ignore_index makes its row's loss and
 // gradient NaN, and is recorded in `status` (cleared before the kernel runs): status[0] counts
-// such rows, status[1] keeps 0xffffffff - (first such row) by an atomic max, so 0 means none.
+// such rows, status[1] keeps 0xffffffff - (first such row of the batch) by an atomic max, so 0
+// means none.
 // label_status.wgsl then copies that row's target into status[2].
 
 struct Params {
@@ -31,6 +32,11 @@ struct Params {
     // Labels: element index of row 0 in the binding.
     y_first: u32,
     _pad: u32,
+    // This dispatch's first row in the whole batch, and its first (loss, weight) pair.
+    row_base: u32,
+    pair_base: u32,
+    total_rows: u32,
+    _pad2: u32,
 }
 
 override HAS_WEIGHT: bool = false;
@@ -129,7 +135,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     if (valid && lane == 0u && bad_label) {
         pair = vec2<f32>(nan_f32(), nan_f32());
         atomicAdd(&status[0], 1u);
-        atomicMax(&status[1], 0xffffffffu - row);
+        atomicMax(&status[1], 0xffffffffu - (params.row_base + row));
     } else if (valid && lane == 0u && !ignored) {
         let wy = class_weight(u32(y));
         var l = wy * ((st.m - x_y) + ls);
@@ -145,8 +151,8 @@ fn main(@builtin(local_invocation_index) local: u32,
     } else {
         let total = workgroup_pair_sum(local, pair);
         if (local == 0u) {
-            out[2u * group] = total.x;
-            out[2u * group + 1u] = total.y;
+            out[2u * (params.pair_base + group)] = total.x;
+            out[2u * (params.pair_base + group) + 1u] = total.y;
         }
     }
 

@@ -1,5 +1,5 @@
 // The denominator of the mean of class-index cross-entropy: sum of w_{y_n} over rows whose
-// target is not ignore_index. Each workgroup writes (its sum, 0) to out[2 g], out[2 g + 1];
+// target is not ignore_index. Each workgroup writes (its sum, 0) to pair pair_base + g of out;
 // reduce_pairs.wgsl (sum) finishes it. A target outside [0, C) that is not ignore_index
 // makes it NaN. Needed before the gradient pass, which divides by it.
 
@@ -13,6 +13,10 @@ struct Params {
     x_stride: u32,
     y_first: u32,
     _pad: u32,
+    row_base: u32,
+    pair_base: u32,
+    total_rows: u32,
+    _pad2: u32,
 }
 
 override HAS_WEIGHT: bool = false;
@@ -46,7 +50,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     }
     let total = workgroup_sum(local, acc);
     if (local == 0u) {
-        out[2u * group] = total;
-        out[2u * group + 1u] = 0.0;
+        out[2u * (params.pair_base + group)] = total;
+        out[2u * (params.pair_base + group) + 1u] = 0.0;
     }
 }

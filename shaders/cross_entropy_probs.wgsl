@@ -20,6 +20,12 @@ struct Params {
     x_stride: u32,
     t_first: u32,
     t_stride: u32,
+    // This dispatch's first row in the whole batch, its first (loss, weight) pair, and the
+    // batch's row count (the mean's N).
+    row_base: u32,
+    pair_base: u32,
+    total_rows: u32,
+    _pad2: u32,
 }
 
 override HAS_WEIGHT: bool = false;
@@ -87,8 +93,8 @@ fn main(@builtin(local_invocation_index) local: u32,
     } else {
         let total = workgroup_pair_sum(local, pair);
         if (local == 0u) {
-            out[2u * group] = total.x;
-            out[2u * group + 1u] = total.y;
+            out[2u * (params.pair_base + group)] = total.x;
+            out[2u * (params.pair_base + group) + 1u] = total.y;
         }
     }
 
@@ -97,7 +103,7 @@ fn main(@builtin(local_invocation_index) local: u32,
         if (REDUCTION == 0u) {
             s = upstream[row];
         } else if (REDUCTION == 1u) {
-            s = s / f32(params.rows);
+            s = s / f32(params.total_rows);
         }
         if (cached) {
             for (var k = 0u; k < CACHE; k = k + 1u) {

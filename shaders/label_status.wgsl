@@ -3,7 +3,7 @@
 // row as 0xffffffff - row in status[1]; this one-thread kernel copies that row's target into
 // status[2], so the host can name the row and the value it read.
 
-// The Params of cross_entropy.wgsl, of which this kernel reads y_first.
+// The Params of cross_entropy.wgsl, of which this kernel reads rows, y_first and row_base.
 struct Params {
     rows: u32,
     classes: u32,
@@ -13,16 +13,23 @@ struct Params {
     x_stride: u32,
     y_first: u32,
     _pad: u32,
+    row_base: u32,
+    pair_base: u32,
+    total_rows: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
 @group(0) @binding(2) var<storage, read_write> status: array<u32>;
 
+// Runs once per dispatch of the main kernel, over that dispatch's rows and labels binding.
 @compute @workgroup_size(1)
 fn main() {
     if (status[0] > 0u) {
         let row = 0xffffffffu - status[1];
-        status[2] = bitcast<u32>(labels[params.y_first + row]);
+        if (row >= params.row_base && row - params.row_base < params.rows) {
+            status[2] = bitcast<u32>(labels[params.y_first + row - params.row_base]);
+        }
     }
 }

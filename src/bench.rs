@@ -114,10 +114,10 @@ fn checked_len(rows: usize, classes: usize) -> Result<usize> {
         })
 }
 
-/// Checks that `len` f32 values of benchmark input fit one buffer binding of the adapter.
+/// Checks that `len` f32 values of benchmark input fit one buffer of the adapter.
 fn fits(ctx: &Context, len: usize) -> Result<()> {
     let bytes = (len as u64).saturating_mul(4);
-    crate::plan::check_binding("benchmark input", bytes, ctx.limits())
+    crate::plan::check_buffer("benchmark input", bytes, ctx.limits())
 }
 
 /// Uploads benchmark data.

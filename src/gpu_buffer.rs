@@ -2,7 +2,7 @@
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::plan::check_binding;
+use crate::plan::check_buffer;
 
 /// The value every output is filled with before a kernel runs: a NaN with a payload that no
 /// arithmetic produces, so an element a kernel never wrote cannot pass for a result.
@@ -20,7 +20,7 @@ pub(crate) fn upload<T: bytemuck::Pod>(
     data: &[T],
 ) -> Result<wgpu::Buffer> {
     let bytes: &[u8] = bytemuck::cast_slice(data);
-    check_binding(what, bytes.len() as u64, ctx.limits())?;
+    check_buffer(what, bytes.len() as u64, ctx.limits())?;
     ctx.create_buffer_init(what, bytes, STORAGE)
 }
 

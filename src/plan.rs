@@ -15,6 +15,11 @@
 //! - Batch reductions sum blocks of `WORKGROUP_SIZE * ELEMENTWISE_ITEMS` partial results per
 //!   pass, in a fixed order, until one is left.
 //! - More workgroups than a dispatch dimension allows are laid out as a 2-D grid.
+//! - A problem whose tensors do not fit one storage binding is cut into chunks of rows (or
+//!   elements), one dispatch each, every tensor bound as a window over the chunk's part
+//!   ([`chunks`]). Chunks are whole multiples of a workgroup's rows (or elements), so the
+//!   workgroups and the batch reduction are exactly those of an uncut run: results are
+//!   bit-identical. A single row larger than a binding is an error naming the limit.
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -99,8 +104,20 @@ pub(crate) fn grid(groups: u64, limits: &wgpu::Limits) -> Result<Grid> {
 /// How a row kernel covers an (N, C) batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RowPlan {
+    /// Logits per row.
+    pub(crate) classes: usize,
     pub(crate) row_threads: u32,
+    /// Rows one workgroup handles.
+    pub(crate) rows_per_group: usize,
+    /// The workgroups of the whole batch.
     pub(crate) grid: Grid,
+}
+
+impl RowPlan {
+    /// The grid of a dispatch over `rows` rows (one chunk).
+    pub(crate) fn grid_for(&self, rows: usize, limits: &wgpu::Limits) -> Result<Grid> {
+        grid(rows.div_ceil(self.rows_per_group) as u64, limits)
+    }
 }
 
 /// Threads per row for rows of `classes` logits, each thread reading about `per_thread`.
@@ -113,9 +130,14 @@ pub(crate) fn row_threads(classes: usize, per_thread: usize) -> u32 {
 pub(crate) fn row_plan(rows: usize, classes: usize, ctx: &Context) -> Result<RowPlan> {
     let limits = ctx.limits();
     let row_threads = row_threads(classes, ctx.tuning().row_elements_per_thread);
-    let rows_per_group = (WORKGROUP_SIZE / row_threads) as u64;
-    let grid = grid((rows as u64).div_ceil(rows_per_group), limits)?;
-    Ok(RowPlan { row_threads, grid })
+    let rows_per_group = (WORKGROUP_SIZE / row_threads) as usize;
+    let grid = grid(rows.div_ceil(rows_per_group) as u64, limits)?;
+    Ok(RowPlan {
+        classes,
+        row_threads,
+        rows_per_group,
+        grid,
+    })
 }
 
 /// The grid of an elementwise or reduction kernel over `len` items.
@@ -124,6 +146,65 @@ pub(crate) fn elementwise_grid(len: usize, limits: &wgpu::Limits) -> Result<Grid
         (len as u64).div_ceil(u64::from(WORKGROUP_SIZE * ELEMENTWISE_ITEMS)),
         limits,
     )
+}
+
+/// Cuts `items` items (rows, or elements) into chunks whose every binding fits the device.
+/// `item_bytes` lists the bytes one item takes in each binding that is cut (a caller's tensor
+/// may start anywhere, so each window leaves room for the offset alignment); `owned_bytes`
+/// those of xent's own outputs among them, whose windows must start at the device's storage
+/// offset alignment exactly (kernels index them from 0). Chunks other than the last hold a
+/// multiple of `granule` items (whole workgroups), and of what keeps every owned window
+/// aligned.
+pub(crate) fn chunks(
+    items: usize,
+    item_bytes: &[u64],
+    owned_bytes: &[u64],
+    granule: usize,
+    limits: &wgpu::Limits,
+) -> Result<Vec<std::ops::Range<usize>>> {
+    let align = u64::from(limits.min_storage_buffer_offset_alignment.max(4));
+    let granule = owned_bytes.iter().fold(granule.max(1) as u64, |g, &b| {
+        lcm(g, align / gcd(align, b.max(1)))
+    });
+    let widest = item_bytes
+        .iter()
+        .chain(owned_bytes)
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let slack = align + 4;
+    let room = limits.max_storage_buffer_binding_size.saturating_sub(slack);
+    let fits = room / widest;
+    if fits >= items as u64 {
+        return Ok(std::iter::once(0..items).collect());
+    }
+    let per = fits / granule * granule;
+    if per == 0 {
+        return Err(Error::TooLarge {
+            what: format!("a chunk of {granule} rows of {widest} bytes"),
+            needed: granule * widest + slack,
+            limit_name: "max_storage_buffer_binding_size",
+            limit: limits.max_storage_buffer_binding_size,
+        });
+    }
+    let per = per as usize;
+    Ok((0..items)
+        .step_by(per)
+        .map(|start| start..(start + per).min(items))
+        .collect())
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn lcm(a: u64, b: u64) -> u64 {
+    a / gcd(a, b) * b
 }
 
 /// Checks that one storage binding of `bytes` fits the device.
@@ -137,6 +218,12 @@ pub(crate) fn check_binding(what: &str, bytes: u64, limits: &wgpu::Limits) -> Re
             limit: binding,
         });
     }
+    check_buffer(what, bytes, limits)
+}
+
+/// Checks that a buffer of `bytes` fits the device (bound in windows, it may be larger than
+/// one binding).
+pub(crate) fn check_buffer(what: &str, bytes: u64, limits: &wgpu::Limits) -> Result<()> {
     if bytes > limits.max_buffer_size {
         return Err(Error::TooLarge {
             what: what.to_string(),
@@ -163,6 +250,51 @@ mod tests {
         let cpu = Tuning::for_device(wgpu::DeviceType::Cpu).row_elements_per_thread;
         assert_eq!(row_threads(1000, cpu), 8);
         assert_eq!(row_threads(32768, cpu), 256);
+    }
+
+    #[test]
+    fn chunks_fit_the_binding_and_keep_outputs_aligned() {
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: 1 << 20,
+            min_storage_buffer_offset_alignment: 256,
+            ..wgpu::Limits::default()
+        };
+        // Everything fits: one chunk.
+        assert_eq!(
+            chunks(100, &[1200], &[4], 8, &limits).unwrap(),
+            vec![0..100]
+        );
+        // 1200-byte rows: 873 fit; 256-byte alignment of 4-byte outputs needs multiples of 64.
+        let cut = chunks(3000, &[1200], &[4, 1200], 8, &limits).unwrap();
+        assert_eq!(cut[0], 0..832);
+        assert_eq!(cut.last().unwrap().end, 3000);
+        assert!(cut.windows(2).all(|w| w[0].end == w[1].start));
+        for range in &cut {
+            assert!(range.len() as u64 * 1200 + 260 <= 1 << 20);
+            assert_eq!(range.start * 4 % 256, 0);
+        }
+        // Whole workgroups of 1024 elements.
+        let cut = chunks(1_000_000, &[4], &[4], 1024, &limits).unwrap();
+        assert!(cut.iter().all(|r| r.start % 1024 == 0));
+        // A device with 16-byte alignment takes rows of up to nearly a binding / 4.
+        let fine = wgpu::Limits {
+            min_storage_buffer_offset_alignment: 16,
+            ..limits.clone()
+        };
+        assert!(
+            chunks(10, &[200_000], &[4, 200_000], 1, &fine)
+                .unwrap()
+                .len()
+                > 1
+        );
+        // Rows too wide for one granule of them: an error naming the limit.
+        assert!(matches!(
+            chunks(10, &[600_000], &[4], 1, &limits),
+            Err(Error::TooLarge {
+                limit_name: "max_storage_buffer_binding_size",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -154,6 +154,8 @@ pub(crate) struct LossBuffers {
     /// Element types of the kernel's input and gradient.
     pub(crate) types: Types,
     grad: Option<GradOut>,
+    /// Whether `grad_binding` is the gradient (not a placeholder).
+    grad_bound: bool,
     /// A bf16 gradient is built with atomic ORs and must start at zero.
     clear_grad: bool,
     upstream_len: usize,
@@ -240,12 +242,60 @@ impl LossBuffers {
             grad_binding,
             types,
             grad,
+            grad_bound: matches!(mode, GradMode::Separate | GradMode::SeparateAsInput),
             clear_grad,
             upstream_len,
             items,
             reduction,
             grid,
         })
+    }
+
+    /// The bytes one item takes in each of these buffers that is cut into chunks (see
+    /// [`crate::plan::chunks`]), with `grad_per_item` gradient values per item.
+    pub(crate) fn item_bytes(&self, grad_per_item: usize) -> Vec<u64> {
+        let mut bytes = Vec::new();
+        if self.reduction == Reduction::None {
+            bytes.push(4);
+        }
+        if self.upstream_len == self.items && self.items > 0 {
+            bytes.push(4);
+        }
+        if self.grad_bound {
+            bytes.push(self.types.grad.size() * grad_per_item as u64);
+        }
+        bytes
+    }
+
+    /// The bindings of the loss, upstream gradient and gradient for the chunk `items` of
+    /// the items, with `grad_per_item` gradient values per item: windows over the chunk's
+    /// part of what is per item, the whole buffer otherwise (pairs, scalars, placeholders).
+    /// Chunks from [`crate::plan::chunks`] with [`item_bytes`](Self::item_bytes) as the owned
+    /// bytes start where every window is aligned.
+    pub(crate) fn chunk(
+        &self,
+        items: std::ops::Range<usize>,
+        grad_per_item: usize,
+    ) -> [wgpu::BufferBinding<'_>; 3] {
+        let part = |buffer, per_item| part_of(buffer, &items, per_item);
+        let out = match self.reduction {
+            Reduction::None => part(&self.stage, 4),
+            Reduction::Mean | Reduction::Sum => self.stage.as_entire_buffer_binding(),
+        };
+        let upstream = if self.upstream_len == self.items && self.items > 0 {
+            part(&self.upstream, 4)
+        } else {
+            self.upstream.as_entire_buffer_binding()
+        };
+        let grad = if self.grad_bound {
+            part(
+                &self.grad_binding,
+                self.types.grad.size() * grad_per_item as u64,
+            )
+        } else {
+            self.grad_binding.as_entire_buffer_binding()
+        };
+        [out, upstream, grad]
     }
 
     /// A program to push the loss's dispatches to: it starts by clearing a bf16 gradient.
@@ -279,6 +329,21 @@ impl LossBuffers {
             upstream_len: self.upstream_len,
             labels: None,
         })
+    }
+}
+
+/// The binding of the part of `buffer` that holds `items`, `per_item` bytes each.
+fn part_of<'b>(
+    buffer: &'b wgpu::Buffer,
+    items: &std::ops::Range<usize>,
+    per_item: u64,
+) -> wgpu::BufferBinding<'b> {
+    let start = items.start as u64 * per_item;
+    let len = (items.len() as u64 * per_item).max(4).next_multiple_of(4);
+    wgpu::BufferBinding {
+        buffer,
+        offset: start,
+        size: wgpu::BufferSize::new(len.min(buffer.size() - start)),
     }
 }
 

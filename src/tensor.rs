@@ -107,6 +107,27 @@ impl<'a> GpuTensor<'a> {
         Ok(self)
     }
 
+    /// Bytes from one row of `cols` elements to the next.
+    pub(crate) fn row_bytes(&self, cols: usize) -> u64 {
+        self.dtype.size() * self.row_stride.unwrap_or(cols) as u64
+    }
+
+    /// Checks this tensor holds rows `rows` (of `cols` elements) and binds just those: the
+    /// window of one chunk.
+    pub(crate) fn rows_window(
+        &self,
+        ctx: &Context,
+        what: &'static str,
+        rows: std::ops::Range<usize>,
+        cols: usize,
+    ) -> Result<Window<'a>> {
+        let part = GpuTensor {
+            offset: self.offset + rows.start as u64 * self.row_bytes(cols),
+            ..*self
+        };
+        part.window(ctx, what, rows.len(), cols)
+    }
+
     /// Checks this tensor holds `rows` rows of `cols` elements and binds it.
     pub(crate) fn window(
         &self,

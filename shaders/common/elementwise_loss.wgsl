@@ -8,7 +8,7 @@ fn block_len(group: u32) -> u32 {
 }
 
 // The gradient scale of element i: upstream[i] (none), upstream[0] (sum), upstream[0] / len
-// (mean). Needs the kernel's `params.len` and `upstream`.
+// (mean, over the whole input). Needs the kernel's `params.total_len` and `upstream`.
 fn element_scale(i: u32) -> f32 {
     if (REDUCTION == 0u) {
         return upstream[i];
@@ -16,5 +16,5 @@ fn element_scale(i: u32) -> f32 {
     if (REDUCTION == 2u) {
         return upstream[0];
     }
-    return upstream[0] / f32(params.len);
+    return upstream[0] / f32(params.total_len);
 }

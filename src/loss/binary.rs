@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::gpu_buffer;
 use crate::loss::launch::{self, whole};
 use crate::loss::{validate, BceOptions, BceWithLogitsOptions, Loss, LossAndGrad, Reduction};
-use crate::plan;
+use crate::plan::{self, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::prepared::{GradMode, HostKey, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
 use crate::tensor::GpuTensor;
@@ -18,6 +18,10 @@ struct Params {
     last_dim: u32,
     x_first: u32,
     t_first: u32,
+    elem_base: u32,
+    pair_base: u32,
+    total_len: u32,
+    _pad: u32,
 }
 
 /// What differs between the two BCE kernels.
@@ -100,48 +104,65 @@ impl Context {
                 reason: "binary cross-entropy writes its gradient to a buffer of its own".into(),
             });
         }
-        let x = input.window(self, "input", 1, len)?;
-        let t = target
-            .four_byte("targets")?
-            .window(self, "target", 1, len)?;
+        let target = target.four_byte("targets")?;
         let grid = plan::elementwise_grid(len, self.limits())?;
         let weight = gpu_buffer::upload(self, "weight", kind.weight.unwrap_or(&[]))?;
         let last_dim = kind.pos_weight.map_or(1, |(_, d)| d);
-        let params = gpu_buffer::uniform(
-            self,
-            &Params {
-                len: len as u32,
-                last_dim: last_dim as u32,
-                x_first: x.first,
-                t_first: t.first,
-            },
-        )?;
         let buffers = LossBuffers::new(self, kind.reduction, len, grid, grad, len, &input)?;
+        // Per element: the input and target, and xent's weight and outputs.
+        let callers = [input.dtype.size(), 4];
+        let mut owned = buffers.item_bytes(1);
+        owned.push(4);
+        let block = (WORKGROUP_SIZE * ELEMENTWISE_ITEMS) as usize;
+        let chunks = plan::chunks(len, &callers, &owned, block, self.limits())?;
         let mut constants = launch::elementwise_constants();
         constants.extend(launch::loss_constants(
             kind.reduction,
             grad != GradMode::Off,
         ));
         constants.push(("HAS_WEIGHT", u32::from(kind.weight.is_some())));
-        let pos_weight;
-        let mut bindings = vec![whole(&params), x.binding, t.binding, whole(&weight)];
-        if let Some((pw, _)) = kind.pos_weight {
-            constants.push(("HAS_POS_WEIGHT", u32::from(pw.is_some())));
-            pos_weight = gpu_buffer::upload(self, "pos_weight", pw.unwrap_or(&[]))?;
-            bindings.push(whole(&pos_weight));
-        }
-        bindings.extend([
-            whole(&buffers.stage),
-            whole(&buffers.upstream),
-            whole(&buffers.grad_binding),
-        ]);
+        let pos_weight = match kind.pos_weight {
+            Some((pw, _)) => {
+                constants.push(("HAS_POS_WEIGHT", u32::from(pw.is_some())));
+                Some(gpu_buffer::upload(self, "pos_weight", pw.unwrap_or(&[]))?)
+            }
+            None => None,
+        };
+        let key = PipelineKey::typed(kind.kernel, constants, buffers.types);
         let mut program = buffers.program();
-        program.push(
-            self,
-            &PipelineKey::typed(kind.kernel, constants, buffers.types),
-            grid,
-            &bindings,
-        )?;
+        for range in chunks {
+            let x = input.rows_window(self, "input", range.clone(), 1)?;
+            let t = target.rows_window(self, "target", range.clone(), 1)?;
+            let params = gpu_buffer::uniform(
+                self,
+                &Params {
+                    len: range.len() as u32,
+                    last_dim: last_dim as u32,
+                    x_first: x.first,
+                    t_first: t.first,
+                    elem_base: range.start as u32,
+                    pair_base: (range.start / block) as u32,
+                    total_len: len as u32,
+                    _pad: 0,
+                },
+            )?;
+            let weight_part = match kind.weight {
+                Some(_) => GpuTensor::new(&weight).rows_window(self, "weight", range.clone(), 1)?,
+                None => GpuTensor::new(&weight).window(self, "weight", 1, 1)?,
+            };
+            let [out, upstream, grad_part] = buffers.chunk(range.clone(), 1);
+            let mut bindings = vec![whole(&params), x.binding, t.binding, weight_part.binding];
+            if let Some(pw) = &pos_weight {
+                bindings.push(whole(pw));
+            }
+            bindings.extend([out, upstream, grad_part]);
+            program.push(
+                self,
+                &key,
+                plan::elementwise_grid(range.len(), self.limits())?,
+                &bindings,
+            )?;
+        }
         buffers.finish(self, program)
     }
 

@@ -3,9 +3,9 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::gpu_buffer;
-use crate::loss::launch::{self, whole};
+use crate::loss::launch::{self, whole, Program};
 use crate::loss::{validate, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad, Reduction};
-use crate::plan::{self, RowPlan};
+use crate::plan::{self, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::prepared::{GradMode, HostKey, LabelStatus, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
 use crate::tensor::{GpuTensor, Window};
@@ -24,6 +24,19 @@ struct Params {
     x_stride: u32,
     y_first: u32,
     y_stride: u32,
+    row_base: u32,
+    pair_base: u32,
+    total_rows: u32,
+    _pad: u32,
+}
+
+/// Where one dispatch (a chunk of rows) sits in the whole batch.
+struct ChunkPos {
+    rows: std::ops::Range<usize>,
+    /// Index of the chunk's first (loss, weight) pair in the pair buffer.
+    pair_base: usize,
+    /// Rows of the whole batch.
+    total_rows: usize,
 }
 
 /// The i32 that stands for `ignore_index` on the GPU, where labels are i32. An `ignore_index`
@@ -120,19 +133,20 @@ fn weight_buffer(ctx: &Context, options: &CrossEntropyOptions) -> Result<wgpu::B
     gpu_buffer::upload(ctx, "weight", options.weight.as_deref().unwrap_or(&[]))
 }
 
-/// The kernel parameters, with the element positions of the logits' and targets' windows.
+/// The kernel parameters of one chunk, with the element positions of the logits' and targets'
+/// windows.
 fn params_buffer(
     ctx: &Context,
-    rows: usize,
     classes: usize,
     options: &CrossEntropyOptions,
     logits: &Window<'_>,
     targets: &Window<'_>,
+    chunk: &ChunkPos,
 ) -> Result<wgpu::Buffer> {
     gpu_buffer::uniform(
         ctx,
         &Params {
-            rows: rows as u32,
+            rows: chunk.rows.len() as u32,
             classes: classes as u32,
             ignore_index: gpu_ignore_index(options.ignore_index),
             smoothing: options.label_smoothing,
@@ -140,8 +154,28 @@ fn params_buffer(
             x_stride: logits.stride,
             y_first: targets.first,
             y_stride: targets.stride,
+            row_base: chunk.rows.start as u32,
+            pair_base: chunk.pair_base as u32,
+            total_rows: chunk.total_rows as u32,
+            _pad: 0,
         },
     )
+}
+
+/// The chunks of rows a categorical loss is dispatched in: every binding of a chunk (logits,
+/// targets with `target_row_bytes` per row, and xent's outputs) fits the device.
+fn row_chunks(
+    ctx: &Context,
+    plan: &RowPlan,
+    rows: usize,
+    classes: usize,
+    logits: &GpuTensor<'_>,
+    target_row_bytes: u64,
+    buffers: &LossBuffers,
+) -> Result<Vec<std::ops::Range<usize>>> {
+    let callers = [logits.row_bytes(classes), target_row_bytes];
+    let owned = buffers.item_bytes(classes);
+    plan::chunks(rows, &callers, &owned, plan.rows_per_group, ctx.limits())
 }
 
 impl Context {
@@ -165,34 +199,18 @@ impl Context {
     ) -> Result<PreparedLoss> {
         let len = check_prepared(rows, classes, options)?;
         let logits = logits.into();
-        let x = logits.window(self, "logits", rows, classes)?;
-        let y = targets
-            .into()
-            .four_byte("targets")?
-            .window(self, "targets", rows, 1)?;
+        let targets = targets.into().four_byte("targets")?;
         let plan = plan::row_plan(rows, classes, self)?;
         let weight = weight_buffer(self, options)?;
-        let params = params_buffer(self, rows, classes, options, &x, &y)?;
         let buffers =
             LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
+        let target_bytes = targets.row_bytes(1);
+        let chunks = row_chunks(self, &plan, rows, classes, &logits, target_bytes, &buffers)?;
         let mut program = buffers.program();
         let status = gpu_buffer::upload(self, "xent label status", &[0u32; LabelStatus::WORDS])?;
         program.clear(&status);
         let denominator = if grad != GradMode::Off && options.reduction == Reduction::Mean {
-            let grid = plan::elementwise_grid(rows, self.limits())?;
-            let partials =
-                gpu_buffer::output(self, "xent denominator partials", 2 * grid.groups as usize)?;
-            let mut constants = launch::elementwise_constants();
-            constants.push(("HAS_WEIGHT", u32::from(options.weight.is_some())));
-            let key = PipelineKey::new(Kernel::CrossEntropyDenominator, constants);
-            let bindings = [
-                whole(&params),
-                y.binding.clone(),
-                whole(&weight),
-                whole(&partials),
-            ];
-            program.push(self, &key, grid, &bindings)?;
-            launch::reduce_pairs(self, &mut program, partials, grid.groups as usize, false)?
+            self.denominator(&mut program, rows, &targets, classes, options, &weight)?
         } else {
             gpu_buffer::output(self, "xent denominator placeholder", 1)?
         };
@@ -202,28 +220,34 @@ impl Context {
             constants(&plan, options, use_q, grad),
             buffers.types,
         );
-        program.push(
-            self,
-            &key,
-            plan.grid,
-            &[
-                whole(&params),
-                x.binding,
-                y.binding.clone(),
-                whole(&weight),
-                whole(&buffers.stage),
-                whole(&buffers.upstream),
-                whole(&denominator),
-                whole(&buffers.grad_binding),
-                whole(&status),
-            ],
-        )?;
-        program.push(
-            self,
-            &PipelineKey::new(Kernel::LabelStatus, Vec::new()),
-            plan::grid(1, self.limits())?,
-            &[whole(&params), y.binding, whole(&status)],
-        )?;
+        let status_key = PipelineKey::new(Kernel::LabelStatus, Vec::new());
+        for range in chunks {
+            let (x, y, params) =
+                self.chunk_inputs(&plan, rows, range.clone(), (&logits, &targets, 1), options)?;
+            let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
+            program.push(
+                self,
+                &key,
+                plan.grid_for(range.len(), self.limits())?,
+                &[
+                    whole(&params),
+                    x.binding,
+                    y.binding.clone(),
+                    whole(&weight),
+                    out,
+                    upstream,
+                    whole(&denominator),
+                    grad_part,
+                    whole(&status),
+                ],
+            )?;
+            program.push(
+                self,
+                &status_key,
+                plan::grid(1, self.limits())?,
+                &[whole(&params), y.binding, whole(&status)],
+            )?;
+        }
         let status = LabelStatus {
             buffer: status,
             classes,
@@ -367,36 +391,43 @@ impl Context {
     ) -> Result<PreparedLoss> {
         let len = check_prepared(rows, classes, options)?;
         let logits = logits.into();
-        let x = logits.window(self, "logits", rows, classes)?;
-        let t = targets
-            .into()
-            .four_byte("targets")?
-            .window(self, "targets", rows, classes)?;
+        let targets = targets.into().four_byte("targets")?;
         let plan = plan::row_plan(rows, classes, self)?;
         let weight = weight_buffer(self, options)?;
-        let params = params_buffer(self, rows, classes, options, &x, &t)?;
         let buffers =
             LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
+        let target_bytes = targets.row_bytes(classes);
+        let chunks = row_chunks(self, &plan, rows, classes, &logits, target_bytes, &buffers)?;
         let mut program = buffers.program();
         let key = PipelineKey::typed(
             Kernel::CrossEntropyProbs,
             constants(&plan, options, true, grad),
             buffers.types,
         );
-        program.push(
-            self,
-            &key,
-            plan.grid,
-            &[
-                whole(&params),
-                x.binding,
-                t.binding,
-                whole(&weight),
-                whole(&buffers.stage),
-                whole(&buffers.upstream),
-                whole(&buffers.grad_binding),
-            ],
-        )?;
+        for range in chunks {
+            let (x, t, params) = self.chunk_inputs(
+                &plan,
+                rows,
+                range.clone(),
+                (&logits, &targets, classes),
+                options,
+            )?;
+            let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
+            program.push(
+                self,
+                &key,
+                plan.grid_for(range.len(), self.limits())?,
+                &[
+                    whole(&params),
+                    x.binding,
+                    t.binding,
+                    whole(&weight),
+                    out,
+                    upstream,
+                    grad_part,
+                ],
+            )?;
+        }
         buffers.finish(self, program)
     }
 
@@ -510,5 +541,68 @@ impl Context {
         self.run_host(key, &inputs, upstream, |b| {
             self.prepare_cross_entropy_probs(&b[0], &b[1], rows, classes, options, mode)
         })
+    }
+}
+
+impl Context {
+    /// Adds the denominator of the mean of class-index cross-entropy (the summed weight of the
+    /// non-ignored targets), in chunks of whole blocks of the targets; returns the one-value
+    /// buffer it ends in.
+    fn denominator(
+        &self,
+        program: &mut Program,
+        rows: usize,
+        targets: &GpuTensor<'_>,
+        classes: usize,
+        options: &CrossEntropyOptions,
+        weight: &wgpu::Buffer,
+    ) -> Result<wgpu::Buffer> {
+        let block = (WORKGROUP_SIZE * ELEMENTWISE_ITEMS) as usize;
+        let chunks = plan::chunks(rows, &[targets.row_bytes(1)], &[], block, self.limits())?;
+        let grids = chunks
+            .iter()
+            .map(|r| plan::elementwise_grid(r.len(), self.limits()))
+            .collect::<Result<Vec<_>>>()?;
+        let groups: usize = grids.iter().map(|g| g.groups as usize).sum();
+        let partials = gpu_buffer::output(self, "xent denominator partials", 2 * groups)?;
+        let mut constants = launch::elementwise_constants();
+        constants.push(("HAS_WEIGHT", u32::from(options.weight.is_some())));
+        let key = PipelineKey::new(Kernel::CrossEntropyDenominator, constants);
+        let mut pair_base = 0;
+        for (range, grid) in chunks.iter().zip(grids) {
+            let y = targets.rows_window(self, "targets", range.clone(), 1)?;
+            let chunk = ChunkPos {
+                rows: range.clone(),
+                pair_base,
+                total_rows: rows,
+            };
+            let params = params_buffer(self, classes, options, &y, &y, &chunk)?;
+            let bindings = [whole(&params), y.binding, whole(weight), whole(&partials)];
+            program.push(self, &key, grid, &bindings)?;
+            pair_base += grid.groups as usize;
+        }
+        launch::reduce_pairs(self, program, partials, groups, false)
+    }
+
+    /// The windows of one chunk of rows of the logits and of the targets (`target_cols` per
+    /// row), and the chunk's kernel parameters.
+    fn chunk_inputs<'a>(
+        &self,
+        plan: &RowPlan,
+        total_rows: usize,
+        rows: std::ops::Range<usize>,
+        (logits, targets, target_cols): (&GpuTensor<'a>, &GpuTensor<'a>, usize),
+        options: &CrossEntropyOptions,
+    ) -> Result<(Window<'a>, Window<'a>, wgpu::Buffer)> {
+        let classes = plan.classes;
+        let x = logits.rows_window(self, "logits", rows.clone(), classes)?;
+        let t = targets.rows_window(self, "targets", rows.clone(), target_cols)?;
+        let chunk = ChunkPos {
+            pair_base: rows.start / plan.rows_per_group,
+            rows,
+            total_rows,
+        };
+        let params = params_buffer(self, classes, options, &x, &t, &chunk)?;
+        Ok((x, t, params))
     }
 }

@@ -50,37 +50,42 @@ impl Context {
                 reason: format!("{rows} x {classes} logits overflow"),
             })?;
         let logits = logits.into();
-        let x = logits.window(self, "logits", rows, classes)?;
         let plan = plan::row_plan(rows, classes, self)?;
-        let params = gpu_buffer::uniform(
-            self,
-            &Params {
-                rows: rows as u32,
-                classes: classes as u32,
-                x_first: x.first,
-                x_stride: x.stride,
-            },
-        )?;
         // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
         let buffers = LossBuffers::new(self, Reduction::None, len, plan.grid, grad, len, &logits)?;
+        let owned: Vec<u64> = buffers
+            .item_bytes(1)
+            .iter()
+            .map(|b| b * classes as u64)
+            .collect();
+        let callers = [logits.row_bytes(classes)];
+        let chunks = plan::chunks(rows, &callers, &owned, plan.rows_per_group, self.limits())?;
         let with_grad = grad != GradMode::Off;
         let mut constants = launch::row_constants(plan.row_threads);
         constants.extend(launch::loss_constants(Reduction::None, with_grad));
         constants.push(("USE_Q", u32::from(with_grad)));
         let key = PipelineKey::typed(Kernel::LogSoftmax, constants, buffers.types);
         let mut program = buffers.program();
-        program.push(
-            self,
-            &key,
-            plan.grid,
-            &[
-                whole(&params),
-                x.binding,
-                whole(&buffers.stage),
-                whole(&buffers.upstream),
-                whole(&buffers.grad_binding),
-            ],
-        )?;
+        for range in chunks {
+            let x = logits.rows_window(self, "logits", range.clone(), classes)?;
+            let params = gpu_buffer::uniform(
+                self,
+                &Params {
+                    rows: range.len() as u32,
+                    classes: classes as u32,
+                    x_first: x.first,
+                    x_stride: x.stride,
+                },
+            )?;
+            let elements = range.start * classes..range.end * classes;
+            let [out, upstream, grad_part] = buffers.chunk(elements, 1);
+            program.push(
+                self,
+                &key,
+                plan.grid_for(range.len(), self.limits())?,
+                &[whole(&params), x.binding, out, upstream, grad_part],
+            )?;
+        }
         buffers.finish(self, program)
     }
 

@@ -1,5 +1,6 @@
-//! Launches past the per-dimension workgroup limit (2-D grids) and past the binding limit,
-//! reached on small data by capping a context's limits.
+//! Launches past the per-dimension workgroup limit (2-D grids) and past the binding limit
+//! (chunks), reached on small data by capping a context's limits, and the large shapes every
+//! adapter must take.
 
 use crate::common::{assert_close, assert_grad_close, contexts, Rng};
 use xent::{reference, BceWithLogitsOptions, CrossEntropyOptions, Error, Reduction, Tuning};
@@ -46,37 +47,213 @@ fn grids_past_the_workgroup_limit_give_the_same_results() {
     }
 }
 
+/// Bits of a loss and gradient, for comparing runs exactly.
+fn bits(loss: &[f32], grad: &[f32]) -> Vec<u32> {
+    loss.iter().chain(grad).map(|v| v.to_bits()).collect()
+}
+
+/// With a 1 MiB binding cap (and at most 100 workgroups per dimension), every loss over
+/// several MiB is cut into chunks: the results are bit-identical to the uncut run (chunks are
+/// whole workgroups, so the reduction is the same tree) and match the reference.
 #[test]
-fn bindings_past_the_limit_are_an_error_naming_it() {
+fn bindings_past_the_limit_are_cut_into_chunks_with_identical_results() {
+    let mut rng = Rng::new(62);
+    let (n, c) = (3000, 300); // 3.6 MB of logits: four chunks or more
+    let logits = rng.vec(n * c, -8.0, 8.0);
+    let mut labels: Vec<i64> = (0..n).map(|_| rng.below(c) as i64).collect();
+    labels[2900] = -100;
+    let probs = rng.distributions(n, c);
+    let targets = rng.vec(n * c, 0.0, 1.0);
+    let weight = rng.vec(c, 0.5, 2.0);
+    let pos_weight = rng.vec(c, 0.5, 3.0);
+    for whole in contexts() {
+        let cut = &whole.with_tuning(Tuning {
+            max_storage_binding_bytes: Some(1 << 20),
+            max_workgroups_per_dimension: Some(100),
+            ..whole.tuning()
+        });
+        for reduction in [Reduction::Mean, Reduction::None] {
+            let options = CrossEntropyOptions {
+                weight: Some(weight.clone()),
+                label_smoothing: 0.1,
+                reduction,
+                ..Default::default()
+            };
+            let case = format!("chunked ce {n}x{c} {reduction:?}");
+            let got = cut
+                .cross_entropy_and_grad(&logits, c, &labels, &options, None)
+                .unwrap();
+            let uncut = whole
+                .cross_entropy_and_grad(&logits, c, &labels, &options, None)
+                .unwrap();
+            let want =
+                reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+            assert_close(cut, &case, got.loss.values(), want.loss.values());
+            assert_grad_close(cut, &case, &got.grad, &want.grad);
+            assert!(
+                bits(got.loss.values(), &got.grad) == bits(uncut.loss.values(), &uncut.grad),
+                "{case}: cut and uncut runs differ"
+            );
+            let mut in_place = logits.clone();
+            let loss = cut
+                .cross_entropy_and_grad_in_place(&mut in_place, c, &labels, &options, None)
+                .unwrap();
+            assert!(bits(loss.values(), &in_place) == bits(got.loss.values(), &got.grad));
+
+            let case = format!("chunked ce probs {n}x{c} {reduction:?}");
+            let got = cut
+                .cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)
+                .unwrap();
+            let uncut = whole
+                .cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)
+                .unwrap();
+            assert!(
+                bits(got.loss.values(), &got.grad) == bits(uncut.loss.values(), &uncut.grad),
+                "{case}: cut and uncut runs differ"
+            );
+            let want = reference::cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)
+                .unwrap();
+            assert_close(cut, &case, got.loss.values(), want.loss.values());
+            assert_grad_close(cut, &case, &got.grad, &want.grad);
+
+            let options = BceWithLogitsOptions {
+                weight: Some(targets.iter().map(|t| t + 0.5).collect()),
+                pos_weight: Some(pos_weight.clone()),
+                reduction,
+            };
+            let case = format!("chunked bce logits {} {reduction:?}", n * c);
+            let got = cut
+                .binary_cross_entropy_with_logits_and_grad(&logits, &targets, &options, None)
+                .unwrap();
+            let uncut = whole
+                .binary_cross_entropy_with_logits_and_grad(&logits, &targets, &options, None)
+                .unwrap();
+            assert!(
+                bits(got.loss.values(), &got.grad) == bits(uncut.loss.values(), &uncut.grad),
+                "{case}: cut and uncut runs differ"
+            );
+            let want = reference::binary_cross_entropy_with_logits_and_grad(
+                &logits, &targets, &options, None,
+            )
+            .unwrap();
+            assert_close(cut, &case, got.loss.values(), want.loss.values());
+            assert_grad_close(cut, &case, &got.grad, &want.grad);
+        }
+        let upstream = rng.vec(n * c, -1.0, 1.0);
+        let got = cut.log_softmax_and_grad(&logits, c, &upstream).unwrap();
+        let uncut = whole.log_softmax_and_grad(&logits, c, &upstream).unwrap();
+        assert!(bits(got.loss.values(), &got.grad) == bits(uncut.loss.values(), &uncut.grad));
+        let want = reference::log_softmax_and_grad(&logits, c, &upstream).unwrap();
+        assert_close(
+            cut,
+            "chunked log_softmax",
+            got.loss.values(),
+            want.loss.values(),
+        );
+        assert_grad_close(cut, "chunked log_softmax", &got.grad, &want.grad);
+        let p: Vec<f32> = targets.iter().map(|t| t * 0.98 + 0.01).collect();
+        let got = cut
+            .binary_cross_entropy(&p, &probs, &Default::default())
+            .unwrap();
+        let uncut = whole
+            .binary_cross_entropy(&p, &probs, &Default::default())
+            .unwrap();
+        assert_eq!(got.values()[0].to_bits(), uncut.values()[0].to_bits());
+    }
+}
+
+/// Targets on the GPU are checked in every chunk, and the status names the first bad row of
+/// the whole batch and its value, whichever chunk holds it.
+#[test]
+fn chunked_label_status_names_the_batch_row() {
+    use wgpu::util::DeviceExt;
+    let (n, c) = (3000, 300);
+    let mut labels: Vec<i32> = (0..n).map(|r| (r % c) as i32).collect();
+    labels[2500] = 300;
+    labels[2999] = -2;
+    for whole in contexts() {
+        let cut = whole.with_tuning(Tuning {
+            max_storage_binding_bytes: Some(1 << 20),
+            ..whole.tuning()
+        });
+        let buffer = |bytes: &[u8]| {
+            cut.device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: None,
+                    contents: bytes,
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+        };
+        let logits = buffer(bytemuck::cast_slice(&vec![0.25f32; n * c]));
+        let labels = buffer(bytemuck::cast_slice(&labels));
+        let prepared = cut
+            .prepare_cross_entropy(
+                &logits,
+                &labels,
+                n,
+                c,
+                &CrossEntropyOptions::default(),
+                xent::GradMode::Separate,
+            )
+            .unwrap();
+        prepared.run().unwrap();
+        assert_eq!(
+            prepared.check_labels(),
+            Err(Error::LabelOutOfRange {
+                row: 2500,
+                label: 300,
+                count: 2,
+                classes: c,
+                ignore_index: -100,
+            })
+        );
+    }
+}
+
+/// The sizes the library promises on every adapter, uncapped: C = 262144 with N = 4, N = 2^20
+/// with C = 2, and 2^24 rows of 2 logits (128 MiB, past lavapipe's binding limit, so cut).
+#[test]
+fn large_class_counts_and_large_batches_match_the_reference() {
+    let mut rng = Rng::new(63);
+    let ctx = &contexts()[0];
+    for (n, c, grad) in [(4, 262_144, true), (1 << 20, 2, true), (1 << 24, 2, false)] {
+        let logits = rng.vec(n * c, -10.0, 10.0);
+        let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
+        let options = CrossEntropyOptions::default();
+        let case = format!("ce {n}x{c}");
+        if grad {
+            let got = ctx
+                .cross_entropy_and_grad(&logits, c, &labels, &options, None)
+                .unwrap();
+            let want =
+                reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+            assert_close(ctx, &case, got.loss.values(), want.loss.values());
+            assert_grad_close(ctx, &case, &got.grad, &want.grad);
+        } else {
+            let got = ctx.cross_entropy(&logits, c, &labels, &options).unwrap();
+            let want = reference::cross_entropy(&logits, c, &labels, &options).unwrap();
+            assert_close(ctx, &case, got.values(), want.values());
+        }
+    }
+}
+
+/// A single row wider than a binding cannot be cut (yet): an error naming the limit.
+#[test]
+fn rows_wider_than_a_binding_are_an_error_naming_it() {
     let base = &contexts()[0];
     let ctx = base.with_tuning(Tuning {
         max_storage_binding_bytes: Some(1 << 20),
         ..base.tuning()
     });
-    let (n, c) = (600, 1000); // 2.4 MB of logits
-    let logits = vec![0.5f32; n * c];
-    let labels = vec![1u32; n];
-    match ctx.cross_entropy(&logits, c, &labels, &CrossEntropyOptions::default()) {
+    let c = 300_000; // 1.2 MB per row
+    let logits = vec![0.5f32; 2 * c];
+    match ctx.cross_entropy(&logits, c, &[1u32, 2], &CrossEntropyOptions::default()) {
         Err(Error::TooLarge {
-            limit_name,
-            limit,
-            needed,
-            ..
+            limit_name, limit, ..
         }) => {
             assert_eq!(limit_name, "max_storage_buffer_binding_size");
             assert_eq!(limit, 1 << 20);
-            assert_eq!(needed, (4 * n * c) as u64);
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
-    // Within the cap, the same context computes.
-    let small = ctx
-        .cross_entropy(
-            &logits[..100 * c],
-            c,
-            &labels[..100],
-            &CrossEntropyOptions::default(),
-        )
-        .unwrap();
-    assert!((small.scalar().unwrap() - (c as f32).ln()).abs() < 1e-4);
 }

@@ -26,6 +26,10 @@ fn describe(adapter: &wgpu::Adapter) -> Json {
         ),
         ("max_buffer_size", Json::Num(limits.max_buffer_size as f64)),
         (
+            "min_storage_buffer_offset_alignment",
+            Json::Num(f64::from(limits.min_storage_buffer_offset_alignment)),
+        ),
+        (
             "max_compute_workgroups_per_dimension",
             Json::Num(f64::from(limits.max_compute_workgroups_per_dimension)),
         ),
