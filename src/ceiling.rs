@@ -29,38 +29,40 @@ pub struct ReadCeiling {
 impl ReadCeiling {
     /// A read of `bytes` (rounded down to 16 bytes, and to the adapter's binding limit).
     pub fn new(ctx: &Context, bytes: u64) -> Result<ReadCeiling> {
-        let bytes = bytes.min(ctx.limits().max_storage_buffer_binding_size) / 16 * 16;
-        let len4 = (bytes / 16).max(1);
-        let data = ctx.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("xent read ceiling"),
-            size: len4 * 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
-        let out = gpu_buffer::output(ctx, "xent read ceiling out", 1)?;
-        let params = gpu_buffer::uniform(
-            ctx,
-            &Params {
-                len4: len4 as u32,
-                _pad: [0; 3],
-            },
-        )?;
-        let groups = len4.div_ceil(u64::from(WORKGROUP_SIZE * LOADS_PER_THREAD));
-        let grid = plan::grid(groups, ctx.limits())?;
-        let key = PipelineKey::new(
-            Kernel::ReadBandwidth,
-            vec![("WG", WORKGROUP_SIZE), ("ITEMS", LOADS_PER_THREAD)],
-        );
-        let mut program = Program::default();
-        program.push(
-            ctx,
-            &key,
-            grid,
-            &[whole(&params), whole(&data), whole(&out)],
-        )?;
-        Ok(ReadCeiling {
-            program,
-            bytes: len4 * 16,
+        ctx.checked(|| {
+            let bytes = bytes.min(ctx.limits().max_storage_buffer_binding_size) / 16 * 16;
+            let len4 = (bytes / 16).max(1);
+            let data = ctx.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("xent read ceiling"),
+                size: len4 * 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            let out = gpu_buffer::output(ctx, "xent read ceiling out", 1)?;
+            let params = gpu_buffer::uniform(
+                ctx,
+                &Params {
+                    len4: len4 as u32,
+                    _pad: [0; 3],
+                },
+            )?;
+            let groups = len4.div_ceil(u64::from(WORKGROUP_SIZE * LOADS_PER_THREAD));
+            let grid = plan::grid(groups, ctx.limits())?;
+            let key = PipelineKey::new(
+                Kernel::ReadBandwidth,
+                vec![("WG", WORKGROUP_SIZE), ("ITEMS", LOADS_PER_THREAD)],
+            );
+            let mut program = Program::default();
+            program.push(
+                ctx,
+                &key,
+                grid,
+                &[whole(&params), whole(&data), whole(&out)],
+            )?;
+            Ok(ReadCeiling {
+                program,
+                bytes: len4 * 16,
+            })
         })
     }
 

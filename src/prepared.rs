@@ -523,10 +523,12 @@ impl PreparedLoss {
                 hint: format!("the upstream gradient of a {:?} loss", self.reduction),
             });
         }
-        self.ctx
-            .queue()
-            .write_buffer(&self.upstream, 0, bytemuck::cast_slice(upstream));
-        Ok(())
+        self.ctx.checked(|| {
+            self.ctx
+                .queue()
+                .write_buffer(&self.upstream, 0, bytemuck::cast_slice(upstream));
+            Ok(())
+        })
     }
 
     /// Reads the loss back without blocking: the future resolves once the GPU has finished
@@ -559,7 +561,7 @@ impl PreparedLoss {
     /// count, and the first such row and target) instead of a loss.
     pub fn read_loss(&self) -> Result<Loss> {
         let sources = self.with_status(vec![(&self.loss, self.loss_len)]);
-        let values = self.checked_values(self.ctx.read(&sources)?)?;
+        let values = self.checked_values(self.ctx.checked(|| self.ctx.read(&sources))?)?;
         Ok(self.loss_from(values.into_iter().next().unwrap_or_default()))
     }
 
@@ -574,7 +576,8 @@ impl PreparedLoss {
             return Ok(());
         }
         let sources = self.with_status(Vec::new());
-        self.checked_values(self.ctx.read(&sources)?).map(|_| ())
+        let values = self.ctx.checked(|| self.ctx.read(&sources))?;
+        self.checked_values(values).map(|_| ())
     }
 
     /// `sources` followed by the label status, if this loss has one.
@@ -625,7 +628,8 @@ impl PreparedLoss {
         };
         grad.check_packed()?;
         let sources = self.with_status(vec![(&grad.buffer, grad.words())]);
-        let words = self.checked_values(self.ctx.read(&sources)?)?.remove(0);
+        let values = self.ctx.checked(|| self.ctx.read(&sources))?;
+        let words = self.checked_values(values)?.remove(0);
         Ok(Some(decode(words, grad.len, grad.dtype)))
     }
 }

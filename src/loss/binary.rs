@@ -46,19 +46,21 @@ impl Context {
         options: &BceOptions,
         grad: GradMode,
     ) -> Result<PreparedLoss> {
-        validate::weights(
-            "weight",
-            options.weight.as_deref(),
-            len,
-            "one weight per input element",
-        )?;
-        let kind = BceKind {
-            kernel: Kernel::Bce,
-            weight: options.weight.as_deref(),
-            pos_weight: None,
-            reduction: options.reduction,
-        };
-        self.prepare_bce(input.into(), target.into(), len, &kind, grad)
+        self.checked(|| {
+            validate::weights(
+                "weight",
+                options.weight.as_deref(),
+                len,
+                "one weight per input element",
+            )?;
+            let kind = BceKind {
+                kernel: Kernel::Bce,
+                weight: options.weight.as_deref(),
+                pos_weight: None,
+                reduction: options.reduction,
+            };
+            self.prepare_bce(input.into(), target.into(), len, &kind, grad)
+        })
     }
 
     /// Prepares binary cross-entropy with logits on GPU tensors of `len` f32 each (at any 4-byte
@@ -73,20 +75,22 @@ impl Context {
         options: &BceWithLogitsOptions,
         grad: GradMode,
     ) -> Result<PreparedLoss> {
-        validate::weights(
-            "weight",
-            options.weight.as_deref(),
-            len,
-            "one weight per input element",
-        )?;
-        let last_dim = validate::last_dim(len, options.pos_weight.as_deref())?;
-        let kind = BceKind {
-            kernel: Kernel::BceLogits,
-            weight: options.weight.as_deref(),
-            pos_weight: Some((options.pos_weight.as_deref(), last_dim)),
-            reduction: options.reduction,
-        };
-        self.prepare_bce(input.into(), target.into(), len, &kind, grad)
+        self.checked(|| {
+            validate::weights(
+                "weight",
+                options.weight.as_deref(),
+                len,
+                "one weight per input element",
+            )?;
+            let last_dim = validate::last_dim(len, options.pos_weight.as_deref())?;
+            let kind = BceKind {
+                kernel: Kernel::BceLogits,
+                weight: options.weight.as_deref(),
+                pos_weight: Some((options.pos_weight.as_deref(), last_dim)),
+                reduction: options.reduction,
+            };
+            self.prepare_bce(input.into(), target.into(), len, &kind, grad)
+        })
     }
 
     fn prepare_bce(

@@ -197,63 +197,66 @@ impl Context {
         options: &CrossEntropyOptions,
         grad: GradMode,
     ) -> Result<PreparedLoss> {
-        let len = check_prepared(rows, classes, options)?;
-        let logits = logits.into();
-        let targets = targets.into().four_byte("targets")?;
-        let plan = plan::row_plan(rows, classes, self)?;
-        let weight = weight_buffer(self, options)?;
-        let buffers =
-            LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
-        let target_bytes = targets.row_bytes(1);
-        let chunks = row_chunks(self, &plan, rows, classes, &logits, target_bytes, &buffers)?;
-        let mut program = buffers.program();
-        let status = gpu_buffer::upload(self, "xent label status", &[0u32; LabelStatus::WORDS])?;
-        program.clear(&status);
-        let denominator = if grad != GradMode::Off && options.reduction == Reduction::Mean {
-            self.denominator(&mut program, rows, &targets, classes, options, &weight)?
-        } else {
-            gpu_buffer::output(self, "xent denominator placeholder", 1)?
-        };
-        let use_q = options.label_smoothing > 0.0;
-        let key = PipelineKey::typed(
-            Kernel::CrossEntropy,
-            constants(&plan, options, use_q, grad),
-            buffers.types,
-        );
-        let status_key = PipelineKey::new(Kernel::LabelStatus, Vec::new());
-        for range in chunks {
-            let (x, y, params) =
-                self.chunk_inputs(&plan, rows, range.clone(), (&logits, &targets, 1), options)?;
-            let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
-            program.push(
-                self,
-                &key,
-                plan.grid_for(range.len(), self.limits())?,
-                &[
-                    whole(&params),
-                    x.binding,
-                    y.binding.clone(),
-                    whole(&weight),
-                    out,
-                    upstream,
-                    whole(&denominator),
-                    grad_part,
-                    whole(&status),
-                ],
-            )?;
-            program.push(
-                self,
-                &status_key,
-                plan::grid(1, self.limits())?,
-                &[whole(&params), y.binding, whole(&status)],
-            )?;
-        }
-        let status = LabelStatus {
-            buffer: status,
-            classes,
-            ignore_index: options.ignore_index,
-        };
-        Ok(buffers.finish(self, program)?.watch_labels(status))
+        self.checked(|| {
+            let len = check_prepared(rows, classes, options)?;
+            let logits = logits.into();
+            let targets = targets.into().four_byte("targets")?;
+            let plan = plan::row_plan(rows, classes, self)?;
+            let weight = weight_buffer(self, options)?;
+            let buffers =
+                LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
+            let target_bytes = targets.row_bytes(1);
+            let chunks = row_chunks(self, &plan, rows, classes, &logits, target_bytes, &buffers)?;
+            let mut program = buffers.program();
+            let status =
+                gpu_buffer::upload(self, "xent label status", &[0u32; LabelStatus::WORDS])?;
+            program.clear(&status);
+            let denominator = if grad != GradMode::Off && options.reduction == Reduction::Mean {
+                self.denominator(&mut program, rows, &targets, classes, options, &weight)?
+            } else {
+                gpu_buffer::output(self, "xent denominator placeholder", 1)?
+            };
+            let use_q = options.label_smoothing > 0.0;
+            let key = PipelineKey::typed(
+                Kernel::CrossEntropy,
+                constants(&plan, options, use_q, grad),
+                buffers.types,
+            );
+            let status_key = PipelineKey::new(Kernel::LabelStatus, Vec::new());
+            for range in chunks {
+                let (x, y, params) =
+                    self.chunk_inputs(&plan, rows, range.clone(), (&logits, &targets, 1), options)?;
+                let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
+                program.push(
+                    self,
+                    &key,
+                    plan.grid_for(range.len(), self.limits())?,
+                    &[
+                        whole(&params),
+                        x.binding,
+                        y.binding.clone(),
+                        whole(&weight),
+                        out,
+                        upstream,
+                        whole(&denominator),
+                        grad_part,
+                        whole(&status),
+                    ],
+                )?;
+                program.push(
+                    self,
+                    &status_key,
+                    plan::grid(1, self.limits())?,
+                    &[whole(&params), y.binding, whole(&status)],
+                )?;
+            }
+            let status = LabelStatus {
+                buffer: status,
+                classes,
+                ignore_index: options.ignore_index,
+            };
+            Ok(buffers.finish(self, program)?.watch_labels(status))
+        })
     }
 
     /// Categorical cross-entropy of an (N, C) batch of logits (row-major, `classes` = C)
@@ -389,46 +392,48 @@ impl Context {
         options: &CrossEntropyOptions,
         grad: GradMode,
     ) -> Result<PreparedLoss> {
-        let len = check_prepared(rows, classes, options)?;
-        let logits = logits.into();
-        let targets = targets.into().four_byte("targets")?;
-        let plan = plan::row_plan(rows, classes, self)?;
-        let weight = weight_buffer(self, options)?;
-        let buffers =
-            LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
-        let target_bytes = targets.row_bytes(classes);
-        let chunks = row_chunks(self, &plan, rows, classes, &logits, target_bytes, &buffers)?;
-        let mut program = buffers.program();
-        let key = PipelineKey::typed(
-            Kernel::CrossEntropyProbs,
-            constants(&plan, options, true, grad),
-            buffers.types,
-        );
-        for range in chunks {
-            let (x, t, params) = self.chunk_inputs(
-                &plan,
-                rows,
-                range.clone(),
-                (&logits, &targets, classes),
-                options,
-            )?;
-            let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
-            program.push(
-                self,
-                &key,
-                plan.grid_for(range.len(), self.limits())?,
-                &[
-                    whole(&params),
-                    x.binding,
-                    t.binding,
-                    whole(&weight),
-                    out,
-                    upstream,
-                    grad_part,
-                ],
-            )?;
-        }
-        buffers.finish(self, program)
+        self.checked(|| {
+            let len = check_prepared(rows, classes, options)?;
+            let logits = logits.into();
+            let targets = targets.into().four_byte("targets")?;
+            let plan = plan::row_plan(rows, classes, self)?;
+            let weight = weight_buffer(self, options)?;
+            let buffers =
+                LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
+            let target_bytes = targets.row_bytes(classes);
+            let chunks = row_chunks(self, &plan, rows, classes, &logits, target_bytes, &buffers)?;
+            let mut program = buffers.program();
+            let key = PipelineKey::typed(
+                Kernel::CrossEntropyProbs,
+                constants(&plan, options, true, grad),
+                buffers.types,
+            );
+            for range in chunks {
+                let (x, t, params) = self.chunk_inputs(
+                    &plan,
+                    rows,
+                    range.clone(),
+                    (&logits, &targets, classes),
+                    options,
+                )?;
+                let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
+                program.push(
+                    self,
+                    &key,
+                    plan.grid_for(range.len(), self.limits())?,
+                    &[
+                        whole(&params),
+                        x.binding,
+                        t.binding,
+                        whole(&weight),
+                        out,
+                        upstream,
+                        grad_part,
+                    ],
+                )?;
+            }
+            buffers.finish(self, program)
+        })
     }
 
     /// Categorical cross-entropy of an (N, C) batch of logits against (N, C) probability

@@ -32,61 +32,65 @@ impl Context {
         classes: usize,
         grad: GradMode,
     ) -> Result<PreparedLoss> {
-        if classes == 0 {
-            return Err(Error::InvalidShape {
-                reason: "the number of classes must be at least 1".into(),
-            });
-        }
-        if grad == GradMode::InPlace {
-            return Err(Error::InvalidOption {
-                name: "grad",
-                value: "GradMode::InPlace".into(),
-                reason: "log-softmax writes its output and gradient to buffers of its own".into(),
-            });
-        }
-        let len = rows
-            .checked_mul(classes)
-            .ok_or_else(|| Error::InvalidShape {
-                reason: format!("{rows} x {classes} logits overflow"),
-            })?;
-        let logits = logits.into();
-        let plan = plan::row_plan(rows, classes, self)?;
-        // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
-        let buffers = LossBuffers::new(self, Reduction::None, len, plan.grid, grad, len, &logits)?;
-        let owned: Vec<u64> = buffers
-            .item_bytes(1)
-            .iter()
-            .map(|b| b * classes as u64)
-            .collect();
-        let callers = [logits.row_bytes(classes)];
-        let chunks = plan::chunks(rows, &callers, &owned, plan.rows_per_group, self.limits())?;
-        let with_grad = grad != GradMode::Off;
-        let mut constants = launch::row_constants(plan.row_threads);
-        constants.extend(launch::loss_constants(Reduction::None, with_grad));
-        constants.push(("USE_Q", u32::from(with_grad)));
-        let key = PipelineKey::typed(Kernel::LogSoftmax, constants, buffers.types);
-        let mut program = buffers.program();
-        for range in chunks {
-            let x = logits.rows_window(self, "logits", range.clone(), classes)?;
-            let params = gpu_buffer::uniform(
-                self,
-                &Params {
-                    rows: range.len() as u32,
-                    classes: classes as u32,
-                    x_first: x.first,
-                    x_stride: x.stride,
-                },
-            )?;
-            let elements = range.start * classes..range.end * classes;
-            let [out, upstream, grad_part] = buffers.chunk(elements, 1);
-            program.push(
-                self,
-                &key,
-                plan.grid_for(range.len(), self.limits())?,
-                &[whole(&params), x.binding, out, upstream, grad_part],
-            )?;
-        }
-        buffers.finish(self, program)
+        self.checked(|| {
+            if classes == 0 {
+                return Err(Error::InvalidShape {
+                    reason: "the number of classes must be at least 1".into(),
+                });
+            }
+            if grad == GradMode::InPlace {
+                return Err(Error::InvalidOption {
+                    name: "grad",
+                    value: "GradMode::InPlace".into(),
+                    reason: "log-softmax writes its output and gradient to buffers of its own"
+                        .into(),
+                });
+            }
+            let len = rows
+                .checked_mul(classes)
+                .ok_or_else(|| Error::InvalidShape {
+                    reason: format!("{rows} x {classes} logits overflow"),
+                })?;
+            let logits = logits.into();
+            let plan = plan::row_plan(rows, classes, self)?;
+            // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
+            let buffers =
+                LossBuffers::new(self, Reduction::None, len, plan.grid, grad, len, &logits)?;
+            let owned: Vec<u64> = buffers
+                .item_bytes(1)
+                .iter()
+                .map(|b| b * classes as u64)
+                .collect();
+            let callers = [logits.row_bytes(classes)];
+            let chunks = plan::chunks(rows, &callers, &owned, plan.rows_per_group, self.limits())?;
+            let with_grad = grad != GradMode::Off;
+            let mut constants = launch::row_constants(plan.row_threads);
+            constants.extend(launch::loss_constants(Reduction::None, with_grad));
+            constants.push(("USE_Q", u32::from(with_grad)));
+            let key = PipelineKey::typed(Kernel::LogSoftmax, constants, buffers.types);
+            let mut program = buffers.program();
+            for range in chunks {
+                let x = logits.rows_window(self, "logits", range.clone(), classes)?;
+                let params = gpu_buffer::uniform(
+                    self,
+                    &Params {
+                        rows: range.len() as u32,
+                        classes: classes as u32,
+                        x_first: x.first,
+                        x_stride: x.stride,
+                    },
+                )?;
+                let elements = range.start * classes..range.end * classes;
+                let [out, upstream, grad_part] = buffers.chunk(elements, 1);
+                program.push(
+                    self,
+                    &key,
+                    plan.grid_for(range.len(), self.limits())?,
+                    &[whole(&params), x.binding, out, upstream, grad_part],
+                )?;
+            }
+            buffers.finish(self, program)
+        })
     }
 
     /// Log-softmax of each row of an (N, C) batch of logits (row-major, `classes` = C):

@@ -108,3 +108,31 @@ fn a_destroyed_device_gives_errors_not_panics_or_hangs() {
         pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
     calls_after_destroy(&Context::from_device(device, queue).unwrap(), false);
 }
+
+#[test]
+fn a_destroyed_caller_buffer_is_an_error_not_a_panic() {
+    use wgpu::util::DeviceExt;
+    let ctx = &contexts()[0];
+    let buffer = |data: &[u8]| {
+        ctx.device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: data,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    };
+    let logits = buffer(bytemuck::cast_slice(&[0.5f32; 30]));
+    let labels = buffer(bytemuck::cast_slice(&[1i32; 3]));
+    logits.destroy();
+    let options = CrossEntropyOptions::default();
+    let result = ctx.prepare_cross_entropy(&logits, &labels, 3, 10, &options, GradMode::Off);
+    assert!(
+        matches!(result, Err(Error::Gpu(_))),
+        "{:?}",
+        result.map(drop)
+    );
+    // The context is still usable for other work.
+    assert!(ctx
+        .cross_entropy(&[0.5; 30], 10, &[1u32; 3], &options)
+        .is_ok());
+}
