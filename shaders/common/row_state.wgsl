@@ -85,6 +85,10 @@ var<workgroup> sm_b: array<f32, WG_MAX>;
 // Merges the states of the ROW_THREADS threads of each row; every thread must call it.
 // Returns the merged state of the calling thread's row.
 fn row_reduce(local: u32, st: RowState) -> RowState {
+    // A row of one thread has nothing to merge (and lavapipe pays for every barrier).
+    if (ROW_THREADS == 1u) {
+        return st;
+    }
     let lane = local % ROW_THREADS;
     var mine = st;
     sm_m[local] = mine.m;
