@@ -275,6 +275,27 @@ impl Context {
         self.inner.caches.buffers_created.load(Ordering::Relaxed)
     }
 
+    /// Bytes of GPU memory xent keeps for reuse on this device: the inputs and outputs of kept
+    /// host calls and the pooled readback buffers. A diagnostic; both caches are bounded.
+    pub fn cached_bytes(&self) -> u64 {
+        let calls: u64 = self
+            .host_calls()
+            .values()
+            .flatten()
+            .map(crate::prepared::HostCall::bytes)
+            .sum();
+        let staging: u64 = self
+            .inner
+            .caches
+            .staging
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(size, kept)| size * kept.len() as u64)
+            .sum();
+        calls + staging
+    }
+
     /// Creates a buffer (and counts it).
     pub(crate) fn create_buffer(&self, desc: &wgpu::BufferDescriptor<'_>) -> wgpu::Buffer {
         self.inner

@@ -357,6 +357,13 @@ pub(crate) struct HostCall {
     bytes: u64,
 }
 
+impl HostCall {
+    /// The bytes of its inputs and outputs.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
 /// The key of a host call: its shape and scalar options (reuse needs equal keys) and the bits
 /// of its weight vectors (compared exactly, so a reused call never has other weights).
 pub(crate) struct HostKey {
