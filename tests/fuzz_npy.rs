@@ -1,8 +1,9 @@
 //! Fuzzing of the .npy reader, driven by proptest for a bounded number of cases (256 per
-//! property, or `XENT_FUZZ_CASES`): mutated valid files (truncated, bytes flipped, headers
-//! rewritten, huge declared shapes and header lengths) and arbitrary bytes must give an error
-//! or a consistent array, never a panic, and no single allocation may be larger than the file
-//! itself allows (a declared shape is never trusted for a size).
+//! property, or `XENT_FUZZ_CASES`; a fixed seed, or `XENT_PROPTEST_SEED`): mutated valid
+//! files (truncated, bytes flipped, headers rewritten, huge declared shapes and header
+//! lengths) and arbitrary bytes must give an error or a consistent array, never a panic, and
+//! no single allocation may be larger than the file itself allows (a declared shape is never
+//! trusted for a size).
 //!
 //! Its own test binary, because it installs a global allocator that records the largest
 //! allocation.
@@ -72,8 +73,14 @@ fn config() -> Config {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(256);
+    let seed = std::env::var("XENT_PROPTEST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x7865_6e74);
     Config {
         cases,
+        // A fixed seed: CI runs the same cases every time.
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
         failure_persistence: None,
         ..Config::default()
     }

@@ -435,7 +435,7 @@ fn fuzz_files(dir: &Path) -> Vec<String> {
 #[test]
 fn eval_fuzzed_arguments_give_errors_not_panics() {
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, TestRunner};
+    use proptest::test_runner::TestRunner;
 
     let dir = scratch("eval_fuzz");
     let files = fuzz_files(&dir);
@@ -518,15 +518,7 @@ fn eval_fuzzed_arguments_give_errors_not_panics() {
             (sub, args)
         });
     let exits = std::sync::Mutex::new(std::collections::BTreeMap::<Option<i32>, usize>::new());
-    let cases = std::env::var("XENT_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(crate::common::proptest_config("XENT_FUZZ_CASES", 60));
     runner
         .run(&argv, |(sub, args)| {
             let _ = std::fs::remove_file(&loss);

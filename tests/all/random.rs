@@ -6,25 +6,17 @@
 //! finite results wherever the exact result fits in f32, and non-finite inputs give exactly
 //! PyTorch's NaN and infinities.
 //!
-//! Cases per property: 24, or `XENT_PROPTEST_CASES`.
+//! Cases per property: 24, or `XENT_PROPTEST_CASES`; the seed is fixed (`XENT_PROPTEST_SEED`
+//! picks another).
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
-use crate::common::{assert_close, assert_grad_close, contexts};
+use crate::common::{assert_close, assert_grad_close, contexts, proptest_config};
 use xent::{reference, BceOptions, BceWithLogitsOptions, CrossEntropyOptions, Reduction};
 
 fn config() -> Config {
-    let cases = std::env::var("XENT_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24);
-    Config {
-        cases,
-        // No regression files in the source tree: a failure prints its minimal case.
-        failure_persistence: None,
-        ..Config::default()
-    }
+    proptest_config("XENT_PROPTEST_CASES", 24)
 }
 
 /// The reference rounded to f32, as an exact f32 computation would give it (beyond f32's
