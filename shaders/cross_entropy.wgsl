@@ -56,6 +56,11 @@ fn class_weight(c: u32) -> f32 {
     return 1.0;
 }
 
+// The row-state coefficient of class c (state_push_row's hook).
+fn element_q(q_base: u32, c: u32) -> f32 {
+    return smoothing_coefficient(c);
+}
+
 fn smoothing_coefficient(c: u32) -> f32 {
     if (USE_Q) {
         return class_weight(c);
@@ -121,9 +126,7 @@ fn main(@builtin(local_invocation_index) local: u32,
                 }
             }
         } else {
-            for (var c = lane; c < classes; c = c + ROW_THREADS) {
-                st = state_push(st, load_x(base + c), smoothing_coefficient(c));
-            }
+            st = state_push_row(st, base, 0u, lane, classes);
         }
     }
     st = row_reduce(local, st);

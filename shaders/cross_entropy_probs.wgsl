@@ -46,6 +46,12 @@ fn coefficient(i: u32, c: u32) -> f32 {
     return q;
 }
 
+// The row-state coefficient of class c of the row whose targets start at t_base
+// (state_push_row's hook).
+fn element_q(t_base: u32, c: u32) -> f32 {
+    return coefficient(t_base + c, c);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
@@ -74,9 +80,7 @@ fn main(@builtin(local_invocation_index) local: u32,
                 }
             }
         } else {
-            for (var c = lane; c < classes; c = c + ROW_THREADS) {
-                st = state_push(st, load_x(base + c), coefficient(t_base + c, c));
-            }
+            st = state_push_row(st, base, t_base, lane, classes);
         }
     }
     st = row_reduce(local, st);

@@ -24,6 +24,12 @@ fn upstream_at(i: u32) -> f32 {
     return 0.0;
 }
 
+// The row-state coefficient of element c of the row whose upstream starts at g_base: the
+// upstream gradient, whose row sum the backward needs (state_push_row's hook).
+fn element_q(g_base: u32, c: u32) -> f32 {
+    return upstream_at(g_base + c);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
@@ -51,9 +57,7 @@ fn main(@builtin(local_invocation_index) local: u32,
                 }
             }
         } else {
-            for (var c = lane; c < classes; c = c + ROW_THREADS) {
-                st = state_push(st, load_x(x_base + c), upstream_at(base + c));
-            }
+            st = state_push_row(st, x_base, base, lane, classes);
         }
     }
     st = row_reduce(local, st);

@@ -54,6 +54,51 @@ fn state_push(st: RowState, x: f32, q: f32) -> RowState {
     return r;
 }
 
+// Values a thread reads per step of a long row: their max is found first, so the state is
+// rescaled once per block rather than tested element by element, and the block's loads are
+// independent of one another (more of them in flight).
+const BLOCK: u32 = 8u;
+
+// Pushes the values x[base + c] (with coefficients element_q(q_base, c)) for c = lane,
+// lane + ROW_THREADS, ... < classes, a block at a time. Needs the kernel's `load_x` and
+// `element_q`.
+fn state_push_row(start: RowState, base: u32, q_base: u32, lane: u32, classes: u32) -> RowState {
+    var st = start;
+    for (var c0 = lane; c0 < classes; c0 = c0 + BLOCK * ROW_THREADS) {
+        var xs: array<f32, BLOCK>;
+        var m = st.m;
+        for (var j = 0u; j < BLOCK; j = j + 1u) {
+            let c = c0 + j * ROW_THREADS;
+            xs[j] = -F32_MAX;
+            if (c < classes) {
+                xs[j] = load_x(base + c);
+                m = max(m, xs[j]);
+            }
+        }
+        var r: RowState;
+        r.m = m;
+        r.s = st.s * exp(st.m - m);
+        r.q = st.q;
+        r.b = 0.0;
+        if (USE_Q) {
+            r.b = st.b + rebase(st.q, st.m, m);
+        }
+        for (var j = 0u; j < BLOCK; j = j + 1u) {
+            let c = c0 + j * ROW_THREADS;
+            if (c < classes) {
+                r.s = r.s + exp(xs[j] - m);
+                if (USE_Q) {
+                    let q = element_q(q_base, c);
+                    r.b = r.b + q * (xs[j] - m);
+                    r.q = r.q + q;
+                }
+            }
+        }
+        st = r;
+    }
+    return st;
+}
+
 fn state_merge(a: RowState, c: RowState) -> RowState {
     var r: RowState;
     r.m = max(a.m, c.m);
