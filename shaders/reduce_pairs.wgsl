@@ -1,7 +1,7 @@
 // Deterministic batch reduction of (loss, weight) pairs.
 //
 // Input: `len` pairs, flattened (loss_0, weight_0, loss_1, weight_1, ...). Each workgroup sums
-// one block of WG * ITEMS consecutive pairs with a fixed-order tree. With FINAL unset it writes
+// one block of WG * ITEMS consecutive pairs in a fixed order (common/elementwise.wgsl). With FINAL unset it writes
 // its block's pair to out[2 g], out[2 g + 1]; the host repeats the pass until one block is left.
 // With FINAL set (a single workgroup) it writes the loss to out[0]: the sum, or, when MEAN,
 // the summed loss divided by the summed weight (0 / 0 = NaN for an empty or all-ignored batch,
@@ -21,8 +21,6 @@ override MEAN: bool = false;
 @group(0) @binding(1) var<storage, read> pairs: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-var<workgroup> sm_w: array<f32, WG_MAX>;
-
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
@@ -38,17 +36,10 @@ fn main(@builtin(local_invocation_index) local: u32,
             weight = weight + pairs[2u * i + 1u];
         }
     }
-    sm_w[local] = weight;
-    let total_loss = workgroup_sum(local, loss);
-    // workgroup_sum ended on a barrier, so sm_w is complete.
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (local < stride) {
-            sm_w[local] = sm_w[local] + sm_w[local + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum2(local, vec2<f32>(loss, weight));
+    let total_loss = total.x;
     if (local == 0u) {
-        let total_weight = sm_w[0];
+        let total_weight = total.y;
         if (FINAL) {
             if (MEAN) {
                 out[0] = total_loss / total_weight;

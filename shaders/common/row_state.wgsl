@@ -159,8 +159,10 @@ fn row_reduce(local: u32, st: RowState) -> RowState {
 }
 
 // Sums (loss, weight) pairs of the rows of this workgroup in a fixed order; every thread must
-// call it, with the values of its row on lane 0 (other lanes' values are ignored).
-// The result is meaningful on thread 0.
+// call it, with the values of its row on lane 0 (other lanes' values are ignored), and every
+// thread gets the total. Two levels rather than a tree (two barriers whatever the row count;
+// CPU drivers pay for every barrier): groups of up to 16 consecutive rows are added in order
+// by one thread each, then the group sums in order.
 fn workgroup_pair_sum(local: u32, value: vec2<f32>) -> vec2<f32> {
     let lane = local % ROW_THREADS;
     let row = local / ROW_THREADS;
@@ -170,16 +172,24 @@ fn workgroup_pair_sum(local: u32, value: vec2<f32>) -> vec2<f32> {
     }
     workgroupBarrier();
     let rows = WG / ROW_THREADS;
-    for (var stride = rows / 2u; stride > 0u; stride = stride / 2u) {
-        if (local < stride) {
-            sm_m[local] = sm_m[local] + sm_m[local + stride];
-            sm_s[local] = sm_s[local] + sm_s[local + stride];
+    let span = min(rows, 16u);
+    let parts = rows / span;
+    if (local < parts) {
+        var acc = vec2<f32>(0.0, 0.0);
+        for (var k = 0u; k < span; k = k + 1u) {
+            acc = acc + vec2<f32>(sm_m[local * span + k], sm_s[local * span + k]);
         }
-        workgroupBarrier();
+        // row_reduce ended on a barrier, so these are free.
+        sm_q[local] = acc.x;
+        sm_b[local] = acc.y;
     }
-    return vec2<f32>(sm_m[0], sm_s[0]);
+    workgroupBarrier();
+    var total = vec2<f32>(0.0, 0.0);
+    for (var k = 0u; k < parts; k = k + 1u) {
+        total = total + vec2<f32>(sm_q[k], sm_b[k]);
+    }
+    return total;
 }
-
 
 // Logits a thread keeps in registers between the statistics pass and the gradient pass; rows of
 // at most CACHE * ROW_THREADS logits are read from memory once.
