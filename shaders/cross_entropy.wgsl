@@ -118,13 +118,15 @@ fn main(@builtin(local_invocation_index) local: u32,
     var st = state_empty();
     if (valid) {
         if (cached) {
+            var qs: array<f32, CACHE>;
             for (var k = 0u; k < CACHE; k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
                     cache[k] = load_x(base + c);
-                    st = state_push(st, cache[k], smoothing_coefficient(c));
+                    qs[k] = smoothing_coefficient(c);
                 }
             }
+            st = state_push_cached(st, cache, qs, lane, classes);
         } else {
             st = state_push_row(st, base, 0u, lane, classes);
         }

@@ -76,9 +76,9 @@ fn main(@builtin(local_invocation_index) local: u32,
                 if (c < classes) {
                     cache_x[k] = load_x(base + c);
                     cache_q[k] = coefficient(t_base + c, c);
-                    st = state_push(st, cache_x[k], cache_q[k]);
                 }
             }
+            st = state_push_cached(st, cache_x, cache_q, lane, classes);
         } else {
             st = state_push_row(st, base, t_base, lane, classes);
         }

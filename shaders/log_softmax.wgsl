@@ -53,9 +53,9 @@ fn main(@builtin(local_invocation_index) local: u32,
                 if (c < classes) {
                     cache_x[k] = load_x(x_base + c);
                     cache_g[k] = upstream_at(base + c);
-                    st = state_push(st, cache_x[k], cache_g[k]);
                 }
             }
+            st = state_push_cached(st, cache_x, cache_g, lane, classes);
         } else {
             st = state_push_row(st, x_base, base, lane, classes);
         }

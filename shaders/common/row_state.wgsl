@@ -36,17 +36,21 @@ fn rebase(q: f32, old_max: f32, new_max: f32) -> f32 {
     return q * (old_max - new_max);
 }
 
-fn state_push(st: RowState, x: f32, q: f32) -> RowState {
+// The state moved to a new reference max m >= st.m (the sums rescaled once).
+fn state_rescaled(st: RowState, m: f32) -> RowState {
     var r = st;
-    if (x > r.m) {
-        r.s = r.s * exp(r.m - x) + 1.0;
-        if (USE_Q) {
-            r.b = r.b + rebase(r.q, r.m, x);
-        }
-        r.m = x;
-    } else {
-        r.s = r.s + exp(x - r.m);
+    r.m = m;
+    r.s = st.s * exp(st.m - m);
+    if (USE_Q) {
+        r.b = st.b + rebase(st.q, st.m, m);
     }
+    return r;
+}
+
+// Adds a value x <= st.m with coefficient q.
+fn state_add(st: RowState, x: f32, q: f32) -> RowState {
+    var r = st;
+    r.s = r.s + exp(x - r.m);
     if (USE_Q) {
         r.b = r.b + q * (x - r.m);
         r.q = r.q + q;
@@ -69,32 +73,40 @@ fn state_push_row(start: RowState, base: u32, q_base: u32, lane: u32, classes: u
         var m = st.m;
         for (var j = 0u; j < BLOCK; j = j + 1u) {
             let c = c0 + j * ROW_THREADS;
-            xs[j] = -F32_MAX;
             if (c < classes) {
                 xs[j] = load_x(base + c);
                 m = max(m, xs[j]);
             }
         }
-        var r: RowState;
-        r.m = m;
-        r.s = st.s * exp(st.m - m);
-        r.q = st.q;
-        r.b = 0.0;
-        if (USE_Q) {
-            r.b = st.b + rebase(st.q, st.m, m);
-        }
+        st = state_rescaled(st, m);
         for (var j = 0u; j < BLOCK; j = j + 1u) {
             let c = c0 + j * ROW_THREADS;
             if (c < classes) {
-                r.s = r.s + exp(xs[j] - m);
+                var q = 0.0;
                 if (USE_Q) {
-                    let q = element_q(q_base, c);
-                    r.b = r.b + q * (xs[j] - m);
-                    r.q = r.q + q;
+                    q = element_q(q_base, c);
                 }
+                st = state_add(st, xs[j], q);
             }
         }
-        st = r;
+    }
+    return st;
+}
+
+// Pushes a thread's cached values xs[k] (class lane + k ROW_THREADS, while < classes) with
+// coefficients qs[k], all at once: one max, one rescale.
+fn state_push_cached(start: RowState, xs: array<f32, CACHE>, qs: array<f32, CACHE>, lane: u32, classes: u32) -> RowState {
+    var m = start.m;
+    for (var k = 0u; k < CACHE; k = k + 1u) {
+        if (lane + k * ROW_THREADS < classes) {
+            m = max(m, xs[k]);
+        }
+    }
+    var st = state_rescaled(start, m);
+    for (var k = 0u; k < CACHE; k = k + 1u) {
+        if (lane + k * ROW_THREADS < classes) {
+            st = state_add(st, xs[k], qs[k]);
+        }
     }
     return st;
 }
