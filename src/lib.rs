@@ -16,8 +16,8 @@
 //! ```
 //!
 //! Numerics: every row is reduced in f32 with an online (max, sum) log-sum-exp, so no finite
-//! input overflows; batch reductions are fixed-order trees (no atomics), so repeated runs on
-//! one adapter give bit-identical results. [`reference`](mod@reference) computes every loss in f64.
+//! input overflows; batch reductions add in a fixed order (no float atomics), so repeated runs
+//! on one adapter give bit-identical results. [`reference`](mod@reference) computes every loss in f64.
 
 #![warn(missing_docs)]
 
