@@ -8,29 +8,11 @@
 // An infinite x gives what PyTorch's form gives there (`infinite_logit_loss`).
 //   dl_i/dx_i = w_i ((pos_weight_d t_i + 1 - t_i) sigmoid(x_i) - pos_weight_d t_i)
 // REDUCTION none: l_i goes to `out[i]`; otherwise this workgroup's (sum l_i, element count)
-// pair to `out[2 g], out[2 g + 1]`. The gradient is scaled by upstream[i] (none),
+// pair to pair pair_base + g of `out`. The gradient is scaled by upstream[i] (none),
 // upstream[0] (sum) or upstream[0] / len (mean).
 
-struct Params {
-    len: u32,
-    last_dim: u32,
-    // Element index of element 0 of the input and the target in their bindings.
-    x_first: u32,
-    t_first: u32,
-    // This dispatch's first element in the whole input, its first (loss, count) pair, and the
-    // input's length (the mean's count).
-    elem_base: u32,
-    pair_base: u32,
-    total_len: u32,
-    _pad: u32,
-}
-
-override HAS_WEIGHT: bool = false;
 override HAS_POS_WEIGHT: bool = false;
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(2) var<storage, read> target_: array<f32>;
-@group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read> pos_weight: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<storage, read> upstream: array<f32>;

@@ -5,7 +5,7 @@
 //   l_n = (1 - e) w_y (lse_n - x_{n,y}) + (e / C) (-sum_c w_c logp_{n,c})
 // with the smoothing term only when USE_Q (e > 0). Ignored rows give l_n = 0 and weight 0.
 // REDUCTION none: l_n goes to `out[n]`; otherwise this workgroup's (sum l_n, sum w_{y_n}) pair
-// goes to `out[2 g], out[2 g + 1]` for the batch reduction.
+// goes to pair pair_base + g of `out` for the batch reduction.
 //
 // Gradient (GRAD), with p = softmax(x_n), W = sum_c w_c and s the scale of the row:
 //   dx_{n,c} = s ((1 - e) w_y (p_c - [c == y]) + (e / C) (W p_c - w_c)),  0 for ignored rows,
@@ -21,27 +21,8 @@
 // means none.
 // label_status.wgsl then copies that row's target into status[2].
 
-struct Params {
-    rows: u32,
-    classes: u32,
-    ignore_index: i32,
-    smoothing: f32,
-    // Logits: element index of row 0 in the binding, and elements between rows.
-    x_first: u32,
-    x_stride: u32,
-    // Labels: element index of row 0 in the binding.
-    y_first: u32,
-    _pad: u32,
-    // This dispatch's first row in the whole batch, and its first (loss, weight) pair.
-    row_base: u32,
-    pair_base: u32,
-    total_rows: u32,
-    _pad2: u32,
-}
-
 override HAS_WEIGHT: bool = false;
 
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> labels: array<i32>;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
@@ -103,7 +84,7 @@ fn main(@builtin(local_invocation_index) local: u32,
 
     var y = params.ignore_index;
     if (valid) {
-        y = labels[params.y_first + row];
+        y = labels[params.t_first + row];
     }
     let ignored = y == params.ignore_index;
     // A target outside [0, C) that is not ignore_index (possible only for targets that were

@@ -3,25 +3,8 @@
 // reduce_pairs.wgsl (sum) finishes it. A target outside [0, C) that is not ignore_index
 // makes it NaN. Needed before the gradient pass, which divides by it.
 
-// The Params of cross_entropy.wgsl, of which this kernel reads the label fields.
-struct Params {
-    rows: u32,
-    classes: u32,
-    ignore_index: i32,
-    smoothing: f32,
-    x_first: u32,
-    x_stride: u32,
-    y_first: u32,
-    _pad: u32,
-    row_base: u32,
-    pair_base: u32,
-    total_rows: u32,
-    _pad2: u32,
-}
-
 override HAS_WEIGHT: bool = false;
 
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -36,7 +19,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     for (var k = 0u; k < ITEMS; k = k + 1u) {
         let i = start + k * WG;
         if (i < params.rows) {
-            let y = labels[params.y_first + i];
+            let y = labels[params.t_first + i];
             if (y != params.ignore_index) {
                 if (y < 0 || u32(y) >= params.classes) {
                     acc = acc + nan_f32();

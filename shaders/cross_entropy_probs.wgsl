@@ -10,27 +10,8 @@
 // Rows of at most CACHE * ROW_THREADS logits are read once; IN_PLACE writes the gradient over
 // the logits (each thread overwrites only elements it has already read).
 
-struct Params {
-    rows: u32,
-    classes: u32,
-    _pad: u32,
-    smoothing: f32,
-    // Logits and targets: element index of row 0 in their binding, and elements between rows.
-    x_first: u32,
-    x_stride: u32,
-    t_first: u32,
-    t_stride: u32,
-    // This dispatch's first row in the whole batch, its first (loss, weight) pair, and the
-    // batch's row count (the mean's N).
-    row_base: u32,
-    pair_base: u32,
-    total_rows: u32,
-    _pad2: u32,
-}
-
 override HAS_WEIGHT: bool = false;
 
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> targets: array<f32>;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;

@@ -3,23 +3,6 @@
 // row as 0xffffffff - row in status[1]; this one-thread kernel copies that row's target into
 // status[2], so the host can name the row and the value it read.
 
-// The Params of cross_entropy.wgsl, of which this kernel reads rows, y_first and row_base.
-struct Params {
-    rows: u32,
-    classes: u32,
-    ignore_index: i32,
-    smoothing: f32,
-    x_first: u32,
-    x_stride: u32,
-    y_first: u32,
-    _pad: u32,
-    row_base: u32,
-    pair_base: u32,
-    total_rows: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
 @group(0) @binding(2) var<storage, read_write> status: array<u32>;
 
@@ -29,7 +12,7 @@ fn main() {
     if (status[0] > 0u) {
         let row = 0xffffffffu - status[1];
         if (row >= params.row_base && row - params.row_base < params.rows) {
-            status[2] = bitcast<u32>(labels[params.y_first + row - params.row_base]);
+            status[2] = bitcast<u32>(labels[params.t_first + row - params.row_base]);
         }
     }
 }

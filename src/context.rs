@@ -453,19 +453,12 @@ impl Context {
     /// Runs `work` inside validation and out-of-memory error scopes and turns whatever they
     /// catch into a typed error.
     pub(crate) fn checked<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.lost_or(Ok(()))?;
-        let result = self.scoped(work);
-        if result.is_err() {
-            return self.lost_or(result);
-        }
-        result
+        self.alive()?;
+        self.scoped(work).map_err(|e| self.lost_or(e))
     }
 
-    /// `result`, unless the device is known to be lost: then [`Error::DeviceLost`].
-    pub(crate) fn lost_or<T>(&self, result: T) -> T
-    where
-        T: LostOr,
-    {
+    /// An error if the device is known to be lost.
+    fn alive(&self) -> Result<()> {
         match self
             .inner
             .lost
@@ -473,9 +466,15 @@ impl Context {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
-            Some(reason) => T::lost(reason),
-            None => result,
+            Some(reason) => Err(Error::DeviceLost(reason.clone())),
+            None => Ok(()),
         }
+    }
+
+    /// `error`, or [`Error::DeviceLost`] when the device is known to be lost (the cause of
+    /// most errors then).
+    fn lost_or(&self, error: Error) -> Error {
+        self.alive().err().unwrap_or(error)
     }
 
     fn scoped<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -538,7 +537,7 @@ impl Context {
         &self,
         sources: &[(&wgpu::Buffer, usize)],
     ) -> Result<Vec<Vec<f32>>> {
-        self.lost_or(Ok(()))?;
+        self.alive()?;
         let mut encoder =
             self.inner
                 .device
@@ -564,7 +563,7 @@ impl Context {
         mut encoder: wgpu::CommandEncoder,
         sources: &[(&wgpu::Buffer, usize)],
     ) -> Result<Vec<Vec<f32>>> {
-        self.lost_or(Ok(()))?;
+        self.alive()?;
         let Some(staging) = self.copy_to_staging(&mut encoder, sources) else {
             self.submit_and_wait(encoder.finish())?;
             return Ok(sources.iter().map(|_| Vec::new()).collect());
@@ -581,7 +580,7 @@ impl Context {
             self.wait(None)?;
             match rx.try_recv() {
                 Ok(Ok(())) => break,
-                Ok(Err(e)) => return self.lost_or(Err(Error::Readback(e.to_string()))),
+                Ok(Err(e)) => return Err(self.lost_or(Error::Readback(e.to_string()))),
                 Err(_) if start.elapsed() > WAIT_TIMEOUT => {
                     return Err(Error::Readback(format!(
                         "the buffer was not mapped within {WAIT_TIMEOUT:?}"
@@ -662,24 +661,6 @@ impl Context {
             kept.push(staging);
         }
         Ok(out)
-    }
-}
-
-/// What [`Context::lost_or`] turns into [`Error::DeviceLost`].
-pub(crate) trait LostOr {
-    /// The value that reports a lost device.
-    fn lost(reason: &str) -> Self;
-}
-
-impl LostOr for Error {
-    fn lost(reason: &str) -> Self {
-        Error::DeviceLost(reason.to_string())
-    }
-}
-
-impl<T> LostOr for Result<T> {
-    fn lost(reason: &str) -> Self {
-        Err(<Error as LostOr>::lost(reason))
     }
 }
 

@@ -12,6 +12,7 @@ const ELEMENTWISE: &str = include_str!("../shaders/common/elementwise.wgsl");
 const ELEMENTWISE_LOSS: &str = include_str!("../shaders/common/elementwise_loss.wgsl");
 const LOSS_OPTIONS: &str = include_str!("../shaders/common/loss_options.wgsl");
 const IN_PLACE: &str = include_str!("../shaders/common/in_place.wgsl");
+const CATEGORICAL_PARAMS: &str = include_str!("../shaders/common/categorical_params.wgsl");
 
 /// What a binding of a kernel holds, in binding order (binding 0 is always the uniform params).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,16 +115,26 @@ impl Kernel {
     /// The helpers and the kernel file.
     fn untyped_source(self) -> String {
         let row = [MATH, GRID, LOSS_OPTIONS, ROW_STATE];
-        let categorical = [MATH, GRID, LOSS_OPTIONS, ROW_STATE, IN_PLACE];
+        let categorical = [
+            MATH,
+            GRID,
+            LOSS_OPTIONS,
+            ROW_STATE,
+            IN_PLACE,
+            CATEGORICAL_PARAMS,
+        ];
         let elementwise = [MATH, GRID, LOSS_OPTIONS, ELEMENTWISE, ELEMENTWISE_LOSS];
         let (helpers, kernel): (&[&str], &str) = match self {
             Kernel::LogSoftmax => (&row, include_str!("../shaders/log_softmax.wgsl")),
             Kernel::CrossEntropy => (&categorical, include_str!("../shaders/cross_entropy.wgsl")),
             Kernel::CrossEntropyDenominator => (
-                &[MATH, GRID, ELEMENTWISE],
+                &[MATH, GRID, ELEMENTWISE, CATEGORICAL_PARAMS],
                 include_str!("../shaders/cross_entropy_denominator.wgsl"),
             ),
-            Kernel::LabelStatus => (&[], include_str!("../shaders/label_status.wgsl")),
+            Kernel::LabelStatus => (
+                &[CATEGORICAL_PARAMS],
+                include_str!("../shaders/label_status.wgsl"),
+            ),
             Kernel::CrossEntropyProbs => (
                 &categorical,
                 include_str!("../shaders/cross_entropy_probs.wgsl"),

@@ -1,5 +1,29 @@
-// Helpers of the elementwise loss kernels (BCE); they use the kernel's `params.len` and
-// `upstream` declarations.
+// What the elementwise loss kernels (BCE) share: their parameters, the bindings they have in
+// the same place, and helpers (which use the kernel's `upstream` declaration).
+
+// The parameters of one dispatch of the BCE kernels, mirrored by `Params` in
+// src/loss/binary.rs, and the bindings both kernels have in the same place.
+struct Params {
+    // Elements of this dispatch (a chunk of the input), and pos_weight's length.
+    len: u32,
+    last_dim: u32,
+    // Element index of element 0 of the input and the target in their bindings.
+    x_first: u32,
+    t_first: u32,
+    // This dispatch's first element in the whole input, its first (loss, count) pair, and the
+    // input's length (the mean's count).
+    elem_base: u32,
+    pair_base: u32,
+    total_len: u32,
+    _pad: u32,
+}
+
+override HAS_WEIGHT: bool = false;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(2) var<storage, read> target_: array<f32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+
 
 // Number of elements of `params.len` in workgroup `group`'s block.
 fn block_len(group: u32) -> u32 {

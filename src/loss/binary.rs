@@ -10,7 +10,7 @@ use crate::prepared::{GradMode, HostKey, LossBuffers, PreparedLoss};
 use crate::shaders::{Kernel, PipelineKey};
 use crate::tensor::GpuTensor;
 
-/// Mirrors `Params` of shaders/bce.wgsl and shaders/bce_logits.wgsl.
+/// Mirrors `Params` of shaders/common/elementwise_loss.wgsl (both BCE kernels).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {

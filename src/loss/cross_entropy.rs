@@ -10,9 +10,8 @@ use crate::prepared::{GradMode, HostKey, LabelStatus, LossBuffers, PreparedLoss}
 use crate::shaders::{Kernel, PipelineKey};
 use crate::tensor::{GpuTensor, Window};
 
-/// Mirrors `Params` of shaders/cross_entropy.wgsl and shaders/cross_entropy_denominator.wgsl,
-/// and of shaders/cross_entropy_probs.wgsl (where `ignore_index` is padding and `y_first`,
-/// `y_stride` are the targets' `t_first`, `t_stride`).
+/// Mirrors `Params` of shaders/common/categorical_params.wgsl, shared by every categorical
+/// kernel.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -22,8 +21,8 @@ struct Params {
     smoothing: f32,
     x_first: u32,
     x_stride: u32,
-    y_first: u32,
-    y_stride: u32,
+    t_first: u32,
+    t_stride: u32,
     row_base: u32,
     pair_base: u32,
     total_rows: u32,
@@ -152,8 +151,8 @@ fn params_buffer(
             smoothing: options.label_smoothing,
             x_first: logits.first,
             x_stride: logits.stride,
-            y_first: targets.first,
-            y_stride: targets.stride,
+            t_first: targets.first,
+            t_stride: targets.stride,
             row_base: chunk.rows.start as u32,
             pair_base: chunk.pair_base as u32,
             total_rows: chunk.total_rows as u32,

@@ -1,0 +1,26 @@
+// The parameters of one dispatch of the categorical kernels (cross_entropy, cross_entropy_probs,
+// cross_entropy_denominator, label_status): one struct, mirrored by `Params` in
+// src/loss/cross_entropy.rs.
+
+struct Params {
+    // Rows of this dispatch (a chunk of the batch) and logits per row.
+    rows: u32,
+    classes: u32,
+    // Class-index targets only.
+    ignore_index: i32,
+    smoothing: f32,
+    // Logits and targets (class indices, or probabilities of the logits' shape): element index
+    // of row 0 in their binding, and elements between rows.
+    x_first: u32,
+    x_stride: u32,
+    t_first: u32,
+    t_stride: u32,
+    // This dispatch's first row in the whole batch, its first (loss, weight) pair, and the
+    // batch's row count (the mean's N).
+    row_base: u32,
+    pair_base: u32,
+    total_rows: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
