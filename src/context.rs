@@ -32,6 +32,9 @@ struct Inner {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     tuning: Tuning,
+    /// The subgroup size row kernels can use on this device (see `crate::lanes`), whatever the
+    /// tuning says.
+    device_subgroup_size: Option<u32>,
     /// Compiled pipelines and layouts, shared by contexts on one device.
     caches: Arc<Caches>,
     /// The last error wgpu reported outside an error scope.
@@ -147,8 +150,10 @@ impl Context {
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Context> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        // f16 inputs need SHADER_F16; take it wherever the adapter has it.
-        let required_features = adapter.features() & wgpu::Features::SHADER_F16;
+        // f16 inputs need SHADER_F16 and the row merge can use SUBGROUP; take them wherever the
+        // adapter has them.
+        let required_features =
+            adapter.features() & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP);
         let desc = wgpu::DeviceDescriptor {
             label: Some("xent"),
             required_features,
@@ -210,18 +215,21 @@ impl Context {
         }));
         let tuning = Tuning::for_device(info.device_type);
         let limits = tuning.apply(&limits);
-        Ok(Context {
+        let unprobed = Context {
             inner: Arc::new(Inner {
                 device,
                 queue,
                 info,
                 limits,
                 tuning,
+                device_subgroup_size: None,
                 caches: Arc::default(),
                 uncaptured,
                 lost: Arc::default(),
             }),
-        })
+        };
+        let subgroup_size = crate::lanes::usable_subgroup_size(&unprobed);
+        Ok(unprobed.derived(tuning, subgroup_size))
     }
 
     /// The launch-plan knobs in force (by default [`Tuning::for_device`] of the adapter).
@@ -232,6 +240,11 @@ impl Context {
     /// A context on the same device with other launch-plan knobs: for benchmarking, and for
     /// testing every kernel path on one adapter. Compiled pipelines are shared.
     pub fn with_tuning(&self, tuning: Tuning) -> Context {
+        self.derived(tuning, self.inner.device_subgroup_size)
+    }
+
+    /// This context's device and caches with another tuning and device subgroup size.
+    fn derived(&self, tuning: Tuning, device_subgroup_size: Option<u32>) -> Context {
         let i = &self.inner;
         Context {
             inner: Arc::new(Inner {
@@ -240,11 +253,24 @@ impl Context {
                 info: i.info.clone(),
                 limits: tuning.apply(&i.device.limits()),
                 tuning,
+                device_subgroup_size,
                 caches: Arc::clone(&i.caches),
                 uncaptured: Arc::clone(&i.uncaptured),
                 lost: Arc::clone(&i.lost),
             }),
         }
+    }
+
+    /// The subgroup size the row kernels merge rows with, or `None` when they use workgroup
+    /// memory only: the tuning switched subgroups off ([`Tuning::subgroups`]), the device lacks
+    /// `Features::SUBGROUP` (contexts from [`Context::from_device`] use the features the
+    /// device was created with), its driver may pick among several subgroup sizes, or its
+    /// lanes are not laid out as the kernels need. Both ways give the same results, bit for
+    /// bit.
+    pub fn subgroup_size(&self) -> Option<u32> {
+        self.inner
+            .device_subgroup_size
+            .filter(|_| self.inner.tuning.subgroups)
     }
 
     /// The adapter's name, vendor, backend and driver.

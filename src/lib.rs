@@ -27,6 +27,7 @@ pub mod conformance;
 mod context;
 mod error;
 mod gpu_buffer;
+mod lanes;
 mod loss;
 pub mod npy;
 mod plan;

@@ -10,6 +10,10 @@
 //!   in registers); CPU adapters (lavapipe) 128, since every level of a row's tree reduction
 //!   is a costly barrier there (measured on lavapipe at 2048 x 1000: 0.25 -> 0.58 of the read
 //!   ceiling).
+//! - The threads of a row merge their states in one fixed tree: through subgroup shuffles for
+//!   the strides below the subgroup size where the device allows ([`Context::subgroup_size`]),
+//!   through workgroup memory (a barrier per level) above it or without subgroups. Both give
+//!   the same bits. Rows of one thread merge nothing and build no subgroup code.
 //! - Elementwise kernels (binary cross-entropy) give each workgroup a block of
 //!   `WORKGROUP_SIZE * ELEMENTWISE_ITEMS` (4096) consecutive elements: the workgroup's sum
 //!   costs one barrier per tree level, so larger blocks pay it less often (lavapipe, BCE with
@@ -25,6 +29,8 @@
 //!   ([`chunks`]). Chunks are whole multiples of a workgroup's rows (or elements), so the
 //!   workgroups and the batch reduction are exactly those of an uncut run: results are
 //!   bit-identical. A single row larger than a binding is an error naming the limit.
+//! - A host call whose buffers would exceed `max_buffer_size` runs in parts of whole rows (or
+//!   elements), each a host call of its own, put together on the host (`loss::parts`).
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -48,6 +54,13 @@ pub struct Tuning {
     /// Plan as if a storage binding could hold at most this many bytes (`None`: the device's
     /// limit). Lets tests reach the size limits with small problems.
     pub max_storage_binding_bytes: Option<u64>,
+    /// Plan as if no buffer could exceed this many bytes (`None`: the device's
+    /// `max_buffer_size`). Lets tests cut host calls into parts with small problems.
+    pub max_buffer_bytes: Option<u64>,
+    /// Merge the threads of a row with subgroup shuffles where the device allows it (see
+    /// [`Context::subgroup_size`]); `false` keeps to workgroup memory. Results are the same
+    /// bits either way; this switch exists to compare and test the two.
+    pub subgroups: bool,
 }
 
 impl Tuning {
@@ -60,6 +73,8 @@ impl Tuning {
             },
             max_workgroups_per_dimension: None,
             max_storage_binding_bytes: None,
+            max_buffer_bytes: None,
+            subgroups: true,
         }
     }
 
@@ -73,6 +88,12 @@ impl Tuning {
         if let Some(cap) = self.max_storage_binding_bytes {
             limits.max_storage_buffer_binding_size =
                 limits.max_storage_buffer_binding_size.min(cap.max(4));
+        }
+        if let Some(cap) = self.max_buffer_bytes {
+            limits.max_buffer_size = limits.max_buffer_size.min(cap.max(4));
+            limits.max_storage_buffer_binding_size = limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size);
         }
         limits
     }
@@ -112,6 +133,8 @@ pub(crate) struct RowPlan {
     /// Logits per row.
     pub(crate) classes: usize,
     pub(crate) row_threads: u32,
+    /// The subgroup size the row merge uses (0: workgroup memory only).
+    pub(crate) subgroup: u32,
     /// Rows one workgroup handles.
     pub(crate) rows_per_group: usize,
     /// The workgroups of the whole batch.
@@ -140,6 +163,11 @@ pub(crate) fn row_plan(rows: usize, classes: usize, ctx: &Context) -> Result<Row
     Ok(RowPlan {
         classes,
         row_threads,
+        // A row of one thread merges nothing, so its kernel is built without subgroup code.
+        subgroup: match row_threads {
+            1 => 0,
+            _ => ctx.subgroup_size().unwrap_or(0),
+        },
         rows_per_group,
         grid,
     })

@@ -13,6 +13,8 @@ const ELEMENTWISE_LOSS: &str = include_str!("../shaders/common/elementwise_loss.
 const LOSS_OPTIONS: &str = include_str!("../shaders/common/loss_options.wgsl");
 const IN_PLACE: &str = include_str!("../shaders/common/in_place.wgsl");
 const CATEGORICAL_PARAMS: &str = include_str!("../shaders/common/categorical_params.wgsl");
+const LANES_SUBGROUP: &str = include_str!("../shaders/common/lanes_subgroup.wgsl");
+const LANES_NONE: &str = include_str!("../shaders/common/lanes_none.wgsl");
 
 /// What a binding of a kernel holds, in binding order (binding 0 is always the uniform params).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,11 +43,12 @@ pub(crate) enum Kernel {
     BceLogits,
     ReducePairs,
     ReadBandwidth,
+    SubgroupProbe,
 }
 
 impl Kernel {
     /// All kernels, for validation.
-    pub(crate) const ALL: [Kernel; 9] = [
+    pub(crate) const ALL: [Kernel; 10] = [
         Kernel::LogSoftmax,
         Kernel::CrossEntropy,
         Kernel::CrossEntropyDenominator,
@@ -55,6 +58,7 @@ impl Kernel {
         Kernel::BceLogits,
         Kernel::ReducePairs,
         Kernel::ReadBandwidth,
+        Kernel::SubgroupProbe,
     ];
 
     /// The file name under `shaders/` (for labels and error messages).
@@ -69,12 +73,22 @@ impl Kernel {
             Kernel::BceLogits => "bce_logits.wgsl",
             Kernel::ReducePairs => "reduce_pairs.wgsl",
             Kernel::ReadBandwidth => "read_bandwidth.wgsl",
+            Kernel::SubgroupProbe => "subgroup_probe.wgsl",
         }
     }
 
-    /// The complete WGSL source for f32 input and gradient.
+    /// The complete WGSL source for f32 input and gradient, built without subgroups where the
+    /// kernel has a choice.
     pub(crate) fn source(self) -> String {
-        self.source_typed(Types::default())
+        self.source_typed(Types::default(), false)
+    }
+
+    /// Whether the kernel merges rows and so can be built with subgroup shuffles.
+    pub(crate) fn merges_rows(self) -> bool {
+        matches!(
+            self,
+            Kernel::LogSoftmax | Kernel::CrossEntropy | Kernel::CrossEntropyProbs
+        )
     }
 
     /// Where a kernel's input and gradient live: (input binding, input writable, gradient
@@ -95,14 +109,25 @@ impl Kernel {
         self.typed_bindings().is_some()
     }
 
-    /// The complete WGSL source: `enable f16;` when needed, the included helpers, the input and
-    /// gradient declarations for the element types, then the kernel itself. WGSL has no
-    /// generics, so element types are the one thing spliced in as text; everything else is an
-    /// `override` constant.
-    pub(crate) fn source_typed(self, types: Types) -> String {
+    /// The complete WGSL source: `enable f16;` when needed, the included helpers, the input and gradient declarations for the element types, the lane
+    /// exchanges (subgroup shuffles, or none) of row kernels, then the kernel itself. WGSL has
+    /// no generics, so element types and the lane exchanges are the things spliced in as text;
+    /// everything else is an `override` constant.
+    pub(crate) fn source_typed(self, types: Types, subgroups: bool) -> String {
         let mut source = String::new();
         if types.input == Dtype::F16 || types.grad == Dtype::F16 {
             source.push_str("enable f16;\n");
+        }
+        // No `enable subgroups;`: wgpu 30's WGSL front end rejects it, and takes subgroup
+        // builtins on devices created with Features::SUBGROUP.
+        let subgroups = subgroups && self.merges_rows();
+        if self.merges_rows() {
+            source.push_str(if subgroups {
+                LANES_SUBGROUP
+            } else {
+                LANES_NONE
+            });
+            source.push('\n');
         }
         if let Some((input, writable, grad)) = self.typed_bindings() {
             source.push_str(&input_declaration(input, writable, types.input));
@@ -146,6 +171,7 @@ impl Kernel {
                 include_str!("../shaders/reduce_pairs.wgsl"),
             ),
             Kernel::ReadBandwidth => (&[GRID], include_str!("../shaders/read_bandwidth.wgsl")),
+            Kernel::SubgroupProbe => (&[], include_str!("../shaders/subgroup_probe.wgsl")),
         };
         let mut source = helpers.join("\n");
         source.push('\n');
@@ -178,6 +204,8 @@ impl Kernel {
             Kernel::ReducePairs => &[Uniform, Read, ReadWrite],
             // params, data, out
             Kernel::ReadBandwidth => &[Uniform, Read, ReadWrite],
+            // params, out
+            Kernel::SubgroupProbe => &[Uniform, ReadWrite],
         }
     }
 }
@@ -186,7 +214,8 @@ impl Kernel {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct PipelineKey {
     pub(crate) kernel: Kernel,
-    /// `(override name, value)`; booleans are 0 or 1. Kept sorted by name.
+    /// `(override name, value)`; booleans are 0 or 1. Kept sorted by name. A row kernel with
+    /// `SUBGROUP` above 0 is built with subgroup shuffles.
     pub(crate) constants: Vec<(&'static str, u32)>,
     /// Element type of the input (logits) and of the gradient.
     pub(crate) types: Types,
@@ -214,7 +243,11 @@ impl PipelineKey {
 
     /// The WGSL source of this pipeline.
     pub(crate) fn source(&self) -> String {
-        self.kernel.source_typed(self.types)
+        let subgroups = self
+            .constants
+            .iter()
+            .any(|&(name, value)| name == "SUBGROUP" && value > 0);
+        self.kernel.source_typed(self.types, subgroups)
     }
 }
 
@@ -281,8 +314,9 @@ const BF16_BITS: &str = "fn bf16_bits(v: f32) -> u32 {
 }
 ";
 
-/// Every kernel's full source for every element type it takes, named `file` or
-/// `file (input type, gradient type)`: for validation outside a device (tests, tools).
+/// Every kernel's full source for every element type it takes and, for row kernels, with and
+/// without subgroups, named `file` or `file (input type, gradient type[, subgroups])`: for
+/// validation outside a device (tests, tools).
 pub fn all_sources() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for kernel in Kernel::ALL {
@@ -290,11 +324,22 @@ pub fn all_sources() -> Vec<(String, String)> {
             out.push((kernel.file().to_string(), kernel.source()));
             continue;
         }
+        let lanes: &[bool] = if kernel.merges_rows() {
+            &[false, true]
+        } else {
+            &[false]
+        };
         for input in Dtype::ALL {
             for grad in Dtype::ALL {
-                let types = Types { input, grad };
-                let name = format!("{} ({input:?} input, {grad:?} gradient)", kernel.file());
-                out.push((name, kernel.source_typed(types)));
+                for &subgroups in lanes {
+                    let types = Types { input, grad };
+                    let with = if subgroups { ", subgroups" } else { "" };
+                    let name = format!(
+                        "{} ({input:?} input, {grad:?} gradient{with})",
+                        kernel.file()
+                    );
+                    out.push((name, kernel.source_typed(types, subgroups)));
+                }
             }
         }
     }

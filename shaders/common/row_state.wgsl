@@ -14,6 +14,9 @@
 override WG: u32 = 256u;
 override ROW_THREADS: u32 = 32u;
 override USE_Q: bool = false;
+// Subgroup size the row merge may use (0: workgroup memory only). Set only for kernels built
+// with one of the lanes files (common/lanes_*.wgsl) that provides real shuffles.
+override SUBGROUP: u32 = 0u;
 
 const WG_MAX: u32 = 256u;
 
@@ -141,33 +144,77 @@ var<workgroup> sm_b: array<f32, WG_MAX>;
 
 // Merges the states of the ROW_THREADS threads of each row; every thread must call it.
 // Returns the merged state of the calling thread's row.
+//
+// The merge is one fixed tree whichever way it runs: at stride s = ROW_THREADS / 2, ..., 1,
+// lane l < s merges lane l + s into itself. Strides of at least `inner` go through workgroup
+// memory (a barrier each); smaller ones, when the kernel was built with subgroups (SUBGROUP > 0,
+// lanes verified to follow the local index), through xor shuffles within a subgroup. Lane l < s
+// receives lane l ^ s = l + s there, in the same argument order, so lane 0 ends with exactly the
+// bits of the all-memory tree.
 fn row_reduce(local: u32, st: RowState) -> RowState {
     // A row of one thread has nothing to merge (and lavapipe pays for every barrier).
     if (ROW_THREADS == 1u) {
         return st;
     }
     let lane = local % ROW_THREADS;
+    var inner = 1u;
+    if (SUBGROUP > 0u) {
+        inner = min(SUBGROUP, ROW_THREADS);
+    }
     var mine = st;
-    sm_m[local] = mine.m;
-    sm_s[local] = mine.s;
-    sm_q[local] = mine.q;
-    sm_b[local] = mine.b;
-    workgroupBarrier();
-    for (var stride = ROW_THREADS / 2u; stride > 0u; stride = stride / 2u) {
+    if (inner < ROW_THREADS) {
+        state_store(local, mine);
+        workgroupBarrier();
+        for (var stride = ROW_THREADS / 2u; stride >= inner; stride = stride / 2u) {
+            if (lane < stride) {
+                mine = state_merge(mine, state_load(local + stride));
+                state_store(local, mine);
+            }
+            workgroupBarrier();
+        }
+    }
+    for (var stride = inner / 2u; stride > 0u; stride = stride / 2u) {
+        let other = RowState(
+            lane_shuffle_xor(mine.m, stride),
+            lane_shuffle_xor(mine.s, stride),
+            lane_shuffle_xor(mine.q, stride),
+            lane_shuffle_xor(mine.b, stride),
+        );
         if (lane < stride) {
-            let other = RowState(sm_m[local + stride], sm_s[local + stride], sm_q[local + stride], sm_b[local + stride]);
             mine = state_merge(mine, other);
-            sm_m[local] = mine.m;
-            sm_s[local] = mine.s;
-            sm_q[local] = mine.q;
-            sm_b[local] = mine.b;
+        }
+    }
+    if (inner == ROW_THREADS) {
+        // The whole row is within one subgroup: its lane 0 sends the result to the others.
+        let head_lane = local % max(SUBGROUP, 1u) - lane;
+        return RowState(
+            lane_shuffle(mine.m, head_lane),
+            lane_shuffle(mine.s, head_lane),
+            lane_shuffle(mine.q, head_lane),
+            lane_shuffle(mine.b, head_lane),
+        );
+    }
+    if (inner > 1u) {
+        // The shuffles left the result in lane 0's registers only.
+        if (lane == 0u) {
+            state_store(local, mine);
         }
         workgroupBarrier();
     }
-    let head = local - lane;
-    let out = RowState(sm_m[head], sm_s[head], sm_q[head], sm_b[head]);
+    let out = state_load(local - lane);
     workgroupBarrier();
     return out;
+}
+
+fn state_store(i: u32, st: RowState) {
+    sm_m[i] = st.m;
+    sm_s[i] = st.s;
+    sm_q[i] = st.q;
+    sm_b[i] = st.b;
+}
+
+fn state_load(i: u32) -> RowState {
+    return RowState(sm_m[i], sm_s[i], sm_q[i], sm_b[i]);
 }
 
 // Sums (loss, weight) pairs of the rows of this workgroup in a fixed order; every thread must

@@ -1,9 +1,12 @@
 //! Binary cross-entropy, on probabilities and with logits.
 
+use std::ops::Range;
+
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::gpu_buffer;
 use crate::loss::launch::{self, whole};
+use crate::loss::parts::{Batch, HostResult};
 use crate::loss::{validate, BceOptions, BceWithLogitsOptions, Loss, LossAndGrad, Reduction};
 use crate::plan::{self, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::prepared::{GradMode, HostKey, LossBuffers, PreparedLoss};
@@ -22,6 +25,18 @@ struct Params {
     pair_base: u32,
     total_len: u32,
     _pad: u32,
+}
+
+/// The host inputs of one part of a BCE call.
+fn bce_inputs<'a>(
+    input: &'a [f32],
+    target: &'a [f32],
+    part: &Range<usize>,
+) -> [(&'static str, &'a [u8]); 2] {
+    [
+        ("input", bytemuck::cast_slice(&input[part.clone()])),
+        ("target", bytemuck::cast_slice(&target[part.clone()])),
+    ]
 }
 
 /// What differs between the two BCE kernels.
@@ -184,16 +199,7 @@ impl Context {
         options: &BceOptions,
     ) -> Result<Loss> {
         validate::bce(input, target, options)?;
-        let key = self.bce_key(
-            "bce",
-            input.len(),
-            options.reduction,
-            GradMode::Off,
-            &[options.weight.as_deref()],
-        );
-        let (loss, _) = self.host_bce(key, input, target, None, |i, t| {
-            self.prepare_binary_cross_entropy(i, t, input.len(), options, GradMode::Off)
-        })?;
+        let (loss, _) = self.host_bce_probs(input, target, options, None, GradMode::Off)?;
         Ok(loss)
     }
 
@@ -210,16 +216,8 @@ impl Context {
     ) -> Result<LossAndGrad> {
         validate::bce(input, target, options)?;
         let upstream = validate::upstream(upstream, options.reduction, input.len(), "element")?;
-        let key = self.bce_key(
-            "bce",
-            input.len(),
-            options.reduction,
-            GradMode::Separate,
-            &[options.weight.as_deref()],
-        );
-        let (loss, grad) = self.host_bce(key, input, target, Some(&upstream), |i, t| {
-            self.prepare_binary_cross_entropy(i, t, input.len(), options, GradMode::Separate)
-        })?;
+        let (loss, grad) =
+            self.host_bce_probs(input, target, options, Some(&upstream), GradMode::Separate)?;
         Ok(LossAndGrad {
             loss,
             grad: grad.unwrap_or_default(),
@@ -241,17 +239,7 @@ impl Context {
         options: &BceWithLogitsOptions,
     ) -> Result<Loss> {
         validate::bce_with_logits(input, target, options)?;
-        let weights = [options.weight.as_deref(), options.pos_weight.as_deref()];
-        let key = self.bce_key(
-            "bce_logits",
-            input.len(),
-            options.reduction,
-            GradMode::Off,
-            &weights,
-        );
-        let (loss, _) = self.host_bce(key, input, target, None, |i, t| {
-            self.prepare_binary_cross_entropy_with_logits(i, t, input.len(), options, GradMode::Off)
-        })?;
+        let (loss, _) = self.host_bce_logits(input, target, options, None, GradMode::Off)?;
         Ok(loss)
     }
 
@@ -268,44 +256,103 @@ impl Context {
     ) -> Result<LossAndGrad> {
         validate::bce_with_logits(input, target, options)?;
         let upstream = validate::upstream(upstream, options.reduction, input.len(), "element")?;
-        let weights = [options.weight.as_deref(), options.pos_weight.as_deref()];
-        let key = self.bce_key(
-            "bce_logits",
-            input.len(),
-            options.reduction,
-            GradMode::Separate,
-            &weights,
-        );
-        let (loss, grad) = self.host_bce(key, input, target, Some(&upstream), |i, t| {
-            self.prepare_binary_cross_entropy_with_logits(
-                i,
-                t,
-                input.len(),
-                options,
-                GradMode::Separate,
-            )
-        })?;
+        let (loss, grad) =
+            self.host_bce_logits(input, target, options, Some(&upstream), GradMode::Separate)?;
         Ok(LossAndGrad {
             loss,
             grad: grad.unwrap_or_default(),
         })
     }
 
-    /// The host path of both BCEs: upload input and target, then `prepare` on them (or reuse
-    /// an earlier call's prepared loss with the same `key`).
-    fn host_bce(
+    /// The host path of binary cross-entropy on probabilities.
+    fn host_bce_probs(
         &self,
-        key: HostKey,
         input: &[f32],
         target: &[f32],
+        options: &BceOptions,
         upstream: Option<&[f32]>,
-        prepare: impl FnOnce(&wgpu::Buffer, &wgpu::Buffer) -> Result<PreparedLoss>,
-    ) -> Result<(Loss, Option<Vec<f32>>)> {
-        let inputs = [
-            ("input", bytemuck::cast_slice(input)),
-            ("target", bytemuck::cast_slice(target)),
-        ];
-        self.run_host(key, &inputs, upstream, |b| prepare(&b[0], &b[1]))
+        mode: GradMode,
+    ) -> Result<HostResult> {
+        let run_part = |part: Range<usize>, reduction, upstream: Option<&[f32]>| {
+            let options = BceOptions {
+                weight: options.weight.as_ref().map(|w| w[part.clone()].to_vec()),
+                reduction,
+            };
+            let key = self.bce_key(
+                "bce",
+                part.len(),
+                reduction,
+                mode,
+                &[options.weight.as_deref()],
+            );
+            self.run_host(key, &bce_inputs(input, target, &part), upstream, |b| {
+                self.prepare_binary_cross_entropy(&b[0], &b[1], part.len(), &options, mode)
+            })
+        };
+        self.host_bce(input.len(), options.reduction, 1, upstream, mode, run_part)
+    }
+
+    /// The host path of binary cross-entropy with logits.
+    fn host_bce_logits(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        options: &BceWithLogitsOptions,
+        upstream: Option<&[f32]>,
+        mode: GradMode,
+    ) -> Result<HostResult> {
+        let run_part = |part: Range<usize>, reduction, upstream: Option<&[f32]>| {
+            let options = BceWithLogitsOptions {
+                weight: options.weight.as_ref().map(|w| w[part.clone()].to_vec()),
+                pos_weight: options.pos_weight.clone(),
+                reduction,
+            };
+            let weights = [options.weight.as_deref(), options.pos_weight.as_deref()];
+            let key = self.bce_key("bce_logits", part.len(), reduction, mode, &weights);
+            self.run_host(key, &bce_inputs(input, target, &part), upstream, |b| {
+                self.prepare_binary_cross_entropy_with_logits(
+                    &b[0],
+                    &b[1],
+                    part.len(),
+                    &options,
+                    mode,
+                )
+            })
+        };
+        // Parts start at multiples of pos_weight's length, so each part indexes it from 0.
+        let last_dim = options.pos_weight.as_ref().map_or(1, Vec::len);
+        self.host_bce(
+            input.len(),
+            options.reduction,
+            last_dim,
+            upstream,
+            mode,
+            run_part,
+        )
+    }
+
+    /// The host path of both BCEs over `len` elements, in parts of a multiple of `multiple`
+    /// elements when they do not fit one buffer (see `loss::parts`); `run_part` runs one part
+    /// as one host call.
+    fn host_bce(
+        &self,
+        len: usize,
+        reduction: Reduction,
+        multiple: usize,
+        upstream: Option<&[f32]>,
+        mode: GradMode,
+        run_part: impl FnMut(Range<usize>, Reduction, Option<&[f32]>) -> Result<HostResult>,
+    ) -> Result<HostResult> {
+        let loss = if reduction == Reduction::None { 4 } else { 0 };
+        let grad = if mode == GradMode::Off { 0 } else { 4 };
+        // Input, target, weight and upstream take 4 bytes an element each.
+        let batch = Batch {
+            items: len,
+            largest_input: 4,
+            outputs: loss + grad,
+            multiple,
+        };
+        self.host_in_parts(batch, reduction, upstream, || len as f64, run_part)
     }
 
     /// The key under which a BCE host call's prepared loss is kept for reuse.

@@ -4,6 +4,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::gpu_buffer;
 use crate::loss::launch::{self, whole, Program};
+use crate::loss::parts::Batch;
 use crate::loss::{validate, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad, Reduction};
 use crate::plan::{self, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::prepared::{GradMode, HostKey, LabelStatus, LossBuffers, PreparedLoss};
@@ -63,7 +64,7 @@ fn constants(
     use_q: bool,
     mode: GradMode,
 ) -> Vec<(&'static str, u32)> {
-    let mut c = launch::row_constants(plan.row_threads);
+    let mut c = launch::row_constants(plan);
     c.extend(launch::loss_constants(
         options.reduction,
         mode != GradMode::Off,
@@ -125,6 +126,20 @@ fn host_key(
         ctx.tuning()
     );
     HostKey::new(shape, &[options.weight.as_deref()])
+}
+
+/// A categorical host call's batch of `rows` rows: a row's logits are its largest input
+/// (probability targets are as large); its loss (`None`) and gradient are read back.
+fn host_batch(rows: usize, classes: usize, reduction: Reduction, mode: GradMode) -> Batch {
+    let row = 4 * classes as u64;
+    let loss = if reduction == Reduction::None { 4 } else { 0 };
+    let grad = if mode == GradMode::Off { 0 } else { row };
+    Batch {
+        items: rows,
+        largest_input: row,
+        outputs: loss + grad,
+        multiple: 1,
+    }
 }
 
 /// The class weights on the GPU (a placeholder when there are none).
@@ -356,7 +371,8 @@ impl Context {
         Ok((loss, grad.unwrap_or_default()))
     }
 
-    /// The host path of class-index cross-entropy: upload, prepare, run, read back.
+    /// The host path of class-index cross-entropy: upload, prepare, run, read back; in parts
+    /// when the batch does not fit one buffer (see `loss::parts`).
     #[allow(clippy::too_many_arguments)]
     fn host_indices<L: ClassIndex>(
         &self,
@@ -368,15 +384,43 @@ impl Context {
         upstream: Option<&[f32]>,
         mode: GradMode,
     ) -> Result<(Loss, Option<Vec<f32>>)> {
-        let labels = gpu_labels(targets, options.ignore_index);
-        let key = host_key("ce", rows, classes, options, mode, self);
-        let inputs = [
-            ("logits", bytemuck::cast_slice(logits)),
-            ("targets", bytemuck::cast_slice(&labels)),
-        ];
-        self.run_host(key, &inputs, upstream, |b| {
-            self.prepare_cross_entropy(&b[0], &b[1], rows, classes, options, mode)
-        })
+        let denominator = || {
+            targets
+                .iter()
+                .map(|l| l.to_i64())
+                .filter(|&l| l != options.ignore_index)
+                .map(|l| {
+                    options
+                        .weight
+                        .as_ref()
+                        .map_or(1.0, |w| f64::from(w[l as usize]))
+                })
+                .sum()
+        };
+        self.host_in_parts(
+            host_batch(rows, classes, options.reduction, mode),
+            options.reduction,
+            upstream,
+            denominator,
+            |part, reduction, upstream| {
+                let labels = gpu_labels(&targets[part.clone()], options.ignore_index);
+                let options = CrossEntropyOptions {
+                    reduction,
+                    ..options.clone()
+                };
+                let key = host_key("ce", part.len(), classes, &options, mode, self);
+                let inputs = [
+                    (
+                        "logits",
+                        bytemuck::cast_slice(&logits[part.start * classes..part.end * classes]),
+                    ),
+                    ("targets", bytemuck::cast_slice(&labels)),
+                ];
+                self.run_host(key, &inputs, upstream, |b| {
+                    self.prepare_cross_entropy(&b[0], &b[1], part.len(), classes, &options, mode)
+                })
+            },
+        )
     }
 
     /// Prepares probability-target cross-entropy on GPU buffers: `logits` and `targets` each
@@ -525,7 +569,8 @@ impl Context {
         Ok((loss, grad.unwrap_or_default()))
     }
 
-    /// The host path of probability-target cross-entropy: upload, prepare, run, read back.
+    /// The host path of probability-target cross-entropy: upload, prepare, run, read back;
+    /// in parts when the batch does not fit one buffer (see `loss::parts`).
     #[allow(clippy::too_many_arguments)]
     fn host_probs(
         &self,
@@ -537,14 +582,34 @@ impl Context {
         upstream: Option<&[f32]>,
         mode: GradMode,
     ) -> Result<(Loss, Option<Vec<f32>>)> {
-        let key = host_key("ce_probs", rows, classes, options, mode, self);
-        let inputs = [
-            ("logits", bytemuck::cast_slice(logits)),
-            ("targets", bytemuck::cast_slice(targets)),
-        ];
-        self.run_host(key, &inputs, upstream, |b| {
-            self.prepare_cross_entropy_probs(&b[0], &b[1], rows, classes, options, mode)
-        })
+        self.host_in_parts(
+            host_batch(rows, classes, options.reduction, mode),
+            options.reduction,
+            upstream,
+            || rows as f64,
+            |part, reduction, upstream| {
+                let options = CrossEntropyOptions {
+                    reduction,
+                    ..options.clone()
+                };
+                let key = host_key("ce_probs", part.len(), classes, &options, mode, self);
+                let values = part.start * classes..part.end * classes;
+                let inputs = [
+                    ("logits", bytemuck::cast_slice(&logits[values.clone()])),
+                    ("targets", bytemuck::cast_slice(&targets[values])),
+                ];
+                self.run_host(key, &inputs, upstream, |b| {
+                    self.prepare_cross_entropy_probs(
+                        &b[0],
+                        &b[1],
+                        part.len(),
+                        classes,
+                        &options,
+                        mode,
+                    )
+                })
+            },
+        )
     }
 }
 

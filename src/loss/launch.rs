@@ -5,7 +5,7 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::gpu_buffer;
 use crate::loss::Reduction;
-use crate::plan::{self, Grid, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
+use crate::plan::{self, Grid, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::shaders::{Kernel, PipelineKey};
 
 /// One dispatch with everything bound, or a buffer to clear.
@@ -98,9 +98,14 @@ pub(crate) fn whole(buffer: &wgpu::Buffer) -> wgpu::BufferBinding<'_> {
     buffer.as_entire_buffer_binding()
 }
 
-/// Override constants every row kernel takes.
-pub(crate) fn row_constants(row_threads: u32) -> Vec<(&'static str, u32)> {
-    vec![("WG", WORKGROUP_SIZE), ("ROW_THREADS", row_threads)]
+/// Override constants every row kernel takes; a `SUBGROUP` above 0 also builds the kernel
+/// with subgroup shuffles.
+pub(crate) fn row_constants(plan: &RowPlan) -> Vec<(&'static str, u32)> {
+    vec![
+        ("WG", WORKGROUP_SIZE),
+        ("ROW_THREADS", plan.row_threads),
+        ("SUBGROUP", plan.subgroup),
+    ]
 }
 
 /// Override constants every elementwise kernel takes.

@@ -4,6 +4,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::gpu_buffer;
 use crate::loss::launch::{self, whole};
+use crate::loss::parts::Batch;
 use crate::loss::{validate, Loss, LossAndGrad, Reduction};
 use crate::plan;
 use crate::prepared::{GradMode, HostKey, LossBuffers, PreparedLoss};
@@ -64,7 +65,7 @@ impl Context {
             let callers = [logits.row_bytes(classes)];
             let chunks = plan::chunks(rows, &callers, &owned, plan.rows_per_group, self.limits())?;
             let with_grad = grad != GradMode::Off;
-            let mut constants = launch::row_constants(plan.row_threads);
+            let mut constants = launch::row_constants(&plan);
             constants.extend(launch::loss_constants(Reduction::None, with_grad));
             constants.push(("USE_Q", u32::from(with_grad)));
             let key = PipelineKey::typed(Kernel::LogSoftmax, constants, buffers.types);
@@ -127,6 +128,8 @@ impl Context {
         })
     }
 
+    /// The host path of log-softmax, in parts when the batch does not fit one buffer (see
+    /// `loss::parts`).
     fn host_log_softmax(
         &self,
         logits: &[f32],
@@ -139,14 +142,38 @@ impl Context {
         } else {
             GradMode::Off
         };
-        let key = HostKey::new(
-            format!("log_softmax {rows}x{classes} {mode:?} {:?}", self.tuning()),
-            &[],
-        );
-        let inputs = [("logits", bytemuck::cast_slice(logits))];
-        let (logp, grad) = self.run_host(key, &inputs, upstream, |b| {
-            self.prepare_log_softmax(&b[0], rows, classes, mode)
-        })?;
+        let row = 4 * classes as u64;
+        let batch = Batch {
+            items: rows,
+            largest_input: row,
+            // The log-softmax, and the gradient, are read back together.
+            outputs: if upstream.is_some() { 2 * row } else { row },
+            multiple: 1,
+        };
+        // The upstream gradient is per logit, but host_in_parts cuts per-item upstreams by
+        // item: cut it here instead.
+        let (logp, grad) = self.host_in_parts(
+            batch,
+            Reduction::None,
+            None,
+            || rows as f64,
+            |part, _, _| {
+                let values = part.start * classes..part.end * classes;
+                let key = HostKey::new(
+                    format!(
+                        "log_softmax {}x{classes} {mode:?} {:?}",
+                        part.len(),
+                        self.tuning()
+                    ),
+                    &[],
+                );
+                let inputs = [("logits", bytemuck::cast_slice(&logits[values.clone()]))];
+                let upstream = upstream.map(|u| &u[values]);
+                self.run_host(key, &inputs, upstream, |b| {
+                    self.prepare_log_softmax(&b[0], part.len(), classes, mode)
+                })
+            },
+        )?;
         Ok((logp.into_values(), grad))
     }
 }

@@ -4,6 +4,7 @@ pub(crate) mod binary;
 pub(crate) mod cross_entropy;
 pub(crate) mod launch;
 pub(crate) mod log_softmax;
+pub(crate) mod parts;
 pub(crate) mod validate;
 
 /// How per-item losses are combined, as PyTorch's `reduction` argument.

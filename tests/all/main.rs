@@ -13,4 +13,5 @@ mod properties;
 mod random;
 mod shaders;
 mod sizes;
+mod subgroups;
 mod threads;

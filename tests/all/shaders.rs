@@ -9,8 +9,10 @@ fn every_shader_parses_and_validates() {
             .unwrap_or_else(|e| panic!("{file} does not parse:\n{}", e.emit_to_string(&source)));
         naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::SHADER_FLOAT16,
+            naga::valid::Capabilities::SHADER_FLOAT16 | naga::valid::Capabilities::SUBGROUP,
         )
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
         .validate(&module)
         .unwrap_or_else(|e| panic!("{file} does not validate:\n{}", e.emit_to_string(&source)));
         assert!(

@@ -3,7 +3,9 @@
 //! adapter must take.
 
 use crate::common::{assert_close, assert_grad_close, contexts, Rng};
-use xent::{reference, BceWithLogitsOptions, CrossEntropyOptions, Error, Reduction, Tuning};
+use xent::{
+    reference, BceWithLogitsOptions, CrossEntropyOptions, Error, LossAndGrad, Reduction, Tuning,
+};
 
 #[test]
 fn grids_past_the_workgroup_limit_give_the_same_results() {
@@ -237,23 +239,153 @@ fn large_class_counts_and_large_batches_match_the_reference() {
     }
 }
 
-/// A single row wider than a binding cannot be cut (yet): an error naming the limit.
+/// With a 1 MiB buffer cap, host calls of several MiB run in parts of whole rows (or elements):
+/// per-row and per-element values (unreduced losses, log-softmax, gradients of `None` and
+/// `Sum`) are the bits of the uncut run; sums and means add the parts' sums on the host and
+/// match the reference. Without the parts, each call would fail (a 3.6 MB upload). The parts
+/// are cut on the host, so one context shows it.
 #[test]
-fn rows_wider_than_a_binding_are_an_error_naming_it() {
+fn buffers_past_the_limit_are_cut_into_parts() {
+    let mut rng = Rng::new(63);
+    let (n, c) = (3000, 300); // 3.6 MB of logits: four parts of at most 1 MiB
+    let logits = rng.vec(n * c, -8.0, 8.0);
+    let mut labels: Vec<i64> = (0..n).map(|_| rng.below(c) as i64).collect();
+    labels[10] = -100;
+    labels[2900] = -100;
+    let probs = rng.distributions(n, c);
+    let targets = rng.vec(n * c, 0.0, 1.0);
+    let weight = rng.vec(c, 0.5, 2.0);
+    let whole = &contexts()[0];
+    let cut = &whole.with_tuning(Tuning {
+        max_buffer_bytes: Some(1 << 20),
+        ..whole.tuning()
+    });
+    assert_eq!(cut.limits().max_buffer_size, 1 << 20);
+    // The cut run against the reference, and against the uncut run: bit for bit for
+    // per-item values (all of `None`, gradients of `Sum`).
+    let check =
+        |case: &str, reduction, got: &LossAndGrad, uncut: &LossAndGrad, want: &LossAndGrad<f64>| {
+            assert_close(cut, case, got.loss.values(), want.loss.values());
+            assert_grad_close(cut, case, &got.grad, &want.grad);
+            if reduction != Reduction::Mean {
+                assert!(
+                    got.grad == uncut.grad,
+                    "{case}: cut and uncut gradients differ"
+                );
+            }
+            if reduction == Reduction::None {
+                assert!(
+                    got.loss == uncut.loss,
+                    "{case}: cut and uncut losses differ"
+                );
+            }
+        };
+    for reduction in [Reduction::None, Reduction::Sum, Reduction::Mean] {
+        let options = CrossEntropyOptions {
+            weight: Some(weight.clone()),
+            label_smoothing: 0.1,
+            reduction,
+            ..Default::default()
+        };
+        let upstream = match reduction {
+            Reduction::None => rng.vec(n, -1.0, 1.0),
+            _ => vec![0.75],
+        };
+        let up = Some(&upstream[..]);
+        let got = cut
+            .cross_entropy_and_grad(&logits, c, &labels, &options, up)
+            .unwrap();
+        check(
+            &format!("parts ce {n}x{c} {reduction:?}"),
+            reduction,
+            &got,
+            &whole
+                .cross_entropy_and_grad(&logits, c, &labels, &options, up)
+                .unwrap(),
+            &reference::cross_entropy_and_grad(&logits, c, &labels, &options, up).unwrap(),
+        );
+        let mut in_place = logits.clone();
+        let loss = cut
+            .cross_entropy_and_grad_in_place(&mut in_place, c, &labels, &options, up)
+            .unwrap();
+        assert!(bits(loss.values(), &in_place) == bits(got.loss.values(), &got.grad));
+        check(
+            &format!("parts ce probs {n}x{c} {reduction:?}"),
+            reduction,
+            &cut.cross_entropy_probs_and_grad(&logits, c, &probs, &options, up)
+                .unwrap(),
+            &whole
+                .cross_entropy_probs_and_grad(&logits, c, &probs, &options, up)
+                .unwrap(),
+            &reference::cross_entropy_probs_and_grad(&logits, c, &probs, &options, up).unwrap(),
+        );
+
+        // pos_weight of 300 per row: parts are whole multiples of it.
+        let options = BceWithLogitsOptions {
+            weight: Some(targets.iter().map(|t| t + 0.5).collect()),
+            pos_weight: Some(rng.vec(c, 0.5, 3.0)),
+            reduction,
+        };
+        let upstream = match reduction {
+            Reduction::None => rng.vec(n * c, -1.0, 1.0),
+            _ => vec![0.75],
+        };
+        let up = Some(&upstream[..]);
+        check(
+            &format!("parts bce logits {} {reduction:?}", n * c),
+            reduction,
+            &cut.binary_cross_entropy_with_logits_and_grad(&logits, &targets, &options, up)
+                .unwrap(),
+            &whole
+                .binary_cross_entropy_with_logits_and_grad(&logits, &targets, &options, up)
+                .unwrap(),
+            &reference::binary_cross_entropy_with_logits_and_grad(&logits, &targets, &options, up)
+                .unwrap(),
+        );
+
+        let p: Vec<f32> = targets.iter().map(|t| t * 0.98 + 0.01).collect();
+        let options = xent::BceOptions {
+            weight: None,
+            reduction,
+        };
+        let case = format!("parts bce {} {reduction:?}", n * c);
+        let got = cut.binary_cross_entropy(&p, &probs, &options).unwrap();
+        let want = reference::binary_cross_entropy(&p, &probs, &options).unwrap();
+        assert_close(cut, &case, got.values(), want.values());
+    }
+    let upstream = rng.vec(n * c, -1.0, 1.0);
+    let got = cut.log_softmax_and_grad(&logits, c, &upstream).unwrap();
+    let uncut = whole.log_softmax_and_grad(&logits, c, &upstream).unwrap();
+    assert!(bits(got.loss.values(), &got.grad) == bits(uncut.loss.values(), &uncut.grad));
+}
+
+/// A single row wider than a binding cannot be cut into chunks, nor one larger than a buffer
+/// into parts: an error naming the limit.
+#[test]
+fn rows_wider_than_a_limit_are_an_error_naming_it() {
     let base = &contexts()[0];
-    let ctx = base.with_tuning(Tuning {
+    let binding = base.with_tuning(Tuning {
         max_storage_binding_bytes: Some(1 << 20),
+        ..base.tuning()
+    });
+    let buffer = base.with_tuning(Tuning {
+        max_buffer_bytes: Some(1 << 20),
         ..base.tuning()
     });
     let c = 300_000; // 1.2 MB per row
     let logits = vec![0.5f32; 2 * c];
-    match ctx.cross_entropy(&logits, c, &[1u32, 2], &CrossEntropyOptions::default()) {
-        Err(Error::TooLarge {
-            limit_name, limit, ..
-        }) => {
-            assert_eq!(limit_name, "max_storage_buffer_binding_size");
-            assert_eq!(limit, 1 << 20);
+    for (ctx, name) in [
+        (binding, "max_storage_buffer_binding_size"),
+        (buffer, "max_buffer_size"),
+    ] {
+        match ctx.cross_entropy(&logits, c, &[1u32, 2], &CrossEntropyOptions::default()) {
+            Err(Error::TooLarge {
+                limit_name, limit, ..
+            }) => {
+                assert_eq!(limit_name, name);
+                assert_eq!(limit, 1 << 20);
+            }
+            other => panic!("expected TooLarge naming {name}, got {other:?}"),
         }
-        other => panic!("expected TooLarge, got {other:?}"),
     }
 }

@@ -26,6 +26,10 @@ pub struct Args {
     /// Timed samples per kernel (the median is reported).
     #[arg(long, default_value_t = 9)]
     samples: usize,
+    /// Merge rows through workgroup memory only, even where the adapter has subgroups (to
+    /// compare the two).
+    #[arg(long)]
+    no_subgroups: bool,
 }
 
 /// One measured kernel and shape.
@@ -71,7 +75,13 @@ fn progress(done: usize, total: usize, what: &str) {
 
 /// Runs `xent bench`.
 pub fn run(args: &Args) -> Result<(), String> {
-    let ctx = crate::chosen_contexts(args.adapter.as_deref(), false, true)?.remove(0);
+    let mut ctx = crate::chosen_contexts(args.adapter.as_deref(), false, true)?.remove(0);
+    if args.no_subgroups {
+        ctx = ctx.with_tuning(xent::Tuning {
+            subgroups: false,
+            ..ctx.tuning()
+        });
+    }
     let info = ctx.adapter_info().clone();
     let preset = args
         .preset
@@ -110,8 +120,12 @@ pub fn run(args: &Args) -> Result<(), String> {
         eprint!("\r\x1b[2K");
     }
 
+    let merge = match ctx.subgroup_size() {
+        Some(size) => format!("subgroups of {size}"),
+        None => "workgroup memory".to_string(),
+    };
     println!(
-        "adapter: {} ({:?}), preset {preset}",
+        "adapter: {} ({:?}), preset {preset}, row merge: {merge}",
         info.name, info.backend
     );
     println!(
@@ -146,6 +160,11 @@ pub fn run(args: &Args) -> Result<(), String> {
             ("kernel", Json::Str(r.case.kernel().into())),
             ("shape", Json::Str(r.case.shape_name())),
             ("dtype", Json::Str("f32".into())),
+            (
+                "subgroup_size",
+                ctx.subgroup_size()
+                    .map_or(Json::Null, |size| Json::Num(f64::from(size))),
+            ),
             ("bytes", Json::Num(r.case.bytes() as f64)),
             ("median_s", Json::Num(r.median_s)),
             ("gbps", Json::Num(gbps)),
