@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for a machine with a real GPU (e.g. a lent H100 with only a driver installed):
-# runs xent check, xent bench, the test suite and the criterion benches from prebuilt binaries in
-# .gpu/, with the Vulkan loader unpacked from .gl/*.deb when the machine has none.
+# runs xent check, xent bench (with and without subgroups), the test suite and the criterion
+# benches from prebuilt binaries in .gpu/, with the Vulkan loader unpacked from .gl/*.deb when
+# the machine has none.
 #
 # Prepare here (x86-64):   scripts/bench-gpu.sh --build
 # Run there:               scripts/bench-gpu.sh [OUTPUT_DIR]
@@ -43,6 +44,8 @@ echo "== xent check (conformance on every adapter)"
 .gpu/every_loss 8192 1000 2>&1 | tee "$out/every_loss.txt"
 echo "== xent bench (gpu preset)"
 .gpu/xent bench --preset gpu --json "$out/xent_bench.json" --plot "$out/xent_bench.svg" 2>&1 | tee "$out/xent_bench.txt"
+echo "== xent bench (gpu preset), rows merged through workgroup memory only"
+.gpu/xent bench --preset gpu --no-subgroups --json "$out/xent_bench_no_subgroups.json" 2>&1 | tee "$out/xent_bench_no_subgroups.txt"
 echo "== test suite (every adapter)"
 timeout 300 .gpu/all --test-threads 8 2>&1 | tail -40 | tee "$out/tests.txt"
 echo "== benchmarks"

@@ -72,10 +72,19 @@ fn check_passes_and_writes_its_report() {
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("cases pass on"), "{out}");
+    assert!(
+        out.contains("rows merged"),
+        "says how rows are merged: {out}"
+    );
     assert!(!out.contains("FAIL"));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report).unwrap()).expect("valid JSON");
     for adapter in json.as_array().expect("one entry per adapter") {
+        let size = &adapter["subgroup_size"];
+        assert!(
+            size.is_null() || size.as_u64().is_some_and(|s| s > 0),
+            "{size}"
+        );
         let cases = adapter["cases"].as_array().expect("cases");
         assert!(cases.len() >= 20);
         assert!(cases

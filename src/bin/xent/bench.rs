@@ -120,13 +120,11 @@ pub fn run(args: &Args) -> Result<(), String> {
         eprint!("\r\x1b[2K");
     }
 
-    let merge = match ctx.subgroup_size() {
-        Some(size) => format!("subgroups of {size}"),
-        None => "workgroup memory".to_string(),
-    };
     println!(
-        "adapter: {} ({:?}), preset {preset}, row merge: {merge}",
-        info.name, info.backend
+        "adapter: {} ({:?}), preset {preset}, rows merged {}",
+        info.name,
+        info.backend,
+        crate::row_merge(&ctx)
     );
     println!(
         "read ceiling: {ceiling_gbps:.2} GB/s ({} MiB, median {:.3} ms)",

@@ -17,6 +17,10 @@ pub struct Args {
     /// Also write the full report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<String>,
+    /// Merge rows through workgroup memory only, even where an adapter has subgroups (to
+    /// compare the two; both should give the same bits).
+    #[arg(long)]
+    no_subgroups: bool,
 }
 
 fn cell(r: &CaseReport) -> String {
@@ -29,7 +33,23 @@ fn cell(r: &CaseReport) -> String {
 
 /// Runs `xent check`.
 pub fn run(args: &Args) -> Result<(), String> {
-    let contexts = crate::chosen_contexts(args.adapter.as_deref(), args.all, false)?;
+    let mut contexts = crate::chosen_contexts(args.adapter.as_deref(), args.all, false)?;
+    if args.no_subgroups {
+        for ctx in &mut contexts {
+            *ctx = ctx.with_tuning(xent::Tuning {
+                subgroups: false,
+                ..ctx.tuning()
+            });
+        }
+    }
+    for ctx in &contexts {
+        println!(
+            "{}: rows merged {}",
+            crate::adapter_label(ctx),
+            crate::row_merge(ctx)
+        );
+    }
+    println!();
     let mut columns = Vec::new();
     for ctx in &contexts {
         let label = crate::adapter_label(ctx);
@@ -88,9 +108,15 @@ pub fn run(args: &Args) -> Result<(), String> {
         let report = Json::Arr(
             columns
                 .iter()
-                .map(|(label, reports)| {
+                .zip(&contexts)
+                .map(|((label, reports), ctx)| {
                     Json::Obj(vec![
                         ("adapter", Json::Str(label.clone())),
+                        (
+                            "subgroup_size",
+                            ctx.subgroup_size()
+                                .map_or(Json::Null, |size| Json::Num(f64::from(size))),
+                        ),
                         (
                             "cases",
                             Json::Arr(

@@ -87,6 +87,15 @@ pub fn chosen_contexts(
 }
 
 /// `name (backend)` of a context's adapter.
+/// How a context's row kernels merge the threads of a row, in words.
+pub fn row_merge(ctx: &xent::Context) -> String {
+    match ctx.subgroup_size() {
+        Some(size) => format!("with subgroups of {size}"),
+        None => "through workgroup memory".to_string(),
+    }
+}
+
+/// An adapter's name and backend, for labels.
 pub fn adapter_label(ctx: &xent::Context) -> String {
     let info = ctx.adapter_info();
     format!("{} ({:?})", info.name, info.backend)
