@@ -2,7 +2,7 @@
 // gradient in the same pass.
 //   l_i = -w_i (t_i max(log p_i, -100) + (1 - t_i) max(log(1 - p_i), -100))
 //   dl_i/dp_i = w_i (p_i - t_i) / max((1 - p_i) p_i, 1e-12)      (PyTorch's clamp)
-// REDUCTION none: l_i goes to `out[i]`; otherwise this workgroup's (sum l_i, element count)
+// Reduction none: l_i goes to `out[i]`; otherwise this workgroup's (sum l_i, element count)
 // pair to pair pair_base + g of `out`. The gradient is scaled by upstream[i] (none),
 // upstream[0] (sum) or upstream[0] / len (mean).
 
@@ -28,7 +28,7 @@ fn main(@builtin(local_invocation_index) local: u32,
             let log_p = max(log_careful(p), -100.0);
             let log_1mp = max(log1p_careful(-p), -100.0);
             let l = -w * (t * log_p + (1.0 - t) * log_1mp);
-            if (REDUCTION == 0u) {
+            if (!REDUCED) {
                 out[i] = l;
             } else {
                 acc = acc + l;
@@ -38,7 +38,7 @@ fn main(@builtin(local_invocation_index) local: u32,
             }
         }
     }
-    if (REDUCTION != 0u) {
+    if (REDUCED) {
         let total = workgroup_sum(local, acc);
         if (local == 0u) {
             out[2u * (params.pair_base + group)] = total;

@@ -7,7 +7,7 @@
 // x << 0 and t = 0 (x - (x - tiny)), this one keeps the tiny loss. Stable for any finite x.
 // An infinite x gives what PyTorch's form gives there (`infinite_logit_loss`).
 //   dl_i/dx_i = w_i ((pos_weight_d t_i + 1 - t_i) sigmoid(x_i) - pos_weight_d t_i)
-// REDUCTION none: l_i goes to `out[i]`; otherwise this workgroup's (sum l_i, element count)
+// Reduction none: l_i goes to `out[i]`; otherwise this workgroup's (sum l_i, element count)
 // pair to pair pair_base + g of `out`. The gradient is scaled by upstream[i] (none),
 // upstream[0] (sum) or upstream[0] / len (mean).
 
@@ -68,7 +68,7 @@ fn main(@builtin(local_invocation_index) local: u32,
             if (is_infinite(x)) {
                 l = infinite_logit_loss(x, t, w);
             }
-            if (REDUCTION == 0u) {
+            if (!REDUCED) {
                 out[i] = l;
             } else {
                 acc = acc + l;
@@ -79,7 +79,7 @@ fn main(@builtin(local_invocation_index) local: u32,
             }
         }
     }
-    if (REDUCTION != 0u) {
+    if (REDUCED) {
         let total = workgroup_sum(local, acc);
         if (local == 0u) {
             out[2u * (params.pair_base + group)] = total;

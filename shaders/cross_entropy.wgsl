@@ -4,7 +4,7 @@
 // One row per ROW_THREADS threads. Per row n with target y (not ignored):
 //   l_n = (1 - e) w_y (lse_n - x_{n,y}) + (e / C) (-sum_c w_c logp_{n,c})
 // with the smoothing term only when USE_Q (e > 0). Ignored rows give l_n = 0 and weight 0.
-// REDUCTION none: l_n goes to `out[n]`; otherwise this workgroup's (sum l_n, sum w_{y_n}) pair
+// Reduction none: l_n goes to `out[n]`; otherwise this workgroup's (sum l_n, sum w_{y_n}) pair
 // goes to pair pair_base + g of `out` for the batch reduction.
 //
 // Gradient (GRAD), with p = softmax(x_n), W = sum_c w_c and s the scale of the row:
@@ -130,7 +130,7 @@ fn main(@builtin(local_invocation_index) local: u32,
         }
         pair = vec2<f32>(l, wy);
     }
-    if (REDUCTION == 0u) {
+    if (!REDUCED) {
         if (valid && lane == 0u) {
             out[row] = pair.x;
         }
@@ -150,9 +150,9 @@ fn main(@builtin(local_invocation_index) local: u32,
         var b = 0.0;
         if (!ignored && !bad_label) {
             var s = upstream[0];
-            if (REDUCTION == 0u) {
+            if (!REDUCED) {
                 s = upstream[row];
-            } else if (REDUCTION == 1u) {
+            } else if (params.reduction == 1u) {
                 s = upstream[0] / denominator[0];
             }
             a = s * (1.0 - e) * class_weight(u32(y));

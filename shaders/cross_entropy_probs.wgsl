@@ -3,7 +3,7 @@
 //
 // Per row: l_n = -sum_c w_c t'_{n,c} logp_{n,c},  t' = (1 - e) t + e / C,
 // accumulated as q * log(s) - b with q_c = w_c t'_c (see common/row_state.wgsl).
-// REDUCTION none: l_n goes to `out[n]`; otherwise this workgroup's (sum l_n, row count) pair,
+// Reduction none: l_n goes to `out[n]`; otherwise this workgroup's (sum l_n, row count) pair,
 // since the mean divides by N.
 // Gradient: dx_{n,c} = s (p_c Q_n - q_c), Q_n = sum_c q_c, with
 //   s = upstream[n] (none), upstream[0] (sum), upstream[0] / N (mean).
@@ -71,7 +71,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     if (valid && lane == 0u) {
         pair = vec2<f32>(st.q * ls - st.b, 1.0);
     }
-    if (REDUCTION == 0u) {
+    if (!REDUCED) {
         if (valid && lane == 0u) {
             out[row] = pair.x;
         }
@@ -85,9 +85,9 @@ fn main(@builtin(local_invocation_index) local: u32,
 
     if (GRAD && valid) {
         var s = upstream[0];
-        if (REDUCTION == 0u) {
+        if (!REDUCED) {
             s = upstream[row];
-        } else if (REDUCTION == 1u) {
+        } else if (params.reduction == 1u) {
             s = s / f32(params.total_rows);
         }
         if (cached) {

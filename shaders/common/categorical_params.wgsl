@@ -20,7 +20,9 @@ struct Params {
     row_base: u32,
     pair_base: u32,
     total_rows: u32,
-    _pad: u32,
+    // Reduction of the loss, as the host's `Reduction`: 0 none (one value per row), 1 mean,
+    // 2 sum.
+    reduction: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -15,7 +15,9 @@ struct Params {
     elem_base: u32,
     pair_base: u32,
     total_len: u32,
-    _pad: u32,
+    // Reduction of the loss, as the host's `Reduction`: 0 none (one value per element), 1 mean,
+    // 2 sum.
+    reduction: u32,
 }
 
 override HAS_WEIGHT: bool = false;
@@ -34,10 +36,10 @@ fn block_len(group: u32) -> u32 {
 // The gradient scale of element i: upstream[i] (none), upstream[0] (sum), upstream[0] / len
 // (mean, over the whole input). Needs the kernel's `params.total_len` and `upstream`.
 fn element_scale(i: u32) -> f32 {
-    if (REDUCTION == 0u) {
+    if (!REDUCED) {
         return upstream[i];
     }
-    if (REDUCTION == 2u) {
+    if (params.reduction == 2u) {
         return upstream[0];
     }
     return upstream[0] / f32(params.total_len);

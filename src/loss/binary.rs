@@ -24,7 +24,7 @@ struct Params {
     elem_base: u32,
     pair_base: u32,
     total_len: u32,
-    _pad: u32,
+    reduction: u32,
 }
 
 /// The host inputs of one part of a BCE call.
@@ -162,7 +162,7 @@ impl Context {
                     elem_base: range.start as u32,
                     pair_base: (range.start / block) as u32,
                     total_len: len as u32,
-                    _pad: 0,
+                    reduction: kind.reduction.shader_code(),
                 },
             )?;
             let weight_part = match kind.weight {

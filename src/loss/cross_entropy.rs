@@ -27,7 +27,7 @@ struct Params {
     row_base: u32,
     pair_base: u32,
     total_rows: u32,
-    _pad: u32,
+    reduction: u32,
 }
 
 /// Where one dispatch (a chunk of rows) sits in the whole batch.
@@ -171,7 +171,7 @@ fn params_buffer(
             row_base: chunk.rows.start as u32,
             pair_base: chunk.pair_base as u32,
             total_rows: chunk.total_rows as u32,
-            _pad: 0,
+            reduction: options.reduction.shader_code(),
         },
     )
 }

@@ -113,10 +113,11 @@ pub(crate) fn elementwise_constants() -> Vec<(&'static str, u32)> {
     vec![("WG", WORKGROUP_SIZE), ("ITEMS", ELEMENTWISE_ITEMS)]
 }
 
-/// Override constants shared by the loss kernels: reduction and gradient.
-pub(crate) fn loss_constants(reduction: Reduction, grad: bool) -> Vec<(&'static str, u32)> {
-    vec![
-        ("REDUCTION", reduction.shader_code()),
+/// Override constants shared by the loss kernels: whether the loss is reduced, and whether
+/// they write the gradient. (Mean or sum is a kernel parameter: one pipeline serves both.)
+pub(crate) fn loss_constants(reduction: Reduction, grad: bool) -> [(&'static str, u32); 2] {
+    [
+        ("REDUCED", u32::from(reduction != Reduction::None)),
         ("GRAD", u32::from(grad)),
     ]
 }

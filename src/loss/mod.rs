@@ -142,7 +142,7 @@ pub struct LossAndGrad<T = f32> {
 }
 
 impl Reduction {
-    /// The value of the shaders' `REDUCTION` override.
+    /// The value of the shaders' `params.reduction`.
     pub(crate) fn shader_code(self) -> u32 {
         match self {
             Reduction::None => 0,
