@@ -351,6 +351,7 @@ impl Context {
             largest_input: 4,
             outputs: loss + grad,
             multiple,
+            upstream_per_item: 1,
         };
         self.host_in_parts(batch, reduction, upstream, || len as f64, run_part)
     }

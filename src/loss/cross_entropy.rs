@@ -139,6 +139,7 @@ fn host_batch(rows: usize, classes: usize, reduction: Reduction, mode: GradMode)
         largest_input: row,
         outputs: loss + grad,
         multiple: 1,
+        upstream_per_item: 1,
     }
 }
 

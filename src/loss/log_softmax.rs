@@ -149,15 +149,15 @@ impl Context {
             // The log-softmax, and the gradient, are read back together.
             outputs: if upstream.is_some() { 2 * row } else { row },
             multiple: 1,
+            // The upstream gradient has the logits' shape.
+            upstream_per_item: classes,
         };
-        // The upstream gradient is per logit, but host_in_parts cuts per-item upstreams by
-        // item: cut it here instead.
         let (logp, grad) = self.host_in_parts(
             batch,
             Reduction::None,
-            None,
+            upstream,
             || rows as f64,
-            |part, _, _| {
+            |part, _, upstream| {
                 let values = part.start * classes..part.end * classes;
                 let key = HostKey::new(
                     format!(
@@ -167,8 +167,7 @@ impl Context {
                     ),
                     &[],
                 );
-                let inputs = [("logits", bytemuck::cast_slice(&logits[values.clone()]))];
-                let upstream = upstream.map(|u| &u[values]);
+                let inputs = [("logits", bytemuck::cast_slice(&logits[values]))];
                 self.run_host(key, &inputs, upstream, |b| {
                     self.prepare_log_softmax(&b[0], part.len(), classes, mode)
                 })

@@ -32,6 +32,9 @@ pub(crate) struct Batch {
     pub(crate) outputs: u64,
     /// Parts hold a multiple of this many items (BCE's pos_weight length, else 1).
     pub(crate) multiple: usize,
+    /// Upstream gradient values per item when it is given per item (`Reduction::None`): 1,
+    /// or C for log-softmax, whose upstream has the logits' shape.
+    pub(crate) upstream_per_item: usize,
 }
 
 /// A host call's result: the loss and, with a gradient, the gradient.
@@ -82,24 +85,27 @@ impl Context {
         if ranges.len() == 1 {
             return run_part(0..batch.items, reduction, upstream);
         }
-        let (part_reduction, part_upstream, divisor) = match reduction {
-            Reduction::None => (Reduction::None, upstream.map(<[f32]>::to_vec), None),
-            Reduction::Sum => (Reduction::Sum, upstream.map(<[f32]>::to_vec), None),
+        // A mean runs as a sum with its one upstream value divided by the denominator.
+        let (part_reduction, divisor, scaled) = match reduction {
             Reduction::Mean => {
                 let d = denominator();
-                let scaled =
+                let scaled: Option<Vec<f32>> =
                     upstream.map(|u| u.iter().map(|&v| (f64::from(v) / d) as f32).collect());
-                (Reduction::Sum, scaled, Some(d))
+                (Reduction::Sum, Some(d), scaled)
             }
+            other => (other, None, None),
         };
+        let part_upstream = scaled.as_deref().or(upstream);
+        let per_item = batch.upstream_per_item;
         let mut values = Vec::new();
         let mut sum = 0.0f64;
         let mut grad: Option<Vec<f32>> = None;
         for range in ranges {
-            let up = match (&part_upstream, part_reduction) {
-                (Some(u), Reduction::None) => Some(&u[range.clone()]),
-                (Some(u), _) => Some(&u[..]),
-                (None, _) => None,
+            let up = match part_reduction {
+                Reduction::None => {
+                    part_upstream.map(|u| &u[range.start * per_item..range.end * per_item])
+                }
+                _ => part_upstream,
             };
             let (loss, part_grad) = run_part(range, part_reduction, up)?;
             match loss {
@@ -136,6 +142,7 @@ mod tests {
             largest_input,
             outputs,
             multiple,
+            upstream_per_item: 1,
         }
     }
 

@@ -75,13 +75,8 @@ fn progress(done: usize, total: usize, what: &str) {
 
 /// Runs `xent bench`.
 pub fn run(args: &Args) -> Result<(), String> {
-    let mut ctx = crate::chosen_contexts(args.adapter.as_deref(), false, true)?.remove(0);
-    if args.no_subgroups {
-        ctx = ctx.with_tuning(xent::Tuning {
-            subgroups: false,
-            ..ctx.tuning()
-        });
-    }
+    let ctx = crate::chosen_contexts(args.adapter.as_deref(), false, true)?.remove(0);
+    let ctx = crate::subgroups_flag(ctx, args.no_subgroups);
     let info = ctx.adapter_info().clone();
     let preset = args
         .preset

@@ -33,15 +33,10 @@ fn cell(r: &CaseReport) -> String {
 
 /// Runs `xent check`.
 pub fn run(args: &Args) -> Result<(), String> {
-    let mut contexts = crate::chosen_contexts(args.adapter.as_deref(), args.all, false)?;
-    if args.no_subgroups {
-        for ctx in &mut contexts {
-            *ctx = ctx.with_tuning(xent::Tuning {
-                subgroups: false,
-                ..ctx.tuning()
-            });
-        }
-    }
+    let contexts: Vec<_> = crate::chosen_contexts(args.adapter.as_deref(), args.all, false)?
+        .into_iter()
+        .map(|ctx| crate::subgroups_flag(ctx, args.no_subgroups))
+        .collect();
     for ctx in &contexts {
         println!(
             "{}: rows merged {}",

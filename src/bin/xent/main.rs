@@ -86,7 +86,17 @@ pub fn chosen_contexts(
         .collect()
 }
 
-/// `name (backend)` of a context's adapter.
+/// `ctx` as `--no-subgroups` asks: unchanged, or merging rows through workgroup memory only.
+pub fn subgroups_flag(ctx: xent::Context, no_subgroups: bool) -> xent::Context {
+    if !no_subgroups {
+        return ctx;
+    }
+    ctx.with_tuning(xent::Tuning {
+        subgroups: false,
+        ..ctx.tuning()
+    })
+}
+
 /// How a context's row kernels merge the threads of a row, in words.
 pub fn row_merge(ctx: &xent::Context) -> String {
     match ctx.subgroup_size() {
@@ -95,7 +105,7 @@ pub fn row_merge(ctx: &xent::Context) -> String {
     }
 }
 
-/// An adapter's name and backend, for labels.
+/// `name (backend)` of a context's adapter.
 pub fn adapter_label(ctx: &xent::Context) -> String {
     let info = ctx.adapter_info();
     format!("{} ({:?})", info.name, info.backend)
