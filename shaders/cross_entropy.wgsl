@@ -9,11 +9,13 @@
 //
 // Gradient (GRAD), with p = softmax(x_n), W = sum_c w_c and s the scale of the row:
 //   dx_{n,c} = s ((1 - e) w_y (p_c - [c == y]) + (e / C) (W p_c - w_c)),  0 for ignored rows,
-//   s = upstream[n] (none), upstream[0] (sum), upstream[0] / denominator[0] (mean), where
-//   denominator[0] = sum of w_y over non-ignored rows (cross_entropy_denominator.wgsl).
+//   s = upstream[n] (none), upstream[0] (sum), upstream[0] / scratch[0].x (mean), where
+//   scratch[0].x = sum of w_y over non-ignored rows (cross_entropy_denominator.wgsl).
 // Rows of at most CACHE * ROW_THREADS logits are read once; longer rows are read twice.
 // IN_PLACE writes the gradient over the logits (each thread overwrites only elements it has
-// already read, and x_y is read before the row's first barrier).
+// already read, and x_y is read before the row's first barrier). Split rows (SPLIT, see
+// common/row_state.wgsl) are never in place: another segment's workgroup could overwrite x_y
+// before segment 0 reads it.
 //
 // Label status: a target outside [0, C) that is not ignore_index makes its row's loss and
 // gradient NaN, and is recorded in `status` (cleared before the kernel runs): status[0] counts
@@ -27,8 +29,7 @@ override HAS_WEIGHT: bool = false;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> upstream: array<f32>;
-@group(0) @binding(6) var<storage, read> denominator: array<f32>;
-@group(0) @binding(8) var<storage, read_write> status: array<atomic<u32>>;
+@group(0) @binding(7) var<storage, read_write> status: array<atomic<u32>>;
 
 fn class_weight(c: u32) -> f32 {
     if (HAS_WEIGHT) {
@@ -40,6 +41,11 @@ fn class_weight(c: u32) -> f32 {
 // The row-state coefficient of class c (state_push_row's hook).
 fn element_q(q_base: u32, c: u32) -> f32 {
     return smoothing_coefficient(c);
+}
+
+// The first coefficient index of a row (row_state's hook): class coefficients need none.
+fn row_q_base(row: u32) -> u32 {
+    return 0u;
 }
 
 fn smoothing_coefficient(c: u32) -> f32 {
@@ -74,13 +80,14 @@ fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let group = linear_group(wid, nwg);
-    let row = group * (WG / ROW_THREADS) + local / ROW_THREADS;
-    let lane = local % ROW_THREADS;
+    let span = row_span(group, local);
+    let row = span.row;
+    let lane = span.lane;
     let classes = params.classes;
     let valid = row < params.rows;
     let base = params.x_first + row * params.x_stride;
     let grad_base = grad_row_base(row, classes, base);
-    let cached = classes <= CACHE * ROW_THREADS;
+    let cached = !SPLIT && classes <= CACHE * ROW_THREADS;
 
     var y = params.ignore_index;
     if (valid) {
@@ -91,38 +98,42 @@ fn main(@builtin(local_invocation_index) local: u32,
     // never on the host) makes the row's loss and gradient NaN rather than a plausible value.
     let bad_label = !ignored && (y < 0 || u32(y) >= classes);
     var x_y = 0.0;
-    if (valid && !ignored && !bad_label && lane == 0u) {
+    if (valid && !ignored && !bad_label && span.head) {
         x_y = load_x(base + u32(y));
     }
 
     var cache: array<f32, CACHE>;
     var st = state_empty();
-    if (valid) {
-        if (cached) {
-            var qs: array<f32, CACHE>;
-            for (var k = 0u; k < CACHE; k = k + 1u) {
-                let c = lane + k * ROW_THREADS;
-                if (c < classes) {
-                    cache[k] = load_x(base + c);
-                    qs[k] = smoothing_coefficient(c);
+    if (SPLIT) {
+        st = split_row_state(local, row);
+    } else {
+        if (valid) {
+            if (cached) {
+                var qs: array<f32, CACHE>;
+                for (var k = 0u; k < CACHE; k = k + 1u) {
+                    let c = lane + k * ROW_THREADS;
+                    if (c < classes) {
+                        cache[k] = load_x(base + c);
+                        qs[k] = smoothing_coefficient(c);
+                    }
                 }
+                st = state_push_cached(st, cache, qs, lane, classes);
+            } else {
+                st = state_push_row(st, base, 0u, lane, classes);
             }
-            st = state_push_cached(st, cache, qs, lane, classes);
-        } else {
-            st = state_push_row(st, base, 0u, lane, classes);
         }
+        st = row_reduce(local, st);
     }
-    st = row_reduce(local, st);
     let ls = state_log_sum(st);
     let e = params.smoothing;
     let e_over_c = e / f32(classes);
 
     var pair = vec2<f32>(0.0, 0.0);
-    if (valid && lane == 0u && bad_label) {
+    if (valid && span.head && bad_label) {
         pair = vec2<f32>(nan_f32(), nan_f32());
         atomicAdd(&status[0], 1u);
         atomicMax(&status[1], 0xffffffffu - (params.row_base + row));
-    } else if (valid && lane == 0u && !ignored) {
+    } else if (valid && span.head && !ignored) {
         let wy = class_weight(u32(y));
         var l = wy * ((st.m - x_y) + ls);
         if (USE_Q) {
@@ -131,7 +142,7 @@ fn main(@builtin(local_invocation_index) local: u32,
         pair = vec2<f32>(l, wy);
     }
     if (!REDUCED) {
-        if (valid && lane == 0u) {
+        if (valid && span.head) {
             out[row] = pair.x;
         }
     } else {
@@ -153,7 +164,7 @@ fn main(@builtin(local_invocation_index) local: u32,
             if (!REDUCED) {
                 s = upstream[row];
             } else if (params.reduction == 1u) {
-                s = upstream[0] / denominator[0];
+                s = upstream[0] / scratch[0].x;
             }
             a = s * (1.0 - e) * class_weight(u32(y));
             b = s * e_over_c;
@@ -168,7 +179,7 @@ fn main(@builtin(local_invocation_index) local: u32,
                 }
             }
         } else {
-            for (var c = lane; c < classes; c = c + ROW_THREADS) {
+            for (var c = span.lo + lane; c < span.hi; c = c + ROW_THREADS) {
                 let p = exp((load_x(base + c) - st.m) - ls);
                 write_grad(grad_base + c, grad_value(p, c, yc, a, b, st.q, ignored, bad_label));
             }

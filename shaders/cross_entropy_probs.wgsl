@@ -8,7 +8,8 @@
 // Gradient: dx_{n,c} = s (p_c Q_n - q_c), Q_n = sum_c q_c, with
 //   s = upstream[n] (none), upstream[0] (sum), upstream[0] / N (mean).
 // Rows of at most CACHE * ROW_THREADS logits are read once; IN_PLACE writes the gradient over
-// the logits (each thread overwrites only elements it has already read).
+// the logits (each thread overwrites only elements it has already read). Rows may be split
+// (SPLIT, see common/row_state.wgsl).
 
 override HAS_WEIGHT: bool = false;
 
@@ -27,6 +28,11 @@ fn coefficient(i: u32, c: u32) -> f32 {
     return q;
 }
 
+// The first target of a row (row_state's hook).
+fn row_q_base(row: u32) -> u32 {
+    return params.t_first + row * params.t_stride;
+}
+
 // The row-state coefficient of class c of the row whose targets start at t_base
 // (state_push_row's hook).
 fn element_q(t_base: u32, c: u32) -> f32 {
@@ -38,41 +44,46 @@ fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let group = linear_group(wid, nwg);
-    let row = group * (WG / ROW_THREADS) + local / ROW_THREADS;
-    let lane = local % ROW_THREADS;
+    let span = row_span(group, local);
+    let row = span.row;
+    let lane = span.lane;
     let classes = params.classes;
     let valid = row < params.rows;
     let base = params.x_first + row * params.x_stride;
-    let t_base = params.t_first + row * params.t_stride;
+    let t_base = row_q_base(row);
     let grad_base = grad_row_base(row, classes, base);
-    let cached = classes <= CACHE * ROW_THREADS;
+    let cached = !SPLIT && classes <= CACHE * ROW_THREADS;
 
     var cache_x: array<f32, CACHE>;
     var cache_q: array<f32, CACHE>;
     var st = state_empty();
-    if (valid) {
-        if (cached) {
-            for (var k = 0u; k < CACHE; k = k + 1u) {
-                let c = lane + k * ROW_THREADS;
-                if (c < classes) {
-                    cache_x[k] = load_x(base + c);
-                    cache_q[k] = coefficient(t_base + c, c);
+    if (SPLIT) {
+        st = split_row_state(local, row);
+    } else {
+        if (valid) {
+            if (cached) {
+                for (var k = 0u; k < CACHE; k = k + 1u) {
+                    let c = lane + k * ROW_THREADS;
+                    if (c < classes) {
+                        cache_x[k] = load_x(base + c);
+                        cache_q[k] = coefficient(t_base + c, c);
+                    }
                 }
+                st = state_push_cached(st, cache_x, cache_q, lane, classes);
+            } else {
+                st = state_push_row(st, base, t_base, lane, classes);
             }
-            st = state_push_cached(st, cache_x, cache_q, lane, classes);
-        } else {
-            st = state_push_row(st, base, t_base, lane, classes);
         }
+        st = row_reduce(local, st);
     }
-    st = row_reduce(local, st);
     let ls = state_log_sum(st);
 
     var pair = vec2<f32>(0.0, 0.0);
-    if (valid && lane == 0u) {
+    if (valid && span.head) {
         pair = vec2<f32>(st.q * ls - st.b, 1.0);
     }
     if (!REDUCED) {
-        if (valid && lane == 0u) {
+        if (valid && span.head) {
             out[row] = pair.x;
         }
     } else {
@@ -99,7 +110,7 @@ fn main(@builtin(local_invocation_index) local: u32,
                 }
             }
         } else {
-            for (var c = lane; c < classes; c = c + ROW_THREADS) {
+            for (var c = span.lo + lane; c < span.hi; c = c + ROW_THREADS) {
                 let p = exp((load_x(base + c) - st.m) - ls);
                 write_grad(grad_base + c, s * (p * st.q - coefficient(t_base + c, c)));
             }

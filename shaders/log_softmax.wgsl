@@ -2,7 +2,8 @@
 // With GRAD, also its backward for an upstream gradient g (N, C):
 //   grad[n, c] = g[n, c] - exp(logp[n, c]) * sum_c g[n, c]
 // (the row's sum of g is the state's q with q_c = g_c, so USE_Q is set with GRAD).
-// Rows of at most CACHE * ROW_THREADS logits are read once.
+// Rows of at most CACHE * ROW_THREADS logits are read once. Rows may be split (SPLIT, see
+// common/row_state.wgsl).
 
 struct Params {
     rows: u32,
@@ -11,6 +12,11 @@ struct Params {
     // upstream gradient and gradient are packed (N, C).
     x_first: u32,
     x_stride: u32,
+    // Split rows only: segments per row and logits per segment.
+    segments: u32,
+    segment_len: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -24,6 +30,11 @@ fn upstream_at(i: u32) -> f32 {
     return 0.0;
 }
 
+// The first upstream value of a row (row_state's hook).
+fn row_q_base(row: u32) -> u32 {
+    return row * params.classes;
+}
+
 // The row-state coefficient of element c of the row whose upstream starts at g_base: the
 // upstream gradient, whose row sum the backward needs (state_push_row's hook).
 fn element_q(g_base: u32, c: u32) -> f32 {
@@ -35,32 +46,37 @@ fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let group = linear_group(wid, nwg);
-    let row = group * (WG / ROW_THREADS) + local / ROW_THREADS;
-    let lane = local % ROW_THREADS;
+    let span = row_span(group, local);
+    let row = span.row;
+    let lane = span.lane;
     let classes = params.classes;
     let valid = row < params.rows;
     let x_base = params.x_first + row * params.x_stride;
-    let base = row * classes;
-    let cached = classes <= CACHE * ROW_THREADS;
+    let base = row_q_base(row);
+    let cached = !SPLIT && classes <= CACHE * ROW_THREADS;
 
     var cache_x: array<f32, CACHE>;
     var cache_g: array<f32, CACHE>;
     var st = state_empty();
-    if (valid) {
-        if (cached) {
-            for (var k = 0u; k < CACHE; k = k + 1u) {
-                let c = lane + k * ROW_THREADS;
-                if (c < classes) {
-                    cache_x[k] = load_x(x_base + c);
-                    cache_g[k] = upstream_at(base + c);
+    if (SPLIT) {
+        st = split_row_state(local, row);
+    } else {
+        if (valid) {
+            if (cached) {
+                for (var k = 0u; k < CACHE; k = k + 1u) {
+                    let c = lane + k * ROW_THREADS;
+                    if (c < classes) {
+                        cache_x[k] = load_x(x_base + c);
+                        cache_g[k] = upstream_at(base + c);
+                    }
                 }
+                st = state_push_cached(st, cache_x, cache_g, lane, classes);
+            } else {
+                st = state_push_row(st, x_base, base, lane, classes);
             }
-            st = state_push_cached(st, cache_x, cache_g, lane, classes);
-        } else {
-            st = state_push_row(st, x_base, base, lane, classes);
         }
+        st = row_reduce(local, st);
     }
-    st = row_reduce(local, st);
 
     if (valid) {
         let ls = state_log_sum(st);
@@ -76,7 +92,7 @@ fn main(@builtin(local_invocation_index) local: u32,
                 }
             }
         } else {
-            for (var c = lane; c < classes; c = c + ROW_THREADS) {
+            for (var c = span.lo + lane; c < span.hi; c = c + ROW_THREADS) {
                 let logp = (load_x(x_base + c) - st.m) - ls;
                 out[base + c] = logp;
                 if (GRAD) {

@@ -141,18 +141,22 @@ pub fn cases(preset: &str) -> Result<Vec<Case>> {
             ce(8192, 128256),
             ce(262144, 1000),
             ce(4194304, 10),
+            // Too few rows to fill a GPU: split rows.
+            ce(8, 1 << 20),
             Shape::BceWithLogits { len: 1 << 28 },
         ],
         "cpu-software" => vec![
             ce(1024, 32768),
             ce(16384, 1000),
             ce(1048576, 10),
+            ce(1, 1 << 23),
             Shape::BceWithLogits { len: 1 << 24 },
         ],
         "quick" => vec![
             ce(64, 32768),
             ce(2048, 1000),
             ce(65536, 10),
+            ce(1, 1 << 20),
             Shape::BceWithLogits { len: 1 << 20 },
         ],
         other => {

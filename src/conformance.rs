@@ -137,6 +137,14 @@ fn cases() -> Vec<Case> {
             8.0,
         ));
         out.push(ce_case("indices long rows", 8, 5000, long, seed, 8.0));
+        // Too few rows to fill any adapter: rows are split (see the launch plan).
+        let split = CrossEntropyOptions {
+            weight: Some(rng.vec(65536, 0.2, 2.0)),
+            label_smoothing: 0.05,
+            reduction: r,
+            ..Default::default()
+        };
+        out.push(ce_case("indices split rows", 2, 65536, split, seed, 8.0));
         out.push(ce_case(
             "indices short rows",
             3000,

@@ -10,6 +10,14 @@
 //!   in registers); CPU adapters (lavapipe) 128, since every level of a row's tree reduction
 //!   is a costly barrier there (measured on lavapipe at 2048 x 1000: 0.25 -> 0.58 of the read
 //!   ceiling).
+//! - A batch of too few long rows to keep the adapter busy ([`Tuning::fill_workgroups`]) has
+//!   its rows split: each row is cut into segments of at least `WORKGROUP_SIZE *
+//!   row_elements_per_thread` logits (at most [`MAX_SEGMENTS`]), one workgroup each. A first
+//!   dispatch reduces each segment to its log-sum-exp state; the second merges a row's states
+//!   in segment order and computes the loss, the gradient or the log-softmax of each segment
+//!   (C = 262144 with N = 4 makes 256 workgroups on a GPU instead of 4). Forward-only losses
+//!   read the logits once either way; a gradient reads them twice where an unsplit row that
+//!   fits in registers reads them once. In-place gradients are never split.
 //! - The threads of a row merge their states in one fixed tree: through subgroup shuffles for
 //!   the strides below the subgroup size where the device allows ([`Context::subgroup_size`]),
 //!   through workgroup memory (a barrier per level) above it or without subgroups. Both give
@@ -39,6 +47,8 @@ use crate::error::{Error, Result};
 pub(crate) const WORKGROUP_SIZE: u32 = 256;
 /// Elements each thread of an elementwise or reduction kernel handles.
 pub(crate) const ELEMENTWISE_ITEMS: u32 = 16;
+/// The most segments a split row is cut into (one thread merges their states in order).
+pub(crate) const MAX_SEGMENTS: usize = 64;
 /// Knobs of the launch plan. [`Tuning::for_device`] picks them by adapter type; a context can
 /// run with others ([`Context::with_tuning`]) to benchmark them or to test every kernel path on
 /// one adapter.
@@ -57,6 +67,10 @@ pub struct Tuning {
     /// Plan as if no buffer could exceed this many bytes (`None`: the device's
     /// `max_buffer_size`). Lets tests cut host calls into parts with small problems.
     pub max_buffer_bytes: Option<u64>,
+    /// Workgroups it takes to keep every core of the adapter busy: a row kernel over fewer
+    /// rows than this splits long rows over several workgroups (see the [module
+    /// docs](crate::plan)); 0 or 1 never splits. Lets tests split rows of small problems.
+    pub fill_workgroups: usize,
     /// Merge the threads of a row with subgroup shuffles where the device allows it (see
     /// [`Context::subgroup_size`]); `false` keeps to workgroup memory. Results are the same
     /// bits either way; this switch exists to compare and test the two.
@@ -64,13 +78,14 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    /// The knobs for an adapter type: 16 logits per thread on GPUs, 128 on CPU adapters.
+    /// The knobs for an adapter type: 16 logits per thread and 1024 workgroups to fill the
+    /// adapter on GPUs (an H100's 132 cores hold 8 workgroups of 256 each); 128 logits per
+    /// thread and 8 workgroups on CPU adapters (a few threads).
     pub fn for_device(device_type: wgpu::DeviceType) -> Tuning {
+        let cpu = device_type == wgpu::DeviceType::Cpu;
         Tuning {
-            row_elements_per_thread: match device_type {
-                wgpu::DeviceType::Cpu => 128,
-                _ => 16,
-            },
+            row_elements_per_thread: if cpu { 128 } else { 16 },
+            fill_workgroups: if cpu { 8 } else { 1024 },
             max_workgroups_per_dimension: None,
             max_storage_binding_bytes: None,
             max_buffer_bytes: None,
@@ -135,8 +150,12 @@ pub(crate) struct RowPlan {
     pub(crate) row_threads: u32,
     /// The subgroup size the row merge uses (0: workgroup memory only).
     pub(crate) subgroup: u32,
-    /// Rows one workgroup handles.
+    /// Rows one workgroup handles (1 for split rows).
     pub(crate) rows_per_group: usize,
+    /// Segments per row: 1, or a split row's workgroups (`SPLIT`).
+    pub(crate) segments: u32,
+    /// Logits per segment of a split row (the last may be shorter); `classes` otherwise.
+    pub(crate) segment_len: u32,
     /// The workgroups of the whole batch.
     pub(crate) grid: Grid,
 }
@@ -144,7 +163,18 @@ pub(crate) struct RowPlan {
 impl RowPlan {
     /// The grid of a dispatch over `rows` rows (one chunk).
     pub(crate) fn grid_for(&self, rows: usize, limits: &wgpu::Limits) -> Result<Grid> {
-        grid(rows.div_ceil(self.rows_per_group) as u64, limits)
+        grid(self.groups_for(rows) as u64, limits)
+    }
+
+    /// Workgroups that `rows` rows take: a chunk's grid or, for the rows before a chunk (a
+    /// multiple of `rows_per_group`), where its (loss, weight) pairs start.
+    pub(crate) fn groups_for(&self, rows: usize) -> usize {
+        rows.div_ceil(self.rows_per_group) * self.segments as usize
+    }
+
+    /// Whether rows are split (two dispatches, see the [module docs](crate::plan)).
+    pub(crate) fn split(&self) -> bool {
+        self.segments > 1
     }
 }
 
@@ -154,12 +184,46 @@ pub(crate) fn row_threads(classes: usize, per_thread: usize) -> u32 {
     (wanted.next_power_of_two() as u32).min(WORKGROUP_SIZE)
 }
 
-/// The plan for a row kernel over `rows` rows of `classes` logits on `ctx`'s adapter.
-pub(crate) fn row_plan(rows: usize, classes: usize, ctx: &Context) -> Result<RowPlan> {
+/// Segments to cut each of `rows` rows of `classes` logits into: enough workgroups to reach
+/// `tuning.fill_workgroups`, each segment at least a workgroup's worth of logits
+/// (`WORKGROUP_SIZE * row_elements_per_thread`), at most [`MAX_SEGMENTS`]. 1: no split.
+pub(crate) fn segments(rows: usize, classes: usize, tuning: &Tuning) -> usize {
+    let segment = WORKGROUP_SIZE as usize * tuning.row_elements_per_thread.max(1);
+    let wanted = tuning.fill_workgroups.div_ceil(rows.max(1));
+    wanted.min(classes / segment).clamp(1, MAX_SEGMENTS)
+}
+
+/// The plan for a row kernel over `rows` rows of `classes` logits on `ctx`'s adapter; rows
+/// are split only where `splittable` (not for in-place gradients).
+pub(crate) fn row_plan(
+    rows: usize,
+    classes: usize,
+    ctx: &Context,
+    splittable: bool,
+) -> Result<RowPlan> {
     let limits = ctx.limits();
-    let row_threads = row_threads(classes, ctx.tuning().row_elements_per_thread);
-    let rows_per_group = (WORKGROUP_SIZE / row_threads) as usize;
-    let grid = grid(rows.div_ceil(rows_per_group) as u64, limits)?;
+    let tuning = ctx.tuning();
+    let mut segments = if splittable {
+        segments(rows, classes, &tuning)
+    } else {
+        1
+    };
+    let mut segment_len = classes;
+    if segments > 1 {
+        // Equal segments but the last, none empty.
+        segment_len = classes.div_ceil(segments);
+        segments = classes.div_ceil(segment_len);
+    }
+    let (row_threads, rows_per_group) = if segments > 1 {
+        (WORKGROUP_SIZE, 1)
+    } else {
+        let threads = row_threads(classes, tuning.row_elements_per_thread);
+        (threads, (WORKGROUP_SIZE / threads) as usize)
+    };
+    let grid = grid(
+        (rows.div_ceil(rows_per_group) as u64).saturating_mul(segments as u64),
+        limits,
+    )?;
     Ok(RowPlan {
         classes,
         row_threads,
@@ -169,6 +233,8 @@ pub(crate) fn row_plan(rows: usize, classes: usize, ctx: &Context) -> Result<Row
             _ => ctx.subgroup_size().unwrap_or(0),
         },
         rows_per_group,
+        segments: segments as u32,
+        segment_len: u32::try_from(segment_len).unwrap_or(u32::MAX),
         grid,
     })
 }
@@ -283,6 +349,35 @@ mod tests {
         let cpu = Tuning::for_device(wgpu::DeviceType::Cpu).row_elements_per_thread;
         assert_eq!(row_threads(1000, cpu), 8);
         assert_eq!(row_threads(32768, cpu), 256);
+    }
+
+    #[test]
+    fn only_too_few_long_rows_are_split() {
+        let gpu = Tuning::for_device(wgpu::DeviceType::DiscreteGpu);
+        // 4 rows of 262144: 256 workgroups to fill 1024 would be wanted, 64 is the cap.
+        assert_eq!(segments(4, 262_144, &gpu), MAX_SEGMENTS);
+        // 64 rows of 32768: 16 wanted; segments of at least 4096 logits allow 8.
+        assert_eq!(segments(64, 32_768, &gpu), 8);
+        // Enough rows, or rows too short for two segments: no split.
+        assert_eq!(segments(8192, 32_768, &gpu), 1);
+        assert_eq!(segments(4, 8191, &gpu), 1);
+        assert_eq!(segments(0, 262_144, &gpu), MAX_SEGMENTS);
+        let cpu = Tuning::for_device(wgpu::DeviceType::Cpu);
+        assert_eq!(segments(4, 262_144, &cpu), 2);
+        assert_eq!(segments(1, 1 << 22, &cpu), 8);
+        assert_eq!(segments(8, 1 << 22, &cpu), 1);
+        let never = Tuning {
+            fill_workgroups: 0,
+            ..cpu
+        };
+        assert_eq!(segments(1, 1 << 22, &never), 1);
+        // The tuning the split tests use: 3 rows of 5000 make 4 segments.
+        let tests = Tuning {
+            row_elements_per_thread: 4,
+            fill_workgroups: 64,
+            ..cpu
+        };
+        assert_eq!(segments(3, 5000, &tests), 4);
     }
 
     #[test]

@@ -314,7 +314,7 @@ impl LossBuffers {
             Reduction::Mean | Reduction::Sum => {
                 let mean = self.reduction == Reduction::Mean;
                 let groups = self.grid.groups as usize;
-                let out = launch::reduce_pairs(ctx, &mut program, self.stage, groups, mean)?;
+                let out = launch::reduce_pairs(ctx, &mut program, self.stage, groups, mean, None)?;
                 (out, 1)
             }
         };

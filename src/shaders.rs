@@ -83,7 +83,8 @@ impl Kernel {
         self.source_typed(Types::default(), false)
     }
 
-    /// Whether the kernel merges rows and so can be built with subgroup shuffles.
+    /// Whether the kernel is a row kernel: it merges rows (so can be built with subgroup
+    /// shuffles) and can split them (its last binding is `scratch`).
     pub(crate) fn merges_rows(self) -> bool {
         matches!(
             self,
@@ -95,7 +96,7 @@ impl Kernel {
     /// binding); `None` for kernels without them.
     fn typed_bindings(self) -> Option<(u32, bool, u32)> {
         match self {
-            Kernel::CrossEntropy => Some((1, true, 7)),
+            Kernel::CrossEntropy => Some((1, true, 6)),
             Kernel::CrossEntropyProbs => Some((1, true, 6)),
             Kernel::LogSoftmax => Some((1, false, 4)),
             Kernel::Bce => Some((1, false, 6)),
@@ -132,6 +133,12 @@ impl Kernel {
         if let Some((input, writable, grad)) = self.typed_bindings() {
             source.push_str(&input_declaration(input, writable, types.input));
             source.push_str(&grad_declaration(grad, types.grad));
+        }
+        if self.merges_rows() {
+            let binding = self.bindings().len() - 1;
+            source.push_str(&format!(
+                "@group(0) @binding({binding}) var<storage, read_write> scratch: array<vec4<f32>>;\n"
+            ));
         }
         source.push_str(&self.untyped_source());
         source
@@ -182,20 +189,22 @@ impl Kernel {
     /// The kernel's bindings in order, matching its `@binding` declarations.
     pub(crate) fn bindings(self) -> &'static [Binding] {
         match self {
-            // params, logits, log_softmax, upstream, grad
-            Kernel::LogSoftmax => &[Uniform, Read, ReadWrite, Read, ReadWrite],
-            // params, logits, labels, weight, out, upstream, denominator, grad, status
+            // Row kernels end with scratch: split rows' segment states (and the mean's
+            // denominator of cross_entropy). At most 8 storage bindings each: WebGPU's default.
+            // params, logits, log_softmax, upstream, grad, scratch
+            Kernel::LogSoftmax => &[Uniform, Read, ReadWrite, Read, ReadWrite, ReadWrite],
+            // params, logits, labels, weight, out, upstream, grad, status, scratch
             Kernel::CrossEntropy => &[
-                Uniform, ReadWrite, Read, Read, ReadWrite, Read, Read, ReadWrite, ReadWrite,
+                Uniform, ReadWrite, Read, Read, ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite,
             ],
             // params, labels, weight, out
             Kernel::CrossEntropyDenominator => &[Uniform, Read, Read, ReadWrite],
             // params, labels, status
             Kernel::LabelStatus => &[Uniform, Read, ReadWrite],
-            // params, logits, targets, weight, out, upstream, grad
-            Kernel::CrossEntropyProbs => {
-                &[Uniform, ReadWrite, Read, Read, ReadWrite, Read, ReadWrite]
-            }
+            // params, logits, targets, weight, out, upstream, grad, scratch
+            Kernel::CrossEntropyProbs => &[
+                Uniform, ReadWrite, Read, Read, ReadWrite, Read, ReadWrite, ReadWrite,
+            ],
             // params, input, target, weight, out, upstream, grad
             Kernel::Bce => &[Uniform, Read, Read, Read, ReadWrite, Read, ReadWrite],
             // params, input, target, weight, pos_weight, out, upstream, grad
@@ -219,6 +228,9 @@ pub(crate) struct PipelineKey {
     pub(crate) constants: Vec<(&'static str, u32)>,
     /// Element type of the input (logits) and of the gradient.
     pub(crate) types: Types,
+    /// The entry point: `main`, or a row kernel's `segment_states` (the first dispatch of a
+    /// split row, see [`PipelineKey::segment_states`]).
+    pub(crate) entry: &'static str,
 }
 
 impl PipelineKey {
@@ -238,6 +250,16 @@ impl PipelineKey {
             kernel,
             constants,
             types,
+            entry: "main",
+        }
+    }
+
+    /// The first dispatch of this row kernel's split rows: the same module and constants,
+    /// entered at `segment_states` (shaders/common/row_state.wgsl).
+    pub(crate) fn segment_states(&self) -> Self {
+        PipelineKey {
+            entry: "segment_states",
+            ..self.clone()
         }
     }
 

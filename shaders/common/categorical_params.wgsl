@@ -23,6 +23,11 @@ struct Params {
     // Reduction of the loss, as the host's `Reduction`: 0 none (one value per row), 1 mean,
     // 2 sum.
     reduction: u32,
+    // Split rows (row kernels with SPLIT) only: segments per row and logits per segment.
+    segments: u32,
+    segment_len: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

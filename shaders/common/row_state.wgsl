@@ -17,8 +17,46 @@ override USE_Q: bool = false;
 // Subgroup size the row merge may use (0: workgroup memory only). Set only for kernels built
 // with one of the lanes files (common/lanes_*.wgsl) that provides real shuffles.
 override SUBGROUP: u32 = 0u;
+// Split rows: each row is cut into segments of one workgroup each (ROW_THREADS == WG), for
+// batches of too few long rows to fill the adapter. Two dispatches of the same kernel file:
+//   1. `segment_states`: workgroup g reduces segment g % segments of row g / segments to one
+//      RowState in scratch[SCRATCH_STATES + g], with the same per-thread blocks and tree as a
+//      whole row;
+//   2. `main`: the workgroups of a row merge its segments' states in segment order
+//      (split_row_state), then each handles its own segment (gradient, log-softmax output);
+//      segment 0 forms the row's loss. Needs `scratch` (declared by the host, last binding of
+//      every row kernel), the kernel's `params` (rows, classes, x_first, x_stride, segments,
+//      segment_len) and its `row_q_base`.
+override SPLIT: bool = false;
+
+// Where split rows' segment states start in `scratch`: scratch[0].x is the mean's denominator
+// of class-index cross-entropy (cross_entropy.wgsl), which leaves that kernel within 8 storage
+// bindings, WebGPU's default limit.
+const SCRATCH_STATES: u32 = 1u;
 
 const WG_MAX: u32 = 256u;
+
+// The logits of a row that ROW_THREADS threads handle: classes [lo, hi), read by `lane` with a
+// stride of ROW_THREADS. `head` is the one thread of the row that forms its loss.
+struct RowSpan {
+    row: u32,
+    lane: u32,
+    lo: u32,
+    hi: u32,
+    head: bool,
+}
+
+fn row_span(group: u32, local: u32) -> RowSpan {
+    let classes = params.classes;
+    if (SPLIT) {
+        let segment = group % params.segments;
+        let lo = min(segment * params.segment_len, classes);
+        let hi = min(lo + params.segment_len, classes);
+        return RowSpan(group / params.segments, local, lo, hi, local == 0u && segment == 0u);
+    }
+    let lane = local % ROW_THREADS;
+    return RowSpan(group * (WG / ROW_THREADS) + local / ROW_THREADS, lane, 0u, classes, lane == 0u);
+}
 
 struct RowState {
     m: f32,
@@ -66,17 +104,17 @@ fn state_add(st: RowState, x: f32, q: f32) -> RowState {
 // independent of one another (more of them in flight).
 const BLOCK: u32 = 8u;
 
-// Pushes the values x[base + c] (with coefficients element_q(q_base, c)) for c = lane,
-// lane + ROW_THREADS, ... < classes, a block at a time. Needs the kernel's `load_x` and
+// Pushes the values x[base + c] (with coefficients element_q(q_base, c)) for c = first,
+// first + ROW_THREADS, ... < end, a block at a time. Needs the kernel's `load_x` and
 // `element_q`.
-fn state_push_row(start: RowState, base: u32, q_base: u32, lane: u32, classes: u32) -> RowState {
+fn state_push_row(start: RowState, base: u32, q_base: u32, first: u32, end: u32) -> RowState {
     var st = start;
-    for (var c0 = lane; c0 < classes; c0 = c0 + BLOCK * ROW_THREADS) {
+    for (var c0 = first; c0 < end; c0 = c0 + BLOCK * ROW_THREADS) {
         var xs: array<f32, BLOCK>;
         var m = st.m;
         for (var j = 0u; j < BLOCK; j = j + 1u) {
             let c = c0 + j * ROW_THREADS;
-            if (c < classes) {
+            if (c < end) {
                 xs[j] = load_x(base + c);
                 m = max(m, xs[j]);
             }
@@ -84,7 +122,7 @@ fn state_push_row(start: RowState, base: u32, q_base: u32, lane: u32, classes: u
         st = state_rescaled(st, m);
         for (var j = 0u; j < BLOCK; j = j + 1u) {
             let c = c0 + j * ROW_THREADS;
-            if (c < classes) {
+            if (c < end) {
                 var q = 0.0;
                 if (USE_Q) {
                     q = element_q(q_base, c);
@@ -253,3 +291,40 @@ fn workgroup_pair_sum(local: u32, value: vec2<f32>) -> vec2<f32> {
 // Logits a thread keeps in registers between the statistics pass and the gradient pass; rows of
 // at most CACHE * ROW_THREADS logits are read from memory once.
 const CACHE: u32 = 16u;
+
+// The state of a whole split row (SPLIT): lane 0 merges the row's segment states in segment
+// order and shares the result through workgroup memory. Every thread must call it.
+fn split_row_state(local: u32, row: u32) -> RowState {
+    if (local == 0u) {
+        var st = state_empty();
+        if (row < params.rows) {
+            for (var k = 0u; k < params.segments; k = k + 1u) {
+                let part = scratch[SCRATCH_STATES + row * params.segments + k];
+                st = state_merge(st, RowState(part.x, part.y, part.z, part.w));
+            }
+        }
+        state_store(0u, st);
+    }
+    workgroupBarrier();
+    let st = state_load(0u);
+    workgroupBarrier();
+    return st;
+}
+
+// The first dispatch of a split row (see SPLIT): one segment's state per workgroup.
+@compute @workgroup_size(WG)
+fn segment_states(@builtin(local_invocation_index) local: u32,
+                  @builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let group = linear_group(wid, nwg);
+    let span = row_span(group, local);
+    var st = state_empty();
+    if (span.row < params.rows) {
+        let base = params.x_first + span.row * params.x_stride;
+        st = state_push_row(st, base, row_q_base(span.row), span.lo + span.lane, span.hi);
+    }
+    st = row_reduce(local, st);
+    if (local == 0u) {
+        scratch[SCRATCH_STATES + group] = vec4<f32>(st.m, st.s, st.q, st.b);
+    }
+}

@@ -28,6 +28,9 @@ struct Params {
     pair_base: u32,
     total_rows: u32,
     reduction: u32,
+    segments: u32,
+    segment_len: u32,
+    _pad: [u32; 2],
 }
 
 /// Where one dispatch (a chunk of rows) sits in the whole batch.
@@ -37,6 +40,8 @@ struct ChunkPos {
     pair_base: usize,
     /// Rows of the whole batch.
     total_rows: usize,
+    /// Segments per row and logits per segment (1 and C unless rows are split).
+    segments: (u32, u32),
 }
 
 /// The i32 that stands for `ignore_index` on the GPU, where labels are i32. An `ignore_index`
@@ -173,6 +178,9 @@ fn params_buffer(
             pair_base: chunk.pair_base as u32,
             total_rows: chunk.total_rows as u32,
             reduction: options.reduction.shader_code(),
+            segments: chunk.segments.0,
+            segment_len: chunk.segments.1,
+            _pad: [0; 2],
         },
     )
 }
@@ -216,21 +224,22 @@ impl Context {
             let len = check_prepared(rows, classes, options)?;
             let logits = logits.into();
             let targets = targets.into().four_byte("targets")?;
-            let plan = plan::row_plan(rows, classes, self)?;
+            // In place, another segment could overwrite a row's target logit before it is read.
+            let plan = plan::row_plan(rows, classes, self, grad != GradMode::InPlace)?;
             let weight = weight_buffer(self, options)?;
             let buffers =
                 LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
             let target_bytes = targets.row_bytes(1);
             let chunks = row_chunks(self, &plan, rows, classes, &logits, target_bytes, &buffers)?;
+            let scratch = launch::scratch(self, &plan, launch::largest(&chunks))?;
             let mut program = buffers.program();
             let status =
                 gpu_buffer::upload(self, "xent label status", &[0u32; LabelStatus::WORDS])?;
             program.clear(&status);
-            let denominator = if grad != GradMode::Off && options.reduction == Reduction::Mean {
-                self.denominator(&mut program, rows, &targets, classes, options, &weight)?
-            } else {
-                gpu_buffer::output(self, "xent denominator placeholder", 1)?
-            };
+            if grad != GradMode::Off && options.reduction == Reduction::Mean {
+                let shape = (rows, classes);
+                self.denominator(&mut program, shape, &targets, options, &weight, &scratch)?;
+            }
             let use_q = options.label_smoothing > 0.0;
             let key = PipelineKey::typed(
                 Kernel::CrossEntropy,
@@ -242,10 +251,12 @@ impl Context {
                 let (x, y, params) =
                     self.chunk_inputs(&plan, rows, range.clone(), (&logits, &targets, 1), options)?;
                 let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
-                program.push(
+                launch::push_rows(
                     self,
+                    &mut program,
+                    &plan,
                     &key,
-                    plan.grid_for(range.len(), self.limits())?,
+                    range.len(),
                     &[
                         whole(&params),
                         x.binding,
@@ -253,9 +264,9 @@ impl Context {
                         whole(&weight),
                         out,
                         upstream,
-                        whole(&denominator),
                         grad_part,
                         whole(&status),
+                        whole(&scratch),
                     ],
                 )?;
                 program.push(
@@ -440,12 +451,15 @@ impl Context {
             let len = check_prepared(rows, classes, options)?;
             let logits = logits.into();
             let targets = targets.into().four_byte("targets")?;
-            let plan = plan::row_plan(rows, classes, self)?;
+            // Each segment reads and writes only its own logits and targets, so in-place
+            // gradients split too.
+            let plan = plan::row_plan(rows, classes, self, true)?;
             let weight = weight_buffer(self, options)?;
             let buffers =
                 LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
             let target_bytes = targets.row_bytes(classes);
             let chunks = row_chunks(self, &plan, rows, classes, &logits, target_bytes, &buffers)?;
+            let scratch = launch::scratch(self, &plan, launch::largest(&chunks))?;
             let mut program = buffers.program();
             let key = PipelineKey::typed(
                 Kernel::CrossEntropyProbs,
@@ -461,10 +475,12 @@ impl Context {
                     options,
                 )?;
                 let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
-                program.push(
+                launch::push_rows(
                     self,
+                    &mut program,
+                    &plan,
                     &key,
-                    plan.grid_for(range.len(), self.limits())?,
+                    range.len(),
                     &[
                         whole(&params),
                         x.binding,
@@ -473,6 +489,7 @@ impl Context {
                         out,
                         upstream,
                         grad_part,
+                        whole(&scratch),
                     ],
                 )?;
             }
@@ -615,18 +632,18 @@ impl Context {
 }
 
 impl Context {
-    /// Adds the denominator of the mean of class-index cross-entropy (the summed weight of the
-    /// non-ignored targets), in chunks of whole blocks of the targets; returns the one-value
-    /// buffer it ends in.
+    /// Adds the denominator of the mean of class-index cross-entropy over (rows, classes) (the
+    /// summed weight of the non-ignored targets), in chunks of whole blocks of the targets; it
+    /// ends in the first f32 of `into`.
     fn denominator(
         &self,
         program: &mut Program,
-        rows: usize,
+        (rows, classes): (usize, usize),
         targets: &GpuTensor<'_>,
-        classes: usize,
         options: &CrossEntropyOptions,
         weight: &wgpu::Buffer,
-    ) -> Result<wgpu::Buffer> {
+        into: &wgpu::Buffer,
+    ) -> Result<()> {
         let block = (WORKGROUP_SIZE * ELEMENTWISE_ITEMS) as usize;
         let chunks = plan::chunks(rows, &[targets.row_bytes(1)], &[], block, self.limits())?;
         let grids = chunks
@@ -645,13 +662,15 @@ impl Context {
                 rows: range.clone(),
                 pair_base,
                 total_rows: rows,
+                segments: (1, classes as u32),
             };
             let params = params_buffer(self, classes, options, &y, &y, &chunk)?;
             let bindings = [whole(&params), y.binding, whole(weight), whole(&partials)];
             program.push(self, &key, grid, &bindings)?;
             pair_base += grid.groups as usize;
         }
-        launch::reduce_pairs(self, program, partials, groups, false)
+        launch::reduce_pairs(self, program, partials, groups, false, Some(into))?;
+        Ok(())
     }
 
     /// The windows of one chunk of rows of the logits and of the targets (`target_cols` per
@@ -668,9 +687,10 @@ impl Context {
         let x = logits.rows_window(self, "logits", rows.clone(), classes)?;
         let t = targets.rows_window(self, "targets", rows.clone(), target_cols)?;
         let chunk = ChunkPos {
-            pair_base: rows.start / plan.rows_per_group,
+            pair_base: plan.groups_for(rows.start),
             rows,
             total_rows,
+            segments: (plan.segments, plan.segment_len),
         };
         let params = params_buffer(self, classes, options, &x, &t, &chunk)?;
         Ok((x, t, params))

@@ -105,7 +105,41 @@ pub(crate) fn row_constants(plan: &RowPlan) -> Vec<(&'static str, u32)> {
         ("WG", WORKGROUP_SIZE),
         ("ROW_THREADS", plan.row_threads),
         ("SUBGROUP", plan.subgroup),
+        ("SPLIT", u32::from(plan.split())),
     ]
+}
+
+/// A row kernel's `scratch` binding (see shaders/common/row_state.wgsl): one vec4 for the
+/// mean's denominator, then room for the segment states of `rows` split rows (a chunk's).
+pub(crate) fn scratch(ctx: &Context, plan: &RowPlan, rows: usize) -> Result<wgpu::Buffer> {
+    let states = if plan.split() {
+        rows * plan.segments as usize
+    } else {
+        0
+    };
+    gpu_buffer::output(ctx, "xent row scratch", 4 * (1 + states))
+}
+
+/// The rows of the largest of `chunks`.
+pub(crate) fn largest(chunks: &[std::ops::Range<usize>]) -> usize {
+    chunks.iter().map(|c| c.len()).max().unwrap_or(0)
+}
+
+/// Adds a row kernel's dispatch over a chunk of `rows` rows, `buffers` bound in binding order
+/// (`scratch` last): for split rows, the segment states' dispatch first.
+pub(crate) fn push_rows(
+    ctx: &Context,
+    program: &mut Program,
+    plan: &RowPlan,
+    key: &PipelineKey,
+    rows: usize,
+    buffers: &[wgpu::BufferBinding<'_>],
+) -> Result<()> {
+    let grid = plan.grid_for(rows, ctx.limits())?;
+    if plan.split() {
+        program.push(ctx, &key.segment_states(), grid, buffers)?;
+    }
+    program.push(ctx, key, grid, buffers)
 }
 
 /// Override constants every elementwise kernel takes.
@@ -132,13 +166,14 @@ struct ReduceParams {
 
 /// Adds the deterministic reduction of `count` (loss, weight) pairs in `pairs` down to one
 /// loss: the summed loss, or with `mean` the summed loss over the summed weight. Returns the
-/// one-element buffer that will hold it.
+/// buffer whose first f32 will hold it: `into`, or a new one-element buffer.
 pub(crate) fn reduce_pairs(
     ctx: &Context,
     program: &mut Program,
     pairs: wgpu::Buffer,
     count: usize,
     mean: bool,
+    into: Option<&wgpu::Buffer>,
 ) -> Result<wgpu::Buffer> {
     let block = (WORKGROUP_SIZE * ELEMENTWISE_ITEMS) as usize;
     let mut pairs = pairs;
@@ -150,8 +185,11 @@ pub(crate) fn reduce_pairs(
         } else {
             plan::elementwise_grid(count, ctx.limits())?
         };
-        let out_len = if last { 1 } else { 2 * grid.groups as usize };
-        let out = gpu_buffer::output(ctx, "xent partial sums", out_len)?;
+        let out = match (last, into) {
+            (true, Some(into)) => into.clone(),
+            (true, None) => gpu_buffer::output(ctx, "xent batch sum", 1)?,
+            (false, _) => gpu_buffer::output(ctx, "xent partial sums", 2 * grid.groups as usize)?,
+        };
         let params = gpu_buffer::uniform(
             ctx,
             &ReduceParams {

@@ -19,6 +19,9 @@ struct Params {
     classes: u32,
     x_first: u32,
     x_stride: u32,
+    segments: u32,
+    segment_len: u32,
+    _pad: [u32; 2],
 }
 
 impl Context {
@@ -53,7 +56,7 @@ impl Context {
                     reason: format!("{rows} x {classes} logits overflow"),
                 })?;
             let logits = logits.into();
-            let plan = plan::row_plan(rows, classes, self)?;
+            let plan = plan::row_plan(rows, classes, self, true)?;
             // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
             let buffers =
                 LossBuffers::new(self, Reduction::None, len, plan.grid, grad, len, &logits)?;
@@ -64,6 +67,7 @@ impl Context {
                 .collect();
             let callers = [logits.row_bytes(classes)];
             let chunks = plan::chunks(rows, &callers, &owned, plan.rows_per_group, self.limits())?;
+            let scratch = launch::scratch(self, &plan, launch::largest(&chunks))?;
             let with_grad = grad != GradMode::Off;
             let mut constants = launch::row_constants(&plan);
             constants.extend(launch::loss_constants(Reduction::None, with_grad));
@@ -79,15 +83,27 @@ impl Context {
                         classes: classes as u32,
                         x_first: x.first,
                         x_stride: x.stride,
+                        segments: plan.segments,
+                        segment_len: plan.segment_len,
+                        _pad: [0; 2],
                     },
                 )?;
                 let elements = range.start * classes..range.end * classes;
                 let [out, upstream, grad_part] = buffers.chunk(elements, 1);
-                program.push(
+                launch::push_rows(
                     self,
+                    &mut program,
+                    &plan,
                     &key,
-                    plan.grid_for(range.len(), self.limits())?,
-                    &[whole(&params), x.binding, out, upstream, grad_part],
+                    range.len(),
+                    &[
+                        whole(&params),
+                        x.binding,
+                        out,
+                        upstream,
+                        grad_part,
+                        whole(&scratch),
+                    ],
                 )?;
             }
             buffers.finish(self, program)

@@ -112,7 +112,11 @@ fn bench_quick_writes_json_records_and_a_plot() {
     let text = std::fs::read_to_string(json).unwrap();
     let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     let records = parsed.as_array().expect("an array of records");
-    assert_eq!(records.len(), 8, "one record per kernel and shape:\n{text}");
+    assert_eq!(
+        records.len(),
+        10,
+        "one record per kernel and shape:\n{text}"
+    );
     for record in records {
         for field in ["adapter", "backend", "kernel", "shape", "dtype"] {
             assert!(record[field].is_string(), "{field} in {record}");

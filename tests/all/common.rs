@@ -221,3 +221,37 @@ pub fn proptest_config(cases_var: &str, cases: u32) -> proptest::test_runner::Co
         ..proptest::test_runner::Config::default()
     }
 }
+
+/// Class-index cross-entropy (with its gradient) of `rows` x `classes` logits of 0.25 against
+/// `labels` uploaded as GPU buffers, so the kernel checks them: what `check_labels` says after
+/// one run.
+pub fn gpu_label_status(
+    ctx: &Context,
+    rows: usize,
+    classes: usize,
+    labels: &[i32],
+) -> Result<(), xent::Error> {
+    use wgpu::util::DeviceExt;
+    let buffer = |bytes: &[u8]| {
+        ctx.device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: bytes,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    };
+    let logits = buffer(bytemuck::cast_slice(&vec![0.25f32; rows * classes]));
+    let labels = buffer(bytemuck::cast_slice(labels));
+    let prepared = ctx
+        .prepare_cross_entropy(
+            &logits,
+            &labels,
+            rows,
+            classes,
+            &xent::CrossEntropyOptions::default(),
+            xent::GradMode::Separate,
+        )
+        .unwrap();
+    prepared.run().unwrap();
+    prepared.check_labels()
+}

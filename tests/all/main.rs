@@ -13,5 +13,6 @@ mod properties;
 mod random;
 mod shaders;
 mod sizes;
+mod split;
 mod subgroups;
 mod threads;

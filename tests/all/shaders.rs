@@ -19,5 +19,13 @@ fn every_shader_parses_and_validates() {
             module.entry_points.iter().any(|ep| ep.name == "main"),
             "{file} has a `main` entry point"
         );
+        // WebGPU's default max_storage_buffers_per_shader_stage: a device a caller created with
+        // default limits (browsers included) takes every kernel.
+        let storage = module
+            .global_variables
+            .iter()
+            .filter(|(_, v)| matches!(v.space, naga::AddressSpace::Storage { .. }))
+            .count();
+        assert!(storage <= 8, "{file} binds {storage} storage buffers");
     }
 }

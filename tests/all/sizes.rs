@@ -2,7 +2,7 @@
 //! (chunks), reached on small data by capping a context's limits, and the large shapes every
 //! adapter must take.
 
-use crate::common::{assert_close, assert_grad_close, contexts, Rng};
+use crate::common::{assert_close, assert_grad_close, contexts, gpu_label_status, Rng};
 use xent::{
     reference, BceWithLogitsOptions, CrossEntropyOptions, Error, LossAndGrad, Reduction, Tuning,
 };
@@ -168,7 +168,6 @@ fn bindings_past_the_limit_are_cut_into_chunks_with_identical_results() {
 /// the whole batch and its value, whichever chunk holds it.
 #[test]
 fn chunked_label_status_names_the_batch_row() {
-    use wgpu::util::DeviceExt;
     let (n, c) = (3000, 300);
     let mut labels: Vec<i32> = (0..n).map(|r| (r % c) as i32).collect();
     labels[2500] = 300;
@@ -178,29 +177,8 @@ fn chunked_label_status_names_the_batch_row() {
             max_storage_binding_bytes: Some(1 << 20),
             ..whole.tuning()
         });
-        let buffer = |bytes: &[u8]| {
-            cut.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: None,
-                    contents: bytes,
-                    usage: wgpu::BufferUsages::STORAGE,
-                })
-        };
-        let logits = buffer(bytemuck::cast_slice(&vec![0.25f32; n * c]));
-        let labels = buffer(bytemuck::cast_slice(&labels));
-        let prepared = cut
-            .prepare_cross_entropy(
-                &logits,
-                &labels,
-                n,
-                c,
-                &CrossEntropyOptions::default(),
-                xent::GradMode::Separate,
-            )
-            .unwrap();
-        prepared.run().unwrap();
         assert_eq!(
-            prepared.check_labels(),
+            gpu_label_status(&cut, n, c, &labels),
             Err(Error::LabelOutOfRange {
                 row: 2500,
                 label: 300,
