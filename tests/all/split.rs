@@ -128,8 +128,9 @@ fn split_probability_targets_and_log_softmax_match_the_reference() {
 
 /// Split rows in chunks of the binding limit: 200 rows of 1024 logits, split in 4 segments of
 /// 256 (1 logit per thread, 1024 workgroups to fill), under a 512 KiB binding cap (chunks of
-/// 128 rows, a multiple of the 64 rows that keep 4-byte losses aligned). Each chunk's segment
-/// states and (loss, weight) pairs land where the whole batch expects them.
+/// 128 rows, a multiple of the 64 rows that keep 4-byte losses aligned) and at most 100
+/// workgroups per dimension (2-D grids of 512 and 288). Each chunk's segment states and
+/// (loss, weight) pairs land where the whole batch expects them.
 #[test]
 fn split_rows_in_chunks_match_the_reference() {
     let mut rng = Rng::new(73);
@@ -141,6 +142,7 @@ fn split_rows_in_chunks_match_the_reference() {
             row_elements_per_thread: 1,
             fill_workgroups: 1024,
             max_storage_binding_bytes: Some(512 << 10),
+            max_workgroups_per_dimension: Some(100),
             ..base.tuning()
         });
         for reduction in [Reduction::None, Reduction::Mean] {
