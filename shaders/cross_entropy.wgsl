@@ -13,9 +13,9 @@
 //   scratch[0].x = sum of w_y over non-ignored rows (cross_entropy_denominator.wgsl).
 // Rows of at most CACHE * ROW_THREADS logits are read once; longer rows are read twice.
 // IN_PLACE writes the gradient over the logits (each thread overwrites only elements it has
-// already read, and x_y is read before the row's first barrier). Split rows (SPLIT, see
-// common/row_state.wgsl) are never in place: another segment's workgroup could overwrite x_y
-// before segment 0 reads it.
+// already read, and x_y is read before the row's first barrier). With split rows (SPLIT, see
+// common/row_state.wgsl), the segment that holds y forms the row's loss, so x_y is read by
+// the workgroup that alone writes over it.
 //
 // Label status: a target outside [0, C) that is not ignore_index makes its row's loss and
 // gradient NaN, and is recorded in `status` (cleared before the kernel runs): status[0] counts
@@ -97,8 +97,15 @@ fn main(@builtin(local_invocation_index) local: u32,
     // A target outside [0, C) that is not ignore_index (possible only for targets that were
     // never on the host) makes the row's loss and gradient NaN rather than a plausible value.
     let bad_label = !ignored && (y < 0 || u32(y) >= classes);
+    // The thread that forms the row's loss: lane 0 of the segment holding the target (of the
+    // first segment for an ignored row or a bad label).
+    var target_segment = 0u;
+    if (SPLIT && !ignored && !bad_label) {
+        target_segment = u32(y) / params.segment_len;
+    }
+    let head = lane == 0u && span.segment == target_segment;
     var x_y = 0.0;
-    if (valid && !ignored && !bad_label && span.head) {
+    if (valid && !ignored && !bad_label && head) {
         x_y = load_x(base + u32(y));
     }
 
@@ -129,11 +136,11 @@ fn main(@builtin(local_invocation_index) local: u32,
     let e_over_c = e / f32(classes);
 
     var pair = vec2<f32>(0.0, 0.0);
-    if (valid && span.head && bad_label) {
+    if (valid && head && bad_label) {
         pair = vec2<f32>(nan_f32(), nan_f32());
         atomicAdd(&status[0], 1u);
         atomicMax(&status[1], 0xffffffffu - (params.row_base + row));
-    } else if (valid && span.head && !ignored) {
+    } else if (valid && head && !ignored) {
         let wy = class_weight(u32(y));
         var l = wy * ((st.m - x_y) + ls);
         if (USE_Q) {
@@ -142,7 +149,7 @@ fn main(@builtin(local_invocation_index) local: u32,
         pair = vec2<f32>(l, wy);
     }
     if (!REDUCED) {
-        if (valid && span.head) {
+        if (valid && head) {
             out[row] = pair.x;
         }
     } else {

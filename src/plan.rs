@@ -17,7 +17,7 @@
 //!   in segment order and computes the loss, the gradient or the log-softmax of each segment
 //!   (C = 262144 with N = 4 makes 256 workgroups on a GPU instead of 4). Forward-only losses
 //!   read the logits once either way; a gradient reads them twice where an unsplit row that
-//!   fits in registers reads them once. In-place gradients are never split.
+//!   fits in registers reads them once.
 //! - The threads of a row merge their states in one fixed tree: through subgroup shuffles for
 //!   the strides below the subgroup size where the device allows ([`Context::subgroup_size`]),
 //!   through workgroup memory (a barrier per level) above it or without subgroups. Both give
@@ -196,21 +196,11 @@ pub(crate) fn segments(rows: usize, classes: usize, tuning: &Tuning) -> usize {
     wanted.min(classes / segment).clamp(1, MAX_SEGMENTS)
 }
 
-/// The plan for a row kernel over `rows` rows of `classes` logits on `ctx`'s adapter; rows
-/// are split only where `splittable` (not for in-place gradients).
-pub(crate) fn row_plan(
-    rows: usize,
-    classes: usize,
-    ctx: &Context,
-    splittable: bool,
-) -> Result<RowPlan> {
+/// The plan for a row kernel over `rows` rows of `classes` logits on `ctx`'s adapter.
+pub(crate) fn row_plan(rows: usize, classes: usize, ctx: &Context) -> Result<RowPlan> {
     let limits = ctx.limits();
     let tuning = ctx.tuning();
-    let mut segments = if splittable {
-        segments(rows, classes, &tuning)
-    } else {
-        1
-    };
+    let mut segments = segments(rows, classes, &tuning);
     let mut segment_len = classes;
     if segments > 1 {
         // Equal segments but the last, none empty.

@@ -36,13 +36,15 @@ const SCRATCH_STATES: u32 = 1u;
 
 const WG_MAX: u32 = 256u;
 
-// The logits of a row that ROW_THREADS threads handle: classes [lo, hi), read by `lane` with a
-// stride of ROW_THREADS. `head` is the one thread of the row that forms its loss.
+// The logits of a row that ROW_THREADS threads handle: classes [lo, hi) of segment `segment`
+// (0 unless SPLIT), read by `lane` with a stride of ROW_THREADS. `head` is the one thread of
+// the row that forms its loss: lane 0 of segment 0 (cross_entropy.wgsl picks its own).
 struct RowSpan {
     row: u32,
     lane: u32,
     lo: u32,
     hi: u32,
+    segment: u32,
     head: bool,
 }
 
@@ -52,10 +54,10 @@ fn row_span(group: u32, local: u32) -> RowSpan {
         let segment = group % params.segments;
         let lo = min(segment * params.segment_len, classes);
         let hi = min(lo + params.segment_len, classes);
-        return RowSpan(group / params.segments, local, lo, hi, local == 0u && segment == 0u);
+        return RowSpan(group / params.segments, local, lo, hi, segment, local == 0u && segment == 0u);
     }
     let lane = local % ROW_THREADS;
-    return RowSpan(group * (WG / ROW_THREADS) + local / ROW_THREADS, lane, 0u, classes, lane == 0u);
+    return RowSpan(group * (WG / ROW_THREADS) + local / ROW_THREADS, lane, 0u, classes, 0u, lane == 0u);
 }
 
 struct RowState {

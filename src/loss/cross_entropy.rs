@@ -224,8 +224,7 @@ impl Context {
             let len = check_prepared(rows, classes, options)?;
             let logits = logits.into();
             let targets = targets.into().four_byte("targets")?;
-            // In place, another segment could overwrite a row's target logit before it is read.
-            let plan = plan::row_plan(rows, classes, self, grad != GradMode::InPlace)?;
+            let plan = plan::row_plan(rows, classes, self)?;
             let weight = weight_buffer(self, options)?;
             let buffers =
                 LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
@@ -451,9 +450,7 @@ impl Context {
             let len = check_prepared(rows, classes, options)?;
             let logits = logits.into();
             let targets = targets.into().four_byte("targets")?;
-            // Each segment reads and writes only its own logits and targets, so in-place
-            // gradients split too.
-            let plan = plan::row_plan(rows, classes, self, true)?;
+            let plan = plan::row_plan(rows, classes, self)?;
             let weight = weight_buffer(self, options)?;
             let buffers =
                 LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;

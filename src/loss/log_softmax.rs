@@ -56,7 +56,7 @@ impl Context {
                     reason: format!("{rows} x {classes} logits overflow"),
                 })?;
             let logits = logits.into();
-            let plan = plan::row_plan(rows, classes, self, true)?;
+            let plan = plan::row_plan(rows, classes, self)?;
             // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
             let buffers =
                 LossBuffers::new(self, Reduction::None, len, plan.grid, grad, len, &logits)?;

@@ -71,7 +71,8 @@ fn split_class_index_losses_match_the_reference() {
                 .unwrap();
             assert_loss(ctx, &case, &got.loss, &want.loss);
             assert_grad_close(ctx, &case, &got.grad, &want.grad);
-            // In place is never split; it must agree all the same.
+            // In place, the segment holding the target forms the loss: no other workgroup
+            // writes over the target logit first.
             let mut in_place = x.clone();
             let loss = ctx
                 .cross_entropy_and_grad_in_place(&mut in_place, c, &labels, &options, None)
