@@ -24,8 +24,9 @@ override SUBGROUP: u32 = 0u;
 //      whole row;
 //   2. `main`: the workgroups of a row merge its segments' states in segment order
 //      (split_row_state), then each handles its own segment (gradient, log-softmax output);
-//      segment 0 forms the row's loss. Needs `scratch` (declared by the host, last binding of
-//      every row kernel), the kernel's `params` (rows, classes, x_first, x_stride, segments,
+//      one of them forms the row's loss (RowSpan's head, or the target's segment in
+//      cross_entropy.wgsl). Needs `scratch` (declared by the host, last binding of every row
+//      kernel), the kernel's `params` (rows, classes, x_first, x_stride, segments,
 //      segment_len) and its `row_q_base`.
 override SPLIT: bool = false;
 
