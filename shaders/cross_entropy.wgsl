@@ -111,26 +111,22 @@ fn main(@builtin(local_invocation_index) local: u32,
 
     var cache: array<f32, CACHE>;
     var st = state_empty();
-    if (SPLIT) {
-        st = split_row_state(local, row);
-    } else {
-        if (valid) {
-            if (cached) {
-                var qs: array<f32, CACHE>;
-                for (var k = 0u; k < CACHE; k = k + 1u) {
-                    let c = lane + k * ROW_THREADS;
-                    if (c < classes) {
-                        cache[k] = load_x(base + c);
-                        qs[k] = smoothing_coefficient(c);
-                    }
+    if (valid && !SPLIT) {
+        if (cached) {
+            var qs: array<f32, CACHE>;
+            for (var k = 0u; k < CACHE; k = k + 1u) {
+                let c = lane + k * ROW_THREADS;
+                if (c < classes) {
+                    cache[k] = load_x(base + c);
+                    qs[k] = smoothing_coefficient(c);
                 }
-                st = state_push_cached(st, cache, qs, lane, classes);
-            } else {
-                st = state_push_row(st, base, 0u, lane, classes);
             }
+            st = state_push_cached(st, cache, qs, lane, classes);
+        } else {
+            st = state_push_row(st, base, 0u, lane, classes);
         }
-        st = row_reduce(local, st);
     }
+    st = merged_row_state(local, row, st);
     let ls = state_log_sum(st);
     let e = params.smoothing;
     let e_over_c = e / f32(classes);

@@ -57,33 +57,31 @@ fn main(@builtin(local_invocation_index) local: u32,
     var cache_x: array<f32, CACHE>;
     var cache_q: array<f32, CACHE>;
     var st = state_empty();
-    if (SPLIT) {
-        st = split_row_state(local, row);
-    } else {
-        if (valid) {
-            if (cached) {
-                for (var k = 0u; k < CACHE; k = k + 1u) {
-                    let c = lane + k * ROW_THREADS;
-                    if (c < classes) {
-                        cache_x[k] = load_x(base + c);
-                        cache_q[k] = coefficient(t_base + c, c);
-                    }
+    if (valid && !SPLIT) {
+        if (cached) {
+            for (var k = 0u; k < CACHE; k = k + 1u) {
+                let c = lane + k * ROW_THREADS;
+                if (c < classes) {
+                    cache_x[k] = load_x(base + c);
+                    cache_q[k] = coefficient(t_base + c, c);
                 }
-                st = state_push_cached(st, cache_x, cache_q, lane, classes);
-            } else {
-                st = state_push_row(st, base, t_base, lane, classes);
             }
+            st = state_push_cached(st, cache_x, cache_q, lane, classes);
+        } else {
+            st = state_push_row(st, base, t_base, lane, classes);
         }
-        st = row_reduce(local, st);
     }
+    st = merged_row_state(local, row, st);
     let ls = state_log_sum(st);
 
+    // The thread that forms the row's loss.
+    let head = lane == 0u && span.segment == 0u;
     var pair = vec2<f32>(0.0, 0.0);
-    if (valid && span.head) {
+    if (valid && head) {
         pair = vec2<f32>(st.q * ls - st.b, 1.0);
     }
     if (!REDUCED) {
-        if (valid && span.head) {
+        if (valid && head) {
             out[row] = pair.x;
         }
     } else {

@@ -58,25 +58,21 @@ fn main(@builtin(local_invocation_index) local: u32,
     var cache_x: array<f32, CACHE>;
     var cache_g: array<f32, CACHE>;
     var st = state_empty();
-    if (SPLIT) {
-        st = split_row_state(local, row);
-    } else {
-        if (valid) {
-            if (cached) {
-                for (var k = 0u; k < CACHE; k = k + 1u) {
-                    let c = lane + k * ROW_THREADS;
-                    if (c < classes) {
-                        cache_x[k] = load_x(x_base + c);
-                        cache_g[k] = upstream_at(base + c);
-                    }
+    if (valid && !SPLIT) {
+        if (cached) {
+            for (var k = 0u; k < CACHE; k = k + 1u) {
+                let c = lane + k * ROW_THREADS;
+                if (c < classes) {
+                    cache_x[k] = load_x(x_base + c);
+                    cache_g[k] = upstream_at(base + c);
                 }
-                st = state_push_cached(st, cache_x, cache_g, lane, classes);
-            } else {
-                st = state_push_row(st, x_base, base, lane, classes);
             }
+            st = state_push_cached(st, cache_x, cache_g, lane, classes);
+        } else {
+            st = state_push_row(st, x_base, base, lane, classes);
         }
-        st = row_reduce(local, st);
     }
+    st = merged_row_state(local, row, st);
 
     if (valid) {
         let ls = state_log_sum(st);

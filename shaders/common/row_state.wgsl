@@ -24,8 +24,7 @@ override SUBGROUP: u32 = 0u;
 //      whole row;
 //   2. `main`: the workgroups of a row merge its segments' states in segment order
 //      (split_row_state), then each handles its own segment (gradient, log-softmax output);
-//      one of them forms the row's loss (RowSpan's head, or the target's segment in
-//      cross_entropy.wgsl). Needs `scratch` (declared by the host, last binding of every row
+//      one of them forms the row's loss. Needs `scratch` (declared by the host, last binding of every row
 //      kernel), the kernel's `params` (rows, classes, x_first, x_stride, segments,
 //      segment_len) and its `row_q_base`.
 override SPLIT: bool = false;
@@ -38,15 +37,13 @@ const SCRATCH_STATES: u32 = 1u;
 const WG_MAX: u32 = 256u;
 
 // The logits of a row that ROW_THREADS threads handle: classes [lo, hi) of segment `segment`
-// (0 unless SPLIT), read by `lane` with a stride of ROW_THREADS. `head` is the one thread of
-// the row that forms its loss: lane 0 of segment 0 (cross_entropy.wgsl picks its own).
+// (0 unless SPLIT), read by `lane` with a stride of ROW_THREADS.
 struct RowSpan {
     row: u32,
     lane: u32,
     lo: u32,
     hi: u32,
     segment: u32,
-    head: bool,
 }
 
 fn row_span(group: u32, local: u32) -> RowSpan {
@@ -55,10 +52,10 @@ fn row_span(group: u32, local: u32) -> RowSpan {
         let segment = group % params.segments;
         let lo = min(segment * params.segment_len, classes);
         let hi = min(lo + params.segment_len, classes);
-        return RowSpan(group / params.segments, local, lo, hi, segment, local == 0u && segment == 0u);
+        return RowSpan(group / params.segments, local, lo, hi, segment);
     }
     let lane = local % ROW_THREADS;
-    return RowSpan(group * (WG / ROW_THREADS) + local / ROW_THREADS, lane, 0u, classes, 0u, lane == 0u);
+    return RowSpan(group * (WG / ROW_THREADS) + local / ROW_THREADS, lane, 0u, classes, 0u);
 }
 
 struct RowState {
@@ -279,7 +276,7 @@ fn workgroup_pair_sum(local: u32, value: vec2<f32>) -> vec2<f32> {
         for (var k = 0u; k < span; k = k + 1u) {
             acc = acc + vec2<f32>(sm_m[local * span + k], sm_s[local * span + k]);
         }
-        // row_reduce ended on a barrier, so these are free.
+        // The row merge ended on a barrier, so these are free.
         sm_q[local] = acc.x;
         sm_b[local] = acc.y;
     }
@@ -294,6 +291,16 @@ fn workgroup_pair_sum(local: u32, value: vec2<f32>) -> vec2<f32> {
 // Logits a thread keeps in registers between the statistics pass and the gradient pass; rows of
 // at most CACHE * ROW_THREADS logits are read from memory once.
 const CACHE: u32 = 16u;
+
+// The merged state of the calling thread's row; every thread must call it. A whole row merges
+// its threads' states `st` (row_reduce); a split row (SPLIT), whose threads push nothing in
+// `main`, merges its segments' states (split_row_state).
+fn merged_row_state(local: u32, row: u32, st: RowState) -> RowState {
+    if (SPLIT) {
+        return split_row_state(local, row);
+    }
+    return row_reduce(local, st);
+}
 
 // The state of a whole split row (SPLIT): lane 0 merges the row's segment states in segment
 // order and shares the result through workgroup memory. Every thread must call it.
