@@ -230,7 +230,7 @@ impl Context {
                 LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
             let target_bytes = targets.row_bytes(1);
             let chunks = row_chunks(self, &plan, rows, classes, &logits, target_bytes, &buffers)?;
-            let scratch = launch::scratch(self, &plan, launch::largest(&chunks))?;
+            let scratch = launch::scratch(self, &plan, &chunks)?;
             let mut program = buffers.program();
             let status =
                 gpu_buffer::upload(self, "xent label status", &[0u32; LabelStatus::WORDS])?;
@@ -456,7 +456,7 @@ impl Context {
                 LossBuffers::new(self, options.reduction, rows, plan.grid, grad, len, &logits)?;
             let target_bytes = targets.row_bytes(classes);
             let chunks = row_chunks(self, &plan, rows, classes, &logits, target_bytes, &buffers)?;
-            let scratch = launch::scratch(self, &plan, launch::largest(&chunks))?;
+            let scratch = launch::scratch(self, &plan, &chunks)?;
             let mut program = buffers.program();
             let key = PipelineKey::typed(
                 Kernel::CrossEntropyProbs,

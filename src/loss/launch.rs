@@ -110,19 +110,20 @@ pub(crate) fn row_constants(plan: &RowPlan) -> Vec<(&'static str, u32)> {
 }
 
 /// A row kernel's `scratch` binding (see shaders/common/row_state.wgsl): one vec4 for the
-/// mean's denominator, then room for the segment states of `rows` split rows (a chunk's).
-pub(crate) fn scratch(ctx: &Context, plan: &RowPlan, rows: usize) -> Result<wgpu::Buffer> {
+/// mean's denominator, then room for the segment states of the largest of `chunks` of rows
+/// when rows are split.
+pub(crate) fn scratch(
+    ctx: &Context,
+    plan: &RowPlan,
+    chunks: &[std::ops::Range<usize>],
+) -> Result<wgpu::Buffer> {
     let states = if plan.split() {
+        let rows = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
         rows * plan.segments as usize
     } else {
         0
     };
     gpu_buffer::output(ctx, "xent row scratch", 4 * (1 + states))
-}
-
-/// The rows of the largest of `chunks`.
-pub(crate) fn largest(chunks: &[std::ops::Range<usize>]) -> usize {
-    chunks.iter().map(|c| c.len()).max().unwrap_or(0)
 }
 
 /// Adds a row kernel's dispatch over a chunk of `rows` rows, `buffers` bound in binding order

@@ -67,7 +67,7 @@ impl Context {
                 .collect();
             let callers = [logits.row_bytes(classes)];
             let chunks = plan::chunks(rows, &callers, &owned, plan.rows_per_group, self.limits())?;
-            let scratch = launch::scratch(self, &plan, launch::largest(&chunks))?;
+            let scratch = launch::scratch(self, &plan, &chunks)?;
             let with_grad = grad != GradMode::Off;
             let mut constants = launch::row_constants(&plan);
             constants.extend(launch::loss_constants(Reduction::None, with_grad));
