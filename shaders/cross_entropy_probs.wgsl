@@ -7,7 +7,7 @@
 // since the mean divides by N.
 // Gradient: dx_{n,c} = s (p_c Q_n - q_c), Q_n = sum_c q_c, with
 //   s = upstream[n] (none), upstream[0] (sum), upstream[0] / N (mean).
-// Rows of at most CACHE * ROW_THREADS logits are read once; IN_PLACE writes the gradient over
+// Rows that fit a thread's cache (row_cached) are read once; IN_PLACE writes the gradient over
 // the logits (each thread overwrites only elements it has already read). Rows may be split
 // (SPLIT, see common/row_state.wgsl).
 
@@ -52,14 +52,14 @@ fn main(@builtin(local_invocation_index) local: u32,
     let base = params.x_first + row * params.x_stride;
     let t_base = row_q_base(row);
     let grad_base = grad_row_base(row, classes, base);
-    let cached = !SPLIT && classes <= CACHE * ROW_THREADS;
+    let cached = row_cached(classes);
 
     var cache_x: array<f32, CACHE>;
     var cache_q: array<f32, CACHE>;
     var st = state_empty();
     if (valid && !SPLIT) {
         if (cached) {
-            for (var k = 0u; k < CACHE; k = k + 1u) {
+            for (var k = 0u; k < cache_slots(); k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
                     cache_x[k] = load_x(base + c);
@@ -100,7 +100,7 @@ fn main(@builtin(local_invocation_index) local: u32,
             s = s / f32(params.total_rows);
         }
         if (cached) {
-            for (var k = 0u; k < CACHE; k = k + 1u) {
+            for (var k = 0u; k < cache_slots(); k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
                     let p = exp((cache_x[k] - st.m) - ls);

@@ -2,7 +2,7 @@
 // With GRAD, also its backward for an upstream gradient g (N, C):
 //   grad[n, c] = g[n, c] - exp(logp[n, c]) * sum_c g[n, c]
 // (the row's sum of g is the state's q with q_c = g_c, so USE_Q is set with GRAD).
-// Rows of at most CACHE * ROW_THREADS logits are read once. Rows may be split (SPLIT, see
+// Rows that fit a thread's cache (row_cached) are read once. Rows may be split (SPLIT, see
 // common/row_state.wgsl).
 
 struct Params {
@@ -53,14 +53,14 @@ fn main(@builtin(local_invocation_index) local: u32,
     let valid = row < params.rows;
     let x_base = params.x_first + row * params.x_stride;
     let base = row_q_base(row);
-    let cached = !SPLIT && classes <= CACHE * ROW_THREADS;
+    let cached = row_cached(classes);
 
     var cache_x: array<f32, CACHE>;
     var cache_g: array<f32, CACHE>;
     var st = state_empty();
     if (valid && !SPLIT) {
         if (cached) {
-            for (var k = 0u; k < CACHE; k = k + 1u) {
+            for (var k = 0u; k < cache_slots(); k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
                     cache_x[k] = load_x(x_base + c);
@@ -77,7 +77,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     if (valid) {
         let ls = state_log_sum(st);
         if (cached) {
-            for (var k = 0u; k < CACHE; k = k + 1u) {
+            for (var k = 0u; k < cache_slots(); k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
                     let logp = (cache_x[k] - st.m) - ls;

@@ -138,13 +138,13 @@ fn state_push_row(start: RowState, base: u32, q_base: u32, first: u32, end: u32)
 // coefficients qs[k], all at once: one max, one rescale.
 fn state_push_cached(start: RowState, xs: array<f32, CACHE>, qs: array<f32, CACHE>, lane: u32, classes: u32) -> RowState {
     var m = start.m;
-    for (var k = 0u; k < CACHE; k = k + 1u) {
+    for (var k = 0u; k < cache_slots(); k = k + 1u) {
         if (lane + k * ROW_THREADS < classes) {
             m = max(m, xs[k]);
         }
     }
     var st = state_rescaled(start, m);
-    for (var k = 0u; k < CACHE; k = k + 1u) {
+    for (var k = 0u; k < cache_slots(); k = k + 1u) {
         if (lane + k * ROW_THREADS < classes) {
             st = state_add(st, xs[k], qs[k]);
         }
@@ -288,9 +288,23 @@ fn workgroup_pair_sum(local: u32, value: vec2<f32>) -> vec2<f32> {
     return total;
 }
 
-// Logits a thread keeps in registers between the statistics pass and the gradient pass; rows of
-// at most CACHE * ROW_THREADS logits are read from memory once.
+// Logits a thread can keep in registers between the statistics pass and the gradient pass.
 const CACHE: u32 = 16u;
+// The cache slots a thread fills: rows of at most CACHED * ROW_THREADS logits are read from
+// memory once (`row_cached`), longer ones twice. The host sets the fewest slots that hold a
+// row, rounded up to a multiple of 4 (plan.rs), since a slot past the row's end still costs
+// its masked loads and arithmetic on CPU drivers. Any value from 1 to CACHE is correct.
+override CACHED: u32 = 16u;
+
+// The cache slots of this pipeline, at most CACHE.
+fn cache_slots() -> u32 {
+    return min(CACHED, CACHE);
+}
+
+// Whether rows of `classes` logits are kept in registers (read from memory once).
+fn row_cached(classes: u32) -> bool {
+    return !SPLIT && classes <= cache_slots() * ROW_THREADS;
+}
 
 // The merged state of the calling thread's row; every thread must call it. A whole row merges
 // its threads' states `st` (row_reduce); a split row (SPLIT), whose threads push nothing in

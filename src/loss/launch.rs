@@ -106,6 +106,7 @@ pub(crate) fn row_constants(plan: &RowPlan) -> Vec<(&'static str, u32)> {
         ("ROW_THREADS", plan.row_threads),
         ("SUBGROUP", plan.subgroup),
         ("SPLIT", u32::from(plan.split())),
+        ("CACHED", plan.cache_slots),
     ]
 }
 
