@@ -1,7 +1,8 @@
 // Categorical cross-entropy with class-index targets: forward, and with GRAD the gradient in
 // the same pass.
 //
-// One row per ROW_THREADS threads. Per row n with target y (not ignored):
+// One row per ROW_THREADS threads (row_pass, run by common/categorical_main.wgsl). Per row n
+// with target y (not ignored):
 //   l_n = (1 - e) w_y (lse_n - x_{n,y}) + (e / C) (-sum_c w_c logp_{n,c})
 // with the smoothing term only when USE_Q (e > 0). Ignored rows give l_n = 0 and weight 0.
 // Reduction none: l_n goes to `out[n]`; otherwise this workgroup's (sum l_n, sum w_{y_n}) pair
@@ -75,12 +76,10 @@ fn grad_value(p: f32, c: u32, y: u32, a: f32, b: f32, w_sum: f32, ignored: bool,
     return g;
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) local: u32,
-        @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-    let group = linear_group(wid, nwg);
-    let span = row_span(group, local);
+// One row of the thread's (see ROWS_PER_THREAD): its loss (or, reduced, its (loss, weight)
+// pair, returned on the thread that forms it and 0 on the others) and its gradient. Every
+// thread must call it.
+fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     let row = span.row;
     let lane = span.lane;
     let classes = params.classes;
@@ -150,16 +149,8 @@ fn main(@builtin(local_invocation_index) local: u32,
         }
         pair = vec2<f32>(l, wy);
     }
-    if (!REDUCED) {
-        if (valid && head) {
-            out[row] = pair.x;
-        }
-    } else {
-        let total = workgroup_pair_sum(local, pair);
-        if (local == 0u) {
-            out[2u * (params.pair_base + group)] = total.x;
-            out[2u * (params.pair_base + group) + 1u] = total.y;
-        }
+    if (!REDUCED && valid && head) {
+        out[row] = pair.x;
     }
 
     if (GRAD && valid) {
@@ -194,4 +185,5 @@ fn main(@builtin(local_invocation_index) local: u32,
             }
         }
     }
+    return pair;
 }

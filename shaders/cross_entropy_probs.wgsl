@@ -9,7 +9,7 @@
 //   s = upstream[n] (none), upstream[0] (sum), upstream[0] / N (mean).
 // Rows that fit a thread's cache (row_cached) are read once; IN_PLACE writes the gradient over
 // the logits (each thread overwrites only elements it has already read). Rows may be split
-// (SPLIT, see common/row_state.wgsl).
+// (SPLIT, see common/row_state.wgsl). The entry point is common/categorical_main.wgsl.
 
 override HAS_WEIGHT: bool = false;
 
@@ -39,12 +39,10 @@ fn element_q(t_base: u32, c: u32) -> f32 {
     return coefficient(t_base + c, c);
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) local: u32,
-        @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-    let group = linear_group(wid, nwg);
-    let span = row_span(group, local);
+// One row of the thread's (see ROWS_PER_THREAD): its loss (or, reduced, its (loss, weight)
+// pair, returned on the thread that forms it and 0 on the others) and its gradient. Every
+// thread must call it.
+fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     let row = span.row;
     let lane = span.lane;
     let classes = params.classes;
@@ -80,16 +78,8 @@ fn main(@builtin(local_invocation_index) local: u32,
     if (valid && head) {
         pair = vec2<f32>(st.q * ls - st.b, 1.0);
     }
-    if (!REDUCED) {
-        if (valid && head) {
-            out[row] = pair.x;
-        }
-    } else {
-        let total = workgroup_pair_sum(local, pair);
-        if (local == 0u) {
-            out[2u * (params.pair_base + group)] = total.x;
-            out[2u * (params.pair_base + group) + 1u] = total.y;
-        }
+    if (!REDUCED && valid && head) {
+        out[row] = pair.x;
     }
 
     if (GRAD && valid) {
@@ -114,4 +104,5 @@ fn main(@builtin(local_invocation_index) local: u32,
             }
         }
     }
+    return pair;
 }

@@ -41,12 +41,8 @@ fn element_q(g_base: u32, c: u32) -> f32 {
     return upstream_at(g_base + c);
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) local: u32,
-        @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-    let group = linear_group(wid, nwg);
-    let span = row_span(group, local);
+// One row of the thread's (see ROWS_PER_THREAD). Every thread must call it.
+fn row_pass(local: u32, span: RowSpan) {
     let row = span.row;
     let lane = span.lane;
     let classes = params.classes;
@@ -95,6 +91,21 @@ fn main(@builtin(local_invocation_index) local: u32,
                     store_grad(base + c, upstream_at(base + c) - exp(logp) * st.q);
                 }
             }
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) local: u32,
+        @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let group = linear_group(wid, nwg);
+    // One row goes without a loop, as in cross_entropy.wgsl.
+    if (ROWS_PER_THREAD == 1u) {
+        row_pass(local, row_span(group, local, 0u));
+    } else {
+        for (var k = 0u; k < ROWS_PER_THREAD; k = k + 1u) {
+            row_pass(local, row_span(group, local, k));
         }
     }
 }

@@ -6,7 +6,11 @@
 //!   logits; a workgroup of [`WORKGROUP_SIZE`] threads then holds `WORKGROUP_SIZE /
 //!   row_threads` rows.
 //!   Short rows therefore share a workgroup (one thread per row for C <= 16 on a GPU) instead
-//!   of leaving most of a workgroup idle. GPUs get 16 logits per thread (rows up to 4096 stay
+//!   of leaving most of a workgroup idle. Where a row has a thread of its own, each thread
+//!   may handle [`Tuning::rows_per_thread`] rows one after another (8 on CPU adapters, 1 on
+//!   GPUs), adding their (loss, weight) pairs in order before the workgroup's sum, so a
+//!   workgroup's launch and barriers are shared by more rows; a thread keeps the logits of
+//!   its row in registers (at most 16, [`CACHE`]) and fills only the slots the row needs. GPUs get 16 logits per thread (rows up to 4096 stay
 //!   in registers); CPU adapters (lavapipe) 128, since every level of a row's tree reduction
 //!   is a costly barrier there (measured on lavapipe at 2048 x 1000: 0.25 -> 0.58 of the read
 //!   ceiling).
@@ -71,9 +75,15 @@ pub struct Tuning {
     /// `max_buffer_size`). Lets tests cut host calls into parts with small problems.
     pub max_buffer_bytes: Option<u64>,
     /// Workgroups it takes to keep every core of the adapter busy: a row kernel over fewer
-    /// rows than this splits long rows over several workgroups (see the [module
-    /// docs](crate::plan)); 0 or 1 never splits. Lets tests split rows of small problems.
+    /// rows than this splits long rows over several workgroups, each reducing a segment of
+    /// at least `256 * row_elements_per_thread` logits; 0 or 1 never splits. Lets tests
+    /// split rows of small problems.
     pub fill_workgroups: usize,
+    /// Rows each thread handles, one after another, where a row has a thread of its own (rows
+    /// of at most `row_elements_per_thread` logits), as long as the batch still makes
+    /// `fill_workgroups` workgroups; 1 otherwise. A workgroup's fixed costs, its launch and the
+    /// barriers of its (loss, weight) sum, are then shared by more rows.
+    pub rows_per_thread: usize,
     /// Merge the threads of a row with subgroup shuffles where the device allows it (see
     /// [`Context::subgroup_size`]); `false` keeps to workgroup memory. Results are the same
     /// bits either way; this switch exists to compare and test the two.
@@ -81,17 +91,21 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    /// The knobs for an adapter type: 16 logits per thread and 1024 workgroups to fill the
-    /// adapter on GPUs (an H100's 132 cores hold 8 workgroups of 256 each); 128 logits per
-    /// thread and 64 workgroups on CPU adapters. A CPU driver has only a few threads, but runs
-    /// the SIMD batches of a workgroup one after another, each sweeping the workgroup's whole
-    /// row (segment): shorter segments stay in cache (lavapipe, one row of 2^23 logits, 8 -> 64
+    /// The knobs for an adapter type: 16 logits per thread, 1024 workgroups to fill the
+    /// adapter and a row per thread on GPUs (an H100's 132 cores hold 8 workgroups of 256
+    /// each); 128 logits per thread, 64 workgroups and 8 short rows per thread on CPU
+    /// adapters, where a workgroup's launch and barriers are costly (lavapipe, 1048576 x 10,
+    /// 8 rows per thread instead of 1: forward 125 -> 92 ms, with gradient 185 -> 155 ms). A
+    /// CPU driver has only a few threads, but runs the SIMD batches of a workgroup one after
+    /// another, each sweeping the workgroup's whole row (segment): shorter segments stay in
+    /// cache (lavapipe, one row of 2^23 logits, 8 -> 64
     /// segments: forward 72 -> 50 ms, with gradient 229 -> 132 ms).
     pub fn for_device(device_type: wgpu::DeviceType) -> Tuning {
         let cpu = device_type == wgpu::DeviceType::Cpu;
         Tuning {
             row_elements_per_thread: if cpu { 128 } else { 16 },
             fill_workgroups: if cpu { 64 } else { 1024 },
+            rows_per_thread: if cpu { 8 } else { 1 },
             max_workgroups_per_dimension: None,
             max_storage_binding_bytes: None,
             max_buffer_bytes: None,
@@ -156,6 +170,8 @@ pub(crate) struct RowPlan {
     pub(crate) row_threads: u32,
     /// The subgroup size the row merge uses (0: workgroup memory only).
     pub(crate) subgroup: u32,
+    /// Rows each thread handles (`ROWS_PER_THREAD`, see [`rows_per_thread`]).
+    pub(crate) rows_per_thread: u32,
     /// Rows one workgroup handles (1 for split rows).
     pub(crate) rows_per_group: usize,
     /// Segments per row: 1, or a split row's workgroups (`SPLIT`).
@@ -205,6 +221,19 @@ pub(crate) fn cache_slots(classes: usize, row_threads: u32) -> u32 {
     slots.next_multiple_of(4).min(CACHE) as u32
 }
 
+/// Rows each thread of a (whole-row) row kernel handles: [`Tuning::rows_per_thread`] where a
+/// row of `rows` has a thread of its own and the batch then still makes
+/// [`Tuning::fill_workgroups`] workgroups, 1 otherwise (two values keep the pipelines few).
+pub(crate) fn rows_per_thread(rows: usize, row_threads: u32, tuning: &Tuning) -> usize {
+    let per = tuning.rows_per_thread.max(1);
+    let groups = rows.div_ceil(WORKGROUP_SIZE as usize * per);
+    if row_threads == 1 && groups >= tuning.fill_workgroups {
+        per
+    } else {
+        1
+    }
+}
+
 /// Segments to cut each of `rows` rows of `classes` logits into: enough workgroups to reach
 /// `tuning.fill_workgroups`, each segment at least a workgroup's worth of logits
 /// (`WORKGROUP_SIZE * row_elements_per_thread`), at most [`MAX_SEGMENTS`]. 1: no split.
@@ -225,12 +254,13 @@ pub(crate) fn row_plan(rows: usize, classes: usize, ctx: &Context) -> Result<Row
         segment_len = classes.div_ceil(segments);
         segments = classes.div_ceil(segment_len);
     }
-    let (row_threads, rows_per_group) = if segments > 1 {
+    let (row_threads, rows_per_thread) = if segments > 1 {
         (WORKGROUP_SIZE, 1)
     } else {
         let threads = row_threads(classes, tuning.row_elements_per_thread);
-        (threads, (WORKGROUP_SIZE / threads) as usize)
+        (threads, rows_per_thread(rows, threads, &tuning))
     };
+    let rows_per_group = (WORKGROUP_SIZE / row_threads) as usize * rows_per_thread;
     let grid = grid(
         (rows.div_ceil(rows_per_group) as u64).saturating_mul(segments as u64),
         limits,
@@ -243,6 +273,7 @@ pub(crate) fn row_plan(rows: usize, classes: usize, ctx: &Context) -> Result<Row
             1 => 0,
             _ => ctx.subgroup_size().unwrap_or(0),
         },
+        rows_per_thread: rows_per_thread as u32,
         rows_per_group,
         segments: segments as u32,
         segment_len: u32::try_from(segment_len).unwrap_or(u32::MAX),

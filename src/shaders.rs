@@ -13,6 +13,7 @@ const ELEMENTWISE_LOSS: &str = include_str!("../shaders/common/elementwise_loss.
 const LOSS_OPTIONS: &str = include_str!("../shaders/common/loss_options.wgsl");
 const IN_PLACE: &str = include_str!("../shaders/common/in_place.wgsl");
 const CATEGORICAL_PARAMS: &str = include_str!("../shaders/common/categorical_params.wgsl");
+const CATEGORICAL_MAIN: &str = include_str!("../shaders/common/categorical_main.wgsl");
 const LANES_SUBGROUP: &str = include_str!("../shaders/common/lanes_subgroup.wgsl");
 const LANES_NONE: &str = include_str!("../shaders/common/lanes_none.wgsl");
 
@@ -154,6 +155,7 @@ impl Kernel {
             ROW_STATE,
             IN_PLACE,
             CATEGORICAL_PARAMS,
+            CATEGORICAL_MAIN,
         ];
         let elementwise = [MATH, GRID, LOSS_OPTIONS, ELEMENTWISE, ELEMENTWISE_LOSS];
         let (helpers, kernel): (&[&str], &str) = match self {

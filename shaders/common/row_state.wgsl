@@ -36,8 +36,16 @@ const SCRATCH_STATES: u32 = 1u;
 
 const WG_MAX: u32 = 256u;
 
-// The logits of a row that ROW_THREADS threads handle: classes [lo, hi) of segment `segment`
-// (0 unless SPLIT), read by `lane` with a stride of ROW_THREADS.
+// Rows each thread handles one after another, where a row has a thread of its own
+// (ROW_THREADS == 1; 1 otherwise): a workgroup covers WG * ROWS_PER_THREAD rows, in
+// ROWS_PER_THREAD passes of WG consecutive rows, so its fixed costs (its launch, the barriers
+// of its (loss, weight) sum) are shared by more rows. Each thread adds its rows' pairs in
+// order before the workgroup's sum.
+override ROWS_PER_THREAD: u32 = 1u;
+
+// The logits of a row that ROW_THREADS threads handle in pass k (see ROWS_PER_THREAD):
+// classes [lo, hi) of segment `segment` (0 unless SPLIT), read by `lane` with a stride of
+// ROW_THREADS.
 struct RowSpan {
     row: u32,
     lane: u32,
@@ -46,7 +54,7 @@ struct RowSpan {
     segment: u32,
 }
 
-fn row_span(group: u32, local: u32) -> RowSpan {
+fn row_span(group: u32, local: u32, k: u32) -> RowSpan {
     let classes = params.classes;
     if (SPLIT) {
         let segment = group % params.segments;
@@ -55,7 +63,8 @@ fn row_span(group: u32, local: u32) -> RowSpan {
         return RowSpan(group / params.segments, local, lo, hi, segment);
     }
     let lane = local % ROW_THREADS;
-    return RowSpan(group * (WG / ROW_THREADS) + local / ROW_THREADS, lane, 0u, classes, 0u);
+    let first = (group * ROWS_PER_THREAD + k) * (WG / ROW_THREADS);
+    return RowSpan(first + local / ROW_THREADS, lane, 0u, classes, 0u);
 }
 
 struct RowState {
@@ -341,7 +350,7 @@ fn segment_states(@builtin(local_invocation_index) local: u32,
                   @builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(num_workgroups) nwg: vec3<u32>) {
     let group = linear_group(wid, nwg);
-    let span = row_span(group, local);
+    let span = row_span(group, local, 0u);
     var st = state_empty();
     if (span.row < params.rows) {
         let base = params.x_first + span.row * params.x_stride;

@@ -107,6 +107,7 @@ pub(crate) fn row_constants(plan: &RowPlan) -> Vec<(&'static str, u32)> {
         ("SUBGROUP", plan.subgroup),
         ("SPLIT", u32::from(plan.split())),
         ("CACHED", plan.cache_slots),
+        ("ROWS_PER_THREAD", plan.rows_per_thread),
     ]
 }
 

@@ -12,6 +12,7 @@ mod prepared;
 mod properties;
 mod random;
 mod shaders;
+mod short_rows;
 mod sizes;
 mod split;
 mod subgroups;
