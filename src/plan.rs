@@ -53,6 +53,8 @@ pub(crate) const WORKGROUP_SIZE: u32 = 256;
 pub(crate) const ELEMENTWISE_ITEMS: u32 = 16;
 /// The most segments a split row is cut into (one thread merges their states in order).
 pub(crate) const MAX_SEGMENTS: usize = 64;
+/// The most rows a thread of a row kernel handles ([`Tuning::rows_per_thread`]).
+pub(crate) const MAX_ROWS_PER_THREAD: usize = 64;
 /// Logits a thread of a row kernel can keep in registers (`CACHE` in
 /// shaders/common/row_state.wgsl).
 pub(crate) const CACHE: usize = 16;
@@ -82,7 +84,8 @@ pub struct Tuning {
     /// Rows each thread handles, one after another, where a row has a thread of its own (rows
     /// of at most `row_elements_per_thread` logits), as long as the batch still makes
     /// `fill_workgroups` workgroups; 1 otherwise. A workgroup's fixed costs, its launch and the
-    /// barriers of its (loss, weight) sum, are then shared by more rows.
+    /// barriers of its (loss, weight) sum, are then shared by more rows. 0 counts as 1, and
+    /// more than 64 as 64.
     pub rows_per_thread: usize,
     /// Merge the threads of a row with subgroup shuffles where the device allows it (see
     /// [`Context::subgroup_size`]); `false` keeps to workgroup memory. Results are the same
@@ -225,7 +228,7 @@ pub(crate) fn cache_slots(classes: usize, row_threads: u32) -> u32 {
 /// row of `rows` has a thread of its own and the batch then still makes
 /// [`Tuning::fill_workgroups`] workgroups, 1 otherwise (two values keep the pipelines few).
 pub(crate) fn rows_per_thread(rows: usize, row_threads: u32, tuning: &Tuning) -> usize {
-    let per = tuning.rows_per_thread.max(1);
+    let per = tuning.rows_per_thread.clamp(1, MAX_ROWS_PER_THREAD);
     let groups = rows.div_ceil(WORKGROUP_SIZE as usize * per);
     if row_threads == 1 && groups >= tuning.fill_workgroups {
         per
@@ -418,6 +421,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn only_batches_that_still_fill_the_adapter_take_several_rows_per_thread() {
+        let cpu = Tuning::for_device(wgpu::DeviceType::Cpu);
+        // 8 rows per thread: 2048 rows a workgroup, 64 workgroups from 63 * 2048 + 1 rows.
+        assert_eq!(rows_per_thread(1 << 20, 1, &cpu), 8);
+        assert_eq!(rows_per_thread(63 * 2048 + 1, 1, &cpu), 8);
+        assert_eq!(rows_per_thread(63 * 2048, 1, &cpu), 1);
+        // Rows of several threads take one row per thread.
+        assert_eq!(rows_per_thread(1 << 20, 2, &cpu), 1);
+        let gpu = Tuning::for_device(wgpu::DeviceType::DiscreteGpu);
+        assert_eq!(rows_per_thread(1 << 22, 1, &gpu), 1);
+        let huge = Tuning {
+            rows_per_thread: usize::MAX,
+            fill_workgroups: 0,
+            ..cpu
+        };
+        assert_eq!(rows_per_thread(10, 1, &huge), MAX_ROWS_PER_THREAD);
+        let zero = Tuning {
+            rows_per_thread: 0,
+            ..huge
+        };
+        assert_eq!(rows_per_thread(10, 1, &zero), 1);
     }
 
     #[test]
