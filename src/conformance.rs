@@ -156,6 +156,22 @@ fn cases() -> Vec<Case> {
             seed,
             8.0,
         ));
+        // Enough short rows that a CPU adapter's threads take several each (see the launch
+        // plan); weights from a stream of their own leave the other cases' inputs as they were.
+        let many = CrossEntropyOptions {
+            weight: Some(Rng(seed + 50).vec(7, 0.2, 2.0)),
+            label_smoothing: 0.1,
+            reduction: r,
+            ..Default::default()
+        };
+        out.push(ce_case(
+            "indices many short rows",
+            140_000,
+            7,
+            many,
+            seed,
+            8.0,
+        ));
 
         let (n, c) = (200, 1000);
         let logits = rng.vec(n * c, -8.0, 8.0);
