@@ -100,7 +100,7 @@ fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let group = linear_group(wid, nwg);
-    // One row goes without a loop, as in cross_entropy.wgsl.
+    // One row goes without a loop, as in common/categorical_main.wgsl.
     if (ROWS_PER_THREAD == 1u) {
         row_pass(local, row_span(group, local, 0u));
     } else {

@@ -6,14 +6,15 @@
 //!   logits; a workgroup of [`WORKGROUP_SIZE`] threads then holds `WORKGROUP_SIZE /
 //!   row_threads` rows.
 //!   Short rows therefore share a workgroup (one thread per row for C <= 16 on a GPU) instead
-//!   of leaving most of a workgroup idle. Where a row has a thread of its own, each thread
-//!   may handle [`Tuning::rows_per_thread`] rows one after another (8 on CPU adapters, 1 on
-//!   GPUs), adding their (loss, weight) pairs in order before the workgroup's sum, so a
-//!   workgroup's launch and barriers are shared by more rows; a thread keeps the logits of
-//!   its row in registers (at most 16, [`CACHE`]) and fills only the slots the row needs. GPUs get 16 logits per thread (rows up to 4096 stay
+//!   of leaving most of a workgroup idle. GPUs get 16 logits per thread (rows up to 4096 stay
 //!   in registers); CPU adapters (lavapipe) 128, since every level of a row's tree reduction
 //!   is a costly barrier there (measured on lavapipe at 2048 x 1000: 0.25 -> 0.58 of the read
-//!   ceiling).
+//!   ceiling). A thread keeps its logits of a row in registers where they fit ([`CACHE`]), and
+//!   fills only the slots the row needs ([`cache_slots`]).
+//! - Where a row has a thread of its own, each thread handles [`Tuning::rows_per_thread`] rows
+//!   one after another (8 on CPU adapters, 1 on GPUs) while the batch still fills the adapter,
+//!   adding their (loss, weight) pairs in order before the workgroup's sum, so a workgroup's
+//!   launch and barriers are shared by more rows.
 //! - A batch of too few long rows to keep the adapter busy ([`Tuning::fill_workgroups`]) has
 //!   its rows split: each row is cut into segments of at least `WORKGROUP_SIZE *
 //!   row_elements_per_thread` logits (at most [`MAX_SEGMENTS`]), one workgroup each. A first
@@ -101,8 +102,8 @@ impl Tuning {
     /// 8 rows per thread instead of 1: forward 125 -> 92 ms, with gradient 185 -> 155 ms). A
     /// CPU driver has only a few threads, but runs the SIMD batches of a workgroup one after
     /// another, each sweeping the workgroup's whole row (segment): shorter segments stay in
-    /// cache (lavapipe, one row of 2^23 logits, 8 -> 64
-    /// segments: forward 72 -> 50 ms, with gradient 229 -> 132 ms).
+    /// cache (lavapipe, one row of 2^23 logits, 8 -> 64 segments: forward 72 -> 50 ms, with
+    /// gradient 229 -> 132 ms).
     pub fn for_device(device_type: wgpu::DeviceType) -> Tuning {
         let cpu = device_type == wgpu::DeviceType::Cpu;
         Tuning {
@@ -224,9 +225,10 @@ pub(crate) fn cache_slots(classes: usize, row_threads: u32) -> u32 {
     slots.next_multiple_of(4).min(CACHE) as u32
 }
 
-/// Rows each thread of a (whole-row) row kernel handles: [`Tuning::rows_per_thread`] where a
-/// row of `rows` has a thread of its own and the batch then still makes
-/// [`Tuning::fill_workgroups`] workgroups, 1 otherwise (two values keep the pipelines few).
+/// Rows each thread of a row kernel over `rows` unsplit rows handles: [`Tuning::rows_per_thread`]
+/// (at most [`MAX_ROWS_PER_THREAD`]) where a row has a thread of its own and the batch then
+/// still makes [`Tuning::fill_workgroups`] workgroups, 1 otherwise (two values keep the
+/// pipelines few).
 pub(crate) fn rows_per_thread(rows: usize, row_threads: u32, tuning: &Tuning) -> usize {
     let per = tuning.rows_per_thread.clamp(1, MAX_ROWS_PER_THREAD);
     let groups = rows.div_ceil(WORKGROUP_SIZE as usize * per);
