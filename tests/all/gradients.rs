@@ -95,8 +95,14 @@ fn cross_entropy_probs_gradients_match_reference() {
         for (n, c) in shapes() {
             let logits = rng.vec(n * c, -10.0, 10.0);
             let targets = rng.distributions(n, c);
+            // Large batches run the weighted options only: the same pipelines run unweighted
+            // at the small shapes of the same C.
+            let full = n * c <= 2_000_000;
             for with_weight in [false, true] {
                 for reduction in REDUCTIONS {
+                    if !(full || with_weight) {
+                        continue;
+                    }
                     let options = CrossEntropyOptions {
                         weight: with_weight.then(|| rng.vec(c, 0.1, 2.0)),
                         label_smoothing: 0.05,
