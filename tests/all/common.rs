@@ -255,3 +255,53 @@ pub fn gpu_label_status(
     prepared.run().unwrap();
     prepared.check_labels()
 }
+
+/// Asserts class-index cross-entropy on `ctx` equals the reference every way it runs: the
+/// forward loss, the loss with its gradient, and the gradient written over the logits.
+pub fn assert_cross_entropy_every_way(
+    ctx: &Context,
+    case: &str,
+    x: &[f32],
+    classes: usize,
+    labels: &[i64],
+    options: &xent::CrossEntropyOptions,
+) {
+    let want = xent::reference::cross_entropy_and_grad(x, classes, labels, options, None).unwrap();
+    let got = ctx.cross_entropy(x, classes, labels, options).unwrap();
+    assert_loss(ctx, case, &got, &want.loss);
+    let got = ctx
+        .cross_entropy_and_grad(x, classes, labels, options, None)
+        .unwrap();
+    assert_loss(ctx, case, &got.loss, &want.loss);
+    assert_grad_close(ctx, case, &got.grad, &want.grad);
+    let mut in_place = x.to_vec();
+    let loss = ctx
+        .cross_entropy_and_grad_in_place(&mut in_place, classes, labels, options, None)
+        .unwrap();
+    assert_loss(ctx, case, &loss, &want.loss);
+    assert_grad_close(ctx, case, &in_place, &want.grad);
+}
+
+/// Asserts cross-entropy with probability targets `t` on `ctx` equals the reference with its
+/// gradient, both into a buffer of its own and over the logits.
+pub fn assert_cross_entropy_probs_with_grad(
+    ctx: &Context,
+    case: &str,
+    x: &[f32],
+    classes: usize,
+    t: &[f32],
+    options: &xent::CrossEntropyOptions,
+) {
+    let want = xent::reference::cross_entropy_probs_and_grad(x, classes, t, options, None).unwrap();
+    let got = ctx
+        .cross_entropy_probs_and_grad(x, classes, t, options, None)
+        .unwrap();
+    assert_loss(ctx, case, &got.loss, &want.loss);
+    assert_grad_close(ctx, case, &got.grad, &want.grad);
+    let mut in_place = x.to_vec();
+    let loss = ctx
+        .cross_entropy_probs_and_grad_in_place(&mut in_place, classes, t, options, None)
+        .unwrap();
+    assert_loss(ctx, case, &loss, &want.loss);
+    assert_grad_close(ctx, case, &in_place, &want.grad);
+}

@@ -5,7 +5,8 @@
 //! with the float64 reference, with batches that end inside a workgroup and in chunks.
 
 use crate::common::{
-    assert_close, assert_grad_close, assert_loss, contexts, gpu_label_status, Rng,
+    assert_close, assert_cross_entropy_every_way, assert_cross_entropy_probs_with_grad,
+    assert_grad_close, assert_loss, contexts, gpu_label_status, Rng,
 };
 use xent::{reference, Context, CrossEntropyOptions, Error, Reduction, Tuning};
 
@@ -48,21 +49,7 @@ fn class_index_losses_of_several_rows_per_thread_match_the_reference() {
                     ..Default::default()
                 };
                 let case = format!("4 rows per thread ce {n}x{c} {reduction:?} {smoothing}");
-                let want =
-                    reference::cross_entropy_and_grad(&x, c, &labels, &options, None).unwrap();
-                let got = ctx.cross_entropy(&x, c, &labels, &options).unwrap();
-                assert_loss(ctx, &case, &got, &want.loss);
-                let got = ctx
-                    .cross_entropy_and_grad(&x, c, &labels, &options, None)
-                    .unwrap();
-                assert_loss(ctx, &case, &got.loss, &want.loss);
-                assert_grad_close(ctx, &case, &got.grad, &want.grad);
-                let mut in_place = x.clone();
-                let loss = ctx
-                    .cross_entropy_and_grad_in_place(&mut in_place, c, &labels, &options, None)
-                    .unwrap();
-                assert_loss(ctx, &case, &loss, &want.loss);
-                assert_grad_close(ctx, &case, &in_place, &want.grad);
+                assert_cross_entropy_every_way(ctx, &case, &x, c, &labels, &options);
             }
         }
     }
@@ -86,19 +73,7 @@ fn probability_targets_and_log_softmax_of_several_rows_per_thread_match_the_refe
                     ..Default::default()
                 };
                 let case = format!("4 rows per thread ce probs {n}x{c} {reduction:?}");
-                let want =
-                    reference::cross_entropy_probs_and_grad(&x, c, &t, &options, None).unwrap();
-                let got = ctx
-                    .cross_entropy_probs_and_grad(&x, c, &t, &options, None)
-                    .unwrap();
-                assert_loss(ctx, &case, &got.loss, &want.loss);
-                assert_grad_close(ctx, &case, &got.grad, &want.grad);
-                let mut in_place = x.clone();
-                let loss = ctx
-                    .cross_entropy_probs_and_grad_in_place(&mut in_place, c, &t, &options, None)
-                    .unwrap();
-                assert_loss(ctx, &case, &loss, &want.loss);
-                assert_grad_close(ctx, &case, &in_place, &want.grad);
+                assert_cross_entropy_probs_with_grad(ctx, &case, &x, c, &t, &options);
             }
             let case = format!("4 rows per thread log_softmax {n}x{c}");
             let want = reference::log_softmax_and_grad(&x, c, &g).unwrap();

@@ -4,7 +4,8 @@
 //! seconds; every loss that splits is compared with the float64 reference, chunked too.
 
 use crate::common::{
-    assert_close, assert_grad_close, assert_loss, contexts, gpu_label_status, Rng,
+    assert_close, assert_cross_entropy_every_way, assert_cross_entropy_probs_with_grad,
+    assert_grad_close, assert_loss, contexts, gpu_label_status, Rng,
 };
 use xent::{reference, Context, CrossEntropyOptions, Error, Reduction, Tuning};
 
@@ -63,22 +64,9 @@ fn split_class_index_losses_match_the_reference() {
                 ..Default::default()
             };
             let case = format!("split ce {n}x{c} {reduction:?} smoothing {smoothing}");
-            let want = reference::cross_entropy_and_grad(&x, c, &labels, &options, None).unwrap();
-            let got = ctx.cross_entropy(&x, c, &labels, &options).unwrap();
-            assert_loss(ctx, &case, &got, &want.loss);
-            let got = ctx
-                .cross_entropy_and_grad(&x, c, &labels, &options, None)
-                .unwrap();
-            assert_loss(ctx, &case, &got.loss, &want.loss);
-            assert_grad_close(ctx, &case, &got.grad, &want.grad);
-            // In place, the segment holding the target forms the loss: no other workgroup
-            // writes over the target logit first.
-            let mut in_place = x.clone();
-            let loss = ctx
-                .cross_entropy_and_grad_in_place(&mut in_place, c, &labels, &options, None)
-                .unwrap();
-            assert_loss(ctx, &case, &loss, &want.loss);
-            assert_grad_close(ctx, &case, &in_place, &want.grad);
+            // Every way includes in place, where the segment holding the target forms the
+            // loss: no other workgroup writes over the target logit first.
+            assert_cross_entropy_every_way(ctx, &case, &x, c, &labels, &options);
         }
     }
 }
@@ -103,18 +91,7 @@ fn split_probability_targets_and_log_softmax_match_the_reference() {
                 ..Default::default()
             };
             let case = format!("split ce probs {n}x{c} {reduction:?}");
-            let want = reference::cross_entropy_probs_and_grad(&x, c, &t, &options, None).unwrap();
-            let got = ctx
-                .cross_entropy_probs_and_grad(&x, c, &t, &options, None)
-                .unwrap();
-            assert_loss(ctx, &case, &got.loss, &want.loss);
-            assert_grad_close(ctx, &case, &got.grad, &want.grad);
-            let mut in_place = x.clone();
-            let loss = ctx
-                .cross_entropy_probs_and_grad_in_place(&mut in_place, c, &t, &options, None)
-                .unwrap();
-            assert_loss(ctx, &case, &loss, &want.loss);
-            assert_grad_close(ctx, &case, &in_place, &want.grad);
+            assert_cross_entropy_probs_with_grad(ctx, &case, &x, c, &t, &options);
         }
 
         let case = format!("split log_softmax {n}x{c}");
