@@ -41,8 +41,9 @@ fn element_q(g_base: u32, c: u32) -> f32 {
     return upstream_at(g_base + c);
 }
 
-// One row of the thread's (see ROWS_PER_THREAD). Every thread must call it.
-fn row_pass(local: u32, span: RowSpan) {
+// One row of the thread's (see thread_rows); a log-softmax has no (loss, weight) pair to
+// return. Every thread must call it.
+fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     let row = span.row;
     let lane = span.lane;
     let classes = params.classes;
@@ -93,19 +94,12 @@ fn row_pass(local: u32, span: RowSpan) {
             }
         }
     }
+    return vec2<f32>(0.0, 0.0);
 }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let group = linear_group(wid, nwg);
-    // One row goes without a loop, as in common/categorical_main.wgsl.
-    if (ROWS_PER_THREAD == 1u) {
-        row_pass(local, row_span(group, local, 0u));
-    } else {
-        for (var k = 0u; k < ROWS_PER_THREAD; k = k + 1u) {
-            row_pass(local, row_span(group, local, k));
-        }
-    }
+    _ = thread_rows(local, linear_group(wid, nwg));
 }

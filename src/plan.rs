@@ -222,7 +222,7 @@ pub(crate) fn cache_slots(classes: usize, row_threads: u32) -> u32 {
     if slots > CACHE {
         return CACHE as u32;
     }
-    slots.next_multiple_of(4).min(CACHE) as u32
+    slots.next_multiple_of(4) as u32
 }
 
 /// Rows each thread of a row kernel over `rows` unsplit rows handles: [`Tuning::rows_per_thread`]

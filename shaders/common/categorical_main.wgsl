@@ -1,5 +1,5 @@
 // The entry point of the categorical row kernels (cross_entropy, cross_entropy_probs): each
-// thread runs the kernel's `row_pass` over its rows (ROWS_PER_THREAD, common/row_state.wgsl)
+// thread runs the kernel's `row_pass` over its rows (thread_rows, common/row_state.wgsl)
 // and, for a reduced loss, the workgroup sums the rows' (loss, weight) pairs in a fixed order
 // into pair pair_base + group of the kernel's `out`, for the batch reduction.
 
@@ -8,16 +8,7 @@ fn main(@builtin(local_invocation_index) local: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let group = linear_group(wid, nwg);
-    // This thread's rows' (loss, weight) pairs, added in row order. One row goes without a
-    // loop, which lavapipe compiles into slower code even for one pass.
-    var pairs = vec2<f32>(0.0, 0.0);
-    if (ROWS_PER_THREAD == 1u) {
-        pairs = row_pass(local, row_span(group, local, 0u));
-    } else {
-        for (var k = 0u; k < ROWS_PER_THREAD; k = k + 1u) {
-            pairs = pairs + row_pass(local, row_span(group, local, k));
-        }
-    }
+    let pairs = thread_rows(local, group);
     if (REDUCED) {
         let total = workgroup_pair_sum(local, pairs);
         if (local == 0u) {
