@@ -76,7 +76,7 @@ fn grad_value(p: f32, c: u32, y: u32, a: f32, b: f32, w_sum: f32, ignored: bool,
     return g;
 }
 
-// One row of the thread's (see ROWS_PER_THREAD): its loss (or, reduced, its (loss, weight)
+// One row of the thread's (see thread_rows): its loss (or, reduced, its (loss, weight)
 // pair, returned on the thread that forms it and 0 on the others) and its gradient. Every
 // thread must call it.
 fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {

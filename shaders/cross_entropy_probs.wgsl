@@ -39,7 +39,7 @@ fn element_q(t_base: u32, c: u32) -> f32 {
     return coefficient(t_base + c, c);
 }
 
-// One row of the thread's (see ROWS_PER_THREAD): its loss (or, reduced, its (loss, weight)
+// One row of the thread's (see thread_rows): its loss (or, reduced, its (loss, weight)
 // pair, returned on the thread that forms it and 0 on the others) and its gradient. Every
 // thread must call it.
 fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {

@@ -24,9 +24,9 @@ override SUBGROUP: u32 = 0u;
 //      whole row;
 //   2. `main`: the workgroups of a row merge its segments' states in segment order
 //      (split_row_state), then each handles its own segment (gradient, log-softmax output);
-//      one of them forms the row's loss. Needs `scratch` (declared by the host, last binding of every row
-//      kernel), the kernel's `params` (rows, classes, x_first, x_stride, segments,
-//      segment_len) and its `row_q_base`.
+//      one of them forms the row's loss. Needs `scratch` (declared by the host, last
+//      binding of every row kernel), the kernel's `params` (rows, classes, x_first, x_stride,
+//      segments, segment_len) and its `row_q_base`.
 override SPLIT: bool = false;
 
 // Where split rows' segment states start in `scratch`: scratch[0].x is the mean's denominator
