@@ -1,68 +1,70 @@
-//! [`Context`]: the adapter, device and queue xent runs on, its limits, and the pipeline cache.
+//! [`Context`]: the facade users hold. It picks an adapter and makes a device, and runs
+//! losses through the layers below: the host path (`host`), the kernels (`kernels`) and the
+//! GPU core (`gpu`).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
-
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
+use crate::gpu::lanes::usable_subgroup_size;
+use crate::gpu::tensor::GpuTensor;
+use crate::gpu::Gpu;
+use crate::host::categorical::copy_gradient;
+use crate::host::{Host, HostResult, DEFAULT_HOST_CALL_BUDGET};
+use crate::kernels::{binary, cross_entropy, log_softmax};
+use crate::loss::{
+    BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad,
+};
 use crate::plan::Tuning;
-use crate::shaders::{Binding, Kernel, PipelineKey};
+use crate::prepared::{GradMode, PreparedLoss};
 
-/// How long a blocking wait for the GPU may take before xent gives up with an error
-/// (rather than hanging on a lost device).
-const WAIT_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Readback buffers of one size kept for reuse.
-const STAGING_KEPT_PER_SIZE: usize = 4;
-
-/// The GPU xent runs on: an adapter's device and queue, plus compiled pipelines.
+/// The GPU xent runs on: an adapter's device and queue, plus compiled pipelines and the
+/// caches of host calls and readback buffers.
 ///
-/// Cheap to clone (all clones share one device and one pipeline cache) and `Send + Sync`.
+/// Cheap to clone (all clones share one device and its caches) and `Send + Sync`.
 /// Build one with [`Context::new`] (best adapter on the machine), [`Context::from_adapter`]
 /// or [`Context::from_device`] (a device your program already has).
 #[derive(Clone)]
 pub struct Context {
-    inner: Arc<Inner>,
+    host: Host,
 }
 
-struct Inner {
-    device: wgpu::Device,
-    queue: wgpu::Queue,
-    info: wgpu::AdapterInfo,
-    limits: wgpu::Limits,
-    tuning: Tuning,
-    /// The subgroup size row kernels can use on this device (see `crate::lanes`), whatever the
-    /// tuning says.
-    device_subgroup_size: Option<u32>,
-    /// Compiled pipelines and layouts, shared by contexts on one device.
-    caches: Arc<Caches>,
-    /// The last error wgpu reported outside an error scope.
-    uncaptured: Arc<Mutex<Option<String>>>,
-    /// Why the device was lost, once it is (known for devices xent created).
-    lost: Arc<Mutex<Option<String>>>,
+/// How many bytes of GPU memory a [`Context`] keeps for reuse, by cache.
+///
+/// ```
+/// let budget = xent::CacheBudget { host_calls: 16 << 20, ..Default::default() };
+/// assert_eq!(budget.readback, 64 << 20);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheBudget {
+    /// The inputs and outputs of host calls, kept so that a call of the same shape and options
+    /// creates no buffers (default 256 MiB). A call larger than this is never kept.
+    pub host_calls: u64,
+    /// Readback buffers, pooled by size (default 64 MiB; shared by every context on the
+    /// device).
+    pub readback: u64,
 }
 
-#[derive(Default)]
-struct Caches {
-    layouts: Mutex<HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
-    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
-    /// Buffers created through this device's contexts.
-    buffers_created: AtomicU64,
-    /// Unmapped readback buffers by size, for reuse.
-    staging: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
-    /// Prepared host-API calls by call shape, for reuse (see `Context::run_host`).
-    pub(crate) host_calls: Mutex<HashMap<String, Vec<crate::prepared::HostCall>>>,
+impl Default for CacheBudget {
+    fn default() -> Self {
+        CacheBudget {
+            host_calls: DEFAULT_HOST_CALL_BUDGET,
+            readback: crate::gpu::device::DEFAULT_READBACK_BUDGET,
+        }
+    }
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("adapter", &self.inner.info.name)
-            .field("backend", &self.inner.info.backend)
-            .field("tuning", &self.inner.tuning)
+            .field("adapter", &self.gpu().info().name)
+            .field("backend", &self.gpu().info().backend)
+            .field("tuning", &self.gpu().tuning())
             .finish()
     }
+}
+
+/// A loss and its gradient from a host result that has one.
+fn with_grad((loss, grad): HostResult) -> Result<LossAndGrad> {
+    let grad = grad.ok_or_else(|| Error::Readback("the gradient was not read back".into()))?;
+    Ok(LossAndGrad { loss, grad })
 }
 
 /// Rank of a device type when choosing the best adapter (lower is better).
@@ -171,17 +173,7 @@ impl Context {
         let ctx = Context::from_device(device, queue)?;
         // The device is xent's own, so its lost callback is too: once it fires, every call
         // returns Error::DeviceLost at once.
-        let sink = Arc::clone(&ctx.inner.lost);
-        ctx.inner
-            .device
-            .set_device_lost_callback(move |reason, message| {
-                if let Ok(mut slot) = sink.lock() {
-                    *slot = Some(match message.as_str() {
-                        "" => format!("{reason:?}"),
-                        _ => format!("{reason:?}: {message}"),
-                    });
-                }
-            });
+        ctx.gpu().watch_lost();
         Ok(ctx)
     }
 
@@ -192,72 +184,30 @@ impl Context {
     /// [`Error::Readback`] (contexts from [`Context::new`] and [`Context::from_adapter`] return
     /// [`Error::DeviceLost`]).
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Context> {
-        let info = device.adapter_info();
-        let limits = device.limits();
-        if limits.max_compute_invocations_per_workgroup < crate::plan::WORKGROUP_SIZE
-            || limits.max_compute_workgroup_size_x < crate::plan::WORKGROUP_SIZE
-        {
-            return Err(Error::UnsupportedAdapter {
-                adapter: info.name.clone(),
-                reason: format!(
-                    "xent needs workgroups of {} invocations; the device allows {}",
-                    crate::plan::WORKGROUP_SIZE,
-                    limits.max_compute_invocations_per_workgroup
-                ),
-            });
-        }
-        let uncaptured = Arc::new(Mutex::new(None));
-        let sink = Arc::clone(&uncaptured);
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            if let Ok(mut slot) = sink.lock() {
-                *slot = Some(e.to_string());
-            }
-        }));
-        let tuning = Tuning::for_device(info.device_type);
-        let limits = tuning.apply(&limits);
-        let unprobed = Context {
-            inner: Arc::new(Inner {
-                device,
-                queue,
-                info,
-                limits,
-                tuning,
-                device_subgroup_size: None,
-                caches: Arc::default(),
-                uncaptured,
-                lost: Arc::default(),
-            }),
-        };
-        let subgroup_size = crate::lanes::usable_subgroup_size(&unprobed);
-        Ok(unprobed.derived(tuning, subgroup_size))
+        let unprobed = Gpu::new(device, queue)?;
+        let subgroup_size =
+            unprobed.block_on(async { Ok(usable_subgroup_size(&unprobed).await) })?;
+        let gpu = unprobed.probed(subgroup_size);
+        Ok(Context {
+            host: Host::new(gpu, DEFAULT_HOST_CALL_BUDGET),
+        })
+    }
+
+    /// The GPU core.
+    pub(crate) fn gpu(&self) -> &Gpu {
+        &self.host.gpu
     }
 
     /// The launch-plan knobs in force (by default [`Tuning::for_device`] of the adapter).
     pub fn tuning(&self) -> Tuning {
-        self.inner.tuning
+        self.gpu().tuning()
     }
 
     /// A context on the same device with other launch-plan knobs: for benchmarking, and for
-    /// testing every kernel path on one adapter. Compiled pipelines are shared.
+    /// testing every kernel path on one adapter. Compiled pipelines and caches are shared.
     pub fn with_tuning(&self, tuning: Tuning) -> Context {
-        self.derived(tuning, self.inner.device_subgroup_size)
-    }
-
-    /// This context's device and caches with another tuning and device subgroup size.
-    fn derived(&self, tuning: Tuning, device_subgroup_size: Option<u32>) -> Context {
-        let i = &self.inner;
         Context {
-            inner: Arc::new(Inner {
-                device: i.device.clone(),
-                queue: i.queue.clone(),
-                info: i.info.clone(),
-                limits: tuning.apply(&i.device.limits()),
-                tuning,
-                device_subgroup_size,
-                caches: Arc::clone(&i.caches),
-                uncaptured: Arc::clone(&i.uncaptured),
-                lost: Arc::clone(&i.lost),
-            }),
+            host: self.host.with_gpu(self.gpu().with_tuning(tuning)),
         }
     }
 
@@ -268,475 +218,379 @@ impl Context {
     /// lanes are not laid out as the kernels need. Both ways give the same results, bit for
     /// bit.
     pub fn subgroup_size(&self) -> Option<u32> {
-        self.inner
-            .device_subgroup_size
-            .filter(|_| self.inner.tuning.subgroups)
+        self.gpu().subgroup_size()
     }
 
     /// The adapter's name, vendor, backend and driver.
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
-        &self.inner.info
+        self.gpu().info()
     }
 
     /// The limits xent plans its launches by: the device's, lowered by the [`Tuning`] caps if
     /// any.
     pub fn limits(&self) -> &wgpu::Limits {
-        &self.inner.limits
+        self.gpu().limits()
     }
 
     /// The wgpu device.
     pub fn device(&self) -> &wgpu::Device {
-        &self.inner.device
+        self.gpu().device()
     }
 
     /// The wgpu queue.
     pub fn queue(&self) -> &wgpu::Queue {
-        &self.inner.queue
+        self.gpu().queue()
     }
 
     /// How many GPU buffers xent has created on this device. A diagnostic: a loop of
-    /// same-shaped host calls, or of records of one [`crate::PreparedLoss`], creates none after
+    /// same-shaped host calls, or of records of one [`PreparedLoss`], creates none after
     /// its first iteration.
     pub fn buffers_created(&self) -> u64 {
-        self.inner.caches.buffers_created.load(Ordering::Relaxed)
+        self.gpu().buffers_created()
     }
 
-    /// Bytes of GPU memory xent keeps for reuse on this device: the inputs and outputs of kept
-    /// host calls and the pooled readback buffers. A diagnostic; both caches are bounded.
+    /// Bytes of GPU memory xent keeps for reuse: the inputs and outputs of kept host calls and
+    /// the pooled readback buffers of the device. Each cache stays within its
+    /// [`CacheBudget`].
     pub fn cached_bytes(&self) -> u64 {
-        let calls: u64 = self
-            .host_calls()
-            .values()
-            .flatten()
-            .map(crate::prepared::HostCall::bytes)
-            .sum();
-        let staging: u64 = self
-            .inner
-            .caches
-            .staging
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(size, kept)| size * kept.len() as u64)
-            .sum();
-        calls + staging
+        self.host.cached_bytes() + crate::gpu::device::lock(self.gpu().staging()).bytes()
     }
 
-    /// Creates a buffer (and counts it).
-    pub(crate) fn create_buffer(&self, desc: &wgpu::BufferDescriptor<'_>) -> wgpu::Buffer {
-        self.inner
-            .caches
-            .buffers_created
-            .fetch_add(1, Ordering::Relaxed);
-        self.inner.device.create_buffer(desc)
+    /// Releases every kept host call and pooled readback buffer (their GPU memory is freed
+    /// once no work uses it). Pipelines stay compiled.
+    pub fn clear_caches(&self) {
+        self.host.clear();
+        crate::gpu::device::lock(self.gpu().staging()).clear();
     }
 
-    /// Creates a buffer holding `contents` (padded to at least 4 bytes, a multiple of 4), and
-    /// counts it. An error, not a panic, when the device cannot map it (a lost device).
-    pub(crate) fn create_buffer_init(
+    /// Sets the budgets of the caches (see [`CacheBudget`]); values past a new budget are
+    /// released at once, oldest first.
+    pub fn set_cache_budget(&self, budget: CacheBudget) {
+        self.host.set_budget(budget.host_calls);
+        crate::gpu::device::lock(self.gpu().staging()).set_budget(budget.readback);
+    }
+
+    /// Prepares class-index cross-entropy on GPU buffers: `logits` holds (rows, classes) f32
+    /// (row-major, at any 4-byte offset, rows optionally strided: a slice of a larger buffer),
+    /// `targets` one i32 (or u32 below 2^31) class index per row. Targets cannot be checked on
+    /// the host; the kernel checks them: a row whose target is outside [0, C) and not
+    /// `ignore_index` gets a NaN loss (and NaN gradient), never a plausible value, and is
+    /// recorded so that [`PreparedLoss::read_loss`], [`PreparedLoss::read_grad`] and
+    /// [`PreparedLoss::check_labels`] return [`Error::LabelOutOfRange`]. An in-place gradient follows the logits'
+    /// layout; a separate one is packed (rows, classes). See [`Context::cross_entropy`] for
+    /// the semantics and [`PreparedLoss`] for running it.
+    pub fn prepare_cross_entropy<'a>(
         &self,
-        label: &str,
-        contents: &[u8],
-        usage: wgpu::BufferUsages,
-    ) -> Result<wgpu::Buffer> {
-        let size = (contents.len() as u64).div_ceil(4).max(1) * 4;
-        let buffer = self.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage,
-            mapped_at_creation: true,
-        });
-        {
-            let mut view = buffer.get_mapped_range_mut(..).map_err(|e| {
-                self.lost_or(Error::Gpu(format!("creating the {label} buffer: {e}")))
-            })?;
-            view.slice(..contents.len()).copy_from_slice(contents);
-        }
-        buffer.unmap();
-        Ok(buffer)
+        logits: impl Into<GpuTensor<'a>>,
+        targets: impl Into<GpuTensor<'a>>,
+        rows: usize,
+        classes: usize,
+        options: &CrossEntropyOptions,
+        grad: GradMode,
+    ) -> Result<PreparedLoss> {
+        let gpu = self.gpu();
+        gpu.block_on(gpu.checked(Operation::Prepare, || {
+            cross_entropy::prepare_cross_entropy(gpu, logits, targets, rows, classes, options, grad)
+        }))
     }
 
-    /// The cache of prepared host calls.
-    pub(crate) fn host_calls(
+    /// Prepares probability-target cross-entropy on GPU buffers: `logits` and `targets` each
+    /// hold (rows, classes) f32 row-major, at any 4-byte offset, rows optionally strided. See
+    /// [`Context::cross_entropy_probs`] for the semantics and [`PreparedLoss`] for running it.
+    pub fn prepare_cross_entropy_probs<'a>(
         &self,
-    ) -> MutexGuard<'_, HashMap<String, Vec<crate::prepared::HostCall>>> {
-        self.inner
-            .caches
-            .host_calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        logits: impl Into<GpuTensor<'a>>,
+        targets: impl Into<GpuTensor<'a>>,
+        rows: usize,
+        classes: usize,
+        options: &CrossEntropyOptions,
+        grad: GradMode,
+    ) -> Result<PreparedLoss> {
+        let gpu = self.gpu();
+        gpu.block_on(gpu.checked(Operation::Prepare, || {
+            cross_entropy::prepare_cross_entropy_probs(
+                gpu, logits, targets, rows, classes, options, grad,
+            )
+        }))
     }
 
-    /// The bind-group layout of a kernel, created once.
-    pub(crate) fn bind_group_layout(&self, kernel: Kernel) -> wgpu::BindGroupLayout {
-        self.layouts_of(kernel).0
-    }
-
-    fn layouts_of(&self, kernel: Kernel) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
-        let mut map = self
-            .inner
-            .caches
-            .layouts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        map.entry(kernel)
-            .or_insert_with(|| {
-                let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
-                    .bindings()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| wgpu::BindGroupLayoutEntry {
-                        binding: i as u32,
-                        visibility: wgpu::ShaderStages::COMPUTE,
-                        ty: match b {
-                            Binding::Uniform => wgpu::BindingType::Buffer {
-                                ty: wgpu::BufferBindingType::Uniform,
-                                has_dynamic_offset: false,
-                                min_binding_size: None,
-                            },
-                            Binding::Read | Binding::ReadWrite => wgpu::BindingType::Buffer {
-                                ty: wgpu::BufferBindingType::Storage {
-                                    read_only: *b == Binding::Read,
-                                },
-                                has_dynamic_offset: false,
-                                min_binding_size: None,
-                            },
-                        },
-                        count: None,
-                    })
-                    .collect();
-                let bgl =
-                    self.inner
-                        .device
-                        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                            label: Some(kernel.file()),
-                            entries: &entries,
-                        });
-                let pl =
-                    self.inner
-                        .device
-                        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                            label: Some(kernel.file()),
-                            bind_group_layouts: &[Some(&bgl)],
-                            immediate_size: 0,
-                        });
-                (bgl, pl)
-            })
-            .clone()
-    }
-
-    /// The pipeline for a kernel specialised by override constants, compiled once and cached.
-    pub(crate) fn pipeline(&self, key: &PipelineKey) -> Result<wgpu::ComputePipeline> {
-        if let Some(p) = self
-            .inner
-            .caches
-            .pipelines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-        {
-            return Ok(p.clone());
-        }
-        let (_, layout) = self.layouts_of(key.kernel);
-        let device = &self.inner.device;
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(key.kernel.file()),
-            source: wgpu::ShaderSource::Wgsl(key.source().into()),
-        });
-        let constants: Vec<(&str, f64)> = key
-            .constants
-            .iter()
-            .map(|(name, value)| (*name, f64::from(*value)))
-            .collect();
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(key.kernel.file()),
-            layout: Some(&layout),
-            module: &module,
-            entry_point: Some(key.entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &constants,
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!(
-                "compiling {} with {:?}: {e}",
-                key.kernel.file(),
-                key.constants
-            )));
-        }
-        self.inner
-            .caches
-            .pipelines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone(), pipeline.clone());
-        Ok(pipeline)
-    }
-
-    /// Runs `work` inside validation and out-of-memory error scopes and turns whatever they
-    /// catch into a typed error.
-    pub(crate) fn checked<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.alive()?;
-        self.scoped(work).map_err(|e| self.lost_or(e))
-    }
-
-    /// An error if the device is known to be lost.
-    fn alive(&self) -> Result<()> {
-        match self
-            .inner
-            .lost
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            Some(reason) => Err(Error::DeviceLost(reason.clone())),
-            None => Ok(()),
-        }
-    }
-
-    /// `error`, or [`Error::DeviceLost`] when the device is known to be lost (the cause of
-    /// most errors then).
-    fn lost_or(&self, error: Error) -> Error {
-        self.alive().err().unwrap_or(error)
-    }
-
-    fn scoped<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
-        let device = &self.inner.device;
-        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let result = work();
-        let validation_error = pollster::block_on(validation.pop());
-        let oom_error = pollster::block_on(oom.pop());
-        if let Some(e) = oom_error {
-            return Err(Error::OutOfMemory(e.to_string()));
-        }
-        if let Some(e) = validation_error {
-            return Err(Error::Gpu(e.to_string()));
-        }
-        if let Some(e) = self
-            .inner
-            .uncaptured
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            return Err(Error::Gpu(e));
-        }
-        result
-    }
-
-    /// Submits a command buffer and waits (with a timeout) until the GPU has finished it.
-    pub(crate) fn submit_and_wait(&self, commands: wgpu::CommandBuffer) -> Result<()> {
-        let index = self.inner.queue.submit([commands]);
-        self.wait(Some(index))
-    }
-
-    fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
-        self.inner
-            .device
-            .poll(wgpu::PollType::Wait {
-                submission_index: index,
-                timeout: Some(WAIT_TIMEOUT),
-            })
-            .map(|_| ())
-            .map_err(|e| self.lost_or(Error::Gpu(format!("waiting for the GPU: {e}"))))
-    }
-
-    /// Copies `sources` (`(buffer, f32 count)`, each from offset 0) back to the host: one
-    /// submission, one wait and one map for everything.
-    pub(crate) fn read(&self, sources: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {
-        let encoder = self
-            .inner
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("xent readback"),
-            });
-        self.submit_and_read(encoder, sources)
-    }
-
-    /// [`Context::read`] without blocking: the future resolves once the GPU has finished the
-    /// work submitted before the call.
-    pub(crate) async fn read_async(
+    /// Prepares binary cross-entropy on probabilities on GPU tensors of `len` f32 each (at any
+    /// 4-byte offset)
+    /// (`input` in [0, 1], not checked on the GPU: see [`Context::binary_cross_entropy`]).
+    /// See [`PreparedLoss`] for running it.
+    pub fn prepare_binary_cross_entropy<'a>(
         &self,
-        sources: &[(&wgpu::Buffer, usize)],
-    ) -> Result<Vec<Vec<f32>>> {
-        self.alive()?;
-        let mut encoder =
-            self.inner
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("xent readback"),
-                });
-        let Some(staging) = self.copy_to_staging(&mut encoder, sources) else {
-            self.inner.queue.submit([encoder.finish()]);
-            return Ok(sources.iter().map(|_| Vec::new()).collect());
-        };
-        self.inner.queue.submit([encoder.finish()]);
-        let mapped = MapFuture::new(&self.inner.device, &staging);
-        mapped
-            .await
-            .map_err(|e| self.lost_or(Error::Readback(e.to_string())))?;
-        self.unpack_staging(staging, sources)
+        input: impl Into<GpuTensor<'a>>,
+        target: impl Into<GpuTensor<'a>>,
+        len: usize,
+        options: &BceOptions,
+        grad: GradMode,
+    ) -> Result<PreparedLoss> {
+        let gpu = self.gpu();
+        gpu.block_on(gpu.checked(Operation::Prepare, || {
+            binary::prepare_binary_cross_entropy(gpu, input, target, len, options, grad)
+        }))
     }
 
-    /// Appends copies of `sources` (`(buffer, f32 count)`, each from offset 0) to `encoder`,
-    /// submits it, and reads them back: one submission, one wait and one map for everything.
-    pub(crate) fn submit_and_read(
+    /// Prepares binary cross-entropy with logits on GPU tensors of `len` f32 each (at any 4-byte
+    /// offset). See
+    /// [`Context::binary_cross_entropy_with_logits`] for the semantics and [`PreparedLoss`] for
+    /// running it.
+    pub fn prepare_binary_cross_entropy_with_logits<'a>(
         &self,
-        mut encoder: wgpu::CommandEncoder,
-        sources: &[(&wgpu::Buffer, usize)],
-    ) -> Result<Vec<Vec<f32>>> {
-        self.alive()?;
-        let Some(staging) = self.copy_to_staging(&mut encoder, sources) else {
-            self.submit_and_wait(encoder.finish())?;
-            return Ok(sources.iter().map(|_| Vec::new()).collect());
-        };
-        self.inner.queue.submit([encoder.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        // The callback runs inside some thread's poll; when several threads share the device
-        // another thread's poll may be the one running it, so poll until it has arrived.
-        let start = std::time::Instant::now();
-        loop {
-            self.wait(None)?;
-            match rx.try_recv() {
-                Ok(Ok(())) => break,
-                Ok(Err(e)) => return Err(self.lost_or(Error::Readback(e.to_string()))),
-                Err(_) if start.elapsed() > WAIT_TIMEOUT => {
-                    return Err(Error::Readback(format!(
-                        "the buffer was not mapped within {WAIT_TIMEOUT:?}"
-                    )))
-                }
-                Err(_) => std::thread::yield_now(),
-            }
-        }
-        self.unpack_staging(staging, sources)
+        input: impl Into<GpuTensor<'a>>,
+        target: impl Into<GpuTensor<'a>>,
+        len: usize,
+        options: &BceWithLogitsOptions,
+        grad: GradMode,
+    ) -> Result<PreparedLoss> {
+        let gpu = self.gpu();
+        gpu.block_on(gpu.checked(Operation::Prepare, || {
+            binary::prepare_binary_cross_entropy_with_logits(gpu, input, target, len, options, grad)
+        }))
     }
 
-    /// Records copies of `sources` one after another into a readback buffer (pooled by size);
-    /// `None` when there is nothing to copy.
-    fn copy_to_staging(
+    /// Prepares log-softmax on (rows, classes) f32 logits in a GPU buffer (row-major, at any
+    /// 4-byte offset, rows optionally strided). Its "loss" buffer is the (rows, classes) log-softmax; with
+    /// [`GradMode::Separate`] it also computes the backward `g - exp(logp) * sum_c g` for the
+    /// (rows, classes) upstream gradient set with [`PreparedLoss::set_upstream`].
+    pub fn prepare_log_softmax<'a>(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
-        sources: &[(&wgpu::Buffer, usize)],
-    ) -> Option<wgpu::Buffer> {
-        let total: usize = sources.iter().map(|(_, len)| len).sum();
-        if total == 0 {
-            return None;
-        }
-        let size = (total * 4) as u64;
-        let reused = self
-            .inner
-            .caches
-            .staging
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&size)
-            .and_then(Vec::pop);
-        let staging = reused.unwrap_or_else(|| {
-            self.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("xent readback"),
-                size,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        });
-        let mut offset = 0u64;
-        for (source, len) in sources {
-            let bytes = (*len * 4) as u64;
-            if bytes > 0 {
-                encoder.copy_buffer_to_buffer(source, 0, &staging, offset, bytes);
-            }
-            offset += bytes;
-        }
-        Some(staging)
+        logits: impl Into<GpuTensor<'a>>,
+        rows: usize,
+        classes: usize,
+        grad: GradMode,
+    ) -> Result<PreparedLoss> {
+        let gpu = self.gpu();
+        gpu.block_on(gpu.checked(Operation::Prepare, || {
+            log_softmax::prepare_log_softmax(gpu, logits, rows, classes, grad)
+        }))
     }
 
-    /// Splits a mapped readback buffer into the values of each source, unmaps it and returns
-    /// it to the pool.
-    fn unpack_staging(
+    /// Categorical cross-entropy of an (N, C) batch of logits (row-major, `classes` = C)
+    /// against N class-index targets, as `torch.nn.functional.cross_entropy`.
+    ///
+    /// Per row, `l_n = -w[y_n] * logp[n, y_n]` (with label smoothing `e`:
+    /// `(1 - e) * that + (e / C) * -sum_c w[c] logp[n, c]`); rows whose target equals
+    /// `ignore_index` give 0. `Mean` divides the sum by the summed weight of the non-ignored
+    /// targets, so it is NaN when every row is ignored or N = 0 (as PyTorch).
+    ///
+    /// Errors: logits not a multiple of C, a target outside [0, C) that is not `ignore_index`,
+    /// a weight of the wrong length or not finite, `label_smoothing` outside [0, 1].
+    pub fn cross_entropy<L: ClassIndex>(
         &self,
-        staging: wgpu::Buffer,
-        sources: &[(&wgpu::Buffer, usize)],
-    ) -> Result<Vec<Vec<f32>>> {
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| Error::Readback(e.to_string()))?;
-        let all: &[f32] = bytemuck::cast_slice(&view);
-        let mut out = Vec::with_capacity(sources.len());
-        let mut at = 0;
-        for (_, len) in sources {
-            out.push(all[at..at + len].to_vec());
-            at += len;
-        }
-        drop(view);
-        staging.unmap();
-        let mut pool = self
-            .inner
-            .caches
-            .staging
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let kept = pool.entry(staging.size()).or_default();
-        if kept.len() < STAGING_KEPT_PER_SIZE {
-            kept.push(staging);
-        }
-        Ok(out)
+        logits: &[f32],
+        classes: usize,
+        targets: &[L],
+        options: &CrossEntropyOptions,
+    ) -> Result<Loss> {
+        let work = self
+            .host
+            .cross_entropy(logits, classes, targets, options, None, GradMode::Off);
+        Ok(self.gpu().block_on(work)?.0)
     }
-}
 
-/// The state a buffer mapping reports to the future waiting on it.
-#[derive(Default)]
-struct MapState {
-    result: Option<std::result::Result<(), wgpu::BufferAsyncError>>,
-    waker: Option<std::task::Waker>,
-}
-
-/// A future that resolves when a `map_async` of a whole buffer completes.
-struct MapFuture {
-    device: wgpu::Device,
-    state: Arc<Mutex<MapState>>,
-}
-
-impl MapFuture {
-    fn new(device: &wgpu::Device, buffer: &wgpu::Buffer) -> MapFuture {
-        let state = Arc::new(Mutex::new(MapState::default()));
-        let sink = Arc::clone(&state);
-        buffer.map_async(wgpu::MapMode::Read, .., move |r| {
-            let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
-            s.result = Some(r);
-            if let Some(w) = s.waker.take() {
-                w.wake();
-            }
-        });
-        MapFuture {
-            device: device.clone(),
-            state,
-        }
+    /// [`Context::cross_entropy`] and its gradient with respect to the logits, in one pass
+    /// over the logits (rows of up to 16 logits per thread are read from memory once).
+    ///
+    /// `upstream` is the gradient flowing into the loss: one value for `Mean` and `Sum`, one
+    /// per row for `None`; `None` means ones. The gradient is
+    /// `s ((1 - e) w_y (softmax - onehot(y)) + (e / C) (W softmax - w))` per row, with `s` the
+    /// upstream value (divided by the mean's denominator for `Mean`) and `W = sum w`; rows
+    /// with an ignored target get exactly 0. When every row is ignored, `Mean` gives a NaN
+    /// loss and an all-zero gradient, as PyTorch.
+    pub fn cross_entropy_and_grad<L: ClassIndex>(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        targets: &[L],
+        options: &CrossEntropyOptions,
+        upstream: Option<&[f32]>,
+    ) -> Result<LossAndGrad> {
+        let mode = GradMode::Separate;
+        let work = self
+            .host
+            .cross_entropy(logits, classes, targets, options, upstream, mode);
+        with_grad(self.gpu().block_on(work)?)
     }
-}
 
-impl std::future::Future for MapFuture {
-    type Output = std::result::Result<(), wgpu::BufferAsyncError>;
+    /// [`Context::cross_entropy_and_grad`] that writes the gradient over `logits`, so only one
+    /// (N, C) buffer exists on the GPU: what large vocabularies need. The caller's logits are
+    /// gone afterwards (on an error they are left unchanged).
+    pub fn cross_entropy_and_grad_in_place<L: ClassIndex>(
+        &self,
+        logits: &mut [f32],
+        classes: usize,
+        targets: &[L],
+        options: &CrossEntropyOptions,
+        upstream: Option<&[f32]>,
+    ) -> Result<Loss> {
+        let mode = GradMode::InPlace;
+        let work = self
+            .host
+            .cross_entropy(logits, classes, targets, options, upstream, mode);
+        let out = with_grad(self.gpu().block_on(work)?)?;
+        copy_gradient(logits, &out.grad)?;
+        Ok(out.loss)
+    }
 
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        // Natively, mapping callbacks run inside device polls; this one does not wait.
-        let _ = self.device.poll(wgpu::PollType::Poll);
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = s.result.take() {
-            return std::task::Poll::Ready(r);
-        }
-        s.waker = Some(cx.waker().clone());
-        // Natively nothing else wakes us: ask to be polled again.
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
+    /// Categorical cross-entropy of an (N, C) batch of logits against (N, C) probability
+    /// targets (the seed's formula (1)), as `torch.nn.functional.cross_entropy` with a float
+    /// target: `l_n = -sum_c w[c] t'[n, c] logp[n, c]` with `t' = (1 - e) t + e / C`.
+    /// `Mean` divides by N (not by the weights); `ignore_index` does not apply. Targets are
+    /// not checked (PyTorch does not either): a target of 0 at a -inf logit gives NaN, as
+    /// `0 * -inf` does in PyTorch.
+    ///
+    /// Errors: logits or targets not (N, C), a weight of the wrong length or not finite,
+    /// `label_smoothing` outside [0, 1].
+    pub fn cross_entropy_probs(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        targets: &[f32],
+        options: &CrossEntropyOptions,
+    ) -> Result<Loss> {
+        let work =
+            self.host
+                .cross_entropy_probs(logits, classes, targets, options, None, GradMode::Off);
+        Ok(self.gpu().block_on(work)?.0)
+    }
+
+    /// [`Context::cross_entropy_probs`] and its gradient with respect to the logits,
+    /// `s (softmax * sum_c q_c - q)` per row with `q = w t'` and `s` the upstream value
+    /// (divided by N for `Mean`). `upstream`: one value for `Mean` and `Sum`, one per row for
+    /// `None`; `None` means ones.
+    pub fn cross_entropy_probs_and_grad(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        targets: &[f32],
+        options: &CrossEntropyOptions,
+        upstream: Option<&[f32]>,
+    ) -> Result<LossAndGrad> {
+        let mode = GradMode::Separate;
+        let work = self
+            .host
+            .cross_entropy_probs(logits, classes, targets, options, upstream, mode);
+        with_grad(self.gpu().block_on(work)?)
+    }
+
+    /// [`Context::cross_entropy_probs_and_grad`] that writes the gradient over `logits`.
+    pub fn cross_entropy_probs_and_grad_in_place(
+        &self,
+        logits: &mut [f32],
+        classes: usize,
+        targets: &[f32],
+        options: &CrossEntropyOptions,
+        upstream: Option<&[f32]>,
+    ) -> Result<Loss> {
+        let mode = GradMode::InPlace;
+        let work = self
+            .host
+            .cross_entropy_probs(logits, classes, targets, options, upstream, mode);
+        let out = with_grad(self.gpu().block_on(work)?)?;
+        copy_gradient(logits, &out.grad)?;
+        Ok(out.loss)
+    }
+
+    /// Binary cross-entropy on probabilities `input` in [0, 1] against `target` of the same
+    /// length (the seed's formula (2)), as `torch.nn.functional.binary_cross_entropy`:
+    /// `l_i = -w_i (t_i max(log p_i, -100) + (1 - t_i) max(log(1 - p_i), -100))`.
+    /// Targets may be soft. `Mean` averages over all elements (NaN for an empty input).
+    ///
+    /// Errors: lengths that differ, a probability outside [0, 1] or NaN, a weight of the wrong
+    /// length or not finite.
+    pub fn binary_cross_entropy(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        options: &BceOptions,
+    ) -> Result<Loss> {
+        let work = self
+            .host
+            .binary_cross_entropy(input, target, options, None, GradMode::Off);
+        Ok(self.gpu().block_on(work)?.0)
+    }
+
+    /// [`Context::binary_cross_entropy`] and its gradient with respect to `input`:
+    /// `s w_i (p_i - t_i) / max((1 - p_i) p_i, 1e-12)` (PyTorch's clamp), with `s` the upstream
+    /// value (divided by the element count for `Mean`). `upstream`: one value for `Mean` and
+    /// `Sum`, one per element for `None`; `None` means ones.
+    pub fn binary_cross_entropy_and_grad(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        options: &BceOptions,
+        upstream: Option<&[f32]>,
+    ) -> Result<LossAndGrad> {
+        let mode = GradMode::Separate;
+        let work = self
+            .host
+            .binary_cross_entropy(input, target, options, upstream, mode);
+        with_grad(self.gpu().block_on(work)?)
+    }
+
+    /// Binary cross-entropy with logits `input` against `target` of the same length, as
+    /// `torch.nn.functional.binary_cross_entropy_with_logits`:
+    /// `l_i = w_i ((1 - t_i) x_i - q_i logsigmoid(x_i))`, `q_i = 1 + (pos_weight_d - 1) t_i`
+    /// with `d` the index in the last dimension. Stable for any finite input.
+    /// `Mean` averages over all elements (NaN for an empty input).
+    ///
+    /// Errors: lengths that differ, an input length that is not a multiple of pos_weight's,
+    /// a weight or pos_weight of the wrong length or not finite.
+    pub fn binary_cross_entropy_with_logits(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        options: &BceWithLogitsOptions,
+    ) -> Result<Loss> {
+        let mode = GradMode::Off;
+        let work = self
+            .host
+            .binary_cross_entropy_with_logits(input, target, options, None, mode);
+        Ok(self.gpu().block_on(work)?.0)
+    }
+
+    /// [`Context::binary_cross_entropy_with_logits`] and its gradient with respect to `input`:
+    /// `s w_i ((pos_weight_d t_i + 1 - t_i) sigmoid(x_i) - pos_weight_d t_i)`, with `s` the
+    /// upstream value (divided by the element count for `Mean`). `upstream`: one value for
+    /// `Mean` and `Sum`, one per element for `None`; `None` means ones.
+    pub fn binary_cross_entropy_with_logits_and_grad(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        options: &BceWithLogitsOptions,
+        upstream: Option<&[f32]>,
+    ) -> Result<LossAndGrad> {
+        let mode = GradMode::Separate;
+        let work = self
+            .host
+            .binary_cross_entropy_with_logits(input, target, options, upstream, mode);
+        with_grad(self.gpu().block_on(work)?)
+    }
+
+    /// Log-softmax of each row of an (N, C) batch of logits (row-major, `classes` = C):
+    /// `logp[n, c] = (x[n, c] - m_n) - log(sum_c exp(x[n, c] - m_n))` with `m_n` the row's max.
+    ///
+    /// Finite for any finite logits; a -inf logit gives -inf; a row holding NaN or +inf gives
+    /// NaN (as PyTorch).
+    pub fn log_softmax(&self, logits: &[f32], classes: usize) -> Result<Vec<f32>> {
+        let work = self.host.log_softmax(logits, classes, None);
+        Ok(self.gpu().block_on(work)?.0)
+    }
+
+    /// Log-softmax and its backward for an upstream gradient `upstream` of the logits' shape
+    /// (N, C): `grad = g - exp(logp) * sum_c g` per row. The returned loss is the log-softmax,
+    /// unreduced.
+    pub fn log_softmax_and_grad(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        upstream: &[f32],
+    ) -> Result<LossAndGrad> {
+        let (logp, grad) =
+            self.gpu()
+                .block_on(self.host.log_softmax(logits, classes, Some(upstream)))?;
+        with_grad((Loss::Unreduced(logp), grad))
     }
 }

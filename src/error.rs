@@ -140,21 +140,70 @@ pub enum Error {
     },
 
     /// The device ran out of memory.
-    #[error("the GPU ran out of memory: {0}")]
-    OutOfMemory(String),
+    #[error("the GPU ran out of memory while {operation}: {message}")]
+    OutOfMemory {
+        /// What xent was doing.
+        operation: Operation,
+        /// wgpu's report.
+        message: String,
+    },
 
     /// The GPU device was lost (destroyed, reset, or its driver failed); the context can do
     /// nothing more.
     #[error("the GPU device was lost ({0}); create a new Context")]
     DeviceLost(String),
 
-    /// wgpu reported an error (validation or internal) for work xent submitted.
-    #[error("GPU error: {0}")]
-    Gpu(String),
+    /// wgpu reported an error (validation or internal) for work xent recorded or submitted.
+    #[error("GPU error while {operation}{}: {message}", kernel.map(|k| format!(" ({k})")).unwrap_or_default())]
+    Gpu {
+        /// What xent was doing.
+        operation: Operation,
+        /// The kernel file concerned, where one is known.
+        kernel: Option<&'static str>,
+        /// wgpu's report.
+        message: String,
+    },
+
+    /// A kernel failed to compile on this device: a driver or shader translator that rejects
+    /// valid WGSL, or a variant the device cannot run.
+    #[error("compiling {kernel} ({variant}) failed: {message}")]
+    ShaderCompile {
+        /// The kernel file under `shaders/`.
+        kernel: &'static str,
+        /// The variant: element types, entry point and override constants.
+        variant: String,
+        /// wgpu's report.
+        message: String,
+    },
 
     /// Reading a result back from the GPU failed.
     #[error("reading results back from the GPU failed: {0}")]
     Readback(String),
+}
+
+/// What xent was doing when the GPU reported an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Setting a loss up: pipelines, buffers, bind groups.
+    Prepare,
+    /// Uploading inputs or writing the upstream gradient.
+    Upload,
+    /// Recording and submitting work.
+    Run,
+    /// Reading results back.
+    Read,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operation::Prepare => "preparing",
+            Operation::Upload => "uploading",
+            Operation::Run => "running",
+            Operation::Read => "reading back",
+        })
+    }
 }
 
 /// Shorthand for `Result<T, xent::Error>`.

@@ -21,28 +21,26 @@
 
 #![warn(missing_docs)]
 
-pub mod bench;
-mod ceiling;
-pub mod conformance;
+// The layers, bottom up; each imports only those above it in this list.
 mod context;
+mod dtype;
 mod error;
-mod gpu_buffer;
-mod lanes;
+mod gpu;
+mod host;
+mod kernels;
 mod loss;
-pub mod npy;
 mod plan;
 mod prepared;
 pub mod reference;
-mod shaders;
-mod tensor;
+pub mod tools;
 
-pub use ceiling::ReadCeiling;
-pub use context::{adapters, Context};
-pub use error::{Error, Result};
+pub use context::{adapters, CacheBudget, Context};
+pub use dtype::Dtype;
+pub use error::{Error, Operation, Result};
+pub use gpu::tensor::GpuTensor;
 pub use loss::{
     BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad, Reduction,
 };
 pub use plan::Tuning;
 pub use prepared::{GradMode, PreparedLoss};
-pub use shaders::all_sources as shader_sources;
-pub use tensor::{Dtype, GpuTensor};
+pub use wgpu;

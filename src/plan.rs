@@ -24,7 +24,7 @@
 //!   read the logits once either way; a gradient reads them twice where an unsplit row that
 //!   fits in registers reads them once.
 //! - The threads of a row merge their states in one fixed tree: through subgroup shuffles for
-//!   the strides below the subgroup size where the device allows ([`Context::subgroup_size`]),
+//!   the strides below the subgroup size where the device allows ([`Context::subgroup_size`](crate::Context::subgroup_size)),
 //!   through workgroup memory (a barrier per level) above it or without subgroups. Both give
 //!   the same bits. Rows of one thread merge nothing and build no subgroup code.
 //! - Elementwise kernels (binary cross-entropy) give each workgroup a block of
@@ -43,9 +43,8 @@
 //!   workgroups and the batch reduction are exactly those of an uncut run: results are
 //!   bit-identical. A single row larger than a binding is an error naming the limit.
 //! - A host call whose buffers would exceed `max_buffer_size` runs in parts of whole rows (or
-//!   elements), each a host call of its own, put together on the host (`loss::parts`).
+//!   elements), each a host call of its own, put together on the host (`host::parts`).
 
-use crate::context::Context;
 use crate::error::{Error, Result};
 
 /// Threads per workgroup of every kernel.
@@ -60,7 +59,7 @@ pub(crate) const MAX_ROWS_PER_THREAD: usize = 64;
 /// shaders/common/row_state.wgsl).
 pub(crate) const CACHE: usize = 16;
 /// Knobs of the launch plan. [`Tuning::for_device`] picks them by adapter type; a context can
-/// run with others ([`Context::with_tuning`]) to benchmark them or to test every kernel path on
+/// run with others ([`Context::with_tuning`](crate::Context::with_tuning)) to benchmark them or to test every kernel path on
 /// one adapter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
@@ -89,7 +88,7 @@ pub struct Tuning {
     /// more than 64 as 64.
     pub rows_per_thread: usize,
     /// Merge the threads of a row with subgroup shuffles where the device allows it (see
-    /// [`Context::subgroup_size`]); `false` keeps to workgroup memory. Results are the same
+    /// [`Context::subgroup_size`](crate::Context::subgroup_size)); `false` keeps to workgroup memory. Results are the same
     /// bits either way; this switch exists to compare and test the two.
     pub subgroups: bool,
 }
@@ -248,10 +247,15 @@ pub(crate) fn segments(rows: usize, classes: usize, tuning: &Tuning) -> usize {
     wanted.min(classes / segment).clamp(1, MAX_SEGMENTS)
 }
 
-/// The plan for a row kernel over `rows` rows of `classes` logits on `ctx`'s adapter.
-pub(crate) fn row_plan(rows: usize, classes: usize, ctx: &Context) -> Result<RowPlan> {
-    let limits = ctx.limits();
-    let tuning = ctx.tuning();
+/// The plan for a row kernel over `rows` rows of `classes` logits for an adapter's `limits`
+/// and `tuning`, merging rows through subgroups of `subgroup_size` where one is given.
+pub(crate) fn row_plan(
+    rows: usize,
+    classes: usize,
+    limits: &wgpu::Limits,
+    tuning: Tuning,
+    subgroup_size: Option<u32>,
+) -> Result<RowPlan> {
     let mut segments = segments(rows, classes, &tuning);
     let mut segment_len = classes;
     if segments > 1 {
@@ -276,7 +280,7 @@ pub(crate) fn row_plan(rows: usize, classes: usize, ctx: &Context) -> Result<Row
         // A row of one thread merges nothing, so its kernel is built without subgroup code.
         subgroup: match row_threads {
             1 => 0,
-            _ => ctx.subgroup_size().unwrap_or(0),
+            _ => subgroup_size.unwrap_or(0),
         },
         rows_per_thread: rows_per_thread as u32,
         rows_per_group,

@@ -2,7 +2,7 @@
 //!
 //! `cargo bench --bench losses` on the best adapter. `XENT_BENCH_SET=gpu`, `cpu-software` or
 //! `quick` picks the shapes (default: `cpu-software` on a software adapter, `gpu` otherwise;
-//! see `xent::bench`). Each kernel is timed on data already on the GPU, several recordings per
+//! see `xent::tools::bench`). Each kernel is timed on data already on the GPU, several recordings per
 //! submit and one wait, so the submit-and-wait round trip is amortised. After criterion, a
 //! table gives each median as GB/s of minimal traffic and as a ratio to the read ceiling's
 //! median from this run, and the forward+gradient over forward time.
@@ -10,8 +10,9 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use xent::bench::{self, Case};
-use xent::{Context, ReadCeiling};
+use xent::tools::bench::{self, Case};
+use xent::tools::ReadCeiling;
+use xent::Context;
 
 /// Criterion's median for `group/id` (nanoseconds), from its saved estimates.
 fn median_ns(id: &str) -> Option<f64> {

@@ -1,10 +1,6 @@
-//! The losses: options, validation, and launch of their kernels. One file per loss family.
+//! The losses as values: their options with PyTorch's names and defaults, their results, and
+//! the validation of host inputs. Pure: no GPU.
 
-pub(crate) mod binary;
-pub(crate) mod cross_entropy;
-pub(crate) mod launch;
-pub(crate) mod log_softmax;
-pub(crate) mod parts;
 pub(crate) mod validate;
 
 /// How per-item losses are combined, as PyTorch's `reduction` argument.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::common::{assert_close, assert_grad_close, contexts, Rng};
-use xent::npy::{self, Array, Data};
+use xent::tools::npy::{self, Array, Data};
 use xent::{reference, BceWithLogitsOptions, CrossEntropyOptions, Reduction};
 
 fn xent(args: &[&str]) -> Output {

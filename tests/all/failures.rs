@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::contexts;
-use xent::bench::{Case, Shape};
+use xent::tools::bench::{Case, Shape};
 use xent::{BceWithLogitsOptions, Context, CrossEntropyOptions, Error, GradMode};
 
 #[test]
@@ -127,7 +127,13 @@ fn a_destroyed_caller_buffer_is_an_error_not_a_panic() {
     let options = CrossEntropyOptions::default();
     let result = ctx.prepare_cross_entropy(&logits, &labels, 3, 10, &options, GradMode::Off);
     assert!(
-        matches!(result, Err(Error::Gpu(_))),
+        matches!(
+            result,
+            Err(Error::Gpu {
+                operation: xent::Operation::Prepare,
+                ..
+            })
+        ),
         "{:?}",
         result.map(drop)
     );

@@ -2,7 +2,7 @@
 
 #[test]
 fn every_shader_parses_and_validates() {
-    let sources = xent::shader_sources();
+    let sources = xent::tools::shader_sources();
     assert!(sources.len() >= 8 * 5, "the registry lists every kernel");
     for (file, source) in sources {
         let module = naga::front::wgsl::parse_str(&source)

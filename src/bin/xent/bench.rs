@@ -4,8 +4,9 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use crate::json::{self, Json};
-use xent::bench::{self, Case};
-use xent::{Context, ReadCeiling};
+use xent::tools::bench::{self, Case};
+use xent::tools::ReadCeiling;
+use xent::Context;
 
 /// Arguments of `xent bench`.
 #[derive(clap::Args)]

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 
 use crate::json::{self, Json};
-use xent::conformance::{self, CaseReport};
+use xent::tools::conformance::{self, CaseReport};
 
 /// Arguments of `xent check`.
 #[derive(clap::Args)]

@@ -1,7 +1,7 @@
 //! `xent eval ce` and `xent eval bce`: losses and gradients of arrays in .npy files.
 
 use clap::ValueEnum;
-use xent::npy::{self, Array, Data};
+use xent::tools::npy::{self, Array, Data};
 use xent::{
     BceOptions, BceWithLogitsOptions, Context, CrossEntropyOptions, Error, Loss, LossAndGrad,
     Reduction,

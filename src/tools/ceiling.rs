@@ -1,11 +1,12 @@
 //! [`ReadCeiling`]: the read-bandwidth kernel benchmarks quote loss kernels against.
 
 use crate::context::Context;
-use crate::error::Result;
-use crate::gpu_buffer;
-use crate::loss::launch::{whole, Program};
+use crate::error::{Operation, Result};
+use crate::gpu::buffers;
+use crate::gpu::program::{whole, Program};
+use crate::kernels::launch;
+use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::plan::{self, WORKGROUP_SIZE};
-use crate::shaders::{Kernel, PipelineKey};
 
 /// Mirrors `Params` of shaders/read_bandwidth.wgsl.
 #[repr(C)]
@@ -29,32 +30,34 @@ pub struct ReadCeiling {
 impl ReadCeiling {
     /// A read of `bytes` (rounded down to 16 bytes, and to the adapter's binding limit).
     pub fn new(ctx: &Context, bytes: u64) -> Result<ReadCeiling> {
-        ctx.checked(|| {
-            let bytes = bytes.min(ctx.limits().max_storage_buffer_binding_size) / 16 * 16;
+        let gpu = ctx.gpu();
+        let work = gpu.checked(Operation::Prepare, || {
+            let bytes = bytes.min(gpu.limits().max_storage_buffer_binding_size) / 16 * 16;
             let len4 = (bytes / 16).max(1);
-            let data = ctx.create_buffer(&wgpu::BufferDescriptor {
+            let data = gpu.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("xent read ceiling"),
                 size: len4 * 16,
                 usage: wgpu::BufferUsages::STORAGE,
                 mapped_at_creation: false,
             });
-            let out = gpu_buffer::output(ctx, "xent read ceiling out", 1)?;
-            let params = gpu_buffer::uniform(
-                ctx,
+            let out = buffers::output(gpu, "xent read ceiling out", 1)?;
+            let params = buffers::uniform(
+                gpu,
                 &Params {
                     len4: len4 as u32,
                     _pad: [0; 3],
                 },
             )?;
             let groups = len4.div_ceil(u64::from(WORKGROUP_SIZE * LOADS_PER_THREAD));
-            let grid = plan::grid(groups, ctx.limits())?;
-            let key = PipelineKey::new(
+            let grid = plan::grid(groups, gpu.limits())?;
+            let key = KernelKey::new(
                 Kernel::ReadBandwidth,
                 vec![("WG", WORKGROUP_SIZE), ("ITEMS", LOADS_PER_THREAD)],
             );
             let mut program = Program::default();
-            program.push(
-                ctx,
+            launch::dispatch(
+                gpu,
+                &mut program,
                 &key,
                 grid,
                 &[whole(&params), whole(&data), whole(&out)],
@@ -63,7 +66,8 @@ impl ReadCeiling {
                 program,
                 bytes: len4 * 16,
             })
-        })
+        });
+        gpu.block_on(work)
     }
 
     /// The bytes one run reads.

@@ -5,30 +5,23 @@
 //! file, concatenated at compile time. Pipelines specialise kernels with WGSL `override`
 //! constants (workgroup size, threads per row, options) rather than string templating.
 
-const MATH: &str = include_str!("../shaders/common/math.wgsl");
-const GRID: &str = include_str!("../shaders/common/grid.wgsl");
-const ROW_STATE: &str = include_str!("../shaders/common/row_state.wgsl");
-const ELEMENTWISE: &str = include_str!("../shaders/common/elementwise.wgsl");
-const ELEMENTWISE_LOSS: &str = include_str!("../shaders/common/elementwise_loss.wgsl");
-const LOSS_OPTIONS: &str = include_str!("../shaders/common/loss_options.wgsl");
-const IN_PLACE: &str = include_str!("../shaders/common/in_place.wgsl");
-const CATEGORICAL_PARAMS: &str = include_str!("../shaders/common/categorical_params.wgsl");
-const CATEGORICAL_MAIN: &str = include_str!("../shaders/common/categorical_main.wgsl");
-const LANES_SUBGROUP: &str = include_str!("../shaders/common/lanes_subgroup.wgsl");
-const LANES_NONE: &str = include_str!("../shaders/common/lanes_none.wgsl");
+const MATH: &str = include_str!("../../shaders/common/math.wgsl");
+const GRID: &str = include_str!("../../shaders/common/grid.wgsl");
+const ROW_STATE: &str = include_str!("../../shaders/common/row_state.wgsl");
+const ELEMENTWISE: &str = include_str!("../../shaders/common/elementwise.wgsl");
+const ELEMENTWISE_LOSS: &str = include_str!("../../shaders/common/elementwise_loss.wgsl");
+const LOSS_OPTIONS: &str = include_str!("../../shaders/common/loss_options.wgsl");
+const IN_PLACE: &str = include_str!("../../shaders/common/in_place.wgsl");
+const CATEGORICAL_PARAMS: &str = include_str!("../../shaders/common/categorical_params.wgsl");
+const CATEGORICAL_MAIN: &str = include_str!("../../shaders/common/categorical_main.wgsl");
+const LANES_SUBGROUP: &str = include_str!("../../shaders/common/lanes_subgroup.wgsl");
+const LANES_NONE: &str = include_str!("../../shaders/common/lanes_none.wgsl");
 
-/// What a binding of a kernel holds, in binding order (binding 0 is always the uniform params).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Binding {
-    /// A uniform buffer (the kernel's `Params` struct).
-    Uniform,
-    /// A storage buffer the kernel only reads.
-    Read,
-    /// A storage buffer the kernel writes.
-    ReadWrite,
-}
-
-use crate::tensor::Dtype;
+use crate::dtype::{Dtype, Types};
+use crate::error::Result;
+use crate::gpu::lanes::{PROBE_FILE, PROBE_SOURCE};
+use crate::gpu::pipelines::{Binding, Pipeline};
+use crate::gpu::Gpu;
 use Binding::{Read, ReadWrite, Uniform};
 
 /// Every compute kernel xent has. One WGSL entry point (`main`) per kernel; the loss kernels
@@ -44,12 +37,11 @@ pub(crate) enum Kernel {
     BceLogits,
     ReducePairs,
     ReadBandwidth,
-    SubgroupProbe,
 }
 
 impl Kernel {
     /// All kernels, for validation.
-    pub(crate) const ALL: [Kernel; 10] = [
+    pub(crate) const ALL: [Kernel; 9] = [
         Kernel::LogSoftmax,
         Kernel::CrossEntropy,
         Kernel::CrossEntropyDenominator,
@@ -59,7 +51,6 @@ impl Kernel {
         Kernel::BceLogits,
         Kernel::ReducePairs,
         Kernel::ReadBandwidth,
-        Kernel::SubgroupProbe,
     ];
 
     /// The file name under `shaders/` (for labels and error messages).
@@ -74,7 +65,6 @@ impl Kernel {
             Kernel::BceLogits => "bce_logits.wgsl",
             Kernel::ReducePairs => "reduce_pairs.wgsl",
             Kernel::ReadBandwidth => "read_bandwidth.wgsl",
-            Kernel::SubgroupProbe => "subgroup_probe.wgsl",
         }
     }
 
@@ -159,28 +149,30 @@ impl Kernel {
         ];
         let elementwise = [MATH, GRID, LOSS_OPTIONS, ELEMENTWISE, ELEMENTWISE_LOSS];
         let (helpers, kernel): (&[&str], &str) = match self {
-            Kernel::LogSoftmax => (&row, include_str!("../shaders/log_softmax.wgsl")),
-            Kernel::CrossEntropy => (&categorical, include_str!("../shaders/cross_entropy.wgsl")),
+            Kernel::LogSoftmax => (&row, include_str!("../../shaders/log_softmax.wgsl")),
+            Kernel::CrossEntropy => (
+                &categorical,
+                include_str!("../../shaders/cross_entropy.wgsl"),
+            ),
             Kernel::CrossEntropyDenominator => (
                 &[MATH, GRID, ELEMENTWISE, CATEGORICAL_PARAMS],
-                include_str!("../shaders/cross_entropy_denominator.wgsl"),
+                include_str!("../../shaders/cross_entropy_denominator.wgsl"),
             ),
             Kernel::LabelStatus => (
                 &[CATEGORICAL_PARAMS],
-                include_str!("../shaders/label_status.wgsl"),
+                include_str!("../../shaders/label_status.wgsl"),
             ),
             Kernel::CrossEntropyProbs => (
                 &categorical,
-                include_str!("../shaders/cross_entropy_probs.wgsl"),
+                include_str!("../../shaders/cross_entropy_probs.wgsl"),
             ),
-            Kernel::Bce => (&elementwise, include_str!("../shaders/bce.wgsl")),
-            Kernel::BceLogits => (&elementwise, include_str!("../shaders/bce_logits.wgsl")),
+            Kernel::Bce => (&elementwise, include_str!("../../shaders/bce.wgsl")),
+            Kernel::BceLogits => (&elementwise, include_str!("../../shaders/bce_logits.wgsl")),
             Kernel::ReducePairs => (
                 &[GRID, ELEMENTWISE],
-                include_str!("../shaders/reduce_pairs.wgsl"),
+                include_str!("../../shaders/reduce_pairs.wgsl"),
             ),
-            Kernel::ReadBandwidth => (&[GRID], include_str!("../shaders/read_bandwidth.wgsl")),
-            Kernel::SubgroupProbe => (&[], include_str!("../shaders/subgroup_probe.wgsl")),
+            Kernel::ReadBandwidth => (&[GRID], include_str!("../../shaders/read_bandwidth.wgsl")),
         };
         let mut source = helpers.join("\n");
         source.push('\n');
@@ -215,15 +207,13 @@ impl Kernel {
             Kernel::ReducePairs => &[Uniform, Read, ReadWrite],
             // params, data, out
             Kernel::ReadBandwidth => &[Uniform, Read, ReadWrite],
-            // params, out
-            Kernel::SubgroupProbe => &[Uniform, ReadWrite],
         }
     }
 }
 
-/// One pipeline: a kernel for given element types, specialised by override constants.
+/// One pipeline of a kernel: for given element types, specialised by override constants.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct PipelineKey {
+pub(crate) struct KernelKey {
     pub(crate) kernel: Kernel,
     /// `(override name, value)`; booleans are 0 or 1. Kept sorted by name. A row kernel with
     /// `SUBGROUP` above 0 is built with subgroup shuffles.
@@ -231,14 +221,14 @@ pub(crate) struct PipelineKey {
     /// Element type of the input (logits) and of the gradient.
     pub(crate) types: Types,
     /// The entry point: `main`, or a row kernel's `segment_states` (the first dispatch of a
-    /// split row, see [`PipelineKey::segment_states`]).
+    /// split row, see [`KernelKey::segment_states`]).
     pub(crate) entry: &'static str,
 }
 
-impl PipelineKey {
+impl KernelKey {
     /// A pipeline of f32 input and gradient.
     pub(crate) fn new(kernel: Kernel, constants: Vec<(&'static str, u32)>) -> Self {
-        PipelineKey::typed(kernel, constants, Types::default())
+        KernelKey::typed(kernel, constants, Types::default())
     }
 
     /// A pipeline of the given element types.
@@ -248,7 +238,7 @@ impl PipelineKey {
         types: Types,
     ) -> Self {
         constants.sort_unstable();
-        PipelineKey {
+        KernelKey {
             kernel,
             constants,
             types,
@@ -259,10 +249,22 @@ impl PipelineKey {
     /// The first dispatch of this row kernel's split rows: the same module and constants,
     /// entered at `segment_states` (shaders/common/row_state.wgsl).
     pub(crate) fn segment_states(&self) -> Self {
-        PipelineKey {
+        KernelKey {
             entry: "segment_states",
             ..self.clone()
         }
+    }
+
+    /// The pipeline, compiled on `gpu` once and cached there.
+    pub(crate) fn compile(&self, gpu: &Gpu) -> Result<Pipeline> {
+        let key = crate::gpu::pipelines::PipelineKey {
+            kernel: self.kernel.file(),
+            bindings: self.kernel.bindings(),
+            constants: self.constants.clone(),
+            types: self.types,
+            entry: self.entry,
+        };
+        gpu.pipeline(&key, || self.source())
     }
 
     /// The WGSL source of this pipeline.
@@ -273,13 +275,6 @@ impl PipelineKey {
             .any(|&(name, value)| name == "SUBGROUP" && value > 0);
         self.kernel.source_typed(self.types, subgroups)
     }
-}
-
-/// Element types of a kernel's input (binding 1) and gradient.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) struct Types {
-    pub(crate) input: Dtype,
-    pub(crate) grad: Dtype,
 }
 
 /// The declaration of the input binding and its `load_x` (and, when writable, `store_x`).
@@ -342,7 +337,7 @@ const BF16_BITS: &str = "fn bf16_bits(v: f32) -> u32 {
 /// without subgroups, named `file` or `file (input type, gradient type[, subgroups])`: for
 /// validation outside a device (tests, tools).
 pub fn all_sources() -> Vec<(String, String)> {
-    let mut out = Vec::new();
+    let mut out = vec![(PROBE_FILE.to_string(), PROBE_SOURCE.to_string())];
     for kernel in Kernel::ALL {
         if !kernel.is_typed() {
             out.push((kernel.file().to_string(), kernel.source()));

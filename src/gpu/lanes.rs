@@ -8,15 +8,24 @@
 //! probe kernel and falls back to workgroup memory when anything disagrees. Both ways give the
 //! same bits.
 
-use crate::context::Context;
-use crate::error::Result;
-use crate::gpu_buffer;
-use crate::loss::launch::{whole, Program};
+use crate::error::{Operation, Result};
+use crate::gpu::buffers;
+use crate::gpu::device::Gpu;
+use crate::gpu::pipelines::{Binding, PipelineKey};
+use crate::gpu::program::{whole, Program};
 use crate::plan::{self, WORKGROUP_SIZE};
-use crate::shaders::{Kernel, PipelineKey};
 
 /// Workgroups the probe runs (more than one, in case later ones are laid out differently).
 const PROBE_GROUPS: u32 = 4;
+
+/// The probe kernel's file under `shaders/`.
+pub(crate) const PROBE_FILE: &str = "subgroup_probe.wgsl";
+
+/// The probe kernel's source.
+pub(crate) const PROBE_SOURCE: &str = include_str!("../../shaders/subgroup_probe.wgsl");
+
+/// The probe's bindings: params, out.
+pub(crate) const PROBE_BINDINGS: &[Binding] = &[Binding::Uniform, Binding::ReadWrite];
 
 /// Mirrors `Params` of shaders/subgroup_probe.wgsl.
 #[repr(C)]
@@ -26,43 +35,55 @@ struct Params {
     _pad: [u32; 3],
 }
 
-/// The subgroup size row kernels can use on `ctx`'s device: `Some` only when the device has
+/// The subgroup size row kernels can use on `gpu`'s device: `Some` only when the device has
 /// the subgroup feature, reports one subgroup size (not a range the driver picks from per
 /// pipeline), and the probe finds every lane where the row merge expects it. A probe that
 /// fails to run counts as no.
-pub(crate) fn usable_subgroup_size(ctx: &Context) -> Option<u32> {
-    if !ctx.device().features().contains(wgpu::Features::SUBGROUP) {
+pub(crate) async fn usable_subgroup_size(gpu: &Gpu) -> Option<u32> {
+    if !gpu.device().features().contains(wgpu::Features::SUBGROUP) {
         return None;
     }
-    let info = ctx.adapter_info();
+    let info = gpu.info();
     let size = info.subgroup_min_size;
     if size != info.subgroup_max_size || !size.is_power_of_two() || size > WORKGROUP_SIZE {
         return None;
     }
-    let found = ctx.checked(|| probe(ctx)).ok()?;
+    let found = probe(gpu).await.ok()?;
     lanes_follow_local_index(&found, size).then_some(size)
 }
 
 /// Runs the probe: (lane, subgroup size) of every invocation of [`PROBE_GROUPS`] workgroups.
-fn probe(ctx: &Context) -> Result<Vec<u32>> {
+async fn probe(gpu: &Gpu) -> Result<Vec<u32>> {
     let len = PROBE_GROUPS * WORKGROUP_SIZE;
-    let params = gpu_buffer::uniform(ctx, &Params { len, _pad: [0; 3] })?;
-    let out = gpu_buffer::upload(
-        ctx,
-        "xent subgroup probe",
-        &vec![u32::MAX; 2 * len as usize],
-    )?;
-    let mut program = Program::default();
-    let key = PipelineKey::new(Kernel::SubgroupProbe, Vec::new());
-    let grid = plan::grid(u64::from(PROBE_GROUPS), ctx.limits())?;
-    program.push(ctx, &key, grid, &[whole(&params), whole(&out)])?;
-    let mut encoder = ctx
-        .device()
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("xent subgroup probe"),
-        });
-    program.record(&mut encoder);
-    let read = ctx.submit_and_read(encoder, &[(&out, 2 * len as usize)])?;
+    let readback = gpu
+        .checked(Operation::Prepare, || {
+            let params = buffers::uniform(gpu, &Params { len, _pad: [0; 3] })?;
+            let out = buffers::upload(
+                gpu,
+                "xent subgroup probe",
+                &vec![u32::MAX; 2 * len as usize],
+            )?;
+            let key = PipelineKey {
+                kernel: PROBE_FILE,
+                bindings: PROBE_BINDINGS,
+                constants: Vec::new(),
+                types: Default::default(),
+                entry: "main",
+            };
+            let pipeline = gpu.pipeline(&key, || PROBE_SOURCE.to_string())?;
+            let grid = plan::grid(u64::from(PROBE_GROUPS), gpu.limits())?;
+            let mut program = Program::default();
+            program.push(gpu, &pipeline, grid, &[whole(&params), whole(&out)]);
+            let mut encoder =
+                gpu.device()
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("xent subgroup probe"),
+                    });
+            program.record(&mut encoder);
+            Ok(gpu.submit_and_read(encoder, &[(&out, 2 * len as usize)]))
+        })
+        .await?;
+    let read = readback.values().await?;
     Ok(read.into_iter().flatten().map(f32::to_bits).collect())
 }
 

@@ -1,7 +1,7 @@
-//! GPU buffers for the host API: uploads, outputs pre-filled with a sentinel, uniforms.
+//! Buffers xent creates: uploads, outputs pre-filled with a sentinel, uniforms.
 
-use crate::context::Context;
 use crate::error::Result;
+use crate::gpu::device::Gpu;
 use crate::plan::check_buffer;
 
 /// The value every output is filled with before a kernel runs: a NaN with a payload that no
@@ -14,24 +14,20 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 
 /// Uploads `data` into a new storage buffer (at least 4 bytes: bindings cannot be empty).
-pub(crate) fn upload<T: bytemuck::Pod>(
-    ctx: &Context,
-    what: &str,
-    data: &[T],
-) -> Result<wgpu::Buffer> {
+pub(crate) fn upload<T: bytemuck::Pod>(gpu: &Gpu, what: &str, data: &[T]) -> Result<wgpu::Buffer> {
     let bytes: &[u8] = bytemuck::cast_slice(data);
-    check_buffer(what, bytes.len() as u64, ctx.limits())?;
-    ctx.create_buffer_init(what, bytes, STORAGE)
+    check_buffer(what, bytes.len() as u64, gpu.limits())?;
+    gpu.create_buffer_init(what, bytes, STORAGE)
 }
 
 /// A new storage buffer of `len` f32 values, all [`SENTINEL`].
-pub(crate) fn output(ctx: &Context, what: &str, len: usize) -> Result<wgpu::Buffer> {
-    upload(ctx, what, &vec![SENTINEL; len.max(1)])
+pub(crate) fn output(gpu: &Gpu, what: &str, len: usize) -> Result<wgpu::Buffer> {
+    upload(gpu, what, &vec![SENTINEL; len.max(1)])
 }
 
 /// A new uniform buffer holding one `#[repr(C)]` params struct.
-pub(crate) fn uniform<T: bytemuck::Pod>(ctx: &Context, params: &T) -> Result<wgpu::Buffer> {
-    ctx.create_buffer_init(
+pub(crate) fn uniform<T: bytemuck::Pod>(gpu: &Gpu, params: &T) -> Result<wgpu::Buffer> {
+    gpu.create_buffer_init(
         "xent params",
         bytemuck::bytes_of(params),
         wgpu::BufferUsages::UNIFORM,

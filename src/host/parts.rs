@@ -16,9 +16,7 @@
 
 use std::ops::Range;
 
-use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::loss::{Loss, Reduction};
 
 /// A host call's batch as the parts see it: its items (rows, or elements), what one item
 /// takes on the GPU, and what every part's length must be a multiple of.
@@ -36,9 +34,6 @@ pub(crate) struct Batch {
     /// or C for log-softmax, whose upstream has the logits' shape.
     pub(crate) upstream_per_item: usize,
 }
-
-/// A host call's result: the loss and, with a gradient, the gradient.
-pub(crate) type HostResult = (Loss, Option<Vec<f32>>);
 
 /// The parts a host call runs in: one part when every buffer fits `max_buffer_size`, else
 /// parts of a multiple of `batch.multiple` items (the last one shorter). An error when not
@@ -65,64 +60,6 @@ pub(crate) fn parts(batch: Batch, limits: &wgpu::Limits) -> Result<Vec<Range<usi
         .step_by(per_part)
         .map(|start| start..(start + per_part).min(items))
         .collect())
-}
-
-impl Context {
-    /// Runs a host call in the parts [`parts`] gives, with `run_part(range, reduction,
-    /// upstream)` running the items `range` as one host call, and puts the results together
-    /// (see the module header). `denominator` gives the batch's `Mean` denominator; it is only
-    /// called for a `Mean` that is cut. `upstream` is as the caller passed it (checked): per
-    /// item for `None`, one value otherwise, or absent without a gradient.
-    pub(crate) fn host_in_parts(
-        &self,
-        batch: Batch,
-        reduction: Reduction,
-        upstream: Option<&[f32]>,
-        denominator: impl FnOnce() -> f64,
-        mut run_part: impl FnMut(Range<usize>, Reduction, Option<&[f32]>) -> Result<HostResult>,
-    ) -> Result<HostResult> {
-        let ranges = parts(batch, self.limits())?;
-        if ranges.len() == 1 {
-            return run_part(0..batch.items, reduction, upstream);
-        }
-        // A mean runs as a sum with its one upstream value divided by the denominator.
-        let (part_reduction, divisor, scaled) = match reduction {
-            Reduction::Mean => {
-                let d = denominator();
-                let scaled: Option<Vec<f32>> =
-                    upstream.map(|u| u.iter().map(|&v| (f64::from(v) / d) as f32).collect());
-                (Reduction::Sum, Some(d), scaled)
-            }
-            other => (other, None, None),
-        };
-        let part_upstream = scaled.as_deref().or(upstream);
-        let per_item = batch.upstream_per_item;
-        let mut values = Vec::new();
-        let mut sum = 0.0f64;
-        let mut grad: Option<Vec<f32>> = None;
-        for range in ranges {
-            let up = match part_reduction {
-                Reduction::None => {
-                    part_upstream.map(|u| &u[range.start * per_item..range.end * per_item])
-                }
-                _ => part_upstream,
-            };
-            let (loss, part_grad) = run_part(range, part_reduction, up)?;
-            match loss {
-                Loss::Unreduced(v) => values.extend(v),
-                Loss::Reduced(v) => sum += f64::from(v),
-            }
-            if let Some(g) = part_grad {
-                grad.get_or_insert_with(Vec::new).extend(g);
-            }
-        }
-        let loss = match (reduction, divisor) {
-            (Reduction::None, _) => Loss::Unreduced(values),
-            (_, Some(d)) => Loss::Reduced((sum / d) as f32),
-            (_, None) => Loss::Reduced(sum as f32),
-        };
-        Ok((loss, grad))
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::loss::{BceWithLogitsOptions, CrossEntropyOptions};
 use crate::prepared::{GradMode, PreparedLoss};
 
@@ -122,13 +122,14 @@ fn fits(ctx: &Context, len: usize) -> Result<()> {
 
 /// Uploads benchmark data.
 fn storage<T: bytemuck::Pod>(ctx: &Context, data: &[T]) -> Result<wgpu::Buffer> {
-    ctx.checked(|| {
-        ctx.create_buffer_init(
+    let gpu = ctx.gpu();
+    gpu.block_on(gpu.checked(Operation::Upload, || {
+        gpu.create_buffer_init(
             "xent bench input",
             bytemuck::cast_slice(data),
             wgpu::BufferUsages::STORAGE,
         )
-    })
+    }))
 }
 
 /// The cases of a preset (see [`PRESETS`]): each shape forward, then forward + gradient.
@@ -212,6 +213,10 @@ pub fn time_gpu(
             submission_index: None,
             timeout: Some(Duration::from_secs(600)),
         })
-        .map_err(|e| Error::Gpu(format!("waiting for benchmark work: {e}")))?;
+        .map_err(|e| Error::Gpu {
+            operation: Operation::Run,
+            kernel: None,
+            message: format!("waiting for benchmark work: {e}"),
+        })?;
     Ok(start.elapsed())
 }

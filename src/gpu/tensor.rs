@@ -1,35 +1,8 @@
 //! [`GpuTensor`]: where a caller's matrix or vector lives inside a GPU buffer.
 
-use crate::context::Context;
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::plan::check_binding;
-
-/// Element types of logits (and BCE inputs) and of gradients on the GPU. Arithmetic is always
-/// f32; f16 and bf16 are converted on load and store.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Dtype {
-    /// 32-bit float.
-    #[default]
-    F32,
-    /// 16-bit IEEE float (the device needs `wgpu::Features::SHADER_F16`).
-    F16,
-    /// bfloat16, two per 32-bit word (the low half holds the even element); WGSL has no bf16,
-    /// so kernels unpack it.
-    Bf16,
-}
-
-impl Dtype {
-    /// Every element type.
-    pub const ALL: [Dtype; 3] = [Dtype::F32, Dtype::F16, Dtype::Bf16];
-
-    /// Bytes per element.
-    pub fn size(self) -> u64 {
-        match self {
-            Dtype::F32 => 4,
-            Dtype::F16 | Dtype::Bf16 => 2,
-        }
-    }
-}
 
 /// A matrix or vector inside a caller's GPU buffer: a byte offset to its first element, for a
 /// matrix the distance between rows in elements, and the element type (f32 unless set; class
@@ -116,7 +89,7 @@ impl<'a> GpuTensor<'a> {
     /// window of one chunk.
     pub(crate) fn rows_window(
         &self,
-        ctx: &Context,
+        limits: &wgpu::Limits,
         what: &'static str,
         rows: std::ops::Range<usize>,
         cols: usize,
@@ -125,13 +98,13 @@ impl<'a> GpuTensor<'a> {
             offset: self.offset + rows.start as u64 * self.row_bytes(cols),
             ..*self
         };
-        part.window(ctx, what, rows.len(), cols)
+        part.window(limits, what, rows.len(), cols)
     }
 
     /// Checks this tensor holds `rows` rows of `cols` elements and binds it.
     pub(crate) fn window(
         &self,
-        ctx: &Context,
+        limits: &wgpu::Limits,
         what: &'static str,
         rows: usize,
         cols: usize,
@@ -169,7 +142,7 @@ impl<'a> GpuTensor<'a> {
                 size: self.buffer.size(),
             });
         }
-        let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment.max(4));
+        let align = u64::from(limits.min_storage_buffer_offset_alignment.max(4));
         let start = self.offset / align * align;
         // Bindings cannot be empty and hold whole words: round up to 4 bytes (never read past
         // the tensor's last element).
@@ -177,7 +150,7 @@ impl<'a> GpuTensor<'a> {
             .max(4)
             .next_multiple_of(4)
             .min(self.buffer.size() - start);
-        check_binding(what, bound, ctx.limits())?;
+        check_binding(what, bound, limits)?;
         let first = (self.offset - start) / size;
         Ok(Window {
             binding: wgpu::BufferBinding {

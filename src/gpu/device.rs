@@ -1,0 +1,386 @@
+//! [`Gpu`]: a wgpu device and queue with what every operation on them needs: the limits and
+//! tuning launches are planned by, error scopes, the lost state, buffer creation, and the
+//! pipeline cache. Knows no loss.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::error::{Error, Operation, Result};
+use crate::gpu::pipelines::{Binding, Pipeline, PipelineKey};
+use crate::gpu::pool::Pool;
+use crate::plan::{Tuning, WORKGROUP_SIZE};
+
+/// How long a wait for the GPU may take before xent gives up with an error (rather than
+/// hanging on a lost device).
+pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Bytes of readback buffers a device keeps for reuse, by default.
+pub(crate) const DEFAULT_READBACK_BUDGET: u64 = 64 << 20;
+
+/// A device and queue, the limits and tuning launches are planned by, and caches shared by
+/// every `Gpu` on the device. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Gpu {
+    shared: Arc<Shared>,
+    /// The device's limits lowered by the tuning's caps.
+    limits: wgpu::Limits,
+    tuning: Tuning,
+    /// The subgroup size row kernels can use on this device (see `gpu::lanes`), whatever the
+    /// tuning says.
+    device_subgroup_size: Option<u32>,
+}
+
+/// What every `Gpu` on one device shares.
+struct Shared {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    /// Layouts by binding table, and compiled pipelines.
+    layouts: Mutex<HashMap<&'static [Binding], (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// Readback buffers kept for reuse, by size.
+    staging: Mutex<Pool<u64, wgpu::Buffer>>,
+    /// Buffers created through this device's contexts.
+    buffers_created: AtomicU64,
+    /// The last error wgpu reported outside an error scope.
+    uncaptured: Arc<Mutex<Option<String>>>,
+    /// Why the device was lost, once it is (known for devices xent created).
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+/// Locks a mutex, taking the data of a poisoned one (xent's caches stay consistent whatever
+/// a panicking thread left: each update is one insert or remove).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Gpu {
+    /// A core on `device` before the subgroup probe (see [`Gpu::probed`]): an error if the
+    /// device cannot run xent's workgroups. Installs an uncaptured-error handler (wgpu's
+    /// default one panics).
+    pub(crate) fn new(device: wgpu::Device, queue: wgpu::Queue) -> Result<Gpu> {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        if limits.max_compute_invocations_per_workgroup < WORKGROUP_SIZE
+            || limits.max_compute_workgroup_size_x < WORKGROUP_SIZE
+        {
+            return Err(Error::UnsupportedAdapter {
+                adapter: info.name.clone(),
+                reason: format!(
+                    "xent needs workgroups of {WORKGROUP_SIZE} invocations; the device allows {}",
+                    limits.max_compute_invocations_per_workgroup
+                ),
+            });
+        }
+        let uncaptured = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            *lock(&sink) = Some(e.to_string());
+        }));
+        let tuning = Tuning::for_device(info.device_type);
+        Ok(Gpu {
+            limits: tuning.apply(&limits),
+            tuning,
+            device_subgroup_size: None,
+            shared: Arc::new(Shared {
+                device,
+                queue,
+                info,
+                layouts: Mutex::default(),
+                pipelines: Mutex::default(),
+                staging: Mutex::new(Pool::new(DEFAULT_READBACK_BUDGET)),
+                buffers_created: AtomicU64::new(0),
+                uncaptured,
+                lost: Arc::default(),
+            }),
+        })
+    }
+
+    /// Makes every later operation return [`Error::DeviceLost`] once the device is lost: for
+    /// devices xent created, whose lost callback is its own.
+    pub(crate) fn watch_lost(&self) {
+        let sink = Arc::clone(&self.shared.lost);
+        self.shared
+            .device
+            .set_device_lost_callback(move |reason, message| {
+                *lock(&sink) = Some(match message.as_str() {
+                    "" => format!("{reason:?}"),
+                    _ => format!("{reason:?}: {message}"),
+                });
+            });
+    }
+
+    /// This core with the subgroup size the probe found.
+    pub(crate) fn probed(&self, device_subgroup_size: Option<u32>) -> Gpu {
+        Gpu {
+            device_subgroup_size,
+            ..self.clone()
+        }
+    }
+
+    /// This core with other launch-plan knobs (the caches are shared).
+    pub(crate) fn with_tuning(&self, tuning: Tuning) -> Gpu {
+        Gpu {
+            limits: tuning.apply(&self.shared.device.limits()),
+            tuning,
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn device(&self) -> &wgpu::Device {
+        &self.shared.device
+    }
+
+    pub(crate) fn queue(&self) -> &wgpu::Queue {
+        &self.shared.queue
+    }
+
+    pub(crate) fn info(&self) -> &wgpu::AdapterInfo {
+        &self.shared.info
+    }
+
+    /// The limits launches are planned by.
+    pub(crate) fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    pub(crate) fn tuning(&self) -> Tuning {
+        self.tuning
+    }
+
+    /// The subgroup size row kernels merge rows with (`None`: workgroup memory only).
+    pub(crate) fn subgroup_size(&self) -> Option<u32> {
+        self.device_subgroup_size.filter(|_| self.tuning.subgroups)
+    }
+
+    /// Buffers created on this device by xent.
+    pub(crate) fn buffers_created(&self) -> u64 {
+        self.shared.buffers_created.load(Ordering::Relaxed)
+    }
+
+    /// The pool of readback buffers, shared by every core on the device.
+    pub(crate) fn staging(&self) -> &Mutex<Pool<u64, wgpu::Buffer>> {
+        &self.shared.staging
+    }
+
+    /// Creates a buffer (and counts it).
+    pub(crate) fn create_buffer(&self, desc: &wgpu::BufferDescriptor<'_>) -> wgpu::Buffer {
+        self.shared.buffers_created.fetch_add(1, Ordering::Relaxed);
+        self.shared.device.create_buffer(desc)
+    }
+
+    /// Creates a buffer holding `contents` (padded to at least 4 bytes, a multiple of 4), and
+    /// counts it. An error, not a panic, when the device cannot map it (a lost device).
+    pub(crate) fn create_buffer_init(
+        &self,
+        label: &str,
+        contents: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
+        let size = (contents.len() as u64).div_ceil(4).max(1) * 4;
+        let buffer = self.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: true,
+        });
+        {
+            let mut view = buffer.get_mapped_range_mut(..).map_err(|e| {
+                self.lost_or(Error::Gpu {
+                    operation: Operation::Upload,
+                    kernel: None,
+                    message: format!("creating the {label} buffer: {e}"),
+                })
+            })?;
+            view.slice(..contents.len()).copy_from_slice(contents);
+        }
+        buffer.unmap();
+        Ok(buffer)
+    }
+
+    /// The bind-group layout and pipeline layout of a binding table, created once.
+    fn layouts_of(&self, key: &PipelineKey) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+        let mut map = lock(&self.shared.layouts);
+        map.entry(key.bindings)
+            .or_insert_with(|| {
+                let entries = key.layout_entries();
+                let device = &self.shared.device;
+                let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(key.kernel),
+                    entries: &entries,
+                });
+                let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(key.kernel),
+                    bind_group_layouts: &[Some(&bgl)],
+                    immediate_size: 0,
+                });
+                (bgl, pl)
+            })
+            .clone()
+    }
+
+    /// The pipeline of `key`, compiled from `source()` once and cached.
+    ///
+    /// The compile runs in an error scope of its own. Natively wgpu reports its errors at once,
+    /// so a failing compile is [`Error::ShaderCompile`] naming the kernel and variant; where the
+    /// report comes later (a browser), the scope of the operation around it reports it.
+    pub(crate) fn pipeline(
+        &self,
+        key: &PipelineKey,
+        source: impl FnOnce() -> String,
+    ) -> Result<Pipeline> {
+        let (bind_group_layout, layout) = self.layouts_of(key);
+        if let Some(p) = lock(&self.shared.pipelines).get(key) {
+            return Ok(Pipeline {
+                pipeline: p.clone(),
+                layout: bind_group_layout,
+                label: key.kernel,
+            });
+        }
+        let device = &self.shared.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(key.kernel),
+            source: wgpu::ShaderSource::Wgsl(source().into()),
+        });
+        let constants: Vec<(&str, f64)> = key
+            .constants
+            .iter()
+            .map(|(name, value)| (*name, f64::from(*value)))
+            .collect();
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(key.kernel),
+            layout: Some(&layout),
+            module: &module,
+            entry_point: Some(key.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(Some(e)) = ready(scope.pop()) {
+            return Err(Error::ShaderCompile {
+                kernel: key.kernel,
+                variant: key.variant(),
+                message: e.to_string(),
+            });
+        }
+        lock(&self.shared.pipelines).insert(key.clone(), pipeline.clone());
+        Ok(Pipeline {
+            pipeline,
+            layout: bind_group_layout,
+            label: key.kernel,
+        })
+    }
+
+    /// Runs `work` (recording, creating) inside validation and out-of-memory error scopes and
+    /// turns whatever they catch into a typed error naming `operation`. The scopes are popped
+    /// before the future first waits, so it holds nothing that ties it to a thread.
+    pub(crate) fn checked<'g, T: 'g>(
+        &'g self,
+        operation: Operation,
+        work: impl FnOnce() -> Result<T>,
+    ) -> impl Future<Output = Result<T>> + 'g {
+        let started = self.alive().map(|()| {
+            let device = &self.shared.device;
+            let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let result = work();
+            (result, validation.pop(), oom.pop())
+        });
+        async move {
+            let (result, validation, oom) = started?;
+            let (validation, oom) = (validation.await, oom.await);
+            let scoped = if let Some(e) = oom {
+                Err(Error::OutOfMemory {
+                    operation,
+                    message: e.to_string(),
+                })
+            } else if let Some(e) = validation {
+                Err(Error::Gpu {
+                    operation,
+                    kernel: None,
+                    message: e.to_string(),
+                })
+            } else if let Some(e) = lock(&self.shared.uncaptured).take() {
+                Err(Error::Gpu {
+                    operation,
+                    kernel: None,
+                    message: e,
+                })
+            } else {
+                result
+            };
+            scoped.map_err(|e| self.lost_or(e))
+        }
+    }
+
+    /// An error if the device is known to be lost.
+    pub(crate) fn alive(&self) -> Result<()> {
+        match lock(&self.shared.lost).as_ref() {
+            Some(reason) => Err(Error::DeviceLost(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// `error`, or [`Error::DeviceLost`] when the device is known to be lost (the cause of
+    /// most errors then).
+    pub(crate) fn lost_or(&self, error: Error) -> Error {
+        self.alive().err().unwrap_or(error)
+    }
+
+    /// Waits for `work` on this thread: the blocking edge of xent's async core, for native
+    /// programs. Whenever the future is not ready, the device is polled until submitted work
+    /// is done (which is what every future of xent waits for), then the future is polled
+    /// again; an error after [`WAIT_TIMEOUT`] rather than a hang.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn block_on<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        block_on_device(&self.shared.device, work)
+    }
+}
+
+/// [`Gpu::block_on`] for a bare device.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn block_on_device<T>(
+    device: &wgpu::Device,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let mut work = std::pin::pin!(work);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let start = std::time::Instant::now();
+    loop {
+        if let std::task::Poll::Ready(v) = work.as_mut().poll(&mut cx) {
+            return v;
+        }
+        device
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(WAIT_TIMEOUT),
+            })
+            .map_err(|e| Error::Gpu {
+                operation: Operation::Read,
+                kernel: None,
+                message: format!("waiting for the GPU: {e}"),
+            })?;
+        if start.elapsed() > WAIT_TIMEOUT {
+            return Err(Error::Readback(format!(
+                "the GPU did not finish within {WAIT_TIMEOUT:?}"
+            )));
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// The value of a future that is ready at its first poll, or `None` (it is then dropped).
+fn ready<T>(future: impl Future<Output = T>) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}

@@ -1,0 +1,169 @@
+//! The host path of categorical cross-entropy (class-index and probability targets).
+
+use crate::error::{Error, Result};
+use crate::host::parts::Batch;
+use crate::host::{Host, HostKey, HostResult};
+use crate::kernels::cross_entropy::{
+    gpu_labels, prepare_cross_entropy, prepare_cross_entropy_probs,
+};
+use crate::loss::{validate, ClassIndex, CrossEntropyOptions, Reduction};
+use crate::plan::Tuning;
+use crate::prepared::GradMode;
+
+/// Replaces the caller's logits by their in-place gradient.
+pub(crate) fn copy_gradient(logits: &mut [f32], grad: &[f32]) -> Result<()> {
+    if grad.len() != logits.len() {
+        return Err(Error::Readback(format!(
+            "the in-place gradient came back with {} values for {} logits",
+            grad.len(),
+            logits.len()
+        )));
+    }
+    logits.copy_from_slice(grad);
+    Ok(())
+}
+
+/// The key under which a host call's prepared loss is kept for reuse.
+fn host_key(
+    loss: &str,
+    rows: usize,
+    classes: usize,
+    options: &CrossEntropyOptions,
+    mode: GradMode,
+    tuning: Tuning,
+) -> HostKey {
+    let shape = format!(
+        "{loss} {rows}x{classes} {mode:?} ignore {} smoothing {} {:?} weight {} {tuning:?}",
+        options.ignore_index,
+        options.label_smoothing.to_bits(),
+        options.reduction,
+        options.weight.is_some(),
+    );
+    HostKey::new(shape, &[options.weight.as_deref()])
+}
+
+/// A categorical host call's batch of `rows` rows: a row's logits are its largest input
+/// (probability targets are as large); its loss (`None`) and gradient are read back.
+fn host_batch(rows: usize, classes: usize, reduction: Reduction, mode: GradMode) -> Batch {
+    let row = 4 * classes as u64;
+    let loss = if reduction == Reduction::None { 4 } else { 0 };
+    let grad = if mode == GradMode::Off { 0 } else { row };
+    Batch {
+        items: rows,
+        largest_input: row,
+        outputs: loss + grad,
+        multiple: 1,
+        upstream_per_item: 1,
+    }
+}
+
+impl Host {
+    /// Class-index cross-entropy of host slices: validation (the upstream gradient defaults
+    /// to ones where `mode` asks for a gradient), then upload, prepare, run and read back; in
+    /// parts when the batch does not fit one buffer (see `host::parts`).
+    pub(crate) async fn cross_entropy<L: ClassIndex>(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        targets: &[L],
+        options: &CrossEntropyOptions,
+        upstream: Option<&[f32]>,
+        mode: GradMode,
+    ) -> Result<HostResult> {
+        let rows = validate::cross_entropy_indices(logits, classes, targets, options)?;
+        let upstream = match mode {
+            GradMode::Off => None,
+            _ => Some(validate::upstream(
+                upstream,
+                options.reduction,
+                rows,
+                "row",
+            )?),
+        };
+        let denominator = || {
+            targets
+                .iter()
+                .map(|l| l.to_i64())
+                .filter(|&l| l != options.ignore_index)
+                .map(|l| {
+                    options
+                        .weight
+                        .as_ref()
+                        .map_or(1.0, |w| f64::from(w[l as usize]))
+                })
+                .sum()
+        };
+        let tuning = self.gpu.tuning();
+        self.in_parts(
+            host_batch(rows, classes, options.reduction, mode),
+            options.reduction,
+            upstream.as_deref(),
+            denominator,
+            |part, reduction, upstream| async move {
+                let labels = gpu_labels(&targets[part.clone()], options.ignore_index);
+                let options = CrossEntropyOptions {
+                    reduction,
+                    ..options.clone()
+                };
+                let key = host_key("ce", part.len(), classes, &options, mode, tuning);
+                let values = part.start * classes..part.end * classes;
+                let inputs = [
+                    ("logits", bytemuck::cast_slice(&logits[values])),
+                    ("targets", bytemuck::cast_slice(&labels)),
+                ];
+                self.run(key, &inputs, upstream, |gpu, b| {
+                    prepare_cross_entropy(gpu, &b[0], &b[1], part.len(), classes, &options, mode)
+                })
+                .await
+            },
+        )
+        .await
+    }
+
+    /// Probability-target cross-entropy of host slices, as [`Host::cross_entropy`].
+    pub(crate) async fn cross_entropy_probs(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        targets: &[f32],
+        options: &CrossEntropyOptions,
+        upstream: Option<&[f32]>,
+        mode: GradMode,
+    ) -> Result<HostResult> {
+        let rows = validate::cross_entropy_probs(logits, classes, targets, options)?;
+        let upstream = match mode {
+            GradMode::Off => None,
+            _ => Some(validate::upstream(
+                upstream,
+                options.reduction,
+                rows,
+                "row",
+            )?),
+        };
+        let tuning = self.gpu.tuning();
+        self.in_parts(
+            host_batch(rows, classes, options.reduction, mode),
+            options.reduction,
+            upstream.as_deref(),
+            || rows as f64,
+            |part, reduction, upstream| async move {
+                let options = CrossEntropyOptions {
+                    reduction,
+                    ..options.clone()
+                };
+                let key = host_key("ce_probs", part.len(), classes, &options, mode, tuning);
+                let values = part.start * classes..part.end * classes;
+                let inputs = [
+                    ("logits", bytemuck::cast_slice(&logits[values.clone()])),
+                    ("targets", bytemuck::cast_slice(&targets[values])),
+                ];
+                self.run(key, &inputs, upstream, |gpu, b| {
+                    let rows = part.len();
+                    prepare_cross_entropy_probs(gpu, &b[0], &b[1], rows, classes, &options, mode)
+                })
+                .await
+            },
+        )
+        .await
+    }
+}

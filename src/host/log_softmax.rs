@@ -1,0 +1,65 @@
+//! The host path of log-softmax and its backward.
+
+use crate::error::Result;
+use crate::host::parts::Batch;
+use crate::host::{Host, HostKey};
+use crate::kernels::log_softmax::prepare_log_softmax;
+use crate::loss::{validate, Reduction};
+use crate::prepared::GradMode;
+
+impl Host {
+    /// Log-softmax of host logits and, with an (N, C) `upstream`, its backward: validation,
+    /// then upload, prepare, run and read back, in parts when the batch does not fit one
+    /// buffer (see `host::parts`).
+    pub(crate) async fn log_softmax(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        upstream: Option<&[f32]>,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        let rows = validate::rows_of(logits, classes)?;
+        if let Some(upstream) = upstream {
+            validate::length(
+                "upstream",
+                upstream.len(),
+                logits.len(),
+                "the upstream gradient of log-softmax has the logits' shape (N, C)",
+            )?;
+        }
+        let mode = if upstream.is_some() {
+            GradMode::Separate
+        } else {
+            GradMode::Off
+        };
+        let row = 4 * classes as u64;
+        let batch = Batch {
+            items: rows,
+            largest_input: row,
+            // The log-softmax, and the gradient, are read back together.
+            outputs: if upstream.is_some() { 2 * row } else { row },
+            multiple: 1,
+            // The upstream gradient has the logits' shape.
+            upstream_per_item: classes,
+        };
+        let tuning = self.gpu.tuning();
+        let (logp, grad) = self
+            .in_parts(
+                batch,
+                Reduction::None,
+                upstream,
+                || rows as f64,
+                |part, _, upstream| async move {
+                    let values = part.start * classes..part.end * classes;
+                    let shape = format!("log_softmax {}x{classes} {mode:?} {tuning:?}", part.len());
+                    let key = HostKey::new(shape, &[]);
+                    let inputs = [("logits", bytemuck::cast_slice(&logits[values]))];
+                    self.run(key, &inputs, upstream, |gpu, b| {
+                        prepare_log_softmax(gpu, &b[0], part.len(), classes, mode)
+                    })
+                    .await
+                },
+            )
+            .await?;
+        Ok((logp.into_values(), grad))
+    }
+}

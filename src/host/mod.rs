@@ -1,0 +1,224 @@
+//! The host path, written once: inputs as slices are uploaded (into buffers kept from an
+//! earlier call of the same shape when there is one), the loss is prepared on them, recorded
+//! and submitted with the readback of its outputs in one submission, and read back; batches
+//! larger than one buffer run in parts ([`parts`]).
+
+pub(crate) mod binary;
+pub(crate) mod categorical;
+pub(crate) mod log_softmax;
+pub(crate) mod parts;
+
+use std::future::Future;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Operation, Result};
+use crate::gpu::buffers;
+use crate::gpu::device::lock;
+use crate::gpu::pool::Pool;
+use crate::gpu::Gpu;
+use crate::loss::{Loss, Reduction};
+use crate::prepared::{decode, GradOut, PreparedLoss};
+use parts::{parts, Batch};
+
+/// A host call's result: the loss and, with a gradient, the gradient.
+pub(crate) type HostResult = (Loss, Option<Vec<f32>>);
+
+/// Bytes of kept host calls (their inputs and outputs on the GPU) a context keeps, by default.
+pub(crate) const DEFAULT_HOST_CALL_BUDGET: u64 = 256 << 20;
+
+/// The GPU core and the cache of host calls: what the host path runs on.
+#[derive(Clone)]
+pub(crate) struct Host {
+    pub(crate) gpu: Gpu,
+    calls: Arc<Mutex<Pool<HostKey, HostCall>>>,
+}
+
+/// A host call's input buffers and prepared loss, kept so that the next call of the same shape
+/// and options reuses them: it only uploads its data, records and reads back.
+pub(crate) struct HostCall {
+    inputs: Vec<wgpu::Buffer>,
+    prepared: PreparedLoss,
+}
+
+/// The key of a host call: its shape and scalar options (reuse needs equal keys) and the bits
+/// of its weight vectors (compared exactly, so a reused call never has other weights).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct HostKey {
+    /// Loss, shape, gradient mode, scalar options and tuning, as text.
+    pub(crate) shape: String,
+    /// Bits of every weight vector.
+    pub(crate) options: Vec<u32>,
+}
+
+impl HostKey {
+    /// A key from its text and the weight vectors the prepared loss holds.
+    pub(crate) fn new(shape: String, weights: &[Option<&[f32]>]) -> HostKey {
+        let options = weights
+            .iter()
+            .flat_map(|w| w.unwrap_or(&[]).iter().map(|v| v.to_bits()))
+            .collect();
+        HostKey { shape, options }
+    }
+}
+
+impl Host {
+    /// The host path on `gpu`, with an empty cache of `budget` bytes.
+    pub(crate) fn new(gpu: Gpu, budget: u64) -> Host {
+        Host {
+            gpu,
+            calls: Arc::new(Mutex::new(Pool::new(budget))),
+        }
+    }
+
+    /// The same cache on another core of the same device (another tuning).
+    pub(crate) fn with_gpu(&self, gpu: Gpu) -> Host {
+        Host {
+            gpu,
+            calls: Arc::clone(&self.calls),
+        }
+    }
+
+    /// Bytes of kept host calls.
+    pub(crate) fn cached_bytes(&self) -> u64 {
+        lock(&self.calls).bytes()
+    }
+
+    /// Drops every kept host call.
+    pub(crate) fn clear(&self) {
+        lock(&self.calls).clear();
+    }
+
+    /// Sets the budget of kept host calls.
+    pub(crate) fn set_budget(&self, budget: u64) {
+        lock(&self.calls).set_budget(budget);
+    }
+
+    /// One host call in one submission: inside error scopes, upload `inputs` (reusing the
+    /// buffers and prepared loss of an earlier call with an equal `key` when one is free, else
+    /// creating them with `prepare` on new buffers), set the upstream gradient, record, copy
+    /// the loss and gradient out; then read them back.
+    pub(crate) async fn run(
+        &self,
+        key: HostKey,
+        inputs: &[(&'static str, &[u8])],
+        upstream: Option<Vec<f32>>,
+        prepare: impl FnOnce(&Gpu, &[wgpu::Buffer]) -> Result<PreparedLoss>,
+    ) -> Result<HostResult> {
+        let gpu = &self.gpu;
+        let (call, readback) = gpu
+            .checked(Operation::Run, || {
+                let reused = lock(&self.calls).take(&key, |_| true);
+                let call = match reused {
+                    Some(call) => {
+                        for (buffer, (_, data)) in call.inputs.iter().zip(inputs) {
+                            if !data.is_empty() {
+                                gpu.queue().write_buffer(buffer, 0, data);
+                            }
+                        }
+                        call
+                    }
+                    None => {
+                        let buffers = inputs
+                            .iter()
+                            .map(|(what, data)| buffers::upload(gpu, what, data))
+                            .collect::<Result<Vec<_>>>()?;
+                        let prepared = prepare(gpu, &buffers)?;
+                        HostCall {
+                            inputs: buffers,
+                            prepared,
+                        }
+                    }
+                };
+                let prepared = &call.prepared;
+                if let Some(upstream) = &upstream {
+                    prepared.set_upstream(upstream)?;
+                }
+                let mut encoder =
+                    gpu.device()
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                            label: Some("xent"),
+                        });
+                prepared.record(&mut encoder);
+                let readback = gpu.submit_and_read(encoder, &prepared.outputs());
+                Ok((call, readback))
+            })
+            .await?;
+        let values = readback.values().await?;
+        let prepared = &call.prepared;
+        let mut values = prepared.checked_values(values)?.into_iter();
+        let loss = prepared.loss_from(values.next().unwrap_or_default());
+        let grad = match (&prepared.grad, values.next()) {
+            (Some(g), Some(words)) => Some(decode(words, g.len, g.dtype)),
+            _ => None,
+        };
+        let bytes = call.bytes(inputs);
+        lock(&self.calls).put(key, call, bytes);
+        Ok((loss, grad))
+    }
+    /// Runs a host call in the parts [`parts()`] gives, with `run_part(range, reduction,
+    /// upstream)` running the items `range` as one host call, and puts the results together
+    /// (see the module header). `denominator` gives the batch's `Mean` denominator; it is only
+    /// called for a `Mean` that is cut. `upstream` is as the caller passed it (checked): per
+    /// item for `None`, one value otherwise, or absent without a gradient.
+    pub(crate) async fn in_parts<F: Future<Output = Result<HostResult>>>(
+        &self,
+        batch: Batch,
+        reduction: Reduction,
+        upstream: Option<&[f32]>,
+        denominator: impl FnOnce() -> f64,
+        mut run_part: impl FnMut(Range<usize>, Reduction, Option<Vec<f32>>) -> F,
+    ) -> Result<HostResult> {
+        let ranges = parts(batch, self.gpu.limits())?;
+        if ranges.len() == 1 {
+            return run_part(0..batch.items, reduction, upstream.map(<[f32]>::to_vec)).await;
+        }
+        // A mean runs as a sum with its one upstream value divided by the denominator.
+        let (part_reduction, divisor, scaled) = match reduction {
+            Reduction::Mean => {
+                let d = denominator();
+                let scaled: Option<Vec<f32>> =
+                    upstream.map(|u| u.iter().map(|&v| (f64::from(v) / d) as f32).collect());
+                (Reduction::Sum, Some(d), scaled)
+            }
+            other => (other, None, None),
+        };
+        let part_upstream = scaled.as_deref().or(upstream);
+        let per_item = batch.upstream_per_item;
+        let mut values = Vec::new();
+        let mut sum = 0.0f64;
+        let mut grad: Option<Vec<f32>> = None;
+        for range in ranges {
+            let up = match part_reduction {
+                Reduction::None => {
+                    part_upstream.map(|u| &u[range.start * per_item..range.end * per_item])
+                }
+                _ => part_upstream,
+            };
+            let (loss, part_grad) =
+                run_part(range, part_reduction, up.map(<[f32]>::to_vec)).await?;
+            match loss {
+                Loss::Unreduced(v) => values.extend(v),
+                Loss::Reduced(v) => sum += f64::from(v),
+            }
+            if let Some(g) = part_grad {
+                grad.get_or_insert_with(Vec::new).extend(g);
+            }
+        }
+        let loss = match (reduction, divisor) {
+            (Reduction::None, _) => Loss::Unreduced(values),
+            (_, Some(d)) => Loss::Reduced((sum / d) as f32),
+            (_, None) => Loss::Reduced(sum as f32),
+        };
+        Ok((loss, grad))
+    }
+}
+
+impl HostCall {
+    /// The bytes of its inputs (as uploaded) and outputs on the GPU.
+    fn bytes(&self, inputs: &[(&'static str, &[u8])]) -> u64 {
+        let outputs =
+            self.prepared.loss_len + self.prepared.grad.as_ref().map_or(0, GradOut::words);
+        inputs.iter().map(|(_, d)| d.len() as u64).sum::<u64>() + 4 * outputs as u64
+    }
+}

@@ -1,0 +1,147 @@
+//! What every loss kernel's launch shares: dispatches, override constants, the row kernels'
+//! scratch and split rows, and the batch reduction.
+
+use crate::error::Result;
+use crate::gpu::buffers;
+use crate::gpu::program::{whole, Program};
+use crate::gpu::Gpu;
+use crate::kernels::shaders::{Kernel, KernelKey};
+use crate::loss::Reduction;
+use crate::plan::{self, Grid, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
+
+/// Adds a dispatch of `key` over `grid` to `program`, with `buffers` bound in binding order,
+/// compiling its pipeline on first use.
+pub(crate) fn dispatch(
+    gpu: &Gpu,
+    program: &mut Program,
+    key: &KernelKey,
+    grid: Grid,
+    buffers: &[wgpu::BufferBinding<'_>],
+) -> Result<()> {
+    if grid.groups == 0 {
+        return Ok(());
+    }
+    program.push(gpu, &key.compile(gpu)?, grid, buffers);
+    Ok(())
+}
+
+/// Override constants every row kernel takes; a `SUBGROUP` above 0 also builds the kernel
+/// with subgroup shuffles.
+pub(crate) fn row_constants(plan: &RowPlan) -> Vec<(&'static str, u32)> {
+    vec![
+        ("WG", WORKGROUP_SIZE),
+        ("ROW_THREADS", plan.row_threads),
+        ("SUBGROUP", plan.subgroup),
+        ("SPLIT", u32::from(plan.split())),
+        ("CACHED", plan.cache_slots),
+        ("ROWS_PER_THREAD", plan.rows_per_thread),
+    ]
+}
+
+/// A row kernel's `scratch` binding (see shaders/common/row_state.wgsl): one vec4 for the
+/// mean's denominator, then room for the segment states of the largest of `chunks` of rows
+/// when rows are split.
+pub(crate) fn scratch(
+    gpu: &Gpu,
+    plan: &RowPlan,
+    chunks: &[std::ops::Range<usize>],
+) -> Result<wgpu::Buffer> {
+    let states = if plan.split() {
+        let rows = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
+        rows * plan.segments as usize
+    } else {
+        0
+    };
+    buffers::output(gpu, "xent row scratch", 4 * (1 + states))
+}
+
+/// Adds a row kernel's dispatch over a chunk of `rows` rows, `buffers` bound in binding order
+/// (`scratch` last): for split rows, the segment states' dispatch first.
+pub(crate) fn push_rows(
+    gpu: &Gpu,
+    program: &mut Program,
+    plan: &RowPlan,
+    key: &KernelKey,
+    rows: usize,
+    buffers: &[wgpu::BufferBinding<'_>],
+) -> Result<()> {
+    let grid = plan.grid_for(rows, gpu.limits())?;
+    if plan.split() {
+        dispatch(gpu, program, &key.segment_states(), grid, buffers)?;
+    }
+    dispatch(gpu, program, key, grid, buffers)
+}
+
+/// Override constants every elementwise kernel takes.
+pub(crate) fn elementwise_constants() -> Vec<(&'static str, u32)> {
+    vec![("WG", WORKGROUP_SIZE), ("ITEMS", ELEMENTWISE_ITEMS)]
+}
+
+/// Override constants shared by the loss kernels: whether the loss is reduced, and whether
+/// they write the gradient. (Mean or sum is a kernel parameter: one pipeline serves both.)
+pub(crate) fn loss_constants(reduction: Reduction, grad: bool) -> [(&'static str, u32); 2] {
+    [
+        ("REDUCED", u32::from(reduction != Reduction::None)),
+        ("GRAD", u32::from(grad)),
+    ]
+}
+
+/// Mirrors `Params` of shaders/reduce_pairs.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ReduceParams {
+    len: u32,
+    _pad: [u32; 3],
+}
+
+/// Adds the deterministic reduction of `count` (loss, weight) pairs in `pairs` down to one
+/// loss: the summed loss, or with `mean` the summed loss over the summed weight. Returns the
+/// buffer whose first f32 will hold it: `into`, or a new one-element buffer.
+pub(crate) fn reduce_pairs(
+    gpu: &Gpu,
+    program: &mut Program,
+    pairs: wgpu::Buffer,
+    count: usize,
+    mean: bool,
+    into: Option<&wgpu::Buffer>,
+) -> Result<wgpu::Buffer> {
+    let block = (WORKGROUP_SIZE * ELEMENTWISE_ITEMS) as usize;
+    let mut pairs = pairs;
+    let mut count = count;
+    loop {
+        let last = count <= block;
+        let grid = if last {
+            plan::grid(1, gpu.limits())?
+        } else {
+            plan::elementwise_grid(count, gpu.limits())?
+        };
+        let out = match (last, into) {
+            (true, Some(into)) => into.clone(),
+            (true, None) => buffers::output(gpu, "xent batch sum", 1)?,
+            (false, _) => buffers::output(gpu, "xent partial sums", 2 * grid.groups as usize)?,
+        };
+        let params = buffers::uniform(
+            gpu,
+            &ReduceParams {
+                len: count as u32,
+                _pad: [0; 3],
+            },
+        )?;
+        let mut constants = elementwise_constants();
+        constants.push(("FINAL", u32::from(last)));
+        constants.push(("MEAN", u32::from(mean)));
+        let key = KernelKey::new(Kernel::ReducePairs, constants);
+        dispatch(
+            gpu,
+            program,
+            &key,
+            grid,
+            &[whole(&params), whole(&pairs), whole(&out)],
+        )?;
+        if last {
+            return Ok(out);
+        }
+        pairs = out;
+        count = grid.groups as usize;
+    }
+}
