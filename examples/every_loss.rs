@@ -4,7 +4,8 @@
 //! `cargo run --release --example every_loss [ROWS] [CLASSES]`
 
 use xent::{
-    reference, BceOptions, BceWithLogitsOptions, Context, CrossEntropyOptions, Loss, Reduction,
+    reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Input,
+    LogSoftmax, Loss, Reduction, Targets,
 };
 
 /// |gpu - ref| <= RTOL |ref| + ATOL, the tolerance xent's tests state.
@@ -87,9 +88,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = rng.vec(rows * classes, 0.0, 1.0);
     let pos_weight = rng.vec(classes, 0.5, 3.0);
 
+    let shape = [rows, classes];
     let mut results: Vec<(String, Loss, Loss<f64>)> = Vec::new();
     for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-        let ce = CrossEntropyOptions {
+        let ce = CrossEntropy {
             weight: Some(weight.clone()),
             label_smoothing: 0.1,
             reduction,
@@ -97,36 +99,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         results.push((
             format!("cross_entropy (indices, weight, smoothing 0.1) {reduction:?}"),
-            ctx.cross_entropy(&logits, classes, &labels, &ce)?,
-            reference::cross_entropy(&logits, classes, &labels, &ce)?,
+            ctx.compute(&ce, Input::new(&logits, shape), &labels)?.loss,
+            reference::compute(&ce, Input::new(&logits, shape), &labels)?.loss,
         ));
         results.push((
             format!("cross_entropy (probabilities, weight, smoothing 0.1) {reduction:?}"),
-            ctx.cross_entropy_probs(&logits, classes, &probs, &ce)?,
-            reference::cross_entropy_probs(&logits, classes, &probs, &ce)?,
+            ctx.compute(&ce, Input::new(&logits, shape), &probs)?.loss,
+            reference::compute(&ce, Input::new(&logits, shape), &probs)?.loss,
         ));
-        let bce = BceOptions {
+        let bce = BinaryCrossEntropy {
             weight: None,
             reduction,
         };
         results.push((
             format!("binary_cross_entropy {reduction:?}"),
-            ctx.binary_cross_entropy(&p, &t, &bce)?,
-            reference::binary_cross_entropy(&p, &t, &bce)?,
+            ctx.compute(&bce, Input::new(&p, shape), &t)?.loss,
+            reference::compute(&bce, Input::new(&p, shape), &t)?.loss,
         ));
-        let bce_logits = BceWithLogitsOptions {
+        let bce_logits = BinaryCrossEntropyWithLogits {
             pos_weight: Some(pos_weight.clone()),
             reduction,
             ..Default::default()
         };
         results.push((
             format!("binary_cross_entropy_with_logits (pos_weight) {reduction:?}"),
-            ctx.binary_cross_entropy_with_logits(&logits, &t, &bce_logits)?,
-            reference::binary_cross_entropy_with_logits(&logits, &t, &bce_logits)?,
+            ctx.compute(&bce_logits, Input::new(&logits, shape), &t)?
+                .loss,
+            reference::compute(&bce_logits, Input::new(&logits, shape), &t)?.loss,
         ));
     }
-    let logp = ctx.log_softmax(&logits, classes)?;
-    let logp_ref = reference::log_softmax(&logits, classes)?;
+    let logp = ctx
+        .compute(&LogSoftmax, Input::new(&logits, shape), Targets::None)?
+        .loss
+        .into_values();
+    let logp_ref = reference::compute(&LogSoftmax, Input::new(&logits, shape), Targets::None)?
+        .loss
+        .into_values();
 
     println!(
         "{:<62} {:>14} {:>14} {:>10}",

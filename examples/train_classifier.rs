@@ -9,7 +9,7 @@
 //! `cargo run --release --example train_classifier`
 
 use wgpu::util::DeviceExt;
-use xent::{Context, CrossEntropyOptions, GradMode};
+use xent::{Context, CrossEntropy, GpuInput, GpuTargets, GradMode};
 
 const SAMPLES: usize = 4096;
 const FEATURES: usize = 17; // 16 features and a constant 1 for the bias
@@ -161,14 +161,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (forward_bg, update_bg) = (bind(&forward), bind(&update));
 
     // xent: mean cross-entropy of the logits, its gradient written over them.
-    let loss = ctx.prepare_cross_entropy(
-        &logits_buf,
-        &y_buf,
-        SAMPLES,
-        CLASSES,
-        &CrossEntropyOptions::default(),
-        GradMode::InPlace,
-    )?;
+    let input = GpuInput::new(&logits_buf, [SAMPLES, CLASSES]).with_grad(GradMode::InPlace);
+    let targets = GpuTargets::indices(&y_buf);
+    let loss = ctx.prepare(&CrossEntropy::default(), input, targets)?;
 
     let mut first = None;
     let mut last = f32::NAN;

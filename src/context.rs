@@ -4,14 +4,13 @@
 
 use crate::error::{Error, Operation, Result};
 use crate::gpu::lanes::usable_subgroup_size;
-use crate::gpu::tensor::GpuTensor;
 use crate::gpu::Gpu;
 use crate::host::categorical::copy_gradient;
-use crate::host::{Host, HostResult, DEFAULT_HOST_CALL_BUDGET};
+use crate::host::{Host, DEFAULT_HOST_CALL_BUDGET};
 use crate::kernels::{binary, cross_entropy, log_softmax};
-use crate::loss::{
-    BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad,
-};
+use crate::loss::call::{check, Call, Given};
+use crate::loss::inputs::Values;
+use crate::loss::{Descriptor, GpuInput, GpuTargets, Indices, Input, Loss, Output, Targets};
 use crate::plan::Tuning;
 use crate::prepared::{GradMode, PreparedLoss};
 
@@ -61,13 +60,8 @@ impl std::fmt::Debug for Context {
     }
 }
 
-/// A loss and its gradient from a host result that has one.
-fn with_grad((loss, grad): HostResult) -> Result<LossAndGrad> {
-    let grad = grad.ok_or_else(|| Error::Readback("the gradient was not read back".into()))?;
-    Ok(LossAndGrad { loss, grad })
-}
-
 /// Rank of a device type when choosing the best adapter (lower is better).
+#[cfg(not(target_arch = "wasm32"))]
 fn device_type_rank(ty: wgpu::DeviceType, power: wgpu::PowerPreference) -> u8 {
     use wgpu::DeviceType::*;
     match (power, ty) {
@@ -89,10 +83,17 @@ fn instance_from_env() -> wgpu::Instance {
 ///
 /// Honours `WGPU_BACKEND` (e.g. `vulkan`, `metal,dx12`), `WGPU_ADAPTER_NAME` (a case-insensitive
 /// substring of the adapter's name) and `WGPU_POWER_PREF` (`high` or `low`).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn adapters() -> Vec<wgpu::Adapter> {
+    pollster::block_on(find_adapters())
+}
+
+/// [`adapters`], as the future wgpu gives.
+#[cfg(not(target_arch = "wasm32"))]
+async fn find_adapters() -> Vec<wgpu::Adapter> {
     let instance = instance_from_env();
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-    let mut found = pollster::block_on(instance.enumerate_adapters(backends));
+    let mut found = instance.enumerate_adapters(backends).await;
     if let Ok(name) = std::env::var("WGPU_ADAPTER_NAME") {
         let name = name.to_lowercase();
         found.retain(|a| a.get_info().name.to_lowercase().contains(&name));
@@ -121,10 +122,50 @@ fn env_filter_description() -> String {
     }
 }
 
+/// The device xent asks an adapter for: the adapter's own limits (not WebGPU's small
+/// defaults), and SHADER_F16 (f16 inputs) and SUBGROUP (the row merge) wherever it has them.
+fn device_descriptor(adapter: &wgpu::Adapter) -> wgpu::DeviceDescriptor<'static> {
+    let required_features =
+        adapter.features() & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP);
+    wgpu::DeviceDescriptor {
+        label: Some("xent"),
+        required_features,
+        required_limits: adapter.limits(),
+        experimental_features: wgpu::ExperimentalFeatures::disabled(),
+        memory_hints: wgpu::MemoryHints::Performance,
+        trace: wgpu::Trace::Off,
+    }
+}
+
+/// The best adapter: natively the first of [`adapters`]; in a browser the one it offers.
+async fn best_adapter() -> Option<wgpu::Adapter> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        find_adapters().await.into_iter().next()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let options = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            ..Default::default()
+        };
+        instance_from_env().request_adapter(&options).await.ok()
+    }
+}
+
 impl Context {
     /// A context on the best adapter of the machine: discrete GPU first, then integrated, then
     /// virtual, then software (such as Mesa's lavapipe). See [`adapters`] for the environment
     /// variables it honours.
+    ///
+    /// ```no_run
+    /// let ctx = xent::Context::new()?;
+    /// println!("xent runs on {}", ctx.adapter_info().name);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Context> {
         let adapter = adapters()
             .into_iter()
@@ -135,8 +176,17 @@ impl Context {
         Context::from_adapter(adapter)
     }
 
+    /// [`Context::new`] without blocking; in a browser, the adapter its WebGPU offers.
+    pub async fn new_async() -> Result<Context> {
+        let adapter = best_adapter().await.ok_or_else(|| Error::NoAdapter {
+            filter: env_filter_description(),
+        })?;
+        Context::from_adapter_async(adapter).await
+    }
+
     /// One context for every adapter the environment allows, best first; an error if there
     /// is none.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn all() -> Result<Vec<Context>> {
         let found = adapters();
         if found.is_empty() {
@@ -149,30 +199,32 @@ impl Context {
 
     /// A context on the given adapter, with a device that has the adapter's own limits (not
     /// WebGPU's small defaults).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Context> {
-        let info = adapter.get_info();
-        let limits = adapter.limits();
-        // f16 inputs need SHADER_F16 and the row merge can use SUBGROUP; take them wherever the
-        // adapter has them.
-        let required_features =
-            adapter.features() & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP);
-        let desc = wgpu::DeviceDescriptor {
-            label: Some("xent"),
-            required_features,
-            required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-            Error::RequestDevice {
-                adapter: info.name.clone(),
-                reason: e.to_string(),
-            }
+        let (device, queue) = pollster::block_on(
+            adapter.request_device(&device_descriptor(&adapter)),
+        )
+        .map_err(|e| Error::RequestDevice {
+            adapter: adapter.get_info().name,
+            reason: e.to_string(),
         })?;
         let ctx = Context::from_device(device, queue)?;
         // The device is xent's own, so its lost callback is too: once it fires, every call
         // returns Error::DeviceLost at once.
+        ctx.gpu().watch_lost();
+        Ok(ctx)
+    }
+
+    /// [`Context::from_adapter`] without blocking.
+    pub async fn from_adapter_async(adapter: wgpu::Adapter) -> Result<Context> {
+        let (device, queue) = adapter
+            .request_device(&device_descriptor(&adapter))
+            .await
+            .map_err(|e| Error::RequestDevice {
+                adapter: adapter.get_info().name,
+                reason: e.to_string(),
+            })?;
+        let ctx = Context::from_device_async(device, queue).await?;
         ctx.gpu().watch_lost();
         Ok(ctx)
     }
@@ -183,13 +235,18 @@ impl Context {
     /// device-lost callback to you: on a lost device calls return [`Error::Gpu`] or
     /// [`Error::Readback`] (contexts from [`Context::new`] and [`Context::from_adapter`] return
     /// [`Error::DeviceLost`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Context> {
+        let waiter = device.clone();
+        crate::gpu::device::block_on_device(&waiter, Context::from_device_async(device, queue))
+    }
+
+    /// [`Context::from_device`] without blocking.
+    pub async fn from_device_async(device: wgpu::Device, queue: wgpu::Queue) -> Result<Context> {
         let unprobed = Gpu::new(device, queue)?;
-        let subgroup_size =
-            unprobed.block_on(async { Ok(usable_subgroup_size(&unprobed).await) })?;
-        let gpu = unprobed.probed(subgroup_size);
+        let subgroup_size = usable_subgroup_size(&unprobed).await;
         Ok(Context {
-            host: Host::new(gpu, DEFAULT_HOST_CALL_BUDGET),
+            host: Host::new(unprobed.probed(subgroup_size), DEFAULT_HOST_CALL_BUDGET),
         })
     }
 
@@ -270,327 +327,213 @@ impl Context {
         crate::gpu::device::lock(self.gpu().staging()).set_budget(budget.readback);
     }
 
-    /// Prepares class-index cross-entropy on GPU buffers: `logits` holds (rows, classes) f32
-    /// (row-major, at any 4-byte offset, rows optionally strided: a slice of a larger buffer),
-    /// `targets` one i32 (or u32 below 2^31) class index per row. Targets cannot be checked on
-    /// the host; the kernel checks them: a row whose target is outside [0, C) and not
-    /// `ignore_index` gets a NaN loss (and NaN gradient), never a plausible value, and is
-    /// recorded so that [`PreparedLoss::read_loss`], [`PreparedLoss::read_grad`] and
-    /// [`PreparedLoss::check_labels`] return [`Error::LabelOutOfRange`]. An in-place gradient follows the logits'
-    /// layout; a separate one is packed (rows, classes). See [`Context::cross_entropy`] for
-    /// the semantics and [`PreparedLoss`] for running it.
-    pub fn prepare_cross_entropy<'a>(
+    /// Computes a loss on host slices, and its gradient when the input asks for it: the
+    /// inputs are uploaded, the loss runs on the GPU and the results are read back in one
+    /// submission. Buffers and pipelines are kept for the next call of the same shape and
+    /// options (see [`CacheBudget`]).
+    ///
+    /// `loss` is any descriptor ([`CrossEntropy`](crate::CrossEntropy),
+    /// [`BinaryCrossEntropy`](crate::BinaryCrossEntropy),
+    /// [`BinaryCrossEntropyWithLogits`](crate::BinaryCrossEntropyWithLogits),
+    /// [`LogSoftmax`](crate::LogSoftmax)); `targets` are class indices (`&[u32]`, `&[i32]`,
+    /// `&[i64]`), values (`&[f32]`) or [`Targets::None`].
+    ///
+    /// ```no_run
+    /// use xent::{Context, CrossEntropy, Input};
+    ///
+    /// let ctx = Context::new()?;
+    /// let logits = [2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0];
+    /// let out = ctx.compute(&CrossEntropy::default(), Input::new(&logits, [2, 3]).with_grad(), &[0u32, 2])?;
+    /// println!("loss {:?}, gradient {:?}", out.loss.scalar(), out.grad);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    ///
+    /// Errors: bad input (shapes, out-of-range targets or probabilities, options out of range)
+    /// before anything runs; [`Error::TooLarge`] past an adapter limit; GPU failures as
+    /// [`Error::Gpu`], [`Error::OutOfMemory`] or [`Error::DeviceLost`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn compute<'a>(
         &self,
-        logits: impl Into<GpuTensor<'a>>,
-        targets: impl Into<GpuTensor<'a>>,
-        rows: usize,
-        classes: usize,
-        options: &CrossEntropyOptions,
-        grad: GradMode,
+        loss: &impl Descriptor,
+        input: Input<'a>,
+        targets: impl Into<Targets<'a>>,
+    ) -> Result<Output> {
+        self.gpu()
+            .block_on(self.compute_async(loss, input, targets))
+    }
+
+    /// [`Context::compute`] without blocking: the future resolves once the results are read
+    /// back (on the web the browser drives it; natively it polls the device without
+    /// waiting).
+    pub async fn compute_async<'a>(
+        &self,
+        loss: &impl Descriptor,
+        mut input: Input<'a>,
+        targets: impl Into<Targets<'a>>,
+    ) -> Result<Output> {
+        let in_place = input.is_in_place();
+        let given = Given::from(targets.into());
+        let call = check(
+            loss.spec(),
+            &input.shape,
+            Some(input.values().len()),
+            in_place,
+            given,
+        )?;
+        let mode = match (in_place, input.wants_grad()) {
+            (true, _) => GradMode::InPlace,
+            (false, true) => GradMode::Separate,
+            (false, false) => GradMode::Off,
+        };
+        let upstream = input.upstream();
+        let values = input.values();
+        let host = &self.host;
+        let (loss, grad) = match call {
+            Call::LogSoftmax { classes, .. } => {
+                let ones;
+                let upstream = match (mode, upstream) {
+                    (GradMode::Off, _) => None,
+                    (_, Some(u)) => Some(u),
+                    (_, None) => {
+                        ones = vec![1.0; values.len()];
+                        Some(&ones[..])
+                    }
+                };
+                let (logp, grad) = host.log_softmax(values, classes, upstream).await?;
+                (Loss::Unreduced(logp), grad)
+            }
+            Call::Indices {
+                options,
+                classes,
+                targets,
+                ..
+            } => match targets {
+                Indices::U32(t) => {
+                    host.cross_entropy(values, classes, t, options, upstream, mode)
+                        .await?
+                }
+                Indices::I32(t) => {
+                    host.cross_entropy(values, classes, t, options, upstream, mode)
+                        .await?
+                }
+                Indices::I64(t) => {
+                    host.cross_entropy(values, classes, t, options, upstream, mode)
+                        .await?
+                }
+            },
+            Call::Probs {
+                options,
+                classes,
+                targets,
+                ..
+            } => {
+                host.cross_entropy_probs(values, classes, targets, options, upstream, mode)
+                    .await?
+            }
+            Call::Bce {
+                options, targets, ..
+            } => {
+                host.binary_cross_entropy(values, targets, options, upstream, mode)
+                    .await?
+            }
+            Call::BceLogits {
+                options, targets, ..
+            } => {
+                host.binary_cross_entropy_with_logits(values, targets, options, upstream, mode)
+                    .await?
+            }
+        };
+        if let Values::InPlace(values) = &mut input.values {
+            let grad = grad.ok_or_else(|| Error::Readback("the gradient was not read".into()))?;
+            copy_gradient(values, &grad)?;
+            return Ok(Output { loss, grad: None });
+        }
+        Ok(Output { loss, grad })
+    }
+
+    /// Prepares a loss on GPU tensors your program owns: pipelines compiled, buffers and bind
+    /// groups created once. The [`PreparedLoss`] records into your command encoders without
+    /// allocating or reading anything back, and reads its results only when asked.
+    ///
+    /// Inputs are f32, f16 or bf16 ([`GpuTensor::with_dtype`](crate::GpuTensor::with_dtype));
+    /// class-index targets are i32 (checked by the kernel: see
+    /// [`PreparedLoss::check_labels`]), values f32. Every buffer needs
+    /// `wgpu::BufferUsages::STORAGE`.
+    ///
+    /// ```no_run
+    /// use xent::{Context, CrossEntropy, GpuInput, GpuTargets, GradMode};
+    /// use xent::wgpu::util::DeviceExt;
+    ///
+    /// let ctx = Context::new()?;
+    /// let usage = xent::wgpu::BufferUsages::STORAGE;
+    /// let logits = ctx.device().create_buffer_init(&xent::wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: bytemuck::cast_slice(&[2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0]), usage });
+    /// let labels = ctx.device().create_buffer_init(&xent::wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: bytemuck::cast_slice(&[0i32, 2]), usage });
+    /// let input = GpuInput::new(&logits, [2, 3]).with_grad(GradMode::Separate);
+    /// let prepared = ctx.prepare(&CrossEntropy::default(), input, GpuTargets::indices(&labels))?;
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// prepared.record(&mut encoder);
+    /// ctx.queue().submit([encoder.finish()]);
+    /// println!("{:?}", prepared.read_loss()?);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn prepare<'a>(
+        &self,
+        loss: &impl Descriptor,
+        input: GpuInput<'a>,
+        targets: impl Into<GpuTargets<'a>>,
     ) -> Result<PreparedLoss> {
-        let gpu = self.gpu();
-        gpu.block_on(gpu.checked(Operation::Prepare, || {
-            cross_entropy::prepare_cross_entropy(gpu, logits, targets, rows, classes, options, grad)
-        }))
+        self.gpu()
+            .block_on(self.prepare_async(loss, input, targets))
     }
 
-    /// Prepares probability-target cross-entropy on GPU buffers: `logits` and `targets` each
-    /// hold (rows, classes) f32 row-major, at any 4-byte offset, rows optionally strided. See
-    /// [`Context::cross_entropy_probs`] for the semantics and [`PreparedLoss`] for running it.
-    pub fn prepare_cross_entropy_probs<'a>(
+    /// [`Context::prepare`] without blocking.
+    pub async fn prepare_async<'a>(
         &self,
-        logits: impl Into<GpuTensor<'a>>,
-        targets: impl Into<GpuTensor<'a>>,
-        rows: usize,
-        classes: usize,
-        options: &CrossEntropyOptions,
-        grad: GradMode,
+        loss: &impl Descriptor,
+        input: GpuInput<'a>,
+        targets: impl Into<GpuTargets<'a>>,
     ) -> Result<PreparedLoss> {
+        let in_place = input.grad == GradMode::InPlace;
+        let given = Given::from(targets.into());
+        let call = check(loss.spec(), &input.shape, None, in_place, given)?;
         let gpu = self.gpu();
-        gpu.block_on(gpu.checked(Operation::Prepare, || {
-            cross_entropy::prepare_cross_entropy_probs(
-                gpu, logits, targets, rows, classes, options, grad,
-            )
-        }))
-    }
-
-    /// Prepares binary cross-entropy on probabilities on GPU tensors of `len` f32 each (at any
-    /// 4-byte offset)
-    /// (`input` in [0, 1], not checked on the GPU: see [`Context::binary_cross_entropy`]).
-    /// See [`PreparedLoss`] for running it.
-    pub fn prepare_binary_cross_entropy<'a>(
-        &self,
-        input: impl Into<GpuTensor<'a>>,
-        target: impl Into<GpuTensor<'a>>,
-        len: usize,
-        options: &BceOptions,
-        grad: GradMode,
-    ) -> Result<PreparedLoss> {
-        let gpu = self.gpu();
-        gpu.block_on(gpu.checked(Operation::Prepare, || {
-            binary::prepare_binary_cross_entropy(gpu, input, target, len, options, grad)
-        }))
-    }
-
-    /// Prepares binary cross-entropy with logits on GPU tensors of `len` f32 each (at any 4-byte
-    /// offset). See
-    /// [`Context::binary_cross_entropy_with_logits`] for the semantics and [`PreparedLoss`] for
-    /// running it.
-    pub fn prepare_binary_cross_entropy_with_logits<'a>(
-        &self,
-        input: impl Into<GpuTensor<'a>>,
-        target: impl Into<GpuTensor<'a>>,
-        len: usize,
-        options: &BceWithLogitsOptions,
-        grad: GradMode,
-    ) -> Result<PreparedLoss> {
-        let gpu = self.gpu();
-        gpu.block_on(gpu.checked(Operation::Prepare, || {
-            binary::prepare_binary_cross_entropy_with_logits(gpu, input, target, len, options, grad)
-        }))
-    }
-
-    /// Prepares log-softmax on (rows, classes) f32 logits in a GPU buffer (row-major, at any
-    /// 4-byte offset, rows optionally strided). Its "loss" buffer is the (rows, classes) log-softmax; with
-    /// [`GradMode::Separate`] it also computes the backward `g - exp(logp) * sum_c g` for the
-    /// (rows, classes) upstream gradient set with [`PreparedLoss::set_upstream`].
-    pub fn prepare_log_softmax<'a>(
-        &self,
-        logits: impl Into<GpuTensor<'a>>,
-        rows: usize,
-        classes: usize,
-        grad: GradMode,
-    ) -> Result<PreparedLoss> {
-        let gpu = self.gpu();
-        gpu.block_on(gpu.checked(Operation::Prepare, || {
-            log_softmax::prepare_log_softmax(gpu, logits, rows, classes, grad)
-        }))
-    }
-
-    /// Categorical cross-entropy of an (N, C) batch of logits (row-major, `classes` = C)
-    /// against N class-index targets, as `torch.nn.functional.cross_entropy`.
-    ///
-    /// Per row, `l_n = -w[y_n] * logp[n, y_n]` (with label smoothing `e`:
-    /// `(1 - e) * that + (e / C) * -sum_c w[c] logp[n, c]`); rows whose target equals
-    /// `ignore_index` give 0. `Mean` divides the sum by the summed weight of the non-ignored
-    /// targets, so it is NaN when every row is ignored or N = 0 (as PyTorch).
-    ///
-    /// Errors: logits not a multiple of C, a target outside [0, C) that is not `ignore_index`,
-    /// a weight of the wrong length or not finite, `label_smoothing` outside [0, 1].
-    pub fn cross_entropy<L: ClassIndex>(
-        &self,
-        logits: &[f32],
-        classes: usize,
-        targets: &[L],
-        options: &CrossEntropyOptions,
-    ) -> Result<Loss> {
-        let work = self
-            .host
-            .cross_entropy(logits, classes, targets, options, None, GradMode::Off);
-        Ok(self.gpu().block_on(work)?.0)
-    }
-
-    /// [`Context::cross_entropy`] and its gradient with respect to the logits, in one pass
-    /// over the logits (rows of up to 16 logits per thread are read from memory once).
-    ///
-    /// `upstream` is the gradient flowing into the loss: one value for `Mean` and `Sum`, one
-    /// per row for `None`; `None` means ones. The gradient is
-    /// `s ((1 - e) w_y (softmax - onehot(y)) + (e / C) (W softmax - w))` per row, with `s` the
-    /// upstream value (divided by the mean's denominator for `Mean`) and `W = sum w`; rows
-    /// with an ignored target get exactly 0. When every row is ignored, `Mean` gives a NaN
-    /// loss and an all-zero gradient, as PyTorch.
-    pub fn cross_entropy_and_grad<L: ClassIndex>(
-        &self,
-        logits: &[f32],
-        classes: usize,
-        targets: &[L],
-        options: &CrossEntropyOptions,
-        upstream: Option<&[f32]>,
-    ) -> Result<LossAndGrad> {
-        let mode = GradMode::Separate;
-        let work = self
-            .host
-            .cross_entropy(logits, classes, targets, options, upstream, mode);
-        with_grad(self.gpu().block_on(work)?)
-    }
-
-    /// [`Context::cross_entropy_and_grad`] that writes the gradient over `logits`, so only one
-    /// (N, C) buffer exists on the GPU: what large vocabularies need. The caller's logits are
-    /// gone afterwards (on an error they are left unchanged).
-    pub fn cross_entropy_and_grad_in_place<L: ClassIndex>(
-        &self,
-        logits: &mut [f32],
-        classes: usize,
-        targets: &[L],
-        options: &CrossEntropyOptions,
-        upstream: Option<&[f32]>,
-    ) -> Result<Loss> {
-        let mode = GradMode::InPlace;
-        let work = self
-            .host
-            .cross_entropy(logits, classes, targets, options, upstream, mode);
-        let out = with_grad(self.gpu().block_on(work)?)?;
-        copy_gradient(logits, &out.grad)?;
-        Ok(out.loss)
-    }
-
-    /// Categorical cross-entropy of an (N, C) batch of logits against (N, C) probability
-    /// targets (the seed's formula (1)), as `torch.nn.functional.cross_entropy` with a float
-    /// target: `l_n = -sum_c w[c] t'[n, c] logp[n, c]` with `t' = (1 - e) t + e / C`.
-    /// `Mean` divides by N (not by the weights); `ignore_index` does not apply. Targets are
-    /// not checked (PyTorch does not either): a target of 0 at a -inf logit gives NaN, as
-    /// `0 * -inf` does in PyTorch.
-    ///
-    /// Errors: logits or targets not (N, C), a weight of the wrong length or not finite,
-    /// `label_smoothing` outside [0, 1].
-    pub fn cross_entropy_probs(
-        &self,
-        logits: &[f32],
-        classes: usize,
-        targets: &[f32],
-        options: &CrossEntropyOptions,
-    ) -> Result<Loss> {
-        let work =
-            self.host
-                .cross_entropy_probs(logits, classes, targets, options, None, GradMode::Off);
-        Ok(self.gpu().block_on(work)?.0)
-    }
-
-    /// [`Context::cross_entropy_probs`] and its gradient with respect to the logits,
-    /// `s (softmax * sum_c q_c - q)` per row with `q = w t'` and `s` the upstream value
-    /// (divided by N for `Mean`). `upstream`: one value for `Mean` and `Sum`, one per row for
-    /// `None`; `None` means ones.
-    pub fn cross_entropy_probs_and_grad(
-        &self,
-        logits: &[f32],
-        classes: usize,
-        targets: &[f32],
-        options: &CrossEntropyOptions,
-        upstream: Option<&[f32]>,
-    ) -> Result<LossAndGrad> {
-        let mode = GradMode::Separate;
-        let work = self
-            .host
-            .cross_entropy_probs(logits, classes, targets, options, upstream, mode);
-        with_grad(self.gpu().block_on(work)?)
-    }
-
-    /// [`Context::cross_entropy_probs_and_grad`] that writes the gradient over `logits`.
-    pub fn cross_entropy_probs_and_grad_in_place(
-        &self,
-        logits: &mut [f32],
-        classes: usize,
-        targets: &[f32],
-        options: &CrossEntropyOptions,
-        upstream: Option<&[f32]>,
-    ) -> Result<Loss> {
-        let mode = GradMode::InPlace;
-        let work = self
-            .host
-            .cross_entropy_probs(logits, classes, targets, options, upstream, mode);
-        let out = with_grad(self.gpu().block_on(work)?)?;
-        copy_gradient(logits, &out.grad)?;
-        Ok(out.loss)
-    }
-
-    /// Binary cross-entropy on probabilities `input` in [0, 1] against `target` of the same
-    /// length (the seed's formula (2)), as `torch.nn.functional.binary_cross_entropy`:
-    /// `l_i = -w_i (t_i max(log p_i, -100) + (1 - t_i) max(log(1 - p_i), -100))`.
-    /// Targets may be soft. `Mean` averages over all elements (NaN for an empty input).
-    ///
-    /// Errors: lengths that differ, a probability outside [0, 1] or NaN, a weight of the wrong
-    /// length or not finite.
-    pub fn binary_cross_entropy(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        options: &BceOptions,
-    ) -> Result<Loss> {
-        let work = self
-            .host
-            .binary_cross_entropy(input, target, options, None, GradMode::Off);
-        Ok(self.gpu().block_on(work)?.0)
-    }
-
-    /// [`Context::binary_cross_entropy`] and its gradient with respect to `input`:
-    /// `s w_i (p_i - t_i) / max((1 - p_i) p_i, 1e-12)` (PyTorch's clamp), with `s` the upstream
-    /// value (divided by the element count for `Mean`). `upstream`: one value for `Mean` and
-    /// `Sum`, one per element for `None`; `None` means ones.
-    pub fn binary_cross_entropy_and_grad(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        options: &BceOptions,
-        upstream: Option<&[f32]>,
-    ) -> Result<LossAndGrad> {
-        let mode = GradMode::Separate;
-        let work = self
-            .host
-            .binary_cross_entropy(input, target, options, upstream, mode);
-        with_grad(self.gpu().block_on(work)?)
-    }
-
-    /// Binary cross-entropy with logits `input` against `target` of the same length, as
-    /// `torch.nn.functional.binary_cross_entropy_with_logits`:
-    /// `l_i = w_i ((1 - t_i) x_i - q_i logsigmoid(x_i))`, `q_i = 1 + (pos_weight_d - 1) t_i`
-    /// with `d` the index in the last dimension. Stable for any finite input.
-    /// `Mean` averages over all elements (NaN for an empty input).
-    ///
-    /// Errors: lengths that differ, an input length that is not a multiple of pos_weight's,
-    /// a weight or pos_weight of the wrong length or not finite.
-    pub fn binary_cross_entropy_with_logits(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        options: &BceWithLogitsOptions,
-    ) -> Result<Loss> {
-        let mode = GradMode::Off;
-        let work = self
-            .host
-            .binary_cross_entropy_with_logits(input, target, options, None, mode);
-        Ok(self.gpu().block_on(work)?.0)
-    }
-
-    /// [`Context::binary_cross_entropy_with_logits`] and its gradient with respect to `input`:
-    /// `s w_i ((pos_weight_d t_i + 1 - t_i) sigmoid(x_i) - pos_weight_d t_i)`, with `s` the
-    /// upstream value (divided by the element count for `Mean`). `upstream`: one value for
-    /// `Mean` and `Sum`, one per element for `None`; `None` means ones.
-    pub fn binary_cross_entropy_with_logits_and_grad(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        options: &BceWithLogitsOptions,
-        upstream: Option<&[f32]>,
-    ) -> Result<LossAndGrad> {
-        let mode = GradMode::Separate;
-        let work = self
-            .host
-            .binary_cross_entropy_with_logits(input, target, options, upstream, mode);
-        with_grad(self.gpu().block_on(work)?)
-    }
-
-    /// Log-softmax of each row of an (N, C) batch of logits (row-major, `classes` = C):
-    /// `logp[n, c] = (x[n, c] - m_n) - log(sum_c exp(x[n, c] - m_n))` with `m_n` the row's max.
-    ///
-    /// Finite for any finite logits; a -inf logit gives -inf; a row holding NaN or +inf gives
-    /// NaN (as PyTorch).
-    pub fn log_softmax(&self, logits: &[f32], classes: usize) -> Result<Vec<f32>> {
-        let work = self.host.log_softmax(logits, classes, None);
-        Ok(self.gpu().block_on(work)?.0)
-    }
-
-    /// Log-softmax and its backward for an upstream gradient `upstream` of the logits' shape
-    /// (N, C): `grad = g - exp(logp) * sum_c g` per row. The returned loss is the log-softmax,
-    /// unreduced.
-    pub fn log_softmax_and_grad(
-        &self,
-        logits: &[f32],
-        classes: usize,
-        upstream: &[f32],
-    ) -> Result<LossAndGrad> {
-        let (logp, grad) =
-            self.gpu()
-                .block_on(self.host.log_softmax(logits, classes, Some(upstream)))?;
-        with_grad((Loss::Unreduced(logp), grad))
+        let (x, grad) = (input.tensor, input.grad);
+        gpu.checked(Operation::Prepare, || match call {
+            Call::LogSoftmax { rows, classes } => {
+                log_softmax::prepare_log_softmax(gpu, x, rows, classes, grad)
+            }
+            Call::Indices {
+                options,
+                rows,
+                classes,
+                targets,
+            } => {
+                cross_entropy::prepare_cross_entropy(gpu, x, targets, rows, classes, options, grad)
+            }
+            Call::Probs {
+                options,
+                rows,
+                classes,
+                targets,
+            } => cross_entropy::prepare_cross_entropy_probs(
+                gpu, x, targets, rows, classes, options, grad,
+            ),
+            Call::Bce {
+                options,
+                len,
+                targets,
+            } => binary::prepare_binary_cross_entropy(gpu, x, targets, len, options, grad),
+            Call::BceLogits {
+                options,
+                len,
+                targets,
+            } => binary::prepare_binary_cross_entropy_with_logits(
+                gpu, x, targets, len, options, grad,
+            ),
+        })
+        .await
     }
 }

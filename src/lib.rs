@@ -2,24 +2,73 @@
 //!
 //! The cross-entropy family of losses on any GPU, as WGSL compute shaders run through wgpu:
 //! log-softmax, categorical cross-entropy with class-index or probability targets, and binary
-//! cross-entropy on probabilities or on logits, with PyTorch's options and semantics.
+//! cross-entropy on probabilities or on logits, with their gradients, and PyTorch's options
+//! and semantics.
+//!
+//! ## Quick start: a loss is a value
+//!
+//! A loss is a descriptor ([`CrossEntropy`], [`BinaryCrossEntropy`],
+//! [`BinaryCrossEntropyWithLogits`], [`LogSoftmax`]) carrying PyTorch's options; a [`Context`]
+//! computes any of them with one verb, `compute(loss, input, targets)`:
 //!
 //! ```no_run
-//! use xent::{Context, CrossEntropyOptions};
+//! use xent::{Context, CrossEntropy, Input};
 //!
 //! let ctx = Context::new()?; // the best adapter on this machine
 //! let logits = [2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0]; // (N = 2, C = 3), row-major
-//! let loss = ctx.cross_entropy(&logits, 3, &[0u32, 2], &CrossEntropyOptions::default())?;
-//! let expected = xent::reference::cross_entropy(&logits, 3, &[0u32, 2], &Default::default())?;
-//! assert!((f64::from(loss.scalar().unwrap()) - expected.scalar().unwrap()).abs() < 1e-5);
+//! let loss = CrossEntropy { label_smoothing: 0.1, ..Default::default() };
+//! let out = ctx.compute(&loss, Input::new(&logits, [2, 3]), &[0u32, 2])?;
+//! let expected = xent::reference::compute(&loss, Input::new(&logits, [2, 3]), &[0u32, 2])?;
+//! assert!((f64::from(out.loss.scalar().unwrap()) - expected.loss.scalar().unwrap()).abs() < 1e-5);
 //! # Ok::<(), xent::Error>(())
 //! ```
 //!
-//! Numerics: every row is reduced in f32 with an online (max, sum) log-sum-exp, so no finite
-//! input overflows; batch reductions add in a fixed order (no float atomics), so repeated runs
-//! on one adapter give bit-identical results. [`reference`](mod@reference) computes every loss in f64.
+//! ## The host form: slices in, numbers out
+//!
+//! [`Input`] holds the values and their shape, and asks for the gradient
+//! ([`Input::with_grad`], [`Input::with_upstream`]) or for the gradient written over the
+//! values ([`Input::in_place`]). Targets are class indices (`&[u32]`, `&[i32]`, `&[i64]`),
+//! values (`&[f32]`) or [`Targets::None`]. The result is an [`Output`]: the [`Loss`] and the
+//! gradient when asked for. Buffers and pipelines are kept for the next call of the same shape
+//! ([`CacheBudget`]).
+//!
+//! ## The GPU form: inside your pipeline
+//!
+//! [`Context::prepare`] sets a loss up on your buffers ([`GpuInput`], [`GpuTargets`],
+//! [`GpuTensor`] for offsets, strides and f16/bf16) and returns a [`PreparedLoss`] that records
+//! into your command encoder without allocating and reads back only when asked. Build the
+//! context on your device with [`Context::from_device`]; xent re-exports its [`wgpu`].
+//!
+//! ## Async at the core
+//!
+//! Every wait on the device is asynchronous underneath: [`Context::compute_async`],
+//! [`Context::prepare_async`], [`PreparedLoss::read_loss_async`], [`Context::new_async`]. The
+//! blocking forms are thin wrappers for native programs; on `wasm32` only the async forms
+//! exist.
+//!
+//! ## Errors
+//!
+//! Every function returns [`Result`]; nothing panics on bad input, out-of-memory or a lost
+//! device. Bad input is a typed [`Error`] before anything runs; GPU failures name what xent was
+//! doing ([`Operation`]) and, for a failing compile, the kernel and variant.
+//!
+//! ## Numerics
+//!
+//! Every row is reduced in f32 with an online (max, sum) log-sum-exp, so no finite input
+//! overflows; batch reductions add in a fixed order (no float atomics), so repeated runs on one
+//! adapter give bit-identical results. [`reference`](mod@reference) computes every loss in f64
+//! with the same checks.
+//!
+//! The `tools` module holds what the `xent` command, the benchmarks and the tests share (the
+//! conformance suite, benchmark cases, the read ceiling, `.npy` files); it is not needed to use
+//! the losses.
 
 #![warn(missing_docs)]
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 // The layers, bottom up; each imports only those above it in this list.
 mod context;
@@ -32,14 +81,18 @@ mod loss;
 mod plan;
 mod prepared;
 pub mod reference;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod tools;
 
-pub use context::{adapters, CacheBudget, Context};
+#[cfg(not(target_arch = "wasm32"))]
+pub use context::adapters;
+pub use context::{CacheBudget, Context};
 pub use dtype::Dtype;
 pub use error::{Error, Operation, Result};
 pub use gpu::tensor::GpuTensor;
 pub use loss::{
-    BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad, Reduction,
+    BinaryCrossEntropy, BinaryCrossEntropyWithLogits, ClassIndex, CrossEntropy, Descriptor,
+    GpuInput, GpuTargets, Indices, Input, LogSoftmax, Loss, Output, Reduction, Targets,
 };
 pub use plan::Tuning;
 pub use prepared::{GradMode, PreparedLoss};

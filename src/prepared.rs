@@ -148,6 +148,19 @@ impl PreparedLoss {
     /// Records and submits the work, and resolves once the GPU has finished it (a convenience
     /// for callers without their own encoder). [`run`](Self::run) is the blocking form.
     pub async fn run_async(&self) -> Result<()> {
+        self.submit().await?;
+        self.gpu.work_done().await
+    }
+
+    /// Records, submits and waits for the work.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run(&self) -> Result<()> {
+        let index = self.gpu.block_on(self.submit())?;
+        self.gpu.wait_for(index)
+    }
+
+    /// Records the work into an encoder of its own and submits it, inside error scopes.
+    async fn submit(&self) -> Result<wgpu::SubmissionIndex> {
         self.gpu
             .checked(Operation::Run, || {
                 let mut encoder =
@@ -157,17 +170,9 @@ impl PreparedLoss {
                             label: Some("xent"),
                         });
                 self.record(&mut encoder);
-                self.gpu.queue().submit([encoder.finish()]);
-                Ok(())
+                Ok(self.gpu.queue().submit([encoder.finish()]))
             })
-            .await?;
-        self.gpu.work_done().await
-    }
-
-    /// Records, submits and waits for the work.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn run(&self) -> Result<()> {
-        self.gpu.block_on(self.run_async())
+            .await
     }
 
     /// The f32 loss buffer: one value for `Mean` and `Sum`, one per row or element for `None`.

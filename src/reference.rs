@@ -8,10 +8,85 @@
 //! central finite differences of the losses.
 
 use crate::error::Result;
+use crate::loss::call::{check, Call, Given};
 use crate::loss::{
-    validate, BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Loss, LossAndGrad,
-    Reduction,
+    validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, ClassIndex, CrossEntropy, Loss,
+    Output, Reduction,
 };
+use crate::loss::{Descriptor, Indices, Input, Targets};
+
+/// Computes `loss` on the host in f64, as [`Context::compute`](crate::Context::compute) does
+/// on the GPU, with the same checks: the loss and, when the input asks for it, its gradient.
+/// The reference never writes its input: an [`Input::in_place`] gets its gradient in
+/// [`Output::grad`].
+///
+/// ```
+/// use xent::{reference, CrossEntropy, Input};
+///
+/// let logits = [2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0];
+/// let out = reference::compute(&CrossEntropy::default(), Input::new(&logits, [2, 3]).with_grad(), &[0u32, 2])?;
+/// assert!(out.loss.scalar().unwrap() > 0.0 && out.grad.unwrap().len() == 6);
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub fn compute<'a>(
+    loss: &impl Descriptor,
+    input: Input<'a>,
+    targets: impl Into<Targets<'a>>,
+) -> Result<Output<f64>> {
+    let given = Given::from(targets.into());
+    let call = check(
+        loss.spec(),
+        input.shape(),
+        Some(input.values().len()),
+        input.is_in_place(),
+        given,
+    )?;
+    let x = input.values();
+    let grad = input.wants_grad();
+    let up = input.upstream();
+    let forward = |loss: Loss<f64>| Output { loss, grad: None };
+    match call {
+        Call::LogSoftmax { classes, .. } => match (grad, up) {
+            (false, _) => log_softmax(x, classes).map(|v| forward(Loss::Unreduced(v))),
+            (true, Some(u)) => log_softmax_and_grad(x, classes, u),
+            (true, None) => log_softmax_and_grad(x, classes, &vec![1.0; x.len()]),
+        },
+        Call::Indices {
+            options,
+            classes,
+            targets,
+            ..
+        } => match (targets, grad) {
+            (Indices::U32(t), false) => cross_entropy(x, classes, t, options).map(forward),
+            (Indices::I32(t), false) => cross_entropy(x, classes, t, options).map(forward),
+            (Indices::I64(t), false) => cross_entropy(x, classes, t, options).map(forward),
+            (Indices::U32(t), true) => cross_entropy_and_grad(x, classes, t, options, up),
+            (Indices::I32(t), true) => cross_entropy_and_grad(x, classes, t, options, up),
+            (Indices::I64(t), true) => cross_entropy_and_grad(x, classes, t, options, up),
+        },
+        Call::Probs {
+            options,
+            classes,
+            targets,
+            ..
+        } => match grad {
+            false => cross_entropy_probs(x, classes, targets, options).map(forward),
+            true => cross_entropy_probs_and_grad(x, classes, targets, options, up),
+        },
+        Call::Bce {
+            options, targets, ..
+        } => match grad {
+            false => binary_cross_entropy(x, targets, options).map(forward),
+            true => binary_cross_entropy_and_grad(x, targets, options, up),
+        },
+        Call::BceLogits {
+            options, targets, ..
+        } => match grad {
+            false => binary_cross_entropy_with_logits(x, targets, options).map(forward),
+            true => binary_cross_entropy_with_logits_and_grad(x, targets, options, up),
+        },
+    }
+}
 
 fn widen(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
@@ -32,7 +107,7 @@ fn log_softmax_row(row: &[f64]) -> Vec<f64> {
 }
 
 /// Log-softmax of each row of an (N, C) batch, in f64.
-pub fn log_softmax(logits: &[f32], classes: usize) -> Result<Vec<f64>> {
+fn log_softmax(logits: &[f32], classes: usize) -> Result<Vec<f64>> {
     validate::rows_of(logits, classes)?;
     Ok(widen(logits)
         .chunks(classes)
@@ -41,11 +116,7 @@ pub fn log_softmax(logits: &[f32], classes: usize) -> Result<Vec<f64>> {
 }
 
 /// Log-softmax and its backward `g - exp(logp) * sum_c g` per row, in f64.
-pub fn log_softmax_and_grad(
-    logits: &[f32],
-    classes: usize,
-    upstream: &[f32],
-) -> Result<LossAndGrad<f64>> {
+fn log_softmax_and_grad(logits: &[f32], classes: usize, upstream: &[f32]) -> Result<Output<f64>> {
     validate::rows_of(logits, classes)?;
     validate::length(
         "upstream",
@@ -63,9 +134,9 @@ pub fn log_softmax_and_grad(
         let total: f64 = gr.iter().sum();
         grad.extend(lp.iter().zip(gr).map(|(l, g)| g - l.exp() * total));
     }
-    Ok(LossAndGrad {
+    Ok(Output {
         loss: Loss::Unreduced(logp),
-        grad,
+        grad: Some(grad),
     })
 }
 
@@ -94,7 +165,7 @@ fn cross_entropy_f64(
     logits: &[f64],
     classes: usize,
     labels: &[i64],
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
     upstream: Option<&[f64]>,
 ) -> (Loss<f64>, Vec<f64>) {
     let e = f64::from(options.label_smoothing);
@@ -141,26 +212,26 @@ fn cross_entropy_f64(
 }
 
 /// Categorical cross-entropy with class-index targets, in f64; see
-/// [`crate::Context::cross_entropy`].
-pub fn cross_entropy<L: ClassIndex>(
+/// [`crate::Context::compute`].
+fn cross_entropy<L: ClassIndex>(
     logits: &[f32],
     classes: usize,
     targets: &[L],
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
 ) -> Result<Loss<f64>> {
     validate::cross_entropy_indices(logits, classes, targets, options)?;
     let labels: Vec<i64> = targets.iter().map(|l| l.to_i64()).collect();
     Ok(cross_entropy_f64(&widen(logits), classes, &labels, options, None).0)
 }
 
-/// [`cross_entropy`] and its gradient, in f64; see [`crate::Context::cross_entropy_and_grad`].
-pub fn cross_entropy_and_grad<L: ClassIndex>(
+/// `cross_entropy` and its gradient, in f64; see [`crate::Context::compute`].
+fn cross_entropy_and_grad<L: ClassIndex>(
     logits: &[f32],
     classes: usize,
     targets: &[L],
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
     upstream: Option<&[f32]>,
-) -> Result<LossAndGrad<f64>> {
+) -> Result<Output<f64>> {
     let rows = validate::cross_entropy_indices(logits, classes, targets, options)?;
     let upstream = widen(&validate::upstream(
         upstream,
@@ -171,7 +242,10 @@ pub fn cross_entropy_and_grad<L: ClassIndex>(
     let labels: Vec<i64> = targets.iter().map(|l| l.to_i64()).collect();
     let (loss, grad) =
         cross_entropy_f64(&widen(logits), classes, &labels, options, Some(&upstream));
-    Ok(LossAndGrad { loss, grad })
+    Ok(Output {
+        loss,
+        grad: Some(grad),
+    })
 }
 
 /// Probability-target cross-entropy in f64, with the gradient when `upstream` is given.
@@ -179,7 +253,7 @@ fn cross_entropy_probs_f64(
     logits: &[f64],
     classes: usize,
     targets: &[f64],
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
     upstream: Option<&[f64]>,
 ) -> (Loss<f64>, Vec<f64>) {
     let e = f64::from(options.label_smoothing);
@@ -207,26 +281,26 @@ fn cross_entropy_probs_f64(
 }
 
 /// Categorical cross-entropy with probability targets, in f64; see
-/// [`crate::Context::cross_entropy_probs`].
-pub fn cross_entropy_probs(
+/// [`crate::Context::compute`].
+fn cross_entropy_probs(
     logits: &[f32],
     classes: usize,
     targets: &[f32],
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
 ) -> Result<Loss<f64>> {
     validate::cross_entropy_probs(logits, classes, targets, options)?;
     Ok(cross_entropy_probs_f64(&widen(logits), classes, &widen(targets), options, None).0)
 }
 
 /// [`cross_entropy_probs`] and its gradient, in f64; see
-/// [`crate::Context::cross_entropy_probs_and_grad`].
-pub fn cross_entropy_probs_and_grad(
+/// [`crate::Context::compute`].
+fn cross_entropy_probs_and_grad(
     logits: &[f32],
     classes: usize,
     targets: &[f32],
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
     upstream: Option<&[f32]>,
-) -> Result<LossAndGrad<f64>> {
+) -> Result<Output<f64>> {
     let rows = validate::cross_entropy_probs(logits, classes, targets, options)?;
     let upstream = widen(&validate::upstream(
         upstream,
@@ -241,7 +315,10 @@ pub fn cross_entropy_probs_and_grad(
         options,
         Some(&upstream),
     );
-    Ok(LossAndGrad { loss, grad })
+    Ok(Output {
+        loss,
+        grad: Some(grad),
+    })
 }
 
 /// The elementwise weight of element `i` (1 when absent).
@@ -253,7 +330,7 @@ fn element_weight(weight: Option<&Vec<f32>>, i: usize) -> f64 {
 fn bce_f64(
     p: &[f64],
     t: &[f64],
-    options: &BceOptions,
+    options: &BinaryCrossEntropy,
     upstream: Option<&[f64]>,
 ) -> (Loss<f64>, Vec<f64>) {
     let len = p.len();
@@ -273,24 +350,24 @@ fn bce_f64(
 }
 
 /// Binary cross-entropy on probabilities, in f64; see
-/// [`crate::Context::binary_cross_entropy`].
-pub fn binary_cross_entropy(
+/// [`crate::Context::compute`].
+fn binary_cross_entropy(
     input: &[f32],
     target: &[f32],
-    options: &BceOptions,
+    options: &BinaryCrossEntropy,
 ) -> Result<Loss<f64>> {
     validate::bce(input, target, options)?;
     Ok(bce_f64(&widen(input), &widen(target), options, None).0)
 }
 
 /// [`binary_cross_entropy`] and its gradient, in f64; see
-/// [`crate::Context::binary_cross_entropy_and_grad`].
-pub fn binary_cross_entropy_and_grad(
+/// [`crate::Context::compute`].
+fn binary_cross_entropy_and_grad(
     input: &[f32],
     target: &[f32],
-    options: &BceOptions,
+    options: &BinaryCrossEntropy,
     upstream: Option<&[f32]>,
-) -> Result<LossAndGrad<f64>> {
+) -> Result<Output<f64>> {
     validate::bce(input, target, options)?;
     let upstream = widen(&validate::upstream(
         upstream,
@@ -299,7 +376,10 @@ pub fn binary_cross_entropy_and_grad(
         "element",
     )?);
     let (loss, grad) = bce_f64(&widen(input), &widen(target), options, Some(&upstream));
-    Ok(LossAndGrad { loss, grad })
+    Ok(Output {
+        loss,
+        grad: Some(grad),
+    })
 }
 
 /// PyTorch's per-element loss `(1 - t) x - q logsigmoid(x)` (before the weight), in the
@@ -334,7 +414,7 @@ fn sigmoid(x: f64) -> f64 {
 fn bce_logits_f64(
     x: &[f64],
     t: &[f64],
-    options: &BceWithLogitsOptions,
+    options: &BinaryCrossEntropyWithLogits,
     last_dim: usize,
     upstream: Option<&[f64]>,
 ) -> (Loss<f64>, Vec<f64>) {
@@ -357,24 +437,24 @@ fn bce_logits_f64(
 }
 
 /// Binary cross-entropy with logits, in f64; see
-/// [`crate::Context::binary_cross_entropy_with_logits`].
-pub fn binary_cross_entropy_with_logits(
+/// [`crate::Context::compute`].
+fn binary_cross_entropy_with_logits(
     input: &[f32],
     target: &[f32],
-    options: &BceWithLogitsOptions,
+    options: &BinaryCrossEntropyWithLogits,
 ) -> Result<Loss<f64>> {
     let last_dim = validate::bce_with_logits(input, target, options)?;
     Ok(bce_logits_f64(&widen(input), &widen(target), options, last_dim, None).0)
 }
 
-/// [`binary_cross_entropy_with_logits`] and its gradient, in f64; see
-/// [`crate::Context::binary_cross_entropy_with_logits_and_grad`].
-pub fn binary_cross_entropy_with_logits_and_grad(
+/// `binary_cross_entropy_with_logits` and its gradient, in f64; see
+/// [`crate::Context::compute`].
+fn binary_cross_entropy_with_logits_and_grad(
     input: &[f32],
     target: &[f32],
-    options: &BceWithLogitsOptions,
+    options: &BinaryCrossEntropyWithLogits,
     upstream: Option<&[f32]>,
-) -> Result<LossAndGrad<f64>> {
+) -> Result<Output<f64>> {
     let last_dim = validate::bce_with_logits(input, target, options)?;
     let upstream = widen(&validate::upstream(
         upstream,
@@ -389,7 +469,10 @@ pub fn binary_cross_entropy_with_logits_and_grad(
         last_dim,
         Some(&upstream),
     );
-    Ok(LossAndGrad { loss, grad })
+    Ok(Output {
+        loss,
+        grad: Some(grad),
+    })
 }
 
 #[cfg(test)]
@@ -446,7 +529,7 @@ mod tests {
         for reduction in REDUCTIONS {
             for smoothing in [0.0f32, 0.3] {
                 for weight in [None, Some(vec![0.5f32, 2.0, 1.0, 1.5])] {
-                    let options = CrossEntropyOptions {
+                    let options = CrossEntropy {
                         weight,
                         label_smoothing: smoothing,
                         reduction,
@@ -473,7 +556,7 @@ mod tests {
         let x = values(3, n * c, -3.0, 3.0);
         let t = values(4, n * c, 0.0, 1.0);
         for reduction in REDUCTIONS {
-            let options = CrossEntropyOptions {
+            let options = CrossEntropy {
                 weight: Some(vec![0.5, 2.0, 1.0, 1.5, 0.7]),
                 label_smoothing: 0.2,
                 reduction,
@@ -505,7 +588,7 @@ mod tests {
                 0.5,
                 2.0,
             );
-            let options = BceOptions {
+            let options = BinaryCrossEntropy {
                 weight: Some(
                     values(10, len, 0.5, 2.0)
                         .iter()
@@ -518,7 +601,7 @@ mod tests {
             check("bce", &p, &grad, |p| {
                 scalar(&bce_f64(p, &t, &options, None).0, &u)
             });
-            let options = BceWithLogitsOptions {
+            let options = BinaryCrossEntropyWithLogits {
                 weight: options.weight.clone(),
                 pos_weight: Some(vec![0.5, 2.0, 3.0]),
                 reduction,
@@ -543,9 +626,14 @@ mod tests {
             .collect();
         let result = log_softmax_and_grad(&x, c, &g).unwrap();
         let g64 = widen(&g);
-        check("log_softmax", &widen(&x), &result.grad, |x| {
-            let logp: Vec<f64> = x.chunks(c).flat_map(log_softmax_row).collect();
-            logp.iter().zip(&g64).map(|(l, g)| l * g).sum()
-        });
+        check(
+            "log_softmax",
+            &widen(&x),
+            result.grad.as_deref().unwrap_or_default(),
+            |x| {
+                let logp: Vec<f64> = x.chunks(c).flat_map(log_softmax_row).collect();
+                logp.iter().zip(&g64).map(|(l, g)| l * g).sum()
+            },
+        );
     }
 }

@@ -8,7 +8,10 @@
 
 use std::sync::Barrier;
 
-use xent::{reference, BceWithLogitsOptions, Context, CrossEntropyOptions, Reduction};
+use xent::{
+    reference, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Input, LogSoftmax, Reduction,
+    Targets,
+};
 
 const THREADS: usize = 8;
 const CALLS: usize = 200;
@@ -104,45 +107,67 @@ fn call(ctx: &Context, rng: &mut Rng, kind: usize, case: &str) {
     match kind % LOSSES {
         0 => {
             let labels: Vec<i64> = (0..n).map(|_| rng.below(c) as i64).collect();
-            let options = CrossEntropyOptions {
+            let options = CrossEntropy {
                 label_smoothing: 0.05,
                 ..Default::default()
             };
             let got = ctx
-                .cross_entropy_and_grad(&logits, c, &labels, &options, None)
+                .compute(&options, Input::new(&logits, [n, c]).with_grad(), &labels)
                 .unwrap();
             let want =
-                reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+                reference::compute(&options, Input::new(&logits, [n, c]).with_grad(), &labels)
+                    .unwrap();
             check(case, got.loss.values(), want.loss.values());
-            check(case, &got.grad, &want.grad);
+            check(
+                case,
+                got.grad.as_deref().unwrap(),
+                want.grad.as_deref().unwrap(),
+            );
         }
         1 => {
-            let got = ctx.log_softmax(&logits, c).unwrap();
-            check(case, &got, &reference::log_softmax(&logits, c).unwrap());
+            let got = ctx
+                .compute(&LogSoftmax, Input::new(&logits, [n, c]), Targets::None)
+                .map(|o| o.loss.into_values())
+                .unwrap();
+            check(
+                case,
+                &got,
+                &reference::compute(&LogSoftmax, Input::new(&logits, [n, c]), Targets::None)
+                    .map(|o| o.loss.into_values())
+                    .unwrap(),
+            );
         }
         2 => {
             let t = rng.vec(n * c, 0.0, 1.0);
-            let options = BceWithLogitsOptions {
+            let options = BinaryCrossEntropyWithLogits {
                 reduction: Reduction::Sum,
                 ..Default::default()
             };
             let got = ctx
-                .binary_cross_entropy_with_logits_and_grad(&logits, &t, &options, None)
+                .compute(&options, Input::new(&logits, [n, c]).with_grad(), &t)
                 .unwrap();
             let want =
-                reference::binary_cross_entropy_with_logits_and_grad(&logits, &t, &options, None)
-                    .unwrap();
+                reference::compute(&options, Input::new(&logits, [n, c]).with_grad(), &t).unwrap();
             check(case, got.loss.values(), want.loss.values());
-            check(case, &got.grad, &want.grad);
+            check(
+                case,
+                got.grad.as_deref().unwrap(),
+                want.grad.as_deref().unwrap(),
+            );
         }
         _ => {
             let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
-            let options = CrossEntropyOptions {
+            let options = CrossEntropy {
                 reduction: Reduction::None,
                 ..Default::default()
             };
-            let got = ctx.cross_entropy(&logits, c, &labels, &options).unwrap();
-            let want = reference::cross_entropy(&logits, c, &labels, &options).unwrap();
+            let got = ctx
+                .compute(&options, Input::new(&logits, [n, c]), &labels)
+                .map(|o| o.loss)
+                .unwrap();
+            let want = reference::compute(&options, Input::new(&logits, [n, c]), &labels)
+                .map(|o| o.loss)
+                .unwrap();
             check(case, got.values(), want.values());
         }
     }

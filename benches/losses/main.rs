@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use xent::tools::bench::{self, Case};
 use xent::tools::ReadCeiling;
-use xent::Context;
+use xent::{Context, Input};
 
 /// Criterion's median for `group/id` (nanoseconds), from its saved estimates.
 fn median_ns(id: &str) -> Option<f64> {
@@ -135,7 +135,7 @@ fn latency(criterion: &mut Criterion, ctx: &Context) {
         .map(|i| (i % 17) as f32 * 0.3 - 2.0)
         .collect();
     let labels: Vec<u32> = (0..rows as u32).map(|r| r * 7 % classes as u32).collect();
-    let options = xent::CrossEntropyOptions::default();
+    let options = xent::CrossEntropy::default();
     let device = ctx.device();
     let source = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("floor source"),
@@ -169,8 +169,8 @@ fn latency(criterion: &mut Criterion, ctx: &Context) {
     });
     group.bench_function("host_ce_64x1000", |b| {
         b.iter(|| {
-            ctx.cross_entropy(&logits, classes, &labels, &options)
-                .expect("loss")
+            let input = Input::new(&logits, [logits.len() / classes, classes]);
+            ctx.compute(&options, input, &labels).expect("loss")
         })
     });
     group.finish();

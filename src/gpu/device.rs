@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+#[cfg(not(target_arch = "wasm32"))]
 use std::time::Duration;
 
 use crate::error::{Error, Operation, Result};
@@ -15,6 +16,7 @@ use crate::plan::{Tuning, WORKGROUP_SIZE};
 
 /// How long a wait for the GPU may take before xent gives up with an error (rather than
 /// hanging on a lost device).
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Bytes of readback buffers a device keeps for reuse, by default.
@@ -319,6 +321,20 @@ impl Gpu {
         }
     }
 
+    /// An error if wgpu reported one outside an error scope since the last check (errors of
+    /// submitted work that surface while the device is polled), or the device is lost.
+    pub(crate) fn reported(&self, operation: Operation) -> Result<()> {
+        self.alive()?;
+        match lock(&self.shared.uncaptured).take() {
+            Some(message) => Err(self.lost_or(Error::Gpu {
+                operation,
+                kernel: None,
+                message,
+            })),
+            None => Ok(()),
+        }
+    }
+
     /// An error if the device is known to be lost.
     pub(crate) fn alive(&self) -> Result<()> {
         match lock(&self.shared.lost).as_ref() {
@@ -340,6 +356,28 @@ impl Gpu {
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn block_on<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
         block_on_device(&self.shared.device, work)
+    }
+}
+
+impl Gpu {
+    /// Waits until the device has finished the submission `index`: the blocking edge's check
+    /// that the device still runs work (a destroyed device fails here).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.shared
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: Some(WAIT_TIMEOUT),
+            })
+            .map_err(|e| {
+                self.lost_or(Error::Gpu {
+                    operation: Operation::Run,
+                    kernel: None,
+                    message: format!("waiting for the GPU: {e}"),
+                })
+            })?;
+        self.reported(Operation::Run)
     }
 }
 

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::gpu::device::{lock, Gpu};
 
 /// A readback in flight: the copies are submitted and the map requested.
@@ -81,9 +81,16 @@ impl Gpu {
     pub(crate) fn work_done(&self) -> impl Future<Output = Result<()>> {
         let (done, finished) = callback(self.device());
         self.queue().on_submitted_work_done(move || done(()));
+        let gpu = self.clone();
         async move {
-            finished.await;
-            Ok(())
+            finished.await.map_err(|e| {
+                gpu.lost_or(Error::Gpu {
+                    operation: Operation::Run,
+                    kernel: None,
+                    message: format!("waiting for the GPU: {e}"),
+                })
+            })?;
+            gpu.reported(Operation::Run)
         }
     }
 }
@@ -97,7 +104,8 @@ impl Readback {
         };
         mapped
             .await
-            .map_err(|e| self.gpu.lost_or(Error::Readback(e.to_string())))?;
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|e| self.gpu.lost_or(Error::Readback(e)))?;
         let out = {
             let view = staging
                 .get_mapped_range(..)
@@ -152,15 +160,18 @@ fn callback<T: Send + 'static>(device: &wgpu::Device) -> (impl FnOnce(T) + Send,
 }
 
 impl<T> Future for Callback<T> {
-    type Output = T;
+    /// The callback's value, or why the device could not be polled (a lost device).
+    type Output = std::result::Result<T, String>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<T> {
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         // Natively, callbacks run inside device polls: this one does not wait. On the web the
         // browser runs them.
-        let _ = self.device.poll(wgpu::PollType::Poll);
+        if let Err(e) = self.device.poll(wgpu::PollType::Poll) {
+            return Poll::Ready(Err(e.to_string()));
+        }
         let mut s = lock(&self.slot);
         if let Some(v) = s.value.take() {
-            return Poll::Ready(v);
+            return Poll::Ready(Ok(v));
         }
         s.waker = Some(cx.waker().clone());
         // Natively nothing else polls the device for an executor that is not xent's blocking

@@ -9,7 +9,7 @@ use crate::host::{Host, HostKey, HostResult};
 use crate::kernels::binary::{
     prepare_binary_cross_entropy, prepare_binary_cross_entropy_with_logits,
 };
-use crate::loss::{validate, BceOptions, BceWithLogitsOptions, Reduction};
+use crate::loss::{validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Reduction};
 use crate::prepared::GradMode;
 
 /// The host inputs of one part of a BCE call.
@@ -31,13 +31,13 @@ impl Host {
         &self,
         input: &[f32],
         target: &[f32],
-        options: &BceOptions,
+        options: &BinaryCrossEntropy,
         upstream: Option<&[f32]>,
         mode: GradMode,
     ) -> Result<HostResult> {
         validate::bce(input, target, options)?;
         let run_part = |part: Range<usize>, reduction, upstream| async move {
-            let options = BceOptions {
+            let options = BinaryCrossEntropy {
                 weight: options.weight.as_ref().map(|w| w[part.clone()].to_vec()),
                 reduction,
             };
@@ -67,13 +67,13 @@ impl Host {
         &self,
         input: &[f32],
         target: &[f32],
-        options: &BceWithLogitsOptions,
+        options: &BinaryCrossEntropyWithLogits,
         upstream: Option<&[f32]>,
         mode: GradMode,
     ) -> Result<HostResult> {
         validate::bce_with_logits(input, target, options)?;
         let run_part = |part: Range<usize>, reduction, upstream| async move {
-            let options = BceWithLogitsOptions {
+            let options = BinaryCrossEntropyWithLogits {
                 weight: options.weight.as_ref().map(|w| w[part.clone()].to_vec()),
                 pos_weight: options.pos_weight.clone(),
                 reduction,

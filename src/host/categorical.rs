@@ -6,7 +6,7 @@ use crate::host::{Host, HostKey, HostResult};
 use crate::kernels::cross_entropy::{
     gpu_labels, prepare_cross_entropy, prepare_cross_entropy_probs,
 };
-use crate::loss::{validate, ClassIndex, CrossEntropyOptions, Reduction};
+use crate::loss::{validate, ClassIndex, CrossEntropy, Reduction};
 use crate::plan::Tuning;
 use crate::prepared::GradMode;
 
@@ -28,7 +28,7 @@ fn host_key(
     loss: &str,
     rows: usize,
     classes: usize,
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
     mode: GradMode,
     tuning: Tuning,
 ) -> HostKey {
@@ -66,7 +66,7 @@ impl Host {
         logits: &[f32],
         classes: usize,
         targets: &[L],
-        options: &CrossEntropyOptions,
+        options: &CrossEntropy,
         upstream: Option<&[f32]>,
         mode: GradMode,
     ) -> Result<HostResult> {
@@ -101,7 +101,7 @@ impl Host {
             denominator,
             |part, reduction, upstream| async move {
                 let labels = gpu_labels(&targets[part.clone()], options.ignore_index);
-                let options = CrossEntropyOptions {
+                let options = CrossEntropy {
                     reduction,
                     ..options.clone()
                 };
@@ -126,7 +126,7 @@ impl Host {
         logits: &[f32],
         classes: usize,
         targets: &[f32],
-        options: &CrossEntropyOptions,
+        options: &CrossEntropy,
         upstream: Option<&[f32]>,
         mode: GradMode,
     ) -> Result<HostResult> {
@@ -147,7 +147,7 @@ impl Host {
             upstream.as_deref(),
             || rows as f64,
             |part, reduction, upstream| async move {
-                let options = CrossEntropyOptions {
+                let options = CrossEntropy {
                     reduction,
                     ..options.clone()
                 };

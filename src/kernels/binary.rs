@@ -9,7 +9,7 @@ use crate::gpu::Gpu;
 use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
-use crate::loss::{validate, BceOptions, BceWithLogitsOptions, Reduction};
+use crate::loss::{validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Reduction};
 use crate::plan::{self, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::prepared::{GradMode, PreparedLoss};
 
@@ -45,7 +45,7 @@ pub(crate) fn prepare_binary_cross_entropy<'a>(
     input: impl Into<GpuTensor<'a>>,
     target: impl Into<GpuTensor<'a>>,
     len: usize,
-    options: &BceOptions,
+    options: &BinaryCrossEntropy,
     grad: GradMode,
 ) -> Result<PreparedLoss> {
     validate::weights(
@@ -72,7 +72,7 @@ pub(crate) fn prepare_binary_cross_entropy_with_logits<'a>(
     input: impl Into<GpuTensor<'a>>,
     target: impl Into<GpuTensor<'a>>,
     len: usize,
-    options: &BceWithLogitsOptions,
+    options: &BinaryCrossEntropyWithLogits,
     grad: GradMode,
 ) -> Result<PreparedLoss> {
     validate::weights(

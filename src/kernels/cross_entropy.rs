@@ -9,7 +9,7 @@ use crate::gpu::Gpu;
 use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
-use crate::loss::{validate, ClassIndex, CrossEntropyOptions, Reduction};
+use crate::loss::{validate, ClassIndex, CrossEntropy, Reduction};
 use crate::plan::{self, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::prepared::{GradMode, LabelStatus, PreparedLoss};
 
@@ -67,7 +67,7 @@ pub(crate) fn gpu_labels<L: ClassIndex>(targets: &[L], ignore_index: i64) -> Vec
 /// Row-kernel constants shared by both target kinds.
 fn constants(
     plan: &RowPlan,
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
     use_q: bool,
     mode: GradMode,
 ) -> Vec<(&'static str, u32)> {
@@ -83,7 +83,7 @@ fn constants(
 }
 
 /// Checks a prepared categorical loss's shape and options; returns the logit count.
-fn check_prepared(rows: usize, classes: usize, options: &CrossEntropyOptions) -> Result<usize> {
+fn check_prepared(rows: usize, classes: usize, options: &CrossEntropy) -> Result<usize> {
     if classes == 0 {
         return Err(Error::InvalidShape {
             reason: "the number of classes must be at least 1".into(),
@@ -103,7 +103,7 @@ fn check_prepared(rows: usize, classes: usize, options: &CrossEntropyOptions) ->
 }
 
 /// The class weights on the GPU (a placeholder when there are none).
-fn weight_buffer(gpu: &Gpu, options: &CrossEntropyOptions) -> Result<wgpu::Buffer> {
+fn weight_buffer(gpu: &Gpu, options: &CrossEntropy) -> Result<wgpu::Buffer> {
     buffers::upload(gpu, "weight", options.weight.as_deref().unwrap_or(&[]))
 }
 
@@ -112,7 +112,7 @@ fn weight_buffer(gpu: &Gpu, options: &CrossEntropyOptions) -> Result<wgpu::Buffe
 fn params_buffer(
     gpu: &Gpu,
     classes: usize,
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
     logits: &Window<'_>,
     targets: &Window<'_>,
     chunk: &ChunkPos,
@@ -170,7 +170,7 @@ pub(crate) fn prepare_cross_entropy<'a>(
     targets: impl Into<GpuTensor<'a>>,
     rows: usize,
     classes: usize,
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
     grad: GradMode,
 ) -> Result<PreparedLoss> {
     let len = check_prepared(rows, classes, options)?;
@@ -263,7 +263,7 @@ pub(crate) fn prepare_cross_entropy_probs<'a>(
     targets: impl Into<GpuTensor<'a>>,
     rows: usize,
     classes: usize,
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
     grad: GradMode,
 ) -> Result<PreparedLoss> {
     let len = check_prepared(rows, classes, options)?;
@@ -326,7 +326,7 @@ fn denominator(
     program: &mut Program,
     (rows, classes): (usize, usize),
     targets: &GpuTensor<'_>,
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
     weight: &wgpu::Buffer,
     into: &wgpu::Buffer,
 ) -> Result<()> {
@@ -367,7 +367,7 @@ fn chunk_inputs<'a>(
     total_rows: usize,
     rows: std::ops::Range<usize>,
     (logits, targets, target_cols): (&GpuTensor<'a>, &GpuTensor<'a>, usize),
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
 ) -> Result<(Window<'a>, Window<'a>, wgpu::Buffer)> {
     let classes = plan.classes;
     let x = logits.rows_window(gpu.limits(), "logits", rows.clone(), classes)?;

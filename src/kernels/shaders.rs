@@ -36,11 +36,14 @@ pub(crate) enum Kernel {
     Bce,
     BceLogits,
     ReducePairs,
+    /// The read ceiling of benchmarks (`tools`, native only).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     ReadBandwidth,
 }
 
 impl Kernel {
     /// All kernels, for validation.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) const ALL: [Kernel; 9] = [
         Kernel::LogSoftmax,
         Kernel::CrossEntropy,
@@ -70,6 +73,7 @@ impl Kernel {
 
     /// The complete WGSL source for f32 input and gradient, built without subgroups where the
     /// kernel has a choice.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn source(self) -> String {
         self.source_typed(Types::default(), false)
     }
@@ -97,6 +101,7 @@ impl Kernel {
     }
 
     /// Which element types a kernel takes for its input and gradient.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn is_typed(self) -> bool {
         self.typed_bindings().is_some()
     }
@@ -336,6 +341,7 @@ const BF16_BITS: &str = "fn bf16_bits(v: f32) -> u32 {
 /// Every kernel's full source for every element type it takes and, for row kernels, with and
 /// without subgroups, named `file` or `file (input type, gradient type[, subgroups])`: for
 /// validation outside a device (tests, tools).
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub fn all_sources() -> Vec<(String, String)> {
     let mut out = vec![(PROBE_FILE.to_string(), PROBE_SOURCE.to_string())];
     for kernel in Kernel::ALL {

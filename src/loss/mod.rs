@@ -1,7 +1,11 @@
 //! The losses as values: their options with PyTorch's names and defaults, their results, and
 //! the validation of host inputs. Pure: no GPU.
 
+pub(crate) mod call;
+pub(crate) mod inputs;
 pub(crate) mod validate;
+
+pub use inputs::{GpuInput, GpuTargets, Indices, Input, Output, Targets};
 
 /// How per-item losses are combined, as PyTorch's `reduction` argument.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -76,10 +80,34 @@ impl ClassIndex for i64 {
     }
 }
 
-/// Options of categorical cross-entropy, with PyTorch's names and defaults
-/// (`torch.nn.functional.cross_entropy`).
+/// Categorical cross-entropy, `torch.nn.functional.cross_entropy`, with PyTorch's options,
+/// names and defaults. Inputs are (N, C) logits; targets are N class indices
+/// ([`Targets::Indices`]) or (N, C) probabilities ([`Targets::Values`]).
+///
+/// Per row with class indices, `l_n = -w[y_n] logp[n, y_n]` (with label smoothing `e`:
+/// `(1 - e) * that + (e / C) * -sum_c w[c] logp[n, c]`); rows whose target equals
+/// `ignore_index` give 0, and `Mean` divides by the summed weight of the non-ignored targets
+/// (NaN when every row is ignored or N = 0, as PyTorch; the gradient is then all zeros). With
+/// probabilities, `l_n = -sum_c w[c] t'[n, c] logp[n, c]` with `t' = (1 - e) t + e / C`, and
+/// `Mean` divides by N. The gradient is `s ((1 - e) w_y (softmax - onehot(y)) + (e / C)
+/// (W softmax - w))` per row (class indices) or `s (softmax sum_c q_c - q)` with `q = w t'`
+/// (probabilities), `s` the upstream value over the mean's denominator.
+///
+/// Errors: a target outside [0, C) that is not `ignore_index` (on the GPU: reported when
+/// results are read), a weight of the wrong length or not finite, `label_smoothing` outside
+/// [0, 1].
+///
+/// ```no_run
+/// use xent::{Context, CrossEntropy, Input, Reduction};
+///
+/// let ctx = Context::new()?;
+/// let loss = CrossEntropy { label_smoothing: 0.1, reduction: Reduction::Sum, ..Default::default() };
+/// let out = ctx.compute(&loss, Input::new(&[2.0, 0.5, -1.0, 0.1, 0.2, 3.0], [2, 3]), &[0i64, 2])?;
+/// println!("{:?}", out.loss.scalar());
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
-pub struct CrossEntropyOptions {
+pub struct CrossEntropy {
     /// Per-class weight, length C; all ones when `None`. Must be finite.
     pub weight: Option<Vec<f32>>,
     /// Rows whose class-index target equals this value contribute nothing (loss 0, weight 0).
@@ -93,9 +121,9 @@ pub struct CrossEntropyOptions {
     pub reduction: Reduction,
 }
 
-impl Default for CrossEntropyOptions {
+impl Default for CrossEntropy {
     fn default() -> Self {
-        CrossEntropyOptions {
+        CrossEntropy {
             weight: None,
             ignore_index: -100,
             label_smoothing: 0.0,
@@ -104,37 +132,131 @@ impl Default for CrossEntropyOptions {
     }
 }
 
-/// Options of binary cross-entropy on probabilities (`torch.nn.functional.binary_cross_entropy`).
+/// Binary cross-entropy on probabilities, `torch.nn.functional.binary_cross_entropy`: input
+/// probabilities `p` in [0, 1] of any shape, targets ([`Targets::Values`]) of the same shape,
+/// `l_i = -w_i (t_i max(log p_i, -100) + (1 - t_i) max(log(1 - p_i), -100))`. Targets may be
+/// soft. `Mean` averages over all elements (NaN for an empty input). The gradient is
+/// `s w_i (p_i - t_i) / max((1 - p_i) p_i, 1e-12)` (PyTorch's clamp).
+///
+/// Errors: a probability outside [0, 1] or NaN (checked on the host; not on the GPU), a weight
+/// of the wrong length or not finite.
+///
+/// ```no_run
+/// let ctx = xent::Context::new()?;
+/// let out = ctx.compute(&xent::BinaryCrossEntropy::default(), xent::Input::new(&[0.9, 0.2], [2]), &[1.0f32, 0.0])?;
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct BceOptions {
+pub struct BinaryCrossEntropy {
     /// Elementwise weight, the input's length; all ones when `None`. Must be finite.
     pub weight: Option<Vec<f32>>,
     /// How element losses are combined. Default `Mean` (over all elements).
     pub reduction: Reduction,
 }
 
-/// Options of binary cross-entropy with logits
-/// (`torch.nn.functional.binary_cross_entropy_with_logits`).
+/// Binary cross-entropy with logits, `torch.nn.functional.binary_cross_entropy_with_logits`:
+/// logits `x` of any shape, targets ([`Targets::Values`]) of the same shape,
+/// `l_i = w_i ((1 - t_i) x_i - q_i logsigmoid(x_i))` with `q_i = 1 + (pos_weight_d - 1) t_i`
+/// and `d` the index in the last dimension. Stable for any finite input. `Mean` averages over
+/// all elements. The gradient is `s w_i ((pos_weight_d t_i + 1 - t_i) sigmoid(x_i) -
+/// pos_weight_d t_i)`.
+///
+/// Errors: a weight or pos_weight of the wrong length or not finite.
+///
+/// ```no_run
+/// use xent::{BinaryCrossEntropyWithLogits, Context, Input};
+///
+/// let ctx = Context::new()?;
+/// let loss = BinaryCrossEntropyWithLogits { pos_weight: Some(vec![1.0, 3.0]), ..Default::default() };
+/// let out = ctx.compute(&loss, Input::new(&[0.5, -2.0, 1.5, 0.0], [2, 2]).with_grad(), &[1.0f32, 0.0, 1.0, 1.0])?;
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct BceWithLogitsOptions {
+pub struct BinaryCrossEntropyWithLogits {
     /// Elementwise weight, the input's length; all ones when `None`. Must be finite.
     pub weight: Option<Vec<f32>>,
-    /// Weight of positive examples per entry of the last dimension: its length D is the
-    /// input's last dimension (the input length must be a multiple of D) and it broadcasts over
-    /// the leading dimensions. All ones when `None`. Must be finite.
+    /// Weight of positive examples per entry of the last dimension: its length is the input's
+    /// last dimension, and it broadcasts over the leading dimensions. All ones when `None`.
+    /// Must be finite.
     pub pos_weight: Option<Vec<f32>>,
     /// How element losses are combined. Default `Mean` (over all elements).
     pub reduction: Reduction,
 }
 
-/// A loss and its gradient with respect to the input (logits, or BCE's input), as PyTorch's
-/// autograd gives it for the upstream gradient passed in.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LossAndGrad<T = f32> {
-    /// The loss (for log-softmax: its output, unreduced).
-    pub loss: Loss<T>,
-    /// The gradient, with the input's shape.
-    pub grad: Vec<T>,
+/// Log-softmax over the class dimension of (N, C) logits, `torch.nn.functional.log_softmax(x,
+/// dim=1)`: `logp[n, c] = (x[n, c] - m_n) - log(sum_c exp(x[n, c] - m_n))` with `m_n` the row's
+/// max. Its "loss" is the (N, C) log-softmax, unreduced; its backward takes an (N, C) upstream
+/// gradient `g` and gives `g - exp(logp) sum_c g`. No targets ([`Targets::None`]).
+///
+/// Finite for any finite logits; a -inf logit gives -inf; a row holding NaN or +inf gives NaN
+/// (as PyTorch).
+///
+/// ```no_run
+/// let ctx = xent::Context::new()?;
+/// let out = ctx.compute(&xent::LogSoftmax, xent::Input::new(&[1.0, 2.0, 3.0], [1, 3]), xent::Targets::None)?;
+/// assert_eq!(out.loss.values().len(), 3);
+/// # Ok::<(), xent::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogSoftmax;
+
+/// A loss as a value: one of xent's loss descriptors ([`CrossEntropy`],
+/// [`BinaryCrossEntropy`], [`BinaryCrossEntropyWithLogits`], [`LogSoftmax`]), which
+/// [`Context::compute`](crate::Context::compute), [`Context::prepare`](crate::Context::prepare)
+/// and [`reference::compute`](crate::reference::compute) take. Sealed: implemented by xent's
+/// descriptors only.
+pub trait Descriptor: sealed::Sealed + std::fmt::Debug + Sync {}
+
+pub(crate) mod sealed {
+    /// The descriptors xent dispatches on.
+    pub trait Sealed {
+        /// The descriptor as one enum.
+        fn spec(&self) -> Spec<'_>;
+    }
+
+    /// Every loss xent has, with its options.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Spec<'a> {
+        /// Log-softmax and its backward.
+        LogSoftmax,
+        /// Categorical cross-entropy.
+        CrossEntropy(&'a super::CrossEntropy),
+        /// Binary cross-entropy on probabilities.
+        BinaryCrossEntropy(&'a super::BinaryCrossEntropy),
+        /// Binary cross-entropy with logits.
+        BinaryCrossEntropyWithLogits(&'a super::BinaryCrossEntropyWithLogits),
+    }
+}
+
+pub(crate) use sealed::Spec;
+
+macro_rules! descriptor {
+    ($t:ty, $self:ident => $spec:expr) => {
+        impl sealed::Sealed for $t {
+            fn spec(&self) -> Spec<'_> {
+                let $self = self;
+                $spec
+            }
+        }
+        impl Descriptor for $t {}
+    };
+}
+
+descriptor!(LogSoftmax, _s => Spec::LogSoftmax);
+descriptor!(CrossEntropy, s => Spec::CrossEntropy(s));
+descriptor!(BinaryCrossEntropy, s => Spec::BinaryCrossEntropy(s));
+descriptor!(BinaryCrossEntropyWithLogits, s => Spec::BinaryCrossEntropyWithLogits(s));
+
+impl Spec<'_> {
+    /// The loss's name, for errors.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Spec::LogSoftmax => "log-softmax",
+            Spec::CrossEntropy(_) => "cross-entropy",
+            Spec::BinaryCrossEntropy(_) => "binary cross-entropy",
+            Spec::BinaryCrossEntropyWithLogits(_) => "binary cross-entropy with logits",
+        }
+    }
 }
 
 impl Reduction {

@@ -2,7 +2,9 @@
 //! typed error before anything is dispatched.
 
 use crate::error::{Error, Result};
-use crate::loss::{BceOptions, BceWithLogitsOptions, ClassIndex, CrossEntropyOptions, Reduction};
+use crate::loss::{
+    BinaryCrossEntropy, BinaryCrossEntropyWithLogits, ClassIndex, CrossEntropy, Reduction,
+};
 
 /// Checks an (N, C) logits buffer against its class count; returns N.
 pub(crate) fn rows_of(logits: &[f32], classes: usize) -> Result<usize> {
@@ -119,7 +121,7 @@ pub(crate) fn cross_entropy_indices<L: ClassIndex>(
     logits: &[f32],
     classes: usize,
     targets: &[L],
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
 ) -> Result<usize> {
     let rows = rows_of(logits, classes)?;
     length("targets", targets.len(), rows, "one class index per row")?;
@@ -133,7 +135,7 @@ pub(crate) fn cross_entropy_probs(
     logits: &[f32],
     classes: usize,
     targets: &[f32],
-    options: &CrossEntropyOptions,
+    options: &CrossEntropy,
 ) -> Result<usize> {
     let rows = rows_of(logits, classes)?;
     length(
@@ -146,7 +148,7 @@ pub(crate) fn cross_entropy_probs(
     Ok(rows)
 }
 
-fn cross_entropy_options(options: &CrossEntropyOptions, classes: usize) -> Result<()> {
+fn cross_entropy_options(options: &CrossEntropy, classes: usize) -> Result<()> {
     label_smoothing(options.label_smoothing)?;
     weights(
         "weight",
@@ -157,7 +159,7 @@ fn cross_entropy_options(options: &CrossEntropyOptions, classes: usize) -> Resul
 }
 
 /// Checks the inputs of binary cross-entropy on probabilities.
-pub(crate) fn bce(input: &[f32], target: &[f32], options: &BceOptions) -> Result<()> {
+pub(crate) fn bce(input: &[f32], target: &[f32], options: &BinaryCrossEntropy) -> Result<()> {
     length("target", target.len(), input.len(), "the input's shape")?;
     weights(
         "weight",
@@ -172,7 +174,7 @@ pub(crate) fn bce(input: &[f32], target: &[f32], options: &BceOptions) -> Result
 pub(crate) fn bce_with_logits(
     input: &[f32],
     target: &[f32],
-    options: &BceWithLogitsOptions,
+    options: &BinaryCrossEntropyWithLogits,
 ) -> Result<usize> {
     length("target", target.len(), input.len(), "the input's shape")?;
     weights(

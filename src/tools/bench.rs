@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::context::Context;
 use crate::error::{Error, Operation, Result};
-use crate::loss::{BceWithLogitsOptions, CrossEntropyOptions};
+use crate::loss::{BinaryCrossEntropyWithLogits, CrossEntropy};
+use crate::loss::{GpuInput, GpuTargets};
 use crate::prepared::{GradMode, PreparedLoss};
 
 /// A benchmark problem.
@@ -90,8 +91,9 @@ impl Case {
                     .collect();
                 let labels: Vec<i32> = (0..rows).map(|r| ((r * 31) % classes) as i32).collect();
                 let (l, t) = (storage(ctx, &logits)?, storage(ctx, &labels)?);
-                let options = CrossEntropyOptions::default();
-                ctx.prepare_cross_entropy(&l, &t, rows, classes, &options, mode)
+                let options = CrossEntropy::default();
+                let input = GpuInput::new(&l, [rows, classes]).with_grad(mode);
+                ctx.prepare(&options, input, GpuTargets::indices(&t))
             }
             Shape::BceWithLogits { len } => {
                 fits(ctx, len)?;
@@ -100,8 +102,9 @@ impl Case {
                     .collect();
                 let t: Vec<f32> = (0..len).map(|i| (i % 2) as f32).collect();
                 let (x, t) = (storage(ctx, &x)?, storage(ctx, &t)?);
-                let options = BceWithLogitsOptions::default();
-                ctx.prepare_binary_cross_entropy_with_logits(&x, &t, len, &options, mode)
+                let options = BinaryCrossEntropyWithLogits::default();
+                let input = GpuInput::new(&x, [len]).with_grad(mode);
+                ctx.prepare(&options, input, GpuTargets::values(&t))
             }
         }
     }

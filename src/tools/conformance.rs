@@ -4,7 +4,8 @@
 use crate::context::Context;
 use crate::error::Result;
 use crate::loss::{
-    BceOptions, BceWithLogitsOptions, CrossEntropyOptions, Loss, LossAndGrad, Reduction,
+    BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Descriptor, Input, LogSoftmax,
+    Loss, Output, Reduction, Targets,
 };
 use crate::reference;
 
@@ -51,7 +52,30 @@ impl Rng {
     }
 }
 
-type Run = Box<dyn Fn(&Context) -> Result<(LossAndGrad, LossAndGrad<f64>)>>;
+type Run = Box<dyn Fn(&Context) -> Result<(Output, Output<f64>)>>;
+
+/// `loss` and its gradient on the GPU and in the reference, for the input `input()` makes.
+fn both<'a>(
+    ctx: &Context,
+    loss: &impl Descriptor,
+    input: impl Fn() -> Input<'a>,
+    targets: impl Into<Targets<'a>>,
+) -> Result<(Output, Output<f64>)> {
+    let targets = targets.into();
+    let gpu = ctx.compute(loss, input(), targets)?;
+    let cpu = reference::compute(loss, input(), targets)?;
+    Ok((gpu, cpu))
+}
+
+/// Drops the gradient values `range` of both results (values compared elsewhere).
+fn drop_grad(pair: &mut (Output, Output<f64>), range: std::ops::Range<usize>) {
+    if let Some(g) = pair.0.grad.as_mut() {
+        g.drain(range.clone());
+    }
+    if let Some(g) = pair.1.grad.as_mut() {
+        g.drain(range);
+    }
+}
 
 /// One case: a name and how to compute GPU and reference results.
 struct Case {
@@ -59,10 +83,7 @@ struct Case {
     run: Run,
 }
 
-fn case(
-    name: String,
-    run: impl Fn(&Context) -> Result<(LossAndGrad, LossAndGrad<f64>)> + 'static,
-) -> Case {
+fn case(name: String, run: impl Fn(&Context) -> Result<(Output, Output<f64>)> + 'static) -> Case {
     Case {
         name,
         run: Box::new(run),
@@ -80,14 +101,7 @@ fn reduction_name(r: Reduction) -> &'static str {
 }
 
 /// Categorical cases with class-index targets on an (n, c) batch drawn from `seed`.
-fn ce_case(
-    label: &str,
-    n: usize,
-    c: usize,
-    options: CrossEntropyOptions,
-    seed: u64,
-    scale: f32,
-) -> Case {
+fn ce_case(label: &str, n: usize, c: usize, options: CrossEntropy, seed: u64, scale: f32) -> Case {
     let mut rng = Rng(seed);
     let logits = rng.vec(n * c, -scale, scale);
     let mut targets = rng.labels(n, c);
@@ -98,10 +112,12 @@ fn ce_case(
     }
     let name = format!("ce {label} {n}x{c} {}", reduction_name(options.reduction));
     case(name, move |ctx| {
-        Ok((
-            ctx.cross_entropy_and_grad(&logits, c, &targets, &options, None)?,
-            reference::cross_entropy_and_grad(&logits, c, &targets, &options, None)?,
-        ))
+        both(
+            ctx,
+            &options,
+            || Input::new(&logits, [n, c]).with_grad(),
+            &targets,
+        )
     })
 }
 
@@ -110,18 +126,18 @@ fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     for (i, r) in REDUCTIONS.into_iter().enumerate() {
         let seed = 100 + i as u64;
-        let plain = CrossEntropyOptions {
+        let plain = CrossEntropy {
             reduction: r,
             ..Default::default()
         };
         let mut rng = Rng(seed);
-        let all = CrossEntropyOptions {
+        let all = CrossEntropy {
             weight: Some(rng.vec(1000, 0.2, 2.0)),
             ignore_index: 3,
             label_smoothing: 0.1,
             reduction: r,
         };
-        let long = CrossEntropyOptions {
+        let long = CrossEntropy {
             weight: Some(rng.vec(5000, 0.2, 2.0)),
             label_smoothing: 0.05,
             reduction: r,
@@ -138,7 +154,7 @@ fn cases() -> Vec<Case> {
         ));
         out.push(ce_case("indices long rows", 8, 5000, long, seed, 8.0));
         // Too few rows to fill any adapter: rows are split (see the launch plan).
-        let split = CrossEntropyOptions {
+        let split = CrossEntropy {
             weight: Some(rng.vec(65536, 0.2, 2.0)),
             label_smoothing: 0.05,
             reduction: r,
@@ -149,7 +165,7 @@ fn cases() -> Vec<Case> {
             "indices short rows",
             3000,
             7,
-            CrossEntropyOptions {
+            CrossEntropy {
                 reduction: r,
                 ..Default::default()
             },
@@ -158,7 +174,7 @@ fn cases() -> Vec<Case> {
         ));
         // Enough short rows that a CPU adapter's threads take several each (see the launch
         // plan); weights from a stream of their own leave the other cases' inputs as they were.
-        let many = CrossEntropyOptions {
+        let many = CrossEntropy {
             weight: Some(Rng(seed + 50).vec(7, 0.2, 2.0)),
             label_smoothing: 0.1,
             reduction: r,
@@ -187,10 +203,12 @@ fn cases() -> Vec<Case> {
                 reduction_name(r)
             ),
             move |ctx| {
-                Ok((
-                    ctx.cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)?,
-                    reference::cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)?,
-                ))
+                both(
+                    ctx,
+                    &options,
+                    || Input::new(&logits, [logits.len() / c, c]).with_grad(),
+                    &probs[..],
+                )
             },
         ));
 
@@ -199,7 +217,7 @@ fn cases() -> Vec<Case> {
         p[0] = 0.0;
         p[1] = 1.0;
         let t = rng.vec(len, 0.0, 1.0);
-        let options = BceOptions {
+        let options = BinaryCrossEntropy {
             weight: Some(rng.vec(len, 0.0, 2.0)),
             reduction: r,
         };
@@ -209,17 +227,16 @@ fn cases() -> Vec<Case> {
             move |ctx| {
                 // Exact 0 and 1 have a clamped loss but an unbounded-by-clamp gradient; compare the
                 // gradient only away from them.
-                let mut gpu = ctx.binary_cross_entropy_and_grad(&p2, &t2, &options, None)?;
-                let mut cpu = reference::binary_cross_entropy_and_grad(&p2, &t2, &options, None)?;
-                gpu.grad.drain(..2);
-                cpu.grad.drain(..2);
-                Ok((gpu, cpu))
+                let input = || Input::new(&p2, [p2.len()]).with_grad();
+                let mut pair = both(ctx, &options, input, &t2[..])?;
+                drop_grad(&mut pair, 0..2);
+                Ok(pair)
             },
         ));
         let mut x = rng.vec(len, -30.0, 30.0);
         x[0] = 1e4;
         x[1] = -1e4;
-        let options = BceWithLogitsOptions {
+        let options = BinaryCrossEntropyWithLogits {
             weight: Some(rng.vec(len, 0.0, 2.0)),
             pos_weight: Some(rng.vec(8, 0.5, 3.0)),
             reduction: r,
@@ -230,10 +247,12 @@ fn cases() -> Vec<Case> {
                 reduction_name(r)
             ),
             move |ctx| {
-                Ok((
-                    ctx.binary_cross_entropy_with_logits_and_grad(&x, &t, &options, None)?,
-                    reference::binary_cross_entropy_with_logits_and_grad(&x, &t, &options, None)?,
-                ))
+                both(
+                    ctx,
+                    &options,
+                    || Input::new(&x, [x.len() / 8, 8]).with_grad(),
+                    &t[..],
+                )
             },
         ));
     }
@@ -242,10 +261,12 @@ fn cases() -> Vec<Case> {
         let logits = rng.vec(n * c, -10.0, 10.0);
         let g = rng.vec(n * c, -1.0, 1.0);
         out.push(case(format!("log_softmax {n}x{c}"), move |ctx| {
-            Ok((
-                ctx.log_softmax_and_grad(&logits, c, &g)?,
-                reference::log_softmax_and_grad(&logits, c, &g)?,
-            ))
+            both(
+                ctx,
+                &LogSoftmax,
+                || Input::new(&logits, [logits.len() / c, c]).with_upstream(&g),
+                Targets::None,
+            )
         }));
     }
     // Edge cases.
@@ -253,7 +274,7 @@ fn cases() -> Vec<Case> {
         "extreme logits |x| <= 1e4",
         64,
         257,
-        CrossEntropyOptions::default(),
+        CrossEntropy::default(),
         8,
         1e4,
     ));
@@ -266,20 +287,18 @@ fn cases() -> Vec<Case> {
         .step_by(2)
         .for_each(|v| *v = f32::NEG_INFINITY);
     let masked_targets = vec![0i64, 2, 4, 1]; // the last target is a -inf logit: loss +inf
-    let none = CrossEntropyOptions {
+    let none = CrossEntropy {
         reduction: Reduction::None,
         ..Default::default()
     };
     out.push(case(
         "ce -inf masks (and a -inf target)".into(),
         move |ctx| {
-            let mut gpu = ctx.cross_entropy_and_grad(&masked, c, &masked_targets, &none, None)?;
-            let mut cpu =
-                reference::cross_entropy_and_grad(&masked, c, &masked_targets, &none, None)?;
+            let input = || Input::new(&masked, [4, c]).with_grad();
+            let mut pair = both(ctx, &none, input, &masked_targets)?;
             // The -inf target's row has an infinite loss; its gradient is compared on the others.
-            gpu.grad.truncate(3 * c);
-            cpu.grad.truncate(3 * c);
-            Ok((gpu, cpu))
+            drop_grad(&mut pair, 3 * c..4 * c);
+            Ok(pair)
         },
     ));
     let logits = Rng(10).vec(6, -2.0, 2.0);
@@ -287,57 +306,57 @@ fn cases() -> Vec<Case> {
         "ce all rows ignored, mean: NaN loss, zero gradient".into(),
         move |ctx| {
             let targets = [-100i64, -100];
-            let o = CrossEntropyOptions::default();
-            Ok((
-                ctx.cross_entropy_and_grad(&logits, 3, &targets, &o, None)?,
-                reference::cross_entropy_and_grad(&logits, 3, &targets, &o, None)?,
-            ))
+            let o = CrossEntropy::default();
+            both(
+                ctx,
+                &o,
+                || Input::new(&logits, [2, 3]).with_grad(),
+                &targets,
+            )
         },
     ));
     for r in [Reduction::Mean, Reduction::Sum] {
         out.push(case(
             format!("ce empty batch {}", reduction_name(r)),
             move |ctx| {
-                let o = CrossEntropyOptions {
+                let o = CrossEntropy {
                     reduction: r,
                     ..Default::default()
                 };
                 let empty: [i64; 0] = [];
-                Ok((
-                    ctx.cross_entropy_and_grad(&[], 5, &empty, &o, None)?,
-                    reference::cross_entropy_and_grad(&[], 5, &empty, &o, None)?,
-                ))
+                both(ctx, &o, || Input::new(&[], [0, 5]).with_grad(), &empty)
             },
         ));
     }
     let one_class = Rng(11).vec(50, -3.0, 3.0);
     out.push(case("ce C = 1".into(), move |ctx| {
         let targets = vec![0u32; 50];
-        let o = CrossEntropyOptions {
+        let o = CrossEntropy {
             reduction: Reduction::None,
             ..Default::default()
         };
-        Ok((
-            ctx.cross_entropy_and_grad(&one_class, 1, &targets, &o, None)?,
-            reference::cross_entropy_and_grad(&one_class, 1, &targets, &o, None)?,
-        ))
+        both(
+            ctx,
+            &o,
+            || Input::new(&one_class, [50, 1]).with_grad(),
+            &targets,
+        )
     }));
     let mut nan_rows = Rng(12).vec(3 * 100, -3.0, 3.0);
     nan_rows[150] = f32::NAN;
     out.push(case(
         "ce NaN in a row gives that row NaN".into(),
         move |ctx| {
-            let o = CrossEntropyOptions {
+            let o = CrossEntropy {
                 reduction: Reduction::None,
                 ..Default::default()
             };
             let targets = [5i64, 6, 7];
-            let mut gpu = ctx.cross_entropy_and_grad(&nan_rows, 100, &targets, &o, None)?;
-            let mut cpu = reference::cross_entropy_and_grad(&nan_rows, 100, &targets, &o, None)?;
+            let input = || Input::new(&nan_rows, [3, 100]).with_grad();
+            let mut pair = both(ctx, &o, input, &targets)?;
             // Compare gradients on the finite rows only: the NaN row's gradient is NaN in both.
-            gpu.grad.drain(100..200);
-            cpu.grad.drain(100..200);
-            Ok((gpu, cpu))
+            drop_grad(&mut pair, 100..200);
+            Ok(pair)
         },
     ));
     out
@@ -377,7 +396,7 @@ fn compare(
     (ok, worst)
 }
 
-fn judge(name: &str, gpu: &LossAndGrad, cpu: &LossAndGrad<f64>) -> CaseReport {
+fn judge(name: &str, gpu: &Output, cpu: &Output<f64>) -> CaseReport {
     let same_kind = matches!(
         (&gpu.loss, &cpu.loss),
         (Loss::Reduced(_), Loss::Reduced(_)) | (Loss::Unreduced(_), Loss::Unreduced(_))
@@ -388,18 +407,19 @@ fn judge(name: &str, gpu: &LossAndGrad, cpu: &LossAndGrad<f64>) -> CaseReport {
         |w| RTOL * w.abs() + ATOL,
         |w| w.abs().max(ATOL / RTOL),
     );
-    let max_grad = cpu
-        .grad
+    let (gpu_grad, cpu_grad) = (gpu.grad.as_deref(), cpu.grad.as_deref());
+    let max_grad = cpu_grad
+        .unwrap_or_default()
         .iter()
         .filter(|v| v.is_finite())
         .fold(0.0f64, |m, v| m.max(v.abs()));
     let (grad_ok, grad_error) = compare(
-        &gpu.grad,
-        &cpu.grad,
+        gpu_grad.unwrap_or_default(),
+        cpu_grad.unwrap_or_default(),
         |_| GRAD_TOL * max_grad,
         |_| max_grad.max(f64::MIN_POSITIVE),
     );
-    let passed = same_kind && loss_ok && grad_ok;
+    let passed = same_kind && loss_ok && grad_ok && gpu_grad.is_some() == cpu_grad.is_some();
     let detail = (!passed).then(|| {
         format!(
             "loss {} (worst rel {loss_error:.2e}), gradient {} (worst {grad_error:.2e} of max |grad|)",

@@ -2,6 +2,7 @@
 
 use std::sync::OnceLock;
 
+use api::*;
 use xent::{Context, Loss};
 
 /// One context per adapter on the machine, plus the best adapter again with the launch plan
@@ -243,13 +244,10 @@ pub fn gpu_label_status(
     let logits = buffer(bytemuck::cast_slice(&vec![0.25f32; rows * classes]));
     let labels = buffer(bytemuck::cast_slice(labels));
     let prepared = ctx
-        .prepare_cross_entropy(
-            &logits,
-            &labels,
-            rows,
-            classes,
-            &xent::CrossEntropyOptions::default(),
-            xent::GradMode::Separate,
+        .prepare(
+            &xent::CrossEntropy::default(),
+            GpuInput::new(&logits, [rows, classes]).with_grad(xent::GradMode::Separate),
+            GpuTargets::indices(&labels),
         )
         .unwrap();
     prepared.run().unwrap();
@@ -264,22 +262,32 @@ pub fn assert_cross_entropy_every_way(
     x: &[f32],
     classes: usize,
     labels: &[i64],
-    options: &xent::CrossEntropyOptions,
+    options: &xent::CrossEntropy,
 ) {
-    let want = xent::reference::cross_entropy_and_grad(x, classes, labels, options, None).unwrap();
-    let got = ctx.cross_entropy(x, classes, labels, options).unwrap();
+    let want =
+        xent::reference::compute(options, grad_input(x, nc(x, classes), None), labels).unwrap();
+    let got = ctx
+        .compute(options, Input::new(x, nc(x, classes)), labels)
+        .map(|o| o.loss)
+        .unwrap();
     assert_loss(ctx, case, &got, &want.loss);
     let got = ctx
-        .cross_entropy_and_grad(x, classes, labels, options, None)
+        .compute(options, grad_input(x, nc(x, classes), None), labels)
         .unwrap();
     assert_loss(ctx, case, &got.loss, &want.loss);
-    assert_grad_close(ctx, case, &got.grad, &want.grad);
+    assert_grad_close(
+        ctx,
+        case,
+        got.grad.as_deref().unwrap(),
+        want.grad.as_deref().unwrap(),
+    );
     let mut in_place = x.to_vec();
     let loss = ctx
-        .cross_entropy_and_grad_in_place(&mut in_place, classes, labels, options, None)
+        .compute(options, overwritten(&mut in_place, classes, None), labels)
+        .map(|o| o.loss)
         .unwrap();
     assert_loss(ctx, case, &loss, &want.loss);
-    assert_grad_close(ctx, case, &in_place, &want.grad);
+    assert_grad_close(ctx, case, &in_place, want.grad.as_deref().unwrap());
 }
 
 /// Asserts cross-entropy with probability targets `t` on `ctx` equals the reference with its
@@ -290,18 +298,81 @@ pub fn assert_cross_entropy_probs_with_grad(
     x: &[f32],
     classes: usize,
     t: &[f32],
-    options: &xent::CrossEntropyOptions,
+    options: &xent::CrossEntropy,
 ) {
-    let want = xent::reference::cross_entropy_probs_and_grad(x, classes, t, options, None).unwrap();
+    let want = xent::reference::compute(options, grad_input(x, nc(x, classes), None), t).unwrap();
     let got = ctx
-        .cross_entropy_probs_and_grad(x, classes, t, options, None)
+        .compute(options, grad_input(x, nc(x, classes), None), t)
         .unwrap();
     assert_loss(ctx, case, &got.loss, &want.loss);
-    assert_grad_close(ctx, case, &got.grad, &want.grad);
+    assert_grad_close(
+        ctx,
+        case,
+        got.grad.as_deref().unwrap(),
+        want.grad.as_deref().unwrap(),
+    );
     let mut in_place = x.to_vec();
     let loss = ctx
-        .cross_entropy_probs_and_grad_in_place(&mut in_place, classes, t, options, None)
+        .compute(options, overwritten(&mut in_place, classes, None), t)
+        .map(|o| o.loss)
         .unwrap();
     assert_loss(ctx, case, &loss, &want.loss);
-    assert_grad_close(ctx, case, &in_place, &want.grad);
+    assert_grad_close(ctx, case, &in_place, want.grad.as_deref().unwrap());
+}
+
+/// The names every test file calls losses with: the API's input and target types, and the
+/// shapes of the tests' flat inputs.
+pub mod api {
+    pub use xent::{GpuInput, GpuTargets, Input, LogSoftmax, Targets};
+
+    /// The shape `[N, C]` of flat (N, C) logits with C classes (N rounded down, so a length
+    /// that is not a multiple of C is a shape mismatch).
+    pub fn nc(x: &[f32], classes: usize) -> [usize; 2] {
+        [x.len() / classes.max(1), classes]
+    }
+
+    /// The shape of a flat vector.
+    pub fn flat(x: &[f32]) -> [usize; 1] {
+        [x.len()]
+    }
+
+    /// The shape of BCE-with-logits inputs: rows of pos_weight's length when there is one.
+    pub fn bce_shape(x: &[f32], options: &xent::BinaryCrossEntropyWithLogits) -> Vec<usize> {
+        bce_gpu_shape(x.len(), options)
+    }
+
+    /// [`bce_shape`] of `len` elements.
+    pub fn bce_gpu_shape(len: usize, options: &xent::BinaryCrossEntropyWithLogits) -> Vec<usize> {
+        match &options.pos_weight {
+            Some(pw) if !pw.is_empty() => vec![len / pw.len(), pw.len()],
+            _ => vec![len],
+        }
+    }
+
+    /// An input asking for its gradient, for `upstream` (ones when `None`).
+    pub fn grad_input<'a>(
+        x: &'a [f32],
+        shape: impl Into<Vec<usize>>,
+        upstream: Option<&'a [f32]>,
+    ) -> Input<'a> {
+        let input = Input::new(x, shape);
+        match upstream {
+            Some(u) => input.with_upstream(u),
+            None => input.with_grad(),
+        }
+    }
+
+    /// (N, C) logits to be overwritten by their gradient, for `upstream` (ones when `None`).
+    pub fn overwritten<'a>(
+        x: &'a mut [f32],
+        classes: usize,
+        upstream: Option<&'a [f32]>,
+    ) -> Input<'a> {
+        let shape = nc(x, classes);
+        let input = Input::in_place(x, shape);
+        match upstream {
+            Some(u) => input.with_upstream(u),
+            None => input,
+        }
+    }
 }

@@ -1,11 +1,13 @@
 //! f16 and bf16 inputs on the GPU (accumulated in f32) against the float64 reference applied
 //! to the rounded inputs, with gradients in f32 or in the input's type.
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::{assert_close, assert_grad_close, contexts, Rng};
 use half::{bf16, f16};
 use wgpu::util::DeviceExt;
 use xent::{
-    reference, BceWithLogitsOptions, CrossEntropyOptions, Dtype, Error, GpuTensor, GradMode,
+    reference, BinaryCrossEntropyWithLogits, CrossEntropy, Dtype, Error, GpuTensor, GradMode,
     Reduction,
 };
 
@@ -82,7 +84,7 @@ fn half_precision_logits_match_the_reference_on_rounded_inputs() {
     let raw = rng.vec(n * c, -8.0, 8.0);
     let labels: Vec<i32> = (0..n).map(|_| rng.below(c) as i32).collect();
     let probs = rng.distributions(n, c);
-    let options = CrossEntropyOptions {
+    let options = CrossEntropy {
         label_smoothing: 0.1,
         ..Default::default()
     };
@@ -104,11 +106,19 @@ fn half_precision_logits_match_the_reference_on_rounded_inputs() {
                 };
                 let case = format!("{dtype:?} logits, {mode:?}");
                 let p = ctx
-                    .prepare_cross_entropy(x, &labels_buf, n, c, &options, mode)
+                    .prepare(
+                        &options,
+                        GpuInput::new(x, [n, c]).with_grad(mode),
+                        GpuTargets::indices(&labels_buf),
+                    )
                     .unwrap();
                 p.run().unwrap();
-                let want = reference::cross_entropy_and_grad(&rounded, c, &labels, &options, None)
-                    .unwrap();
+                let want = reference::compute(
+                    &options,
+                    grad_input(&rounded, nc(&rounded, c), None),
+                    &labels,
+                )
+                .unwrap();
                 assert_close(
                     ctx,
                     &case,
@@ -119,17 +129,24 @@ fn half_precision_logits_match_the_reference_on_rounded_inputs() {
                     ctx,
                     &case,
                     &p.read_grad().unwrap().unwrap(),
-                    &want.grad,
+                    want.grad.as_deref().unwrap(),
                     grad_type,
                 );
 
                 let p = ctx
-                    .prepare_cross_entropy_probs(x, &probs_buf, n, c, &options, mode)
+                    .prepare(
+                        &options,
+                        GpuInput::new(x, [n, c]).with_grad(mode),
+                        GpuTargets::values(&probs_buf),
+                    )
                     .unwrap();
                 p.run().unwrap();
-                let want =
-                    reference::cross_entropy_probs_and_grad(&rounded, c, &probs, &options, None)
-                        .unwrap();
+                let want = reference::compute(
+                    &options,
+                    grad_input(&rounded, nc(&rounded, c), None),
+                    &probs,
+                )
+                .unwrap();
                 assert_close(
                     ctx,
                     &case,
@@ -140,15 +157,26 @@ fn half_precision_logits_match_the_reference_on_rounded_inputs() {
                     ctx,
                     &case,
                     &p.read_grad().unwrap().unwrap(),
-                    &want.grad,
+                    want.grad.as_deref().unwrap(),
                     grad_type,
                 );
 
-                let p = ctx.prepare_log_softmax(x, n, c, mode).unwrap();
+                let p = ctx
+                    .prepare(
+                        &LogSoftmax,
+                        GpuInput::new(x, [n, c]).with_grad(mode),
+                        GpuTargets::None,
+                    )
+                    .unwrap();
                 let g = rng.vec(n * c, -1.0, 1.0);
                 p.set_upstream(&g).unwrap();
                 p.run().unwrap();
-                let want = reference::log_softmax_and_grad(&rounded, c, &g).unwrap();
+                let want = reference::compute(
+                    &LogSoftmax,
+                    Input::new(&rounded, nc(&rounded, c)).with_upstream(&g),
+                    Targets::None,
+                )
+                .unwrap();
                 assert_close(
                     ctx,
                     &case,
@@ -159,23 +187,30 @@ fn half_precision_logits_match_the_reference_on_rounded_inputs() {
                     ctx,
                     &case,
                     &p.read_grad().unwrap().unwrap(),
-                    &want.grad,
+                    want.grad.as_deref().unwrap(),
                     grad_type,
                 );
 
                 let t = rng.vec(n * c, 0.0, 1.0);
                 let t_buf = buffer(ctx, bytemuck::cast_slice(&t));
-                let bce = BceWithLogitsOptions {
+                let bce = BinaryCrossEntropyWithLogits {
                     reduction: Reduction::None,
                     ..Default::default()
                 };
                 let p = ctx
-                    .prepare_binary_cross_entropy_with_logits(x, &t_buf, n * c, &bce, mode)
+                    .prepare(
+                        &bce,
+                        GpuInput::new(x, bce_gpu_shape(n * c, &bce)).with_grad(mode),
+                        GpuTargets::values(&t_buf),
+                    )
                     .unwrap();
                 p.run().unwrap();
-                let want =
-                    reference::binary_cross_entropy_with_logits_and_grad(&rounded, &t, &bce, None)
-                        .unwrap();
+                let want = reference::compute(
+                    &bce,
+                    grad_input(&rounded, bce_shape(&rounded, &bce), None),
+                    &t,
+                )
+                .unwrap();
                 assert_close(
                     ctx,
                     &case,
@@ -186,7 +221,7 @@ fn half_precision_logits_match_the_reference_on_rounded_inputs() {
                     ctx,
                     &case,
                     &p.read_grad().unwrap().unwrap(),
-                    &want.grad,
+                    want.grad.as_deref().unwrap(),
                     grad_type,
                 );
             }
@@ -197,26 +232,43 @@ fn half_precision_logits_match_the_reference_on_rounded_inputs() {
         let labels_buf = buffer(ctx, bytemuck::cast_slice(&labels));
         let x = GpuTensor::new(&logits_buf).with_dtype(Dtype::F16);
         let p = ctx
-            .prepare_cross_entropy(x, &labels_buf, n, c, &options, GradMode::InPlace)
+            .prepare(
+                &options,
+                GpuInput::new(x, [n, c]).with_grad(GradMode::InPlace),
+                GpuTargets::indices(&labels_buf),
+            )
             .unwrap();
         p.run().unwrap();
-        let want = reference::cross_entropy_and_grad(&rounded, c, &labels, &options, None).unwrap();
+        let want = reference::compute(
+            &options,
+            grad_input(&rounded, nc(&rounded, c), None),
+            &labels,
+        )
+        .unwrap();
         assert_typed_grad(
             ctx,
             "f16 in place",
             &p.read_grad().unwrap().unwrap(),
-            &want.grad,
+            want.grad.as_deref().unwrap(),
             Dtype::F16,
         );
         let x = GpuTensor::new(&logits_buf).with_dtype(Dtype::Bf16);
         assert!(matches!(
-            ctx.prepare_cross_entropy(x, &labels_buf, n, c, &options, GradMode::InPlace),
+            ctx.prepare(
+                &options,
+                GpuInput::new(x, [n, c]).with_grad(GradMode::InPlace),
+                GpuTargets::indices(&labels_buf)
+            ),
             Err(Error::InvalidOption { name: "grad", .. })
         ));
         let f32_logits = buffer(ctx, bytemuck::cast_slice(&raw));
         let half_targets = GpuTensor::new(&labels_buf).with_dtype(Dtype::F16);
         assert!(matches!(
-            ctx.prepare_cross_entropy(&f32_logits, half_targets, n, c, &options, GradMode::Off),
+            ctx.prepare(
+                &options,
+                GpuInput::new(&f32_logits, [n, c]).with_grad(GradMode::Off),
+                GpuTargets::indices(half_targets)
+            ),
             Err(Error::InvalidOption { name: "dtype", .. })
         ));
     }

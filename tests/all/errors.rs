@@ -1,24 +1,108 @@
 //! Every bad input gets its typed error before anything is dispatched; nothing panics.
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::contexts;
-use xent::{reference, BceOptions, BceWithLogitsOptions, CrossEntropyOptions, Error};
+use xent::{reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Error};
+
+#[test]
+fn targets_of_the_wrong_kind_and_misplaced_options_are_errors() {
+    let ctx = &contexts()[0];
+    let x = [0.5f32; 6];
+    let wrong_targets = [
+        ctx.compute(
+            &CrossEntropy::default(),
+            Input::new(&x, [2, 3]),
+            Targets::None,
+        ),
+        ctx.compute(&LogSoftmax, Input::new(&x, [2, 3]), &[0u32, 1]),
+        ctx.compute(
+            &BinaryCrossEntropy::default(),
+            Input::new(&x, [6]),
+            &[0i64; 6],
+        ),
+        ctx.compute(
+            &BinaryCrossEntropyWithLogits::default(),
+            Input::new(&x, [6]),
+            Targets::None,
+        ),
+    ];
+    for got in wrong_targets {
+        assert!(
+            matches!(
+                got,
+                Err(Error::InvalidOption {
+                    name: "targets",
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+    }
+    // pos_weight spans the input's last dimension.
+    let bce = BinaryCrossEntropyWithLogits {
+        pos_weight: Some(vec![1.0, 2.0]),
+        ..Default::default()
+    };
+    let got = ctx.compute(&bce, Input::new(&x, [2, 3]), &[1.0f32; 6]);
+    assert!(
+        matches!(
+            got,
+            Err(Error::ShapeMismatch {
+                what: "pos_weight",
+                expected: 3,
+                got: 2,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+    // Only cross-entropy writes its gradient in place; the input is left as it was.
+    let mut y = x;
+    let got = ctx.compute(
+        &BinaryCrossEntropyWithLogits::default(),
+        Input::in_place(&mut y, [6]),
+        &[1.0f32; 6],
+    );
+    assert!(
+        matches!(got, Err(Error::InvalidOption { name: "grad", .. })),
+        "{got:?}"
+    );
+    assert_eq!(y, x);
+}
 
 #[test]
 fn shape_errors() {
     let ctx = &contexts()[0];
-    let opts = CrossEntropyOptions::default();
-    // Logits not a multiple of C, and C = 0.
+    let opts = CrossEntropy::default();
+    // Logits that do not fill their shape, a shape that is not [N, C], and C = 0.
     assert!(matches!(
-        ctx.cross_entropy(&[1.0; 7], 3, &[0u32, 1], &opts),
-        Err(Error::InvalidShape { .. })
+        ctx.compute(&opts, Input::new(&[1.0; 7], [2, 3]), &[0u32, 1])
+            .map(|o| o.loss),
+        Err(Error::ShapeMismatch {
+            what: "input",
+            expected: 6,
+            got: 7,
+            ..
+        })
     ));
+    for shape in [vec![6], vec![1, 2, 3], vec![1, 6, 1], vec![]] {
+        let values = vec![1.0; shape.iter().product()];
+        let got = ctx.compute(&opts, Input::new(&values, shape.clone()), &[0u32]);
+        assert!(
+            matches!(got, Err(Error::InvalidShape { .. })),
+            "{shape:?}: {got:?}"
+        );
+    }
     assert!(matches!(
-        ctx.log_softmax(&[1.0; 6], 0),
+        ctx.compute(&LogSoftmax, Input::new(&[], [2, 0]), Targets::None)
+            .map(|o| o.loss.into_values()),
         Err(Error::InvalidShape { .. })
     ));
     // One target per row.
     assert!(matches!(
-        ctx.cross_entropy(&[1.0; 6], 3, &[0u32], &opts),
+        ctx.compute(&opts, Input::new(&[1.0; 6], nc(&[1.0; 6], 3)), &[0u32])
+            .map(|o| o.loss),
         Err(Error::ShapeMismatch {
             what: "targets",
             expected: 2,
@@ -28,7 +112,8 @@ fn shape_errors() {
     ));
     // Probability targets of the logits' shape.
     assert!(matches!(
-        ctx.cross_entropy_probs(&[1.0; 6], 3, &[0.5; 5], &opts),
+        ctx.compute(&opts, Input::new(&[1.0; 6], nc(&[1.0; 6], 3)), &[0.5; 5])
+            .map(|o| o.loss),
         Err(Error::ShapeMismatch {
             what: "targets",
             expected: 6,
@@ -38,15 +123,21 @@ fn shape_errors() {
     ));
     // BCE target and weight lengths.
     assert!(matches!(
-        ctx.binary_cross_entropy(&[0.5; 4], &[0.5; 3], &BceOptions::default()),
+        ctx.compute(
+            &BinaryCrossEntropy::default(),
+            Input::new(&[0.5; 4], flat(&[0.5; 4])),
+            &[0.5; 3]
+        )
+        .map(|o| o.loss),
         Err(Error::ShapeMismatch { what: "target", .. })
     ));
-    let w = BceOptions {
+    let w = BinaryCrossEntropy {
         weight: Some(vec![1.0; 3]),
         ..Default::default()
     };
     assert!(matches!(
-        ctx.binary_cross_entropy(&[0.5; 4], &[0.5; 4], &w),
+        ctx.compute(&w, Input::new(&[0.5; 4], flat(&[0.5; 4])), &[0.5; 4])
+            .map(|o| o.loss),
         Err(Error::ShapeMismatch {
             what: "weight",
             expected: 4,
@@ -54,14 +145,20 @@ fn shape_errors() {
             ..
         })
     ));
-    // pos_weight must divide the input into rows.
-    let pw = BceWithLogitsOptions {
+    // pos_weight must have the length of the last dimension.
+    let pw = BinaryCrossEntropyWithLogits {
         pos_weight: Some(vec![1.0; 3]),
         ..Default::default()
     };
     assert!(matches!(
-        ctx.binary_cross_entropy_with_logits(&[0.5; 4], &[0.5; 4], &pw),
-        Err(Error::InvalidShape { .. })
+        ctx.compute(&pw, Input::new(&[0.5; 4], [4]), &[0.5; 4])
+            .map(|o| o.loss),
+        Err(Error::ShapeMismatch {
+            what: "pos_weight",
+            expected: 4,
+            got: 3,
+            ..
+        })
     ));
 }
 
@@ -69,9 +166,10 @@ fn shape_errors() {
 fn label_errors() {
     let ctx = &contexts()[0];
     let logits = [0.0f32; 6];
-    let opts = CrossEntropyOptions::default();
+    let opts = CrossEntropy::default();
     let err = ctx
-        .cross_entropy(&logits, 3, &[0i64, 3], &opts)
+        .compute(&opts, Input::new(&logits, nc(&logits, 3)), &[0i64, 3])
+        .map(|o| o.loss)
         .unwrap_err();
     assert_eq!(
         err,
@@ -84,7 +182,8 @@ fn label_errors() {
         }
     );
     assert!(matches!(
-        ctx.cross_entropy(&logits, 3, &[-1i32, 0], &opts),
+        ctx.compute(&opts, Input::new(&logits, nc(&logits, 3)), &[-1i32, 0])
+            .map(|o| o.loss),
         Err(Error::LabelOutOfRange {
             row: 0,
             label: -1,
@@ -92,12 +191,13 @@ fn label_errors() {
         })
     ));
     // -100 is only legal while it is the ignore_index.
-    let other = CrossEntropyOptions {
+    let other = CrossEntropy {
         ignore_index: 2,
         ..Default::default()
     };
     assert!(matches!(
-        ctx.cross_entropy(&logits, 3, &[-100i64, 0], &other),
+        ctx.compute(&other, Input::new(&logits, nc(&logits, 3)), &[-100i64, 0])
+            .map(|o| o.loss),
         Err(Error::LabelOutOfRange {
             row: 0,
             label: -100,
@@ -106,7 +206,8 @@ fn label_errors() {
     ));
     // u32 labels beyond i32 are out of range, not wrapped.
     assert!(matches!(
-        ctx.cross_entropy(&logits, 3, &[u32::MAX, 0], &opts),
+        ctx.compute(&opts, Input::new(&logits, nc(&logits, 3)), &[u32::MAX, 0])
+            .map(|o| o.loss),
         Err(Error::LabelOutOfRange {
             label: 4294967295,
             ..
@@ -114,7 +215,12 @@ fn label_errors() {
     ));
     // The count covers every offending row, the row and value are the first one's.
     assert!(matches!(
-        ctx.cross_entropy(&[0.0f32; 12], 3, &[0i64, 3, -100, -7], &opts),
+        ctx.compute(
+            &opts,
+            Input::new(&[0.0f32; 12], nc(&[0.0f32; 12], 3)),
+            &[0i64, 3, -100, -7]
+        )
+        .map(|o| o.loss),
         Err(Error::LabelOutOfRange {
             row: 1,
             label: 3,
@@ -124,7 +230,7 @@ fn label_errors() {
     ));
     // The reference checks the same.
     assert!(matches!(
-        reference::cross_entropy(&logits, 3, &[0i64, 3], &opts),
+        reference::compute(&opts, Input::new(&logits, nc(&logits, 3)), &[0i64, 3]).map(|o| o.loss),
         Err(Error::LabelOutOfRange { .. })
     ));
 }
@@ -134,13 +240,14 @@ fn option_and_value_errors() {
     let ctx = &contexts()[0];
     let logits = [0.0f32; 6];
     for e in [-0.1f32, 1.5, f32::NAN] {
-        let opts = CrossEntropyOptions {
+        let opts = CrossEntropy {
             label_smoothing: e,
             ..Default::default()
         };
         assert!(
             matches!(
-                ctx.cross_entropy(&logits, 3, &[0u32, 1], &opts),
+                ctx.compute(&opts, Input::new(&logits, nc(&logits, 3)), &[0u32, 1])
+                    .map(|o| o.loss),
                 Err(Error::InvalidOption {
                     name: "label_smoothing",
                     ..
@@ -149,12 +256,13 @@ fn option_and_value_errors() {
             "label_smoothing {e}"
         );
     }
-    let wrong_len = CrossEntropyOptions {
+    let wrong_len = CrossEntropy {
         weight: Some(vec![1.0, 1.0]),
         ..Default::default()
     };
     assert!(matches!(
-        ctx.cross_entropy(&logits, 3, &[0u32, 1], &wrong_len),
+        ctx.compute(&wrong_len, Input::new(&logits, nc(&logits, 3)), &[0u32, 1])
+            .map(|o| o.loss),
         Err(Error::ShapeMismatch {
             what: "weight",
             expected: 3,
@@ -162,24 +270,30 @@ fn option_and_value_errors() {
             ..
         })
     ));
-    let non_finite = CrossEntropyOptions {
+    let non_finite = CrossEntropy {
         weight: Some(vec![1.0, f32::INFINITY, 1.0]),
         ..Default::default()
     };
     assert!(matches!(
-        ctx.cross_entropy_probs(&logits, 3, &[0.3; 6], &non_finite),
+        ctx.compute(&non_finite, Input::new(&logits, nc(&logits, 3)), &[0.3; 6])
+            .map(|o| o.loss),
         Err(Error::NonFiniteWeight {
             what: "weight",
             index: 1,
             ..
         })
     ));
-    let nan_pos_weight = BceWithLogitsOptions {
+    let nan_pos_weight = BinaryCrossEntropyWithLogits {
         pos_weight: Some(vec![1.0, f32::NAN]),
         ..Default::default()
     };
     assert!(matches!(
-        ctx.binary_cross_entropy_with_logits(&[0.0; 4], &[0.0; 4], &nan_pos_weight),
+        ctx.compute(
+            &nan_pos_weight,
+            Input::new(&[0.0; 4], bce_shape(&[0.0; 4], &nan_pos_weight)),
+            &[0.0; 4]
+        )
+        .map(|o| o.loss),
         Err(Error::NonFiniteWeight {
             what: "pos_weight",
             index: 1,
@@ -191,7 +305,7 @@ fn option_and_value_errors() {
         p[i] = bad;
         assert!(
             matches!(
-                ctx.binary_cross_entropy(&p, &[0.5; 4], &BceOptions::default()),
+                ctx.compute(&BinaryCrossEntropy::default(), Input::new(&p, flat(&p)), &[0.5; 4]).map(|o| o.loss),
                 Err(Error::ProbabilityOutOfRange { index, .. }) if index == i
             ),
             "probability {bad}"

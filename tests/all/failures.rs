@@ -3,9 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::contexts;
 use xent::tools::bench::{Case, Shape};
-use xent::{BceWithLogitsOptions, Context, CrossEntropyOptions, Error, GradMode};
+use xent::{BinaryCrossEntropyWithLogits, Context, CrossEntropy, Error, GradMode};
 
 #[test]
 fn requests_past_the_adapters_memory_are_errors() {
@@ -38,7 +40,7 @@ fn requests_past_the_adapters_memory_are_errors() {
 fn calls_after_destroy(ctx: &Context, own_device: bool) {
     let logits = vec![0.5f32; 64 * 10];
     let labels = vec![3u32; 64];
-    let options = CrossEntropyOptions::default();
+    let options = CrossEntropy::default();
     // Work prepared before the loss of the device.
     let buffer = |data: &[u8]| {
         use wgpu::util::DeviceExt;
@@ -54,24 +56,37 @@ fn calls_after_destroy(ctx: &Context, own_device: bool) {
         buffer(bytemuck::cast_slice(&labels)),
     );
     let prepared = ctx
-        .prepare_cross_entropy(&lb, &tb, 64, 10, &options, GradMode::Separate)
+        .prepare(
+            &options,
+            GpuInput::new(&lb, [64, 10]).with_grad(GradMode::Separate),
+            GpuTargets::indices(&tb),
+        )
         .unwrap();
-    assert!(ctx.cross_entropy(&logits, 10, &labels, &options).is_ok());
+    assert!(ctx
+        .compute(&options, Input::new(&logits, nc(&logits, 10)), &labels)
+        .map(|o| o.loss)
+        .is_ok());
 
     ctx.device().destroy();
     let start = Instant::now();
     let results: Vec<(&str, Result<(), Error>)> = vec![
         (
             "host call",
-            ctx.cross_entropy(&logits, 10, &labels, &options).map(drop),
+            ctx.compute(&options, Input::new(&logits, nc(&logits, 10)), &labels)
+                .map(|o| o.loss)
+                .map(drop),
         ),
         (
             "host call of a new shape",
-            ctx.binary_cross_entropy_with_logits(
-                &[0.5; 7],
+            ctx.compute(
+                &BinaryCrossEntropyWithLogits::default(),
+                Input::new(
+                    &[0.5; 7],
+                    bce_shape(&[0.5; 7], &BinaryCrossEntropyWithLogits::default()),
+                ),
                 &[1.0; 7],
-                &BceWithLogitsOptions::default(),
             )
+            .map(|o| o.loss)
             .map(drop),
         ),
         ("run", prepared.run()),
@@ -84,8 +99,12 @@ fn calls_after_destroy(ctx: &Context, own_device: bool) {
         ("check_labels", prepared.check_labels()),
         (
             "prepare",
-            ctx.prepare_cross_entropy(&lb, &tb, 64, 10, &options, GradMode::Off)
-                .map(drop),
+            ctx.prepare(
+                &options,
+                GpuInput::new(&lb, [64, 10]).with_grad(GradMode::Off),
+                GpuTargets::indices(&tb),
+            )
+            .map(drop),
         ),
     ];
     for (what, result) in results {
@@ -124,8 +143,12 @@ fn a_destroyed_caller_buffer_is_an_error_not_a_panic() {
     let logits = buffer(bytemuck::cast_slice(&[0.5f32; 30]));
     let labels = buffer(bytemuck::cast_slice(&[1i32; 3]));
     logits.destroy();
-    let options = CrossEntropyOptions::default();
-    let result = ctx.prepare_cross_entropy(&logits, &labels, 3, 10, &options, GradMode::Off);
+    let options = CrossEntropy::default();
+    let result = ctx.prepare(
+        &options,
+        GpuInput::new(&logits, [3, 10]).with_grad(GradMode::Off),
+        GpuTargets::indices(&labels),
+    );
     assert!(
         matches!(
             result,
@@ -139,6 +162,11 @@ fn a_destroyed_caller_buffer_is_an_error_not_a_panic() {
     );
     // The context is still usable for other work.
     assert!(ctx
-        .cross_entropy(&[0.5; 30], 10, &[1u32; 3], &options)
+        .compute(
+            &options,
+            Input::new(&[0.5; 30], nc(&[0.5; 30], 10)),
+            &[1u32; 3]
+        )
+        .map(|o| o.loss)
         .is_ok());
 }

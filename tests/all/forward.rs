@@ -2,8 +2,12 @@
 //! combination and reduction, over the shape list C = 1, 2, 255, 256, 257, 32768 and
 //! N = 0, 1, 70000 (with N * C kept to a size lavapipe handles in seconds).
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::{assert_close, assert_loss, contexts, Rng};
-use xent::{reference, BceOptions, BceWithLogitsOptions, CrossEntropyOptions, Loss, Reduction};
+use xent::{
+    reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Loss, Reduction,
+};
 
 const CLASSES: [usize; 6] = [1, 2, 255, 256, 257, 32768];
 const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
@@ -25,7 +29,7 @@ fn shapes() -> Vec<(usize, usize)> {
 
 /// Option combinations: weight, ignore_index (default or a valid class id), smoothing.
 /// Large batches run the full combination only once, to keep the suite fast.
-fn ce_options(classes: usize, rng: &mut Rng, full: bool) -> Vec<CrossEntropyOptions> {
+fn ce_options(classes: usize, rng: &mut Rng, full: bool) -> Vec<CrossEntropy> {
     let mut out = Vec::new();
     for with_weight in [false, true] {
         for ignore_valid_class in [false, true] {
@@ -35,7 +39,7 @@ fn ce_options(classes: usize, rng: &mut Rng, full: bool) -> Vec<CrossEntropyOpti
                     continue;
                 }
                 for reduction in REDUCTIONS {
-                    out.push(CrossEntropyOptions {
+                    out.push(CrossEntropy {
                         weight: with_weight.then(|| rng.vec(classes, 0.1, 2.0)),
                         ignore_index: if ignore_valid_class { 0 } else { -100 },
                         label_smoothing: smoothing,
@@ -67,8 +71,21 @@ fn log_softmax_matches_reference() {
     for ctx in contexts() {
         for (n, c) in shapes() {
             let logits = rng.vec(n * c, -20.0, 20.0);
-            let got = ctx.log_softmax(&logits, c).unwrap();
-            let want = reference::log_softmax(&logits, c).unwrap();
+            let got = ctx
+                .compute(
+                    &LogSoftmax,
+                    Input::new(&logits, nc(&logits, c)),
+                    Targets::None,
+                )
+                .map(|o| o.loss.into_values())
+                .unwrap();
+            let want = reference::compute(
+                &LogSoftmax,
+                Input::new(&logits, nc(&logits, c)),
+                Targets::None,
+            )
+            .map(|o| o.loss.into_values())
+            .unwrap();
             assert_close(ctx, &format!("log_softmax {n}x{c}"), &got, &want);
         }
     }
@@ -91,8 +108,14 @@ fn cross_entropy_indices_match_reference() {
                         .for_each(|y| *y = 0);
                 }
                 let case = format!("cross_entropy {n}x{c} {options:?}");
-                let got = ctx.cross_entropy(&logits, c, &targets, &options).unwrap();
-                let want = reference::cross_entropy(&logits, c, &targets, &options).unwrap();
+                let got = ctx
+                    .compute(&options, Input::new(&logits, nc(&logits, c)), &targets)
+                    .map(|o| o.loss)
+                    .unwrap();
+                let want =
+                    reference::compute(&options, Input::new(&logits, nc(&logits, c)), &targets)
+                        .map(|o| o.loss)
+                        .unwrap();
                 assert_loss(ctx, &case, &got, &want);
             }
         }
@@ -107,11 +130,20 @@ fn cross_entropy_accepts_every_label_type() {
     let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
     let as_i32: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
     let as_i64: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
-    let options = CrossEntropyOptions::default();
+    let options = CrossEntropy::default();
     for ctx in contexts() {
-        let a = ctx.cross_entropy(&logits, c, &labels, &options).unwrap();
-        let b = ctx.cross_entropy(&logits, c, &as_i32, &options).unwrap();
-        let d = ctx.cross_entropy(&logits, c, &as_i64, &options).unwrap();
+        let a = ctx
+            .compute(&options, Input::new(&logits, nc(&logits, c)), &labels)
+            .map(|o| o.loss)
+            .unwrap();
+        let b = ctx
+            .compute(&options, Input::new(&logits, nc(&logits, c)), &as_i32)
+            .map(|o| o.loss)
+            .unwrap();
+        let d = ctx
+            .compute(&options, Input::new(&logits, nc(&logits, c)), &as_i64)
+            .map(|o| o.loss)
+            .unwrap();
         assert_eq!(a, b);
         assert_eq!(a, d);
     }
@@ -131,9 +163,13 @@ fn cross_entropy_probs_match_reference() {
                 }
                 let case = format!("cross_entropy_probs {n}x{c} {options:?}");
                 let got = ctx
-                    .cross_entropy_probs(&logits, c, &targets, &options)
+                    .compute(&options, Input::new(&logits, nc(&logits, c)), &targets)
+                    .map(|o| o.loss)
                     .unwrap();
-                let want = reference::cross_entropy_probs(&logits, c, &targets, &options).unwrap();
+                let want =
+                    reference::compute(&options, Input::new(&logits, nc(&logits, c)), &targets)
+                        .map(|o| o.loss)
+                        .unwrap();
                 assert_loss(ctx, &case, &got, &want);
             }
         }
@@ -158,13 +194,18 @@ fn binary_cross_entropy_matches_reference() {
             let t = rng.vec(len, 0.0, 1.0); // soft targets
             for with_weight in [false, true] {
                 for reduction in REDUCTIONS {
-                    let options = BceOptions {
+                    let options = BinaryCrossEntropy {
                         weight: with_weight.then(|| rng.vec(len, 0.0, 3.0)),
                         reduction,
                     };
                     let case = format!("bce len {len} weight {with_weight} {reduction:?}");
-                    let got = ctx.binary_cross_entropy(&p, &t, &options).unwrap();
-                    let want = reference::binary_cross_entropy(&p, &t, &options).unwrap();
+                    let got = ctx
+                        .compute(&options, Input::new(&p, flat(&p)), &t)
+                        .map(|o| o.loss)
+                        .unwrap();
+                    let want = reference::compute(&options, Input::new(&p, flat(&p)), &t)
+                        .map(|o| o.loss)
+                        .unwrap();
                     assert_loss(ctx, &case, &got, &want);
                 }
             }
@@ -191,7 +232,7 @@ fn binary_cross_entropy_with_logits_matches_reference() {
             for with_weight in [false, true] {
                 for with_pos_weight in [false, true] {
                     for reduction in REDUCTIONS {
-                        let options = BceWithLogitsOptions {
+                        let options = BinaryCrossEntropyWithLogits {
                             weight: with_weight.then(|| rng.vec(len, 0.0, 3.0)),
                             pos_weight: with_pos_weight.then(|| rng.vec(last_dim, 0.5, 4.0)),
                             reduction,
@@ -201,10 +242,16 @@ fn binary_cross_entropy_with_logits_matches_reference() {
                              {with_pos_weight} {reduction:?}"
                         );
                         let got = ctx
-                            .binary_cross_entropy_with_logits(&x, &t, &options)
+                            .compute(&options, Input::new(&x, bce_shape(&x, &options)), &t)
+                            .map(|o| o.loss)
                             .unwrap();
-                        let want =
-                            reference::binary_cross_entropy_with_logits(&x, &t, &options).unwrap();
+                        let want = reference::compute(
+                            &options,
+                            Input::new(&x, bce_shape(&x, &options)),
+                            &t,
+                        )
+                        .map(|o| o.loss)
+                        .unwrap();
                         assert_loss(ctx, &case, &got, &want);
                     }
                 }
@@ -239,14 +286,20 @@ fn extreme_and_masked_rows_match_reference() {
     for ctx in contexts() {
         for smoothing in [0.0, 0.2] {
             for reduction in REDUCTIONS {
-                let options = CrossEntropyOptions {
+                let options = CrossEntropy {
                     label_smoothing: smoothing,
                     reduction,
                     ..Default::default()
                 };
                 let case = format!("extreme rows {options:?}");
-                let got = ctx.cross_entropy(&logits, c, &targets, &options).unwrap();
-                let want = reference::cross_entropy(&logits, c, &targets, &options).unwrap();
+                let got = ctx
+                    .compute(&options, Input::new(&logits, nc(&logits, c)), &targets)
+                    .map(|o| o.loss)
+                    .unwrap();
+                let want =
+                    reference::compute(&options, Input::new(&logits, nc(&logits, c)), &targets)
+                        .map(|o| o.loss)
+                        .unwrap();
                 assert_loss(ctx, &case, &got, &want);
                 if reduction == Reduction::None && smoothing == 0.0 {
                     let v = got.values();
@@ -261,8 +314,21 @@ fn extreme_and_masked_rows_match_reference() {
                 }
             }
         }
-        let got = ctx.log_softmax(&logits, c).unwrap();
-        let want = reference::log_softmax(&logits, c).unwrap();
+        let got = ctx
+            .compute(
+                &LogSoftmax,
+                Input::new(&logits, nc(&logits, c)),
+                Targets::None,
+            )
+            .map(|o| o.loss.into_values())
+            .unwrap();
+        let want = reference::compute(
+            &LogSoftmax,
+            Input::new(&logits, nc(&logits, c)),
+            Targets::None,
+        )
+        .map(|o| o.loss.into_values())
+        .unwrap();
         assert_close(ctx, "log_softmax extreme rows", &got, &want);
     }
 }
@@ -270,56 +336,77 @@ fn extreme_and_masked_rows_match_reference() {
 #[test]
 fn empty_and_all_ignored_batches_follow_pytorch() {
     for ctx in contexts() {
-        let mean = CrossEntropyOptions::default();
-        let sum = CrossEntropyOptions {
+        let mean = CrossEntropy::default();
+        let sum = CrossEntropy {
             reduction: Reduction::Sum,
             ..Default::default()
         };
-        let none = CrossEntropyOptions {
+        let none = CrossEntropy {
             reduction: Reduction::None,
             ..Default::default()
         };
         // N = 0.
         let empty: [i64; 0] = [];
         assert!(ctx
-            .cross_entropy(&[], 3, &empty, &mean)
+            .compute(&mean, Input::new(&[], nc(&[], 3)), &empty)
+            .map(|o| o.loss)
             .unwrap()
             .scalar()
             .unwrap()
             .is_nan());
         assert_eq!(
-            ctx.cross_entropy(&[], 3, &empty, &sum).unwrap(),
+            ctx.compute(&sum, Input::new(&[], nc(&[], 3)), &empty)
+                .map(|o| o.loss)
+                .unwrap(),
             Loss::Reduced(0.0)
         );
         assert_eq!(
-            ctx.cross_entropy(&[], 3, &empty, &none).unwrap(),
+            ctx.compute(&none, Input::new(&[], nc(&[], 3)), &empty)
+                .map(|o| o.loss)
+                .unwrap(),
             Loss::Unreduced(vec![])
         );
         // Every row ignored: mean is NaN (0 / 0), sum is 0.
         let logits = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let ignored = [-100i64, -100];
-        let m = ctx.cross_entropy(&logits, 3, &ignored, &mean).unwrap();
+        let m = ctx
+            .compute(&mean, Input::new(&logits, nc(&logits, 3)), &ignored)
+            .map(|o| o.loss)
+            .unwrap();
         assert!(m.scalar().unwrap().is_nan());
         assert_eq!(
-            ctx.cross_entropy(&logits, 3, &ignored, &sum).unwrap(),
+            ctx.compute(&sum, Input::new(&logits, nc(&logits, 3)), &ignored)
+                .map(|o| o.loss)
+                .unwrap(),
             Loss::Reduced(0.0)
         );
         // Empty BCE: mean NaN, sum 0.
         let bce = ctx
-            .binary_cross_entropy(&[], &[], &BceOptions::default())
+            .compute(
+                &BinaryCrossEntropy::default(),
+                Input::new(&[], [0]),
+                &[0f32; 0],
+            )
+            .map(|o| o.loss)
             .unwrap();
         assert!(bce.scalar().unwrap().is_nan());
-        let bce_sum = BceWithLogitsOptions {
+        let bce_sum = BinaryCrossEntropyWithLogits {
             reduction: Reduction::Sum,
             ..Default::default()
         };
         let bce = ctx
-            .binary_cross_entropy_with_logits(&[], &[], &bce_sum)
+            .compute(&bce_sum, Input::new(&[], [0]), &[0f32; 0])
+            .map(|o| o.loss)
             .unwrap();
         assert_eq!(bce, Loss::Reduced(0.0));
         // C = 1: the only class has probability 1, so every loss is 0.
         let one = ctx
-            .cross_entropy(&[7.0, -3.0], 1, &[0u32, 0], &none)
+            .compute(
+                &none,
+                Input::new(&[7.0, -3.0], nc(&[7.0, -3.0], 1)),
+                &[0u32, 0],
+            )
+            .map(|o| o.loss)
             .unwrap();
         assert_eq!(one, Loss::Unreduced(vec![0.0, 0.0]));
     }

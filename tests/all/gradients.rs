@@ -1,8 +1,12 @@
 //! GPU gradients against the float64 reference, on every adapter, for every loss, option
 //! combination and reduction, over the foundation's shape list.
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::{assert_grad_close, assert_loss, contexts, Rng};
-use xent::{reference, BceOptions, BceWithLogitsOptions, CrossEntropyOptions, Loss, Reduction};
+use xent::{
+    reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Loss, Reduction,
+};
 
 const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
 
@@ -54,7 +58,7 @@ fn cross_entropy_gradients_match_reference() {
                             continue;
                         }
                         // ignore_index = 1 % C: a valid class id, so some rows are ignored.
-                        let options = CrossEntropyOptions {
+                        let options = CrossEntropy {
                             weight: with_weight.then(|| rng.vec(c, 0.1, 2.0)),
                             ignore_index: 1 % c as i64,
                             label_smoothing: smoothing,
@@ -63,22 +67,31 @@ fn cross_entropy_gradients_match_reference() {
                         let u = upstream(&mut rng, reduction, n);
                         let case = format!("cross_entropy_and_grad {n}x{c} {options:?}");
                         let got = ctx
-                            .cross_entropy_and_grad(&logits, c, &targets, &options, Some(&u))
+                            .compute(
+                                &options,
+                                grad_input(&logits, nc(&logits, c), Some(&u)),
+                                &targets,
+                            )
                             .unwrap();
-                        let want = reference::cross_entropy_and_grad(
-                            &logits,
-                            c,
-                            &targets,
+                        let want = reference::compute(
                             &options,
-                            Some(&u),
+                            grad_input(&logits, nc(&logits, c), Some(&u)),
+                            &targets,
                         )
                         .unwrap();
                         assert_loss(ctx, &case, &got.loss, &want.loss);
-                        assert_grad_close(ctx, &case, &got.grad, &want.grad);
+                        assert_grad_close(
+                            ctx,
+                            &case,
+                            got.grad.as_deref().unwrap(),
+                            want.grad.as_deref().unwrap(),
+                        );
                         // Ignored rows get exactly zero.
                         for (row, y) in targets.iter().enumerate() {
                             if *y == options.ignore_index {
-                                assert!(got.grad[row * c..(row + 1) * c].iter().all(|g| *g == 0.0));
+                                assert!(got.grad.as_deref().unwrap()[row * c..(row + 1) * c]
+                                    .iter()
+                                    .all(|g| *g == 0.0));
                             }
                         }
                     }
@@ -103,7 +116,7 @@ fn cross_entropy_probs_gradients_match_reference() {
                     if !(full || with_weight) {
                         continue;
                     }
-                    let options = CrossEntropyOptions {
+                    let options = CrossEntropy {
                         weight: with_weight.then(|| rng.vec(c, 0.1, 2.0)),
                         label_smoothing: 0.05,
                         reduction,
@@ -112,18 +125,25 @@ fn cross_entropy_probs_gradients_match_reference() {
                     let u = upstream(&mut rng, reduction, n);
                     let case = format!("cross_entropy_probs_and_grad {n}x{c} {options:?}");
                     let got = ctx
-                        .cross_entropy_probs_and_grad(&logits, c, &targets, &options, Some(&u))
+                        .compute(
+                            &options,
+                            grad_input(&logits, nc(&logits, c), Some(&u)),
+                            &targets,
+                        )
                         .unwrap();
-                    let want = reference::cross_entropy_probs_and_grad(
-                        &logits,
-                        c,
-                        &targets,
+                    let want = reference::compute(
                         &options,
-                        Some(&u),
+                        grad_input(&logits, nc(&logits, c), Some(&u)),
+                        &targets,
                     )
                     .unwrap();
                     assert_loss(ctx, &case, &got.loss, &want.loss);
-                    assert_grad_close(ctx, &case, &got.grad, &want.grad);
+                    assert_grad_close(
+                        ctx,
+                        &case,
+                        got.grad.as_deref().unwrap(),
+                        want.grad.as_deref().unwrap(),
+                    );
                 }
             }
         }
@@ -141,10 +161,26 @@ fn log_softmax_gradients_match_reference() {
             let logits = rng.vec(n * c, -10.0, 10.0);
             let g = rng.vec(n * c, -1.0, 1.0);
             let case = format!("log_softmax_and_grad {n}x{c}");
-            let got = ctx.log_softmax_and_grad(&logits, c, &g).unwrap();
-            let want = reference::log_softmax_and_grad(&logits, c, &g).unwrap();
+            let got = ctx
+                .compute(
+                    &LogSoftmax,
+                    Input::new(&logits, nc(&logits, c)).with_upstream(&g),
+                    Targets::None,
+                )
+                .unwrap();
+            let want = reference::compute(
+                &LogSoftmax,
+                Input::new(&logits, nc(&logits, c)).with_upstream(&g),
+                Targets::None,
+            )
+            .unwrap();
             assert_loss(ctx, &case, &got.loss, &want.loss);
-            assert_grad_close(ctx, &case, &got.grad, &want.grad);
+            assert_grad_close(
+                ctx,
+                &case,
+                got.grad.as_deref().unwrap(),
+                want.grad.as_deref().unwrap(),
+            );
         }
     }
 }
@@ -162,37 +198,50 @@ fn binary_gradients_match_reference() {
                 for reduction in REDUCTIONS {
                     let weight = with_weight.then(|| rng.vec(len, 0.0, 3.0));
                     let u = upstream(&mut rng, reduction, len);
-                    let options = BceOptions {
+                    let options = BinaryCrossEntropy {
                         weight: weight.clone(),
                         reduction,
                     };
                     let case = format!("binary_cross_entropy_and_grad {len} {options:?}");
                     let got = ctx
-                        .binary_cross_entropy_and_grad(&p, &t, &options, Some(&u))
+                        .compute(&options, grad_input(&p, flat(&p), Some(&u)), &t)
                         .unwrap();
-                    let want = reference::binary_cross_entropy_and_grad(&p, &t, &options, Some(&u))
+                    let want = reference::compute(&options, grad_input(&p, flat(&p), Some(&u)), &t)
                         .unwrap();
                     assert_loss(ctx, &case, &got.loss, &want.loss);
-                    assert_grad_close(ctx, &case, &got.grad, &want.grad);
+                    assert_grad_close(
+                        ctx,
+                        &case,
+                        got.grad.as_deref().unwrap(),
+                        want.grad.as_deref().unwrap(),
+                    );
 
-                    let options = BceWithLogitsOptions {
+                    let options = BinaryCrossEntropyWithLogits {
                         weight,
                         pos_weight: Some(rng.vec(last_dim, 0.5, 4.0)),
                         reduction,
                     };
                     let case = format!("bce_with_logits_and_grad {len} {reduction:?}");
                     let got = ctx
-                        .binary_cross_entropy_with_logits_and_grad(&x, &t, &options, Some(&u))
+                        .compute(
+                            &options,
+                            grad_input(&x, bce_shape(&x, &options), Some(&u)),
+                            &t,
+                        )
                         .unwrap();
-                    let want = reference::binary_cross_entropy_with_logits_and_grad(
-                        &x,
-                        &t,
+                    let want = reference::compute(
                         &options,
-                        Some(&u),
+                        grad_input(&x, bce_shape(&x, &options), Some(&u)),
+                        &t,
                     )
                     .unwrap();
                     assert_loss(ctx, &case, &got.loss, &want.loss);
-                    assert_grad_close(ctx, &case, &got.grad, &want.grad);
+                    assert_grad_close(
+                        ctx,
+                        &case,
+                        got.grad.as_deref().unwrap(),
+                        want.grad.as_deref().unwrap(),
+                    );
                 }
             }
         }
@@ -207,29 +256,43 @@ fn in_place_gradients_equal_separate_ones() {
             let logits = rng.vec(n * c, -8.0, 8.0);
             let targets: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
             let probs = rng.distributions(n, c);
-            let options = CrossEntropyOptions {
+            let options = CrossEntropy {
                 label_smoothing: 0.1,
                 ..Default::default()
             };
             let separate = ctx
-                .cross_entropy_and_grad(&logits, c, &targets, &options, None)
+                .compute(
+                    &options,
+                    grad_input(&logits, nc(&logits, c), None),
+                    &targets,
+                )
                 .unwrap();
             let mut buffer = logits.clone();
             let loss = ctx
-                .cross_entropy_and_grad_in_place(&mut buffer, c, &targets, &options, None)
+                .compute(&options, overwritten(&mut buffer, c, None), &targets)
+                .map(|o| o.loss)
                 .unwrap();
             assert_eq!(loss, separate.loss, "{n}x{c}");
-            assert_eq!(buffer, separate.grad, "{n}x{c}: in-place gradient");
+            assert_eq!(
+                buffer,
+                separate.grad.as_deref().unwrap(),
+                "{n}x{c}: in-place gradient"
+            );
 
             let separate = ctx
-                .cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)
+                .compute(&options, grad_input(&logits, nc(&logits, c), None), &probs)
                 .unwrap();
             let mut buffer = logits.clone();
             let loss = ctx
-                .cross_entropy_probs_and_grad_in_place(&mut buffer, c, &probs, &options, None)
+                .compute(&options, overwritten(&mut buffer, c, None), &probs)
+                .map(|o| o.loss)
                 .unwrap();
             assert_eq!(loss, separate.loss, "{n}x{c} probs");
-            assert_eq!(buffer, separate.grad, "{n}x{c} probs: in-place gradient");
+            assert_eq!(
+                buffer,
+                separate.grad.as_deref().unwrap(),
+                "{n}x{c} probs: in-place gradient"
+            );
         }
     }
 }
@@ -239,26 +302,32 @@ fn all_ignored_mean_gives_nan_loss_and_zero_gradient() {
     for ctx in contexts() {
         let logits = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
         let got = ctx
-            .cross_entropy_and_grad(&logits, 3, &[-100i64, -100], &Default::default(), None)
+            .compute(
+                &CrossEntropy::default(),
+                grad_input(&logits, nc(&logits, 3), None),
+                &[-100i64, -100],
+            )
             .unwrap();
         assert!(got.loss.scalar().unwrap().is_nan());
-        assert_eq!(got.grad, vec![0.0; 6]);
+        assert_eq!(got.grad.as_deref().unwrap(), vec![0.0; 6]);
         let empty: [u32; 0] = [];
         let got = ctx
-            .cross_entropy_and_grad(&[], 3, &empty, &Default::default(), None)
+            .compute(
+                &CrossEntropy::default(),
+                grad_input(&[], [0, 3], None),
+                &empty,
+            )
             .unwrap();
         assert!(got.loss.scalar().unwrap().is_nan());
-        assert!(got.grad.is_empty());
+        assert!(got.grad.as_deref().unwrap().is_empty());
         assert_eq!(
-            ctx.cross_entropy_and_grad(
-                &logits,
-                3,
-                &[0u32, 1],
-                &CrossEntropyOptions {
+            ctx.compute(
+                &CrossEntropy {
                     reduction: Reduction::None,
                     ..Default::default()
                 },
-                Some(&[1.0]),
+                grad_input(&logits, nc(&logits, 3), Some(&[1.0])),
+                &[0u32, 1]
             )
             .unwrap_err(),
             xent::Error::ShapeMismatch {

@@ -1,9 +1,11 @@
 //! The GPU-resident path: losses prepared on the caller's buffers, recorded into the caller's
 //! encoder, read back only when asked.
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::{assert_close, assert_grad_close, contexts, Rng};
 use wgpu::util::DeviceExt;
-use xent::{reference, CrossEntropyOptions, Error, GradMode, Reduction};
+use xent::{reference, CrossEntropy, Error, GradMode, Reduction};
 
 fn storage<T: bytemuck::Pod>(ctx: &xent::Context, data: &[T]) -> wgpu::Buffer {
     ctx.device()
@@ -20,7 +22,7 @@ fn prepared_loss_records_into_the_callers_encoder_again_and_again() {
     let (n, c) = (500, 300);
     let logits = rng.vec(n * c, -6.0, 6.0);
     let labels: Vec<i32> = (0..n).map(|_| rng.below(c) as i32).collect();
-    let options = CrossEntropyOptions {
+    let options = CrossEntropy {
         label_smoothing: 0.1,
         ..Default::default()
     };
@@ -28,7 +30,11 @@ fn prepared_loss_records_into_the_callers_encoder_again_and_again() {
         let logits_buf = storage(ctx, &logits);
         let labels_buf = storage(ctx, &labels);
         let prepared = ctx
-            .prepare_cross_entropy(&logits_buf, &labels_buf, n, c, &options, GradMode::Separate)
+            .prepare(
+                &options,
+                GpuInput::new(&logits_buf, [n, c]).with_grad(GradMode::Separate),
+                GpuTargets::indices(&labels_buf),
+            )
             .unwrap();
         prepared.set_upstream(&[0.5]).unwrap();
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
@@ -45,10 +51,19 @@ fn prepared_loss_records_into_the_callers_encoder_again_and_again() {
         );
         let grad_async = pollster::block_on(prepared.read_grad_async()).unwrap();
         assert_eq!(grad_async.as_ref(), Some(&grad));
-        let want =
-            reference::cross_entropy_and_grad(&logits, c, &labels, &options, Some(&[0.5])).unwrap();
+        let want = reference::compute(
+            &options,
+            grad_input(&logits, nc(&logits, c), Some(&[0.5])),
+            &labels,
+        )
+        .unwrap();
         assert_close(ctx, "prepared loss", loss.values(), want.loss.values());
-        assert_grad_close(ctx, "prepared gradient", &grad, &want.grad);
+        assert_grad_close(
+            ctx,
+            "prepared gradient",
+            &grad,
+            want.grad.as_deref().unwrap(),
+        );
     }
 }
 
@@ -67,12 +82,16 @@ fn labels_that_never_saw_the_host_give_nan_and_an_error_not_a_value() {
         for reduction in [Reduction::None, Reduction::Mean] {
             ctx.queue()
                 .write_buffer(&labels_buf, 0, bytemuck::cast_slice(&[1i32, 7]));
-            let options = CrossEntropyOptions {
+            let options = CrossEntropy {
                 reduction,
                 ..Default::default()
             };
             let prepared = ctx
-                .prepare_cross_entropy(&logits_buf, &labels_buf, 2, 3, &options, GradMode::Separate)
+                .prepare(
+                    &options,
+                    GpuInput::new(&logits_buf, [2, 3]).with_grad(GradMode::Separate),
+                    GpuTargets::indices(&labels_buf),
+                )
                 .unwrap();
             prepared.run().unwrap();
             let want = Error::LabelOutOfRange {
@@ -130,9 +149,13 @@ fn gpu_label_status_counts_every_bad_row_and_names_the_first() {
         let logits_buf = storage(ctx, &logits);
         let labels_buf = storage(ctx, &labels);
         for grad in [GradMode::Off, GradMode::Separate] {
-            let options = CrossEntropyOptions::default();
+            let options = CrossEntropy::default();
             let prepared = ctx
-                .prepare_cross_entropy(&logits_buf, &labels_buf, n, c, &options, grad)
+                .prepare(
+                    &options,
+                    GpuInput::new(&logits_buf, [n, c]).with_grad(grad),
+                    GpuTargets::indices(&labels_buf),
+                )
                 .unwrap();
             prepared.run().unwrap();
             assert_eq!(
@@ -155,10 +178,14 @@ fn callers_buffers_are_checked() {
     let ctx = &contexts()[0];
     let small = storage(ctx, &[0.0f32; 5]);
     let labels = storage(ctx, &[0i32; 2]);
-    let options = CrossEntropyOptions::default();
+    let options = CrossEntropy::default();
     assert_eq!(
-        ctx.prepare_cross_entropy(&small, &labels, 2, 3, &options, GradMode::Off)
-            .err(),
+        ctx.prepare(
+            &options,
+            GpuInput::new(&small, [2, 3]).with_grad(GradMode::Off),
+            GpuTargets::indices(&labels)
+        )
+        .err(),
         Some(Error::BufferTooSmall {
             what: "logits",
             needed: 24,
@@ -172,17 +199,18 @@ fn callers_buffers_are_checked() {
         mapped_at_creation: false,
     });
     assert!(matches!(
-        ctx.prepare_cross_entropy(&not_storage, &labels, 2, 3, &options, GradMode::Off),
+        ctx.prepare(
+            &options,
+            GpuInput::new(&not_storage, [2, 3]).with_grad(GradMode::Off),
+            GpuTargets::indices(&labels)
+        ),
         Err(Error::BufferUsage { what: "logits", .. })
     ));
     let prepared = ctx
-        .prepare_cross_entropy(
-            &storage(ctx, &[0.0f32; 6]),
-            &labels,
-            2,
-            3,
+        .prepare(
             &options,
-            GradMode::Off,
+            GpuInput::new(&storage(ctx, &[0.0f32; 6]), [2, 3]).with_grad(GradMode::Off),
+            GpuTargets::indices(&labels),
         )
         .unwrap();
     assert!(matches!(
@@ -232,7 +260,7 @@ fn tensors_at_offsets_and_with_row_strides() {
     };
     let mut label_words = vec![-7i32; 2];
     label_words.extend(&labels);
-    let options = CrossEntropyOptions {
+    let options = CrossEntropy {
         label_smoothing: 0.1,
         ..Default::default()
     };
@@ -249,10 +277,15 @@ fn tensors_at_offsets_and_with_row_strides() {
             .with_row_stride(stride);
 
         let prepared = ctx
-            .prepare_cross_entropy(x, y, n, c, &options, GradMode::Separate)
+            .prepare(
+                &options,
+                GpuInput::new(x, [n, c]).with_grad(GradMode::Separate),
+                GpuTargets::indices(y),
+            )
             .unwrap();
         prepared.run().unwrap();
-        let want = reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+        let want = reference::compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
+            .unwrap();
         assert_close(
             ctx,
             "strided ce",
@@ -263,15 +296,19 @@ fn tensors_at_offsets_and_with_row_strides() {
             ctx,
             "strided ce",
             &prepared.read_grad().unwrap().unwrap(),
-            &want.grad,
+            want.grad.as_deref().unwrap(),
         );
 
         let prepared = ctx
-            .prepare_cross_entropy_probs(x, t, n, c, &options, GradMode::Separate)
+            .prepare(
+                &options,
+                GpuInput::new(x, [n, c]).with_grad(GradMode::Separate),
+                GpuTargets::values(t),
+            )
             .unwrap();
         prepared.run().unwrap();
-        let want =
-            reference::cross_entropy_probs_and_grad(&logits, c, &probs, &options, None).unwrap();
+        let want = reference::compute(&options, grad_input(&logits, nc(&logits, c), None), &probs)
+            .unwrap();
         assert_close(
             ctx,
             "strided probs",
@@ -282,12 +319,24 @@ fn tensors_at_offsets_and_with_row_strides() {
             ctx,
             "strided probs",
             &prepared.read_grad().unwrap().unwrap(),
-            &want.grad,
+            want.grad.as_deref().unwrap(),
         );
 
-        let prepared = ctx.prepare_log_softmax(x, n, c, GradMode::Off).unwrap();
+        let prepared = ctx
+            .prepare(
+                &LogSoftmax,
+                GpuInput::new(x, [n, c]).with_grad(GradMode::Off),
+                GpuTargets::None,
+            )
+            .unwrap();
         prepared.run().unwrap();
-        let want = reference::log_softmax(&logits, c).unwrap();
+        let want = reference::compute(
+            &LogSoftmax,
+            Input::new(&logits, nc(&logits, c)),
+            Targets::None,
+        )
+        .map(|o| o.loss.into_values())
+        .unwrap();
         assert_close(
             ctx,
             "strided log_softmax",
@@ -299,18 +348,26 @@ fn tensors_at_offsets_and_with_row_strides() {
         let target = &probs[..n * c / 2];
         let bce_in = storage(ctx, &[&[0.0f32; 3][..], flat].concat());
         let bce_t = storage(ctx, &[&[0.0f32; 5][..], target].concat());
-        let options_bce = xent::BceWithLogitsOptions::default();
+        let options_bce = xent::BinaryCrossEntropyWithLogits::default();
         let prepared = ctx
-            .prepare_binary_cross_entropy_with_logits(
-                xent::GpuTensor::new(&bce_in).at(12),
-                xent::GpuTensor::new(&bce_t).at(20),
-                flat.len(),
+            .prepare(
                 &options_bce,
-                GradMode::Off,
+                GpuInput::new(
+                    xent::GpuTensor::new(&bce_in).at(12),
+                    bce_gpu_shape(flat.len(), &options_bce),
+                )
+                .with_grad(GradMode::Off),
+                GpuTargets::values(xent::GpuTensor::new(&bce_t).at(20)),
             )
             .unwrap();
         prepared.run().unwrap();
-        let want = reference::binary_cross_entropy_with_logits(flat, target, &options_bce).unwrap();
+        let want = reference::compute(
+            &options_bce,
+            Input::new(flat, bce_shape(flat, &options_bce)),
+            target,
+        )
+        .map(|o| o.loss)
+        .unwrap();
         assert_close(
             ctx,
             "offset bce",
@@ -320,13 +377,24 @@ fn tensors_at_offsets_and_with_row_strides() {
 
         // In place: the gradient lands in the logits' layout and the padding is untouched.
         let prepared = ctx
-            .prepare_cross_entropy(x, y, n, c, &options, GradMode::InPlace)
+            .prepare(
+                &options,
+                GpuInput::new(x, [n, c]).with_grad(GradMode::InPlace),
+                GpuTargets::indices(y),
+            )
             .unwrap();
         prepared.run().unwrap();
-        let want = reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+        let want = reference::compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
+            .unwrap();
         let after = read_buffer(ctx, &wide_logits);
         let embedded_want = embed(
-            &want.grad.iter().map(|&g| g as f32).collect::<Vec<_>>(),
+            &want
+                .grad
+                .as_deref()
+                .unwrap()
+                .iter()
+                .map(|&g| g as f32)
+                .collect::<Vec<_>>(),
             1e30,
         );
         let pad_untouched = after
@@ -338,7 +406,12 @@ fn tensors_at_offsets_and_with_row_strides() {
         let got: Vec<f32> = (0..n)
             .flat_map(|r| after[lead + r * stride..lead + r * stride + c].to_vec())
             .collect();
-        assert_grad_close(ctx, "strided in-place ce", &got, &want.grad);
+        assert_grad_close(
+            ctx,
+            "strided in-place ce",
+            &got,
+            want.grad.as_deref().unwrap(),
+        );
     }
 }
 
@@ -347,22 +420,34 @@ fn bad_tensor_layouts_are_errors() {
     let ctx = &contexts()[0];
     let buf = storage(ctx, &[0.0f32; 64]);
     let labels = storage(ctx, &[0i32; 4]);
-    let options = CrossEntropyOptions::default();
+    let options = CrossEntropy::default();
     let odd = xent::GpuTensor::new(&buf).at(6);
     assert!(matches!(
-        ctx.prepare_cross_entropy(odd, &labels, 2, 3, &options, GradMode::Off),
+        ctx.prepare(
+            &options,
+            GpuInput::new(odd, [2, 3]).with_grad(GradMode::Off),
+            GpuTargets::indices(&labels)
+        ),
         Err(Error::InvalidOption { name: "offset", .. })
     ));
     let narrow = xent::GpuTensor::new(&buf).with_row_stride(2);
     assert!(matches!(
-        ctx.prepare_cross_entropy(narrow, &labels, 2, 3, &options, GradMode::Off),
+        ctx.prepare(
+            &options,
+            GpuInput::new(narrow, [2, 3]).with_grad(GradMode::Off),
+            GpuTargets::indices(&labels)
+        ),
         Err(Error::InvalidShape { .. })
     ));
     // Row 1 ends at 240 + 4 * (10 + 3) = 292 bytes, past the 256-byte buffer.
     let past_end = xent::GpuTensor::new(&buf).at(240).with_row_stride(10);
     assert_eq!(
-        ctx.prepare_cross_entropy(past_end, &labels, 2, 3, &options, GradMode::Off)
-            .err(),
+        ctx.prepare(
+            &options,
+            GpuInput::new(past_end, [2, 3]).with_grad(GradMode::Off),
+            GpuTargets::indices(&labels)
+        )
+        .err(),
         Some(Error::BufferTooSmall {
             what: "logits",
             needed: 292,
@@ -380,7 +465,7 @@ fn loops_allocate_nothing_after_the_first_iteration() {
     let ctx = &xent::Context::from_adapter(adapter).unwrap();
     let mut rng = Rng::new(33);
     let (n, c) = (300, 50);
-    let options = CrossEntropyOptions {
+    let options = CrossEntropy {
         weight: Some(rng.vec(c, 0.5, 2.0)),
         label_smoothing: 0.1,
         ..Default::default()
@@ -390,24 +475,31 @@ fn loops_allocate_nothing_after_the_first_iteration() {
         let logits = rng.vec(n * c, -5.0, 5.0);
         let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
         let got = ctx
-            .cross_entropy_and_grad(&logits, c, &labels, &options, None)
+            .compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
             .unwrap();
         let bce = ctx
-            .binary_cross_entropy_with_logits(
-                &logits,
+            .compute(
+                &xent::BinaryCrossEntropyWithLogits::default(),
+                Input::new(&logits, [n, c]),
                 &rng.vec(n * c, 0.0, 1.0),
-                &Default::default(),
             )
+            .map(|o| o.loss)
             .unwrap();
         assert!(bce.scalar().unwrap().is_finite());
-        let want = reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+        let want = reference::compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
+            .unwrap();
         assert_close(
             ctx,
             &format!("loop step {step}"),
             got.loss.values(),
             want.loss.values(),
         );
-        assert_grad_close(ctx, &format!("loop step {step}"), &got.grad, &want.grad);
+        assert_grad_close(
+            ctx,
+            &format!("loop step {step}"),
+            got.grad.as_deref().unwrap(),
+            want.grad.as_deref().unwrap(),
+        );
         match created_after_first {
             None => created_after_first = Some(ctx.buffers_created()),
             Some(count) => assert_eq!(ctx.buffers_created(), count, "step {step} created buffers"),
@@ -416,18 +508,27 @@ fn loops_allocate_nothing_after_the_first_iteration() {
     // Other weights are another call: never served with the first call's weights.
     let logits = rng.vec(n * c, -5.0, 5.0);
     let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
-    let other = CrossEntropyOptions {
+    let other = CrossEntropy {
         weight: Some(rng.vec(c, 0.5, 2.0)),
         ..options.clone()
     };
-    let got = ctx.cross_entropy(&logits, c, &labels, &other).unwrap();
-    let want = reference::cross_entropy(&logits, c, &labels, &other).unwrap();
+    let got = ctx
+        .compute(&other, Input::new(&logits, nc(&logits, c)), &labels)
+        .map(|o| o.loss)
+        .unwrap();
+    let want = reference::compute(&other, Input::new(&logits, nc(&logits, c)), &labels)
+        .map(|o| o.loss)
+        .unwrap();
     assert_close(ctx, "other weights", got.values(), want.values());
 
     let logits_buf = storage(ctx, &logits);
     let labels_buf = storage(ctx, &labels.iter().map(|&l| l as i32).collect::<Vec<_>>());
     let prepared = ctx
-        .prepare_cross_entropy(&logits_buf, &labels_buf, n, c, &options, GradMode::Separate)
+        .prepare(
+            &options,
+            GpuInput::new(&logits_buf, [n, c]).with_grad(GradMode::Separate),
+            GpuTargets::indices(&labels_buf),
+        )
         .unwrap();
     let before = ctx.buffers_created();
     for _ in 0..10 {

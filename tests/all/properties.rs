@@ -1,8 +1,10 @@
 //! Properties: binary cross-entropy is two-class categorical cross-entropy (the seed's
 //! formula (2) is formula (1) with C = 2), and repeated runs are bit-identical.
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::{assert_close, contexts, Rng};
-use xent::{BceOptions, BceWithLogitsOptions, CrossEntropyOptions, Reduction};
+use xent::{BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Reduction};
 
 /// With classes {positive, negative}, logits [x, 0] and targets [t, 1 - t], categorical
 /// cross-entropy is BCE with logits x (softmax([x, 0])[0] = sigmoid(x)); with logits
@@ -26,22 +28,33 @@ fn binary_is_categorical_with_two_classes() {
     let logits_p = two_class(&log_p, &log_1mp);
     for ctx in contexts() {
         for reduction in [Reduction::None, Reduction::Mean, Reduction::Sum] {
-            let ce_opts = CrossEntropyOptions {
+            let ce_opts = CrossEntropy {
                 reduction,
                 ..Default::default()
             };
             let ce_x = ctx
-                .cross_entropy_probs(&logits_x, 2, &targets, &ce_opts)
+                .compute(&ce_opts, Input::new(&logits_x, nc(&logits_x, 2)), &targets)
+                .map(|o| o.loss)
                 .unwrap();
             let bce_x = ctx
-                .binary_cross_entropy_with_logits(
-                    &x,
-                    &t,
-                    &BceWithLogitsOptions {
+                .compute(
+                    &BinaryCrossEntropyWithLogits {
                         reduction,
                         ..Default::default()
                     },
+                    Input::new(
+                        &x,
+                        bce_shape(
+                            &x,
+                            &BinaryCrossEntropyWithLogits {
+                                reduction,
+                                ..Default::default()
+                            },
+                        ),
+                    ),
+                    &t,
                 )
+                .map(|o| o.loss)
                 .unwrap();
             let want: Vec<f64> = ce_x.values().iter().map(|&v| f64::from(v)).collect();
             assert_close(
@@ -52,17 +65,19 @@ fn binary_is_categorical_with_two_classes() {
             );
 
             let ce_p = ctx
-                .cross_entropy_probs(&logits_p, 2, &targets, &ce_opts)
+                .compute(&ce_opts, Input::new(&logits_p, nc(&logits_p, 2)), &targets)
+                .map(|o| o.loss)
                 .unwrap();
             let bce_p = ctx
-                .binary_cross_entropy(
-                    &p,
-                    &t,
-                    &BceOptions {
+                .compute(
+                    &BinaryCrossEntropy {
                         weight: None,
                         reduction,
                     },
+                    Input::new(&p, flat(&p)),
+                    &t,
                 )
+                .map(|o| o.loss)
                 .unwrap();
             let want: Vec<f64> = ce_p.values().iter().map(|&v| f64::from(v)).collect();
             assert_close(
@@ -76,10 +91,20 @@ fn binary_is_categorical_with_two_classes() {
         let hard: Vec<f32> = t.iter().map(|v| v.round()).collect();
         let labels: Vec<u32> = hard.iter().map(|&v| if v == 1.0 { 0 } else { 1 }).collect();
         let ce = ctx
-            .cross_entropy(&logits_x, 2, &labels, &CrossEntropyOptions::default())
+            .compute(
+                &CrossEntropy::default(),
+                Input::new(&logits_x, nc(&logits_x, 2)),
+                &labels,
+            )
+            .map(|o| o.loss)
             .unwrap();
         let bce = ctx
-            .binary_cross_entropy_with_logits(&x, &hard, &BceWithLogitsOptions::default())
+            .compute(
+                &BinaryCrossEntropyWithLogits::default(),
+                Input::new(&x, bce_shape(&x, &BinaryCrossEntropyWithLogits::default())),
+                &hard,
+            )
+            .map(|o| o.loss)
             .unwrap();
         assert_close(
             ctx,
@@ -108,40 +133,50 @@ fn repeated_runs_are_bit_identical() {
     let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
     let probs = rng.distributions(n, c);
     let p = rng.vec(n * c, 0.0, 1.0);
-    let options = CrossEntropyOptions {
+    let options = CrossEntropy {
         label_smoothing: 0.1,
         weight: Some(rng.vec(c, 0.5, 2.0)),
         ..Default::default()
     };
-    let bce = BceOptions::default();
-    let bce_logits = BceWithLogitsOptions::default();
+    let bce = BinaryCrossEntropy::default();
+    let bce_logits = BinaryCrossEntropyWithLogits::default();
     let up = Some(&[0.75f32][..]);
     for ctx in contexts() {
         let run = || -> Vec<(&str, u64)> {
             let ce = ctx
-                .cross_entropy_and_grad(&logits, c, &labels, &options, up)
+                .compute(&options, grad_input(&logits, nc(&logits, c), up), &labels)
                 .unwrap();
             let ce_probs = ctx
-                .cross_entropy_probs_and_grad(&logits, c, &probs, &options, up)
+                .compute(&options, grad_input(&logits, nc(&logits, c), up), &probs)
                 .unwrap();
             let b = ctx
-                .binary_cross_entropy_and_grad(&p, &probs, &bce, up)
+                .compute(&bce, grad_input(&p, flat(&p), up), &probs)
                 .unwrap();
             let bl = ctx
-                .binary_cross_entropy_with_logits_and_grad(&logits, &p, &bce_logits, up)
+                .compute(
+                    &bce_logits,
+                    grad_input(&logits, bce_shape(&logits, &bce_logits), up),
+                    &p,
+                )
                 .unwrap();
-            let ls = ctx.log_softmax_and_grad(&logits, c, &p).unwrap();
+            let ls = ctx
+                .compute(
+                    &LogSoftmax,
+                    Input::new(&logits, nc(&logits, c)).with_upstream(&p),
+                    Targets::None,
+                )
+                .unwrap();
             vec![
                 ("ce loss", digest(ce.loss.values())),
-                ("ce grad", digest(&ce.grad)),
+                ("ce grad", digest(ce.grad.as_deref().unwrap())),
                 ("ce probs loss", digest(ce_probs.loss.values())),
-                ("ce probs grad", digest(&ce_probs.grad)),
+                ("ce probs grad", digest(ce_probs.grad.as_deref().unwrap())),
                 ("bce loss", digest(b.loss.values())),
-                ("bce grad", digest(&b.grad)),
+                ("bce grad", digest(b.grad.as_deref().unwrap())),
                 ("bce logits loss", digest(bl.loss.values())),
-                ("bce logits grad", digest(&bl.grad)),
+                ("bce logits grad", digest(bl.grad.as_deref().unwrap())),
                 ("log_softmax", digest(ls.loss.values())),
-                ("log_softmax grad", digest(&ls.grad)),
+                ("log_softmax grad", digest(ls.grad.as_deref().unwrap())),
             ]
         };
         let first = run();

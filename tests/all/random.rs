@@ -12,8 +12,10 @@
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::{assert_close, assert_grad_close, contexts, proptest_config};
-use xent::{reference, BceOptions, BceWithLogitsOptions, CrossEntropyOptions, Reduction};
+use xent::{reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Reduction};
 
 fn config() -> Config {
     proptest_config("XENT_PROPTEST_CASES", 24)
@@ -86,7 +88,7 @@ struct CeCase {
     logits: Vec<f32>,
     labels: Vec<i64>,
     probs: Vec<f32>,
-    options: CrossEntropyOptions,
+    options: CrossEntropy,
     upstream: Vec<f32>,
 }
 
@@ -114,7 +116,7 @@ fn ce_case() -> impl Strategy<Value = CeCase> {
                     logits,
                     labels,
                     probs,
-                    options: CrossEntropyOptions {
+                    options: CrossEntropy {
                         weight,
                         label_smoothing,
                         reduction,
@@ -133,21 +135,21 @@ proptest! {
     fn random_cross_entropy_matches_the_reference(case in ce_case()) {
         let CeCase { classes: c, logits, labels, probs, options, upstream } = &case;
         let up = Some(&upstream[..]);
-        let want = reference::cross_entropy_and_grad(logits, *c, labels, options, up).unwrap();
+        let want = reference::compute(options, grad_input(logits, nc(logits, *c), up), labels).unwrap();
         let want_probs =
-            reference::cross_entropy_probs_and_grad(logits, *c, probs, options, up).unwrap();
+            reference::compute(options, grad_input(logits, nc(logits, *c), up), probs).unwrap();
         for ctx in contexts() {
-            let got = ctx.cross_entropy_and_grad(logits, *c, labels, options, up).unwrap();
+            let got = ctx.compute(options, grad_input(logits, nc(logits, *c), up), labels).unwrap();
             assert_close(ctx, "random ce", got.loss.values(), &in_f32(want.loss.values()));
-            assert_grad_close(ctx, "random ce", &got.grad, &in_f32(&want.grad));
-            let got = ctx.cross_entropy_probs_and_grad(logits, *c, probs, options, up).unwrap();
+            assert_grad_close(ctx, "random ce", got.grad.as_deref().unwrap(), &in_f32(want.grad.as_deref().unwrap()));
+            let got = ctx.compute(options, grad_input(logits, nc(logits, *c), up), probs).unwrap();
             assert_close(
                 ctx,
                 "random ce probs",
                 got.loss.values(),
                 &in_f32(want_probs.loss.values()),
             );
-            assert_grad_close(ctx, "random ce probs", &got.grad, &in_f32(&want_probs.grad));
+            assert_grad_close(ctx, "random ce probs", got.grad.as_deref().unwrap(), &in_f32(want_probs.grad.as_deref().unwrap()));
         }
     }
 
@@ -159,11 +161,11 @@ proptest! {
             proptest::collection::vec(-2.0f32..2.0, rows * classes),
         ))
     ) {
-        let want = reference::log_softmax_and_grad(&logits, c, &upstream).unwrap();
+        let want = reference::compute(&LogSoftmax, Input::new(&logits, nc(&logits, c)).with_upstream(&upstream), Targets::None).unwrap();
         for ctx in contexts() {
-            let got = ctx.log_softmax_and_grad(&logits, c, &upstream).unwrap();
+            let got = ctx.compute(&LogSoftmax, Input::new(&logits, nc(&logits, c)).with_upstream(&upstream), Targets::None).unwrap();
             assert_close(ctx, "random log_softmax", got.loss.values(), &in_f32(want.loss.values()));
-            assert_grad_close(ctx, "random log_softmax", &got.grad, &in_f32(&want.grad));
+            assert_grad_close(ctx, "random log_softmax", got.grad.as_deref().unwrap(), &in_f32(want.grad.as_deref().unwrap()));
         }
     }
 
@@ -178,14 +180,14 @@ proptest! {
                 upstream(reduction, len),
             ))
     ) {
-        let options = BceOptions { weight, reduction };
+        let options = BinaryCrossEntropy { weight, reduction };
         let up = Some(&upstream[..]);
         let want =
-            reference::binary_cross_entropy_and_grad(&input, &target, &options, up).unwrap();
+            reference::compute(&options, grad_input(&input, flat(&input), up), &target).unwrap();
         for ctx in contexts() {
-            let got = ctx.binary_cross_entropy_and_grad(&input, &target, &options, up).unwrap();
+            let got = ctx.compute(&options, grad_input(&input, flat(&input), up), &target).unwrap();
             assert_close(ctx, "random bce", got.loss.values(), &in_f32(want.loss.values()));
-            assert_grad_close(ctx, "random bce", &got.grad, &in_f32(&want.grad));
+            assert_grad_close(ctx, "random bce", got.grad.as_deref().unwrap(), &in_f32(want.grad.as_deref().unwrap()));
         }
     }
 
@@ -202,18 +204,16 @@ proptest! {
                 upstream(reduction, rows * last),
             ))
     ) {
-        let options = BceWithLogitsOptions { weight, pos_weight, reduction };
+        let options = BinaryCrossEntropyWithLogits { weight, pos_weight, reduction };
         let up = Some(&upstream[..]);
-        let want = reference::binary_cross_entropy_with_logits_and_grad(
-            &input, &target, &options, up,
-        )
+        let want = reference::compute(&options, grad_input(&input, bce_shape(&input, &options), up), &target)
         .unwrap();
         for ctx in contexts() {
             let got = ctx
-                .binary_cross_entropy_with_logits_and_grad(&input, &target, &options, up)
+                .compute(&options, grad_input(&input, bce_shape(&input, &options), up), &target)
                 .unwrap();
             assert_close(ctx, "random bce logits", got.loss.values(), &in_f32(want.loss.values()));
-            assert_grad_close(ctx, "random bce logits", &got.grad, &in_f32(&want.grad));
+            assert_grad_close(ctx, "random bce logits", got.grad.as_deref().unwrap(), &in_f32(want.grad.as_deref().unwrap()));
         }
     }
 }

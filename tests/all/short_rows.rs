@@ -4,11 +4,13 @@
 //! takes that path at any batch size, so these run in seconds; every row kernel is compared
 //! with the float64 reference, with batches that end inside a workgroup and in chunks.
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::{
     assert_close, assert_cross_entropy_every_way, assert_cross_entropy_probs_with_grad,
     assert_grad_close, assert_loss, contexts, gpu_label_status, Rng,
 };
-use xent::{reference, Context, CrossEntropyOptions, Error, Reduction, Tuning};
+use xent::{reference, Context, CrossEntropy, Error, Reduction, Tuning};
 
 /// `base` with 4 rows per thread wherever a row has one thread: a workgroup covers 1024 rows.
 fn four_rows_per_thread(base: &Context) -> Context {
@@ -42,7 +44,7 @@ fn class_index_losses_of_several_rows_per_thread_match_the_reference() {
                 (Reduction::Sum, 0.0, false),
                 (Reduction::Mean, 0.2, false),
             ] {
-                let options = CrossEntropyOptions {
+                let options = CrossEntropy {
                     reduction,
                     label_smoothing: smoothing,
                     weight: weighted.then(|| weight.clone()),
@@ -66,7 +68,7 @@ fn probability_targets_and_log_softmax_of_several_rows_per_thread_match_the_refe
         for base in contexts() {
             let ctx = &four_rows_per_thread(base);
             for reduction in [Reduction::None, Reduction::Mean, Reduction::Sum] {
-                let options = CrossEntropyOptions {
+                let options = CrossEntropy {
                     label_smoothing: 0.1,
                     weight: Some(weight.clone()),
                     reduction,
@@ -76,10 +78,26 @@ fn probability_targets_and_log_softmax_of_several_rows_per_thread_match_the_refe
                 assert_cross_entropy_probs_with_grad(ctx, &case, &x, c, &t, &options);
             }
             let case = format!("4 rows per thread log_softmax {n}x{c}");
-            let want = reference::log_softmax_and_grad(&x, c, &g).unwrap();
-            let got = ctx.log_softmax_and_grad(&x, c, &g).unwrap();
+            let want = reference::compute(
+                &LogSoftmax,
+                Input::new(&x, nc(&x, c)).with_upstream(&g),
+                Targets::None,
+            )
+            .unwrap();
+            let got = ctx
+                .compute(
+                    &LogSoftmax,
+                    Input::new(&x, nc(&x, c)).with_upstream(&g),
+                    Targets::None,
+                )
+                .unwrap();
             assert_close(ctx, &case, got.loss.values(), want.loss.values());
-            assert_grad_close(ctx, &case, &got.grad, &want.grad);
+            assert_grad_close(
+                ctx,
+                &case,
+                got.grad.as_deref().unwrap(),
+                want.grad.as_deref().unwrap(),
+            );
         }
     }
 }
@@ -100,19 +118,25 @@ fn several_rows_per_thread_in_chunks_match_the_whole_batch() {
             ..whole.tuning()
         });
         for reduction in [Reduction::None, Reduction::Mean] {
-            let options = CrossEntropyOptions {
+            let options = CrossEntropy {
                 reduction,
                 ..Default::default()
             };
             let case = format!("4 rows per thread chunked ce {n}x{c} {reduction:?}");
-            let want = reference::cross_entropy_and_grad(&x, c, &labels, &options, None).unwrap();
+            let want =
+                reference::compute(&options, grad_input(&x, nc(&x, c), None), &labels).unwrap();
             let got = cut
-                .cross_entropy_and_grad(&x, c, &labels, &options, None)
+                .compute(&options, grad_input(&x, nc(&x, c), None), &labels)
                 .unwrap();
             assert_loss(cut, &case, &got.loss, &want.loss);
-            assert_grad_close(cut, &case, &got.grad, &want.grad);
+            assert_grad_close(
+                cut,
+                &case,
+                got.grad.as_deref().unwrap(),
+                want.grad.as_deref().unwrap(),
+            );
             let uncut = whole
-                .cross_entropy_and_grad(&x, c, &labels, &options, None)
+                .compute(&options, grad_input(&x, nc(&x, c), None), &labels)
                 .unwrap();
             assert_eq!(
                 got.loss.values(),
@@ -120,7 +144,8 @@ fn several_rows_per_thread_in_chunks_match_the_whole_batch() {
                 "{case}: chunks change the loss bits"
             );
             assert_eq!(
-                got.grad, uncut.grad,
+                got.grad.as_deref().unwrap(),
+                uncut.grad.as_deref().unwrap(),
                 "{case}: chunks change the gradient bits"
             );
         }

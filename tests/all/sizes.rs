@@ -2,9 +2,11 @@
 //! (chunks), reached on small data by capping a context's limits, and the large shapes every
 //! adapter must take.
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::{assert_close, assert_grad_close, contexts, gpu_label_status, Rng};
 use xent::{
-    reference, BceWithLogitsOptions, CrossEntropyOptions, Error, LossAndGrad, Reduction, Tuning,
+    reference, BinaryCrossEntropyWithLogits, CrossEntropy, Error, Output, Reduction, Tuning,
 };
 
 #[test]
@@ -22,29 +24,59 @@ fn grids_past_the_workgroup_limit_give_the_same_results() {
         let logits = rng.vec(n * c, -6.0, 6.0);
         let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
         for reduction in [Reduction::None, Reduction::Mean] {
-            let options = CrossEntropyOptions {
+            let options = CrossEntropy {
                 label_smoothing: 0.1,
                 reduction,
                 ..Default::default()
             };
             let case = format!("2-D grid ce {n}x{c} {reduction:?}");
             let got = ctx
-                .cross_entropy_and_grad(&logits, c, &labels, &options, None)
+                .compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
                 .unwrap();
             let want =
-                reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+                reference::compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
+                    .unwrap();
             assert_close(ctx, &case, got.loss.values(), want.loss.values());
-            assert_grad_close(ctx, &case, &got.grad, &want.grad);
+            assert_grad_close(
+                ctx,
+                &case,
+                got.grad.as_deref().unwrap(),
+                want.grad.as_deref().unwrap(),
+            );
         }
         let t = rng.vec(n * c, 0.0, 1.0);
-        let options = BceWithLogitsOptions::default();
+        let options = BinaryCrossEntropyWithLogits::default();
         let got = ctx
-            .binary_cross_entropy_with_logits(&logits, &t, &options)
+            .compute(
+                &options,
+                Input::new(&logits, bce_shape(&logits, &options)),
+                &t,
+            )
+            .map(|o| o.loss)
             .unwrap();
-        let want = reference::binary_cross_entropy_with_logits(&logits, &t, &options).unwrap();
+        let want = reference::compute(
+            &options,
+            Input::new(&logits, bce_shape(&logits, &options)),
+            &t,
+        )
+        .map(|o| o.loss)
+        .unwrap();
         assert_close(ctx, "2-D grid bce", got.values(), want.values());
-        let got = ctx.log_softmax(&logits, c).unwrap();
-        let want = reference::log_softmax(&logits, c).unwrap();
+        let got = ctx
+            .compute(
+                &LogSoftmax,
+                Input::new(&logits, nc(&logits, c)),
+                Targets::None,
+            )
+            .map(|o| o.loss.into_values())
+            .unwrap();
+        let want = reference::compute(
+            &LogSoftmax,
+            Input::new(&logits, nc(&logits, c)),
+            Targets::None,
+        )
+        .map(|o| o.loss.into_values())
+        .unwrap();
         assert_close(ctx, "2-D grid log_softmax", &got, &want);
     }
 }
@@ -75,7 +107,7 @@ fn bindings_past_the_limit_are_cut_into_chunks_with_identical_results() {
             ..whole.tuning()
         });
         for reduction in [Reduction::Mean, Reduction::None] {
-            let options = CrossEntropyOptions {
+            let options = CrossEntropy {
                 weight: Some(weight.clone()),
                 label_smoothing: 0.1,
                 reduction,
@@ -83,82 +115,151 @@ fn bindings_past_the_limit_are_cut_into_chunks_with_identical_results() {
             };
             let case = format!("chunked ce {n}x{c} {reduction:?}");
             let got = cut
-                .cross_entropy_and_grad(&logits, c, &labels, &options, None)
+                .compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
                 .unwrap();
             let uncut = whole
-                .cross_entropy_and_grad(&logits, c, &labels, &options, None)
+                .compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
                 .unwrap();
             let want =
-                reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+                reference::compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
+                    .unwrap();
             assert_close(cut, &case, got.loss.values(), want.loss.values());
-            assert_grad_close(cut, &case, &got.grad, &want.grad);
+            assert_grad_close(
+                cut,
+                &case,
+                got.grad.as_deref().unwrap(),
+                want.grad.as_deref().unwrap(),
+            );
             assert!(
-                bits(got.loss.values(), &got.grad) == bits(uncut.loss.values(), &uncut.grad),
+                bits(got.loss.values(), got.grad.as_deref().unwrap())
+                    == bits(uncut.loss.values(), uncut.grad.as_deref().unwrap()),
                 "{case}: cut and uncut runs differ"
             );
             let mut in_place = logits.clone();
             let loss = cut
-                .cross_entropy_and_grad_in_place(&mut in_place, c, &labels, &options, None)
+                .compute(&options, overwritten(&mut in_place, c, None), &labels)
+                .map(|o| o.loss)
                 .unwrap();
-            assert!(bits(loss.values(), &in_place) == bits(got.loss.values(), &got.grad));
+            assert!(
+                bits(loss.values(), &in_place)
+                    == bits(got.loss.values(), got.grad.as_deref().unwrap())
+            );
 
             let case = format!("chunked ce probs {n}x{c} {reduction:?}");
             let got = cut
-                .cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)
+                .compute(&options, grad_input(&logits, nc(&logits, c), None), &probs)
                 .unwrap();
             let uncut = whole
-                .cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)
+                .compute(&options, grad_input(&logits, nc(&logits, c), None), &probs)
                 .unwrap();
             assert!(
-                bits(got.loss.values(), &got.grad) == bits(uncut.loss.values(), &uncut.grad),
+                bits(got.loss.values(), got.grad.as_deref().unwrap())
+                    == bits(uncut.loss.values(), uncut.grad.as_deref().unwrap()),
                 "{case}: cut and uncut runs differ"
             );
-            let want = reference::cross_entropy_probs_and_grad(&logits, c, &probs, &options, None)
-                .unwrap();
+            let want =
+                reference::compute(&options, grad_input(&logits, nc(&logits, c), None), &probs)
+                    .unwrap();
             assert_close(cut, &case, got.loss.values(), want.loss.values());
-            assert_grad_close(cut, &case, &got.grad, &want.grad);
+            assert_grad_close(
+                cut,
+                &case,
+                got.grad.as_deref().unwrap(),
+                want.grad.as_deref().unwrap(),
+            );
 
-            let options = BceWithLogitsOptions {
+            let options = BinaryCrossEntropyWithLogits {
                 weight: Some(targets.iter().map(|t| t + 0.5).collect()),
                 pos_weight: Some(pos_weight.clone()),
                 reduction,
             };
             let case = format!("chunked bce logits {} {reduction:?}", n * c);
             let got = cut
-                .binary_cross_entropy_with_logits_and_grad(&logits, &targets, &options, None)
+                .compute(
+                    &options,
+                    grad_input(&logits, bce_shape(&logits, &options), None),
+                    &targets,
+                )
                 .unwrap();
             let uncut = whole
-                .binary_cross_entropy_with_logits_and_grad(&logits, &targets, &options, None)
+                .compute(
+                    &options,
+                    grad_input(&logits, bce_shape(&logits, &options), None),
+                    &targets,
+                )
                 .unwrap();
             assert!(
-                bits(got.loss.values(), &got.grad) == bits(uncut.loss.values(), &uncut.grad),
+                bits(got.loss.values(), got.grad.as_deref().unwrap())
+                    == bits(uncut.loss.values(), uncut.grad.as_deref().unwrap()),
                 "{case}: cut and uncut runs differ"
             );
-            let want = reference::binary_cross_entropy_with_logits_and_grad(
-                &logits, &targets, &options, None,
+            let want = reference::compute(
+                &options,
+                grad_input(&logits, bce_shape(&logits, &options), None),
+                &targets,
             )
             .unwrap();
             assert_close(cut, &case, got.loss.values(), want.loss.values());
-            assert_grad_close(cut, &case, &got.grad, &want.grad);
+            assert_grad_close(
+                cut,
+                &case,
+                got.grad.as_deref().unwrap(),
+                want.grad.as_deref().unwrap(),
+            );
         }
         let upstream = rng.vec(n * c, -1.0, 1.0);
-        let got = cut.log_softmax_and_grad(&logits, c, &upstream).unwrap();
-        let uncut = whole.log_softmax_and_grad(&logits, c, &upstream).unwrap();
-        assert!(bits(got.loss.values(), &got.grad) == bits(uncut.loss.values(), &uncut.grad));
-        let want = reference::log_softmax_and_grad(&logits, c, &upstream).unwrap();
+        let got = cut
+            .compute(
+                &LogSoftmax,
+                Input::new(&logits, nc(&logits, c)).with_upstream(&upstream),
+                Targets::None,
+            )
+            .unwrap();
+        let uncut = whole
+            .compute(
+                &LogSoftmax,
+                Input::new(&logits, nc(&logits, c)).with_upstream(&upstream),
+                Targets::None,
+            )
+            .unwrap();
+        assert!(
+            bits(got.loss.values(), got.grad.as_deref().unwrap())
+                == bits(uncut.loss.values(), uncut.grad.as_deref().unwrap())
+        );
+        let want = reference::compute(
+            &LogSoftmax,
+            Input::new(&logits, nc(&logits, c)).with_upstream(&upstream),
+            Targets::None,
+        )
+        .unwrap();
         assert_close(
             cut,
             "chunked log_softmax",
             got.loss.values(),
             want.loss.values(),
         );
-        assert_grad_close(cut, "chunked log_softmax", &got.grad, &want.grad);
+        assert_grad_close(
+            cut,
+            "chunked log_softmax",
+            got.grad.as_deref().unwrap(),
+            want.grad.as_deref().unwrap(),
+        );
         let p: Vec<f32> = targets.iter().map(|t| t * 0.98 + 0.01).collect();
         let got = cut
-            .binary_cross_entropy(&p, &probs, &Default::default())
+            .compute(
+                &xent::BinaryCrossEntropy::default(),
+                Input::new(&p, flat(&p)),
+                &probs,
+            )
+            .map(|o| o.loss)
             .unwrap();
         let uncut = whole
-            .binary_cross_entropy(&p, &probs, &Default::default())
+            .compute(
+                &xent::BinaryCrossEntropy::default(),
+                Input::new(&p, flat(&p)),
+                &probs,
+            )
+            .map(|o| o.loss)
             .unwrap();
         assert_eq!(got.values()[0].to_bits(), uncut.values()[0].to_bits());
     }
@@ -199,19 +300,30 @@ fn large_class_counts_and_large_batches_match_the_reference() {
     for (n, c, grad) in [(4, 262_144, true), (1 << 20, 2, true), (1 << 24, 2, false)] {
         let logits = rng.vec(n * c, -10.0, 10.0);
         let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
-        let options = CrossEntropyOptions::default();
+        let options = CrossEntropy::default();
         let case = format!("ce {n}x{c}");
         if grad {
             let got = ctx
-                .cross_entropy_and_grad(&logits, c, &labels, &options, None)
+                .compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
                 .unwrap();
             let want =
-                reference::cross_entropy_and_grad(&logits, c, &labels, &options, None).unwrap();
+                reference::compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
+                    .unwrap();
             assert_close(ctx, &case, got.loss.values(), want.loss.values());
-            assert_grad_close(ctx, &case, &got.grad, &want.grad);
+            assert_grad_close(
+                ctx,
+                &case,
+                got.grad.as_deref().unwrap(),
+                want.grad.as_deref().unwrap(),
+            );
         } else {
-            let got = ctx.cross_entropy(&logits, c, &labels, &options).unwrap();
-            let want = reference::cross_entropy(&logits, c, &labels, &options).unwrap();
+            let got = ctx
+                .compute(&options, Input::new(&logits, nc(&logits, c)), &labels)
+                .map(|o| o.loss)
+                .unwrap();
+            let want = reference::compute(&options, Input::new(&logits, nc(&logits, c)), &labels)
+                .map(|o| o.loss)
+                .unwrap();
             assert_close(ctx, &case, got.values(), want.values());
         }
     }
@@ -241,25 +353,29 @@ fn buffers_past_the_limit_are_cut_into_parts() {
     assert_eq!(cut.limits().max_buffer_size, 1 << 20);
     // The cut run against the reference, and against the uncut run: bit for bit for
     // per-item values (all of `None`, gradients of `Sum`).
-    let check =
-        |case: &str, reduction, got: &LossAndGrad, uncut: &LossAndGrad, want: &LossAndGrad<f64>| {
-            assert_close(cut, case, got.loss.values(), want.loss.values());
-            assert_grad_close(cut, case, &got.grad, &want.grad);
-            if reduction != Reduction::Mean {
-                assert!(
-                    got.grad == uncut.grad,
-                    "{case}: cut and uncut gradients differ"
-                );
-            }
-            if reduction == Reduction::None {
-                assert!(
-                    got.loss == uncut.loss,
-                    "{case}: cut and uncut losses differ"
-                );
-            }
-        };
+    let check = |case: &str, reduction, got: &Output, uncut: &Output, want: &Output<f64>| {
+        assert_close(cut, case, got.loss.values(), want.loss.values());
+        assert_grad_close(
+            cut,
+            case,
+            got.grad.as_deref().unwrap(),
+            want.grad.as_deref().unwrap(),
+        );
+        if reduction != Reduction::Mean {
+            assert!(
+                got.grad.as_deref().unwrap() == uncut.grad.as_deref().unwrap(),
+                "{case}: cut and uncut gradients differ"
+            );
+        }
+        if reduction == Reduction::None {
+            assert!(
+                got.loss == uncut.loss,
+                "{case}: cut and uncut losses differ"
+            );
+        }
+    };
     for reduction in [Reduction::None, Reduction::Sum, Reduction::Mean] {
-        let options = CrossEntropyOptions {
+        let options = CrossEntropy {
             weight: Some(weight.clone()),
             label_smoothing: 0.1,
             reduction,
@@ -271,35 +387,39 @@ fn buffers_past_the_limit_are_cut_into_parts() {
         };
         let up = Some(&upstream[..]);
         let got = cut
-            .cross_entropy_and_grad(&logits, c, &labels, &options, up)
+            .compute(&options, grad_input(&logits, nc(&logits, c), up), &labels)
             .unwrap();
         check(
             &format!("parts ce {n}x{c} {reduction:?}"),
             reduction,
             &got,
             &whole
-                .cross_entropy_and_grad(&logits, c, &labels, &options, up)
+                .compute(&options, grad_input(&logits, nc(&logits, c), up), &labels)
                 .unwrap(),
-            &reference::cross_entropy_and_grad(&logits, c, &labels, &options, up).unwrap(),
+            &reference::compute(&options, grad_input(&logits, nc(&logits, c), up), &labels)
+                .unwrap(),
         );
         let mut in_place = logits.clone();
         let loss = cut
-            .cross_entropy_and_grad_in_place(&mut in_place, c, &labels, &options, up)
+            .compute(&options, overwritten(&mut in_place, c, up), &labels)
+            .map(|o| o.loss)
             .unwrap();
-        assert!(bits(loss.values(), &in_place) == bits(got.loss.values(), &got.grad));
+        assert!(
+            bits(loss.values(), &in_place) == bits(got.loss.values(), got.grad.as_deref().unwrap())
+        );
         check(
             &format!("parts ce probs {n}x{c} {reduction:?}"),
             reduction,
-            &cut.cross_entropy_probs_and_grad(&logits, c, &probs, &options, up)
+            &cut.compute(&options, grad_input(&logits, nc(&logits, c), up), &probs)
                 .unwrap(),
             &whole
-                .cross_entropy_probs_and_grad(&logits, c, &probs, &options, up)
+                .compute(&options, grad_input(&logits, nc(&logits, c), up), &probs)
                 .unwrap(),
-            &reference::cross_entropy_probs_and_grad(&logits, c, &probs, &options, up).unwrap(),
+            &reference::compute(&options, grad_input(&logits, nc(&logits, c), up), &probs).unwrap(),
         );
 
         // pos_weight of 300 per row: parts are whole multiples of it.
-        let options = BceWithLogitsOptions {
+        let options = BinaryCrossEntropyWithLogits {
             weight: Some(targets.iter().map(|t| t + 0.5).collect()),
             pos_weight: Some(rng.vec(c, 0.5, 3.0)),
             reduction,
@@ -312,29 +432,61 @@ fn buffers_past_the_limit_are_cut_into_parts() {
         check(
             &format!("parts bce logits {} {reduction:?}", n * c),
             reduction,
-            &cut.binary_cross_entropy_with_logits_and_grad(&logits, &targets, &options, up)
-                .unwrap(),
+            &cut.compute(
+                &options,
+                grad_input(&logits, bce_shape(&logits, &options), up),
+                &targets,
+            )
+            .unwrap(),
             &whole
-                .binary_cross_entropy_with_logits_and_grad(&logits, &targets, &options, up)
+                .compute(
+                    &options,
+                    grad_input(&logits, bce_shape(&logits, &options), up),
+                    &targets,
+                )
                 .unwrap(),
-            &reference::binary_cross_entropy_with_logits_and_grad(&logits, &targets, &options, up)
-                .unwrap(),
+            &reference::compute(
+                &options,
+                grad_input(&logits, bce_shape(&logits, &options), up),
+                &targets,
+            )
+            .unwrap(),
         );
 
         let p: Vec<f32> = targets.iter().map(|t| t * 0.98 + 0.01).collect();
-        let options = xent::BceOptions {
+        let options = xent::BinaryCrossEntropy {
             weight: None,
             reduction,
         };
         let case = format!("parts bce {} {reduction:?}", n * c);
-        let got = cut.binary_cross_entropy(&p, &probs, &options).unwrap();
-        let want = reference::binary_cross_entropy(&p, &probs, &options).unwrap();
+        let got = cut
+            .compute(&options, Input::new(&p, flat(&p)), &probs)
+            .map(|o| o.loss)
+            .unwrap();
+        let want = reference::compute(&options, Input::new(&p, flat(&p)), &probs)
+            .map(|o| o.loss)
+            .unwrap();
         assert_close(cut, &case, got.values(), want.values());
     }
     let upstream = rng.vec(n * c, -1.0, 1.0);
-    let got = cut.log_softmax_and_grad(&logits, c, &upstream).unwrap();
-    let uncut = whole.log_softmax_and_grad(&logits, c, &upstream).unwrap();
-    assert!(bits(got.loss.values(), &got.grad) == bits(uncut.loss.values(), &uncut.grad));
+    let got = cut
+        .compute(
+            &LogSoftmax,
+            Input::new(&logits, nc(&logits, c)).with_upstream(&upstream),
+            Targets::None,
+        )
+        .unwrap();
+    let uncut = whole
+        .compute(
+            &LogSoftmax,
+            Input::new(&logits, nc(&logits, c)).with_upstream(&upstream),
+            Targets::None,
+        )
+        .unwrap();
+    assert!(
+        bits(got.loss.values(), got.grad.as_deref().unwrap())
+            == bits(uncut.loss.values(), uncut.grad.as_deref().unwrap())
+    );
 }
 
 /// A single row wider than a binding cannot be cut into chunks, nor one larger than a buffer
@@ -356,7 +508,14 @@ fn rows_wider_than_a_limit_are_an_error_naming_it() {
         (binding, "max_storage_buffer_binding_size"),
         (buffer, "max_buffer_size"),
     ] {
-        match ctx.cross_entropy(&logits, c, &[1u32, 2], &CrossEntropyOptions::default()) {
+        match ctx
+            .compute(
+                &CrossEntropy::default(),
+                Input::new(&logits, nc(&logits, c)),
+                &[1u32, 2],
+            )
+            .map(|o| o.loss)
+        {
             Err(Error::TooLarge {
                 limit_name, limit, ..
             }) => {

@@ -3,11 +3,13 @@
 //! per thread and 64 workgroups to fill splits rows of a few thousand logits, so these run in
 //! seconds; every loss that splits is compared with the float64 reference, chunked too.
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::{
     assert_close, assert_cross_entropy_every_way, assert_cross_entropy_probs_with_grad,
     assert_grad_close, assert_loss, contexts, gpu_label_status, Rng,
 };
-use xent::{reference, Context, CrossEntropyOptions, Error, Reduction, Tuning};
+use xent::{reference, Context, CrossEntropy, Error, Reduction, Tuning};
 
 /// `base` with rows of at least 1024 logits split until a batch makes 64 workgroups: 3 rows of
 /// 5000 logits make 4 segments of 1250 each.
@@ -57,7 +59,7 @@ fn split_class_index_losses_match_the_reference() {
             } else {
                 finite.clone()
             };
-            let options = CrossEntropyOptions {
+            let options = CrossEntropy {
                 reduction,
                 label_smoothing: smoothing,
                 weight: weighted.then(|| weight.clone()),
@@ -84,7 +86,7 @@ fn split_probability_targets_and_log_softmax_match_the_reference() {
         let weight = rng.vec(c, 0.5, 2.0);
         // Mean divides by N, so only a sum shows a loss counted once per segment.
         for reduction in [Reduction::Mean, Reduction::Sum] {
-            let options = CrossEntropyOptions {
+            let options = CrossEntropy {
                 label_smoothing: 0.1,
                 weight: Some(weight.clone()),
                 reduction,
@@ -95,12 +97,35 @@ fn split_probability_targets_and_log_softmax_match_the_reference() {
         }
 
         let case = format!("split log_softmax {n}x{c}");
-        let want = reference::log_softmax_and_grad(&x_inf, c, &g).unwrap();
-        let got = ctx.log_softmax(&x_inf, c).unwrap();
+        let want = reference::compute(
+            &LogSoftmax,
+            Input::new(&x_inf, nc(&x_inf, c)).with_upstream(&g),
+            Targets::None,
+        )
+        .unwrap();
+        let got = ctx
+            .compute(
+                &LogSoftmax,
+                Input::new(&x_inf, nc(&x_inf, c)),
+                Targets::None,
+            )
+            .map(|o| o.loss.into_values())
+            .unwrap();
         assert_close(ctx, &case, &got, want.loss.values());
-        let got = ctx.log_softmax_and_grad(&x_inf, c, &g).unwrap();
+        let got = ctx
+            .compute(
+                &LogSoftmax,
+                Input::new(&x_inf, nc(&x_inf, c)).with_upstream(&g),
+                Targets::None,
+            )
+            .unwrap();
         assert_close(ctx, &case, got.loss.values(), want.loss.values());
-        assert_grad_close(ctx, &case, &got.grad, &want.grad);
+        assert_grad_close(
+            ctx,
+            &case,
+            got.grad.as_deref().unwrap(),
+            want.grad.as_deref().unwrap(),
+        );
     }
 }
 
@@ -124,21 +149,36 @@ fn split_rows_in_chunks_match_the_reference() {
             ..base.tuning()
         });
         for reduction in [Reduction::None, Reduction::Mean] {
-            let options = CrossEntropyOptions {
+            let options = CrossEntropy {
                 reduction,
                 ..Default::default()
             };
             let case = format!("split chunked ce {n}x{c} {reduction:?}");
-            let want = reference::cross_entropy_and_grad(&x, c, &labels, &options, None).unwrap();
+            let want =
+                reference::compute(&options, grad_input(&x, nc(&x, c), None), &labels).unwrap();
             let got = ctx
-                .cross_entropy_and_grad(&x, c, &labels, &options, None)
+                .compute(&options, grad_input(&x, nc(&x, c), None), &labels)
                 .unwrap();
             assert_loss(ctx, &case, &got.loss, &want.loss);
-            assert_grad_close(ctx, &case, &got.grad, &want.grad);
+            assert_grad_close(
+                ctx,
+                &case,
+                got.grad.as_deref().unwrap(),
+                want.grad.as_deref().unwrap(),
+            );
         }
         let case = format!("split chunked log_softmax {n}x{c}");
-        let want = reference::log_softmax(&x, c).unwrap();
-        assert_close(ctx, &case, &ctx.log_softmax(&x, c).unwrap(), &want);
+        let want = reference::compute(&LogSoftmax, Input::new(&x, nc(&x, c)), Targets::None)
+            .map(|o| o.loss.into_values())
+            .unwrap();
+        assert_close(
+            ctx,
+            &case,
+            &ctx.compute(&LogSoftmax, Input::new(&x, nc(&x, c)), Targets::None)
+                .map(|o| o.loss.into_values())
+                .unwrap(),
+            &want,
+        );
     }
 }
 

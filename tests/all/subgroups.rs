@@ -1,7 +1,9 @@
 //! Row merges with subgroup shuffles give the same bits as merges through workgroup memory.
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::{contexts, name, Rng};
-use xent::{Context, CrossEntropyOptions, Reduction, Tuning};
+use xent::{Context, CrossEntropy, Reduction, Tuning};
 
 /// Row widths that give rows of fewer threads than a subgroup, of one subgroup and of several
 /// (up to a whole workgroup), kept in registers and read twice, under the two launch plans
@@ -25,7 +27,7 @@ fn row_kernel_bits(
     logits[3 * classes + 1] = f32::INFINITY;
     let labels: Vec<u32> = (0..rows).map(|_| rng.below(classes) as u32).collect();
     let upstream = rng.vec(rows * classes, -1.0, 1.0);
-    let smoothing = CrossEntropyOptions {
+    let smoothing = CrossEntropy {
         label_smoothing: 0.1,
         weight: Some(rng.vec(classes, 0.5, 2.0)),
         reduction: Reduction::Mean,
@@ -36,15 +38,23 @@ fn row_kernel_bits(
     // Label smoothing merges all four parts of a row's state (max, sum, coefficient sum and
     // coefficient-weighted sum).
     let ce = ctx
-        .cross_entropy_and_grad(&logits, classes, &labels, &smoothing, None)
+        .compute(
+            &smoothing,
+            grad_input(&logits, nc(&logits, classes), None),
+            &labels,
+        )
         .unwrap();
     out.push(("ce loss".into(), bits(ce.loss.values())));
-    out.push(("ce grad".into(), bits(&ce.grad)));
+    out.push(("ce grad".into(), bits(ce.grad.as_deref().unwrap())));
     let ls = ctx
-        .log_softmax_and_grad(&logits, classes, &upstream)
+        .compute(
+            &LogSoftmax,
+            Input::new(&logits, nc(&logits, classes)).with_upstream(&upstream),
+            Targets::None,
+        )
         .unwrap();
     out.push(("log_softmax".into(), bits(ls.loss.values())));
-    out.push(("log_softmax grad".into(), bits(&ls.grad)));
+    out.push(("log_softmax grad".into(), bits(ls.grad.as_deref().unwrap())));
     out
 }
 

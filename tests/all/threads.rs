@@ -1,7 +1,9 @@
 //! One context shared by many threads: every result is checked.
 
+#[allow(unused_imports)]
+use crate::common::api::*;
 use crate::common::{assert_close, contexts, Rng};
-use xent::{reference, BceWithLogitsOptions, CrossEntropyOptions, Reduction};
+use xent::{reference, BinaryCrossEntropyWithLogits, CrossEntropy, Reduction};
 
 fn assert_send_sync<T: Send + Sync>() {}
 
@@ -22,37 +24,67 @@ fn eight_threads_share_one_context() {
                     match call % 3 {
                         0 => {
                             let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
-                            let options = CrossEntropyOptions {
+                            let options = CrossEntropy {
                                 label_smoothing: 0.1,
                                 ..Default::default()
                             };
-                            let got = ctx.cross_entropy(&logits, c, &labels, &options).unwrap();
-                            let want =
-                                reference::cross_entropy(&logits, c, &labels, &options).unwrap();
+                            let got = ctx
+                                .compute(&options, Input::new(&logits, nc(&logits, c)), &labels)
+                                .map(|o| o.loss)
+                                .unwrap();
+                            let want = reference::compute(
+                                &options,
+                                Input::new(&logits, nc(&logits, c)),
+                                &labels,
+                            )
+                            .map(|o| o.loss)
+                            .unwrap();
                             assert_close(ctx, &case, got.values(), want.values());
                         }
                         1 => {
-                            let got = ctx.log_softmax(&logits, c).unwrap();
-                            let want = reference::log_softmax(&logits, c).unwrap();
+                            let got = ctx
+                                .compute(
+                                    &LogSoftmax,
+                                    Input::new(&logits, nc(&logits, c)),
+                                    Targets::None,
+                                )
+                                .map(|o| o.loss.into_values())
+                                .unwrap();
+                            let want = reference::compute(
+                                &LogSoftmax,
+                                Input::new(&logits, nc(&logits, c)),
+                                Targets::None,
+                            )
+                            .map(|o| o.loss.into_values())
+                            .unwrap();
                             assert_close(ctx, &case, &got, &want);
                         }
                         _ => {
                             let t = rng.vec(n * c, 0.0, 1.0);
-                            let options = BceWithLogitsOptions {
+                            let options = BinaryCrossEntropyWithLogits {
                                 reduction: Reduction::None,
                                 ..Default::default()
                             };
                             let got = ctx
-                                .binary_cross_entropy_with_logits_and_grad(
-                                    &logits, &t, &options, None,
+                                .compute(
+                                    &options,
+                                    grad_input(&logits, bce_shape(&logits, &options), None),
+                                    &t,
                                 )
                                 .unwrap();
-                            let want = reference::binary_cross_entropy_with_logits_and_grad(
-                                &logits, &t, &options, None,
+                            let want = reference::compute(
+                                &options,
+                                grad_input(&logits, bce_shape(&logits, &options), None),
+                                &t,
                             )
                             .unwrap();
                             assert_close(ctx, &case, got.loss.values(), want.loss.values());
-                            assert_close(ctx, &case, &got.grad, &want.grad);
+                            assert_close(
+                                ctx,
+                                &case,
+                                got.grad.as_deref().unwrap(),
+                                want.grad.as_deref().unwrap(),
+                            );
                         }
                     }
                 }

@@ -3,8 +3,8 @@
 use clap::ValueEnum;
 use xent::tools::npy::{self, Array, Data};
 use xent::{
-    BceOptions, BceWithLogitsOptions, Context, CrossEntropyOptions, Error, Loss, LossAndGrad,
-    Reduction,
+    BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Error, Input, Loss,
+    Reduction, Targets,
 };
 
 /// The loss to evaluate.
@@ -190,7 +190,7 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         Some(path) => Some(read_f32(path, Some(&[c]))?.1),
         None => None,
     };
-    let options = CrossEntropyOptions {
+    let options = CrossEntropy {
         weight,
         ignore_index: args.ignore_index,
         label_smoothing: args.label_smoothing,
@@ -204,16 +204,10 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
     ];
     let ctx = context(args.adapter.as_deref())?;
     let want_grad = args.grad_out.is_some();
-    let result: Result<LossAndGrad, Error> = match (&target.data, target.shape.as_slice()) {
-        (Data::I64(t), [rows]) if *rows == n => eval_indices(&ctx, &logits, c, t, &options, want_grad),
-        (Data::I32(t), [rows]) if *rows == n => eval_indices(&ctx, &logits, c, t, &options, want_grad),
-        (Data::F32(t), [rows, cols]) if *rows == n && *cols == c => {
-            if want_grad {
-                ctx.cross_entropy_probs_and_grad(&logits, c, t, &options, None)
-            } else {
-                ctx.cross_entropy_probs(&logits, c, t, &options).map(|loss| LossAndGrad { loss, grad: vec![] })
-            }
-        }
+    let targets: Targets = match (&target.data, target.shape.as_slice()) {
+        (Data::I64(t), [rows]) if *rows == n => t.into(),
+        (Data::I32(t), [rows]) if *rows == n => t.into(),
+        (Data::F32(t), [rows, cols]) if *rows == n && *cols == c => t.into(),
         _ => {
             return Err(format!(
                 "{}: {} of shape {} but int64/int32 ({n},) class indices or float32 ({n}, {c}) probabilities were expected",
@@ -223,6 +217,7 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
             ))
         }
     };
+    let result = ctx.compute(&options, input(&logits, vec![n, c], want_grad), targets);
     let result = result.map_err(|e| match e {
         Error::InvalidOption {
             name: "label_smoothing",
@@ -233,28 +228,23 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
     let grad = args
         .grad_out
         .as_deref()
-        .map(|p| (p, Array::f32(vec![n, c], result.grad)));
+        .zip(result.grad)
+        .map(|(p, g)| (p, Array::f32(vec![n, c], g)));
     write_outputs(&args.loss_out, loss_array(result.loss, vec![n]), grad)
 }
 
-fn eval_indices<L: xent::ClassIndex>(
-    ctx: &Context,
-    logits: &[f32],
-    classes: usize,
-    targets: &[L],
-    options: &CrossEntropyOptions,
-    want_grad: bool,
-) -> Result<LossAndGrad, Error> {
+/// The input of a loss, asking for its gradient when one is written.
+fn input(values: &[f32], shape: Vec<usize>, want_grad: bool) -> Input<'_> {
+    let input = Input::new(values, shape);
     if want_grad {
-        ctx.cross_entropy_and_grad(logits, classes, targets, options, None)
+        input.with_grad()
     } else {
-        ctx.cross_entropy(logits, classes, targets, options)
-            .map(|loss| LossAndGrad { loss, grad: vec![] })
+        input
     }
 }
 
 fn run_bce(args: &BceArgs) -> Result<(), String> {
-    let (shape, input) = read_f32(&args.input, None)?;
+    let (shape, input_values) = read_f32(&args.input, None)?;
     let (_, target) = read_f32(&args.target, Some(&shape))?;
     let weight = match &args.weight {
         Some(path) => Some(read_f32(path, Some(&shape))?.1),
@@ -280,32 +270,24 @@ fn run_bce(args: &BceArgs) -> Result<(), String> {
     let ctx = context(args.adapter.as_deref())?;
     let reduction: Reduction = args.reduction.into();
     let want_grad = args.grad_out.is_some();
+    let x = input(&input_values, shape.clone(), want_grad);
     let result = if args.logits {
-        let options = BceWithLogitsOptions {
+        let options = BinaryCrossEntropyWithLogits {
             weight,
             pos_weight,
             reduction,
         };
-        if want_grad {
-            ctx.binary_cross_entropy_with_logits_and_grad(&input, &target, &options, None)
-        } else {
-            ctx.binary_cross_entropy_with_logits(&input, &target, &options)
-                .map(|loss| LossAndGrad { loss, grad: vec![] })
-        }
+        ctx.compute(&options, x, &target)
     } else {
-        let options = BceOptions { weight, reduction };
-        if want_grad {
-            ctx.binary_cross_entropy_and_grad(&input, &target, &options, None)
-        } else {
-            ctx.binary_cross_entropy(&input, &target, &options)
-                .map(|loss| LossAndGrad { loss, grad: vec![] })
-        }
+        let options = BinaryCrossEntropy { weight, reduction };
+        ctx.compute(&options, x, &target)
     }
     .map_err(|e| blame(e, &files))?;
     let grad = args
         .grad_out
         .as_deref()
-        .map(|p| (p, Array::f32(shape.clone(), result.grad)));
+        .zip(result.grad)
+        .map(|(p, g)| (p, Array::f32(shape.clone(), g)));
     write_outputs(&args.loss_out, loss_array(result.loss, shape), grad)
 }
 

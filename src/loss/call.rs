@@ -1,0 +1,208 @@
+//! A loss, an input and targets checked against each other: what the host path, the GPU form
+//! and the reference dispatch on, so each loss's shape rules are written once.
+
+use crate::error::{Error, Result};
+use crate::loss::inputs::{GpuTargets, Indices, Targets};
+use crate::loss::{BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Spec};
+
+/// A loss with its targets, its input's shape checked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Call<'a, I, V> {
+    /// Log-softmax over rows of `classes`.
+    LogSoftmax { rows: usize, classes: usize },
+    /// Categorical cross-entropy with class indices.
+    Indices {
+        options: &'a CrossEntropy,
+        rows: usize,
+        classes: usize,
+        targets: I,
+    },
+    /// Categorical cross-entropy with probabilities.
+    Probs {
+        options: &'a CrossEntropy,
+        rows: usize,
+        classes: usize,
+        targets: V,
+    },
+    /// Binary cross-entropy on probabilities over `len` elements.
+    Bce {
+        options: &'a BinaryCrossEntropy,
+        len: usize,
+        targets: V,
+    },
+    /// Binary cross-entropy with logits over `len` elements.
+    BceLogits {
+        options: &'a BinaryCrossEntropyWithLogits,
+        len: usize,
+        targets: V,
+    },
+}
+
+/// The kind of targets a call was given, for the dispatch.
+pub(crate) enum Given<I, V> {
+    None,
+    Indices(I),
+    Values(V),
+}
+
+impl<'a> From<Targets<'a>> for Given<Indices<'a>, &'a [f32]> {
+    fn from(t: Targets<'a>) -> Self {
+        match t {
+            Targets::None => Given::None,
+            Targets::Indices(i) => Given::Indices(i),
+            Targets::Values(v) => Given::Values(v),
+        }
+    }
+}
+
+impl<'a> From<GpuTargets<'a>>
+    for Given<crate::gpu::tensor::GpuTensor<'a>, crate::gpu::tensor::GpuTensor<'a>>
+{
+    fn from(t: GpuTargets<'a>) -> Self {
+        match t {
+            GpuTargets::None => Given::None,
+            GpuTargets::Indices(i) => Given::Indices(i),
+            GpuTargets::Values(v) => Given::Values(v),
+        }
+    }
+}
+
+/// The number of elements of `shape`; an error when it overflows.
+fn elements(shape: &[usize]) -> Result<usize> {
+    shape.iter().try_fold(1usize, |n, &d| {
+        n.checked_mul(d).ok_or_else(|| Error::InvalidShape {
+            reason: format!("the shape {shape:?} overflows"),
+        })
+    })
+}
+
+/// `(rows, classes)` of a categorical input: the shape must be `[N, C]` with C >= 1.
+fn rows_classes(loss: &str, shape: &[usize]) -> Result<(usize, usize)> {
+    match *shape {
+        [rows, classes] if classes > 0 => Ok((rows, classes)),
+        [_, 0] => Err(Error::InvalidShape {
+            reason: "the number of classes must be at least 1".into(),
+        }),
+        _ => Err(Error::InvalidShape {
+            reason: format!("{loss} takes inputs of shape [N, C]; got {shape:?}"),
+        }),
+    }
+}
+
+/// The error for targets of the wrong kind.
+fn wrong_targets(loss: &str, expected: &str, got: &str) -> Error {
+    Error::InvalidOption {
+        name: "targets",
+        value: got.into(),
+        reason: format!("{loss} takes {expected}"),
+    }
+}
+
+/// Checks `spec` against an input of `shape` (holding `len` values, when known) and the
+/// targets given; `in_place` says the gradient is to be written over the input.
+pub(crate) fn check<'a, I, V>(
+    spec: Spec<'a>,
+    shape: &[usize],
+    len: Option<usize>,
+    in_place: bool,
+    targets: Given<I, V>,
+) -> Result<Call<'a, I, V>> {
+    let elements = elements(shape)?;
+    if let Some(len) = len {
+        if len != elements {
+            return Err(Error::ShapeMismatch {
+                what: "input",
+                expected: elements,
+                got: len,
+                hint: format!("the shape {shape:?}"),
+            });
+        }
+    }
+    let name = spec.name();
+    if in_place && !matches!(spec, Spec::CrossEntropy(_)) {
+        return Err(Error::InvalidOption {
+            name: "grad",
+            value: "in place".into(),
+            reason: format!(
+                "{name} writes its gradient to a buffer of its own; in place is for \
+                 cross-entropy"
+            ),
+        });
+    }
+    let given = match &targets {
+        Given::None => "none",
+        Given::Indices(_) => "class indices",
+        Given::Values(_) => "values",
+    };
+    let call = match spec {
+        Spec::LogSoftmax => {
+            let (rows, classes) = rows_classes(name, shape)?;
+            if !matches!(targets, Given::None) {
+                return Err(wrong_targets(name, "no targets (Targets::None)", given));
+            }
+            Call::LogSoftmax { rows, classes }
+        }
+        Spec::CrossEntropy(options) => {
+            let (rows, classes) = rows_classes(name, shape)?;
+            match targets {
+                Given::Indices(targets) => Call::Indices {
+                    options,
+                    rows,
+                    classes,
+                    targets,
+                },
+                Given::Values(targets) => Call::Probs {
+                    options,
+                    rows,
+                    classes,
+                    targets,
+                },
+                Given::None => {
+                    return Err(wrong_targets(name, "class indices or probabilities", given))
+                }
+            }
+        }
+        Spec::BinaryCrossEntropy(options) => match targets {
+            Given::Values(targets) => Call::Bce {
+                options,
+                len: elements,
+                targets,
+            },
+            _ => {
+                return Err(wrong_targets(
+                    name,
+                    "f32 targets of the input's shape",
+                    given,
+                ))
+            }
+        },
+        Spec::BinaryCrossEntropyWithLogits(options) => {
+            let last_dim = shape.last().copied().unwrap_or(1);
+            if let Some(pw) = &options.pos_weight {
+                if pw.len() != last_dim {
+                    return Err(Error::ShapeMismatch {
+                        what: "pos_weight",
+                        expected: last_dim,
+                        got: pw.len(),
+                        hint: format!("the last dimension of the input's shape {shape:?}"),
+                    });
+                }
+            }
+            match targets {
+                Given::Values(targets) => Call::BceLogits {
+                    options,
+                    len: elements,
+                    targets,
+                },
+                _ => {
+                    return Err(wrong_targets(
+                        name,
+                        "f32 targets of the input's shape",
+                        given,
+                    ))
+                }
+            }
+        }
+    };
+    Ok(call)
+}

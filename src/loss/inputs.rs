@@ -1,0 +1,260 @@
+//! What a loss is computed on: [`Input`] and [`Targets`] on the host, [`GpuInput`] and
+//! [`GpuTargets`] on the GPU, and what comes back, [`Output`].
+
+use crate::gpu::tensor::GpuTensor;
+use crate::loss::Loss;
+use crate::prepared::GradMode;
+
+/// The input of a loss on the host (logits, or BCE's input), with its shape and whether the
+/// gradient with respect to it is wanted.
+///
+/// Shapes are PyTorch's: `[N, C]` for log-softmax and categorical cross-entropy (row-major);
+/// any shape for binary cross-entropy (its last dimension is the one `pos_weight` spans).
+///
+/// ```
+/// use xent::Input;
+///
+/// let logits = vec![2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0];
+/// let forward = Input::new(&logits, [2, 3]); // the loss only
+/// let backward = Input::new(&logits, [2, 3]).with_grad(); // and its gradient
+/// let scaled = Input::new(&logits, [2, 3]).with_upstream(&[0.5]); // for an upstream gradient
+/// assert!(!forward.wants_grad() && backward.wants_grad() && scaled.wants_grad());
+/// ```
+#[derive(Debug)]
+pub struct Input<'a> {
+    pub(crate) values: Values<'a>,
+    pub(crate) shape: Vec<usize>,
+    /// `None`: the loss only; `Some(upstream)`: the gradient too, scaled by `upstream`
+    /// (ones when `None`).
+    pub(crate) grad: Option<Option<&'a [f32]>>,
+}
+
+/// An input's values: read, or read and then overwritten by the gradient.
+#[derive(Debug)]
+pub(crate) enum Values<'a> {
+    Shared(&'a [f32]),
+    InPlace(&'a mut [f32]),
+}
+
+impl<'a> Input<'a> {
+    /// `values` of the given shape; the loss only, until [`with_grad`](Self::with_grad).
+    pub fn new(values: &'a [f32], shape: impl Into<Vec<usize>>) -> Self {
+        Input {
+            values: Values::Shared(values),
+            shape: shape.into(),
+            grad: None,
+        }
+    }
+
+    /// `values` of the given shape, overwritten by the gradient of the loss (only one copy
+    /// of the logits exists on the GPU: what large vocabularies need). The output then has no
+    /// `grad`: it is in `values`. Categorical cross-entropy only; on an error `values` are
+    /// left unchanged.
+    ///
+    /// ```no_run
+    /// # let ctx = xent::Context::new()?;
+    /// let mut logits = vec![2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0];
+    /// let out = ctx.compute(&xent::CrossEntropy::default(), xent::Input::in_place(&mut logits, [2, 3]), &[0u32, 2])?;
+    /// assert!(out.grad.is_none()); // logits now hold the gradient
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn in_place(values: &'a mut [f32], shape: impl Into<Vec<usize>>) -> Self {
+        Input {
+            values: Values::InPlace(values),
+            shape: shape.into(),
+            grad: Some(None),
+        }
+    }
+
+    /// Asks for the gradient with respect to this input too, for an upstream gradient of
+    /// ones.
+    pub fn with_grad(self) -> Self {
+        Input {
+            grad: Some(self.grad.flatten()),
+            ..self
+        }
+    }
+
+    /// Asks for the gradient for the upstream gradient `upstream` (the gradient flowing into
+    /// the loss, as PyTorch's `loss.backward(upstream)`): one value for `Mean` and `Sum`, one
+    /// per row (categorical) or element (binary) for `None`, the input's shape for
+    /// log-softmax.
+    pub fn with_upstream(self, upstream: &'a [f32]) -> Self {
+        Input {
+            grad: Some(Some(upstream)),
+            ..self
+        }
+    }
+
+    /// Whether the gradient is asked for.
+    pub fn wants_grad(&self) -> bool {
+        self.grad.is_some()
+    }
+
+    /// The values.
+    pub fn values(&self) -> &[f32] {
+        match &self.values {
+            Values::Shared(v) => v,
+            Values::InPlace(v) => v,
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The upstream gradient given, if any.
+    pub(crate) fn upstream(&self) -> Option<&'a [f32]> {
+        self.grad.flatten()
+    }
+
+    /// Whether the gradient is written over the values.
+    pub(crate) fn is_in_place(&self) -> bool {
+        matches!(self.values, Values::InPlace(_))
+    }
+}
+
+/// Class-index targets from the host: `u32`, `i32` or `i64`, compared with `ignore_index`
+/// as i64 (as PyTorch).
+#[derive(Clone, Copy, Debug)]
+pub enum Indices<'a> {
+    /// `u32` class indices.
+    U32(&'a [u32]),
+    /// `i32` class indices.
+    I32(&'a [i32]),
+    /// `i64` class indices (PyTorch's `long`).
+    I64(&'a [i64]),
+}
+
+impl Indices<'_> {
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        match self {
+            Indices::U32(v) => v.len(),
+            Indices::I32(v) => v.len(),
+            Indices::I64(v) => v.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The targets of a loss on the host. Slices convert into it: integers are class indices,
+/// `f32` values are probabilities (categorical cross-entropy) or BCE targets.
+///
+/// ```
+/// use xent::Targets;
+///
+/// let labels: Targets = (&[0u32, 2][..]).into();
+/// let probabilities: Targets = (&[0.25f32, 0.75][..]).into();
+/// assert!(matches!(labels, Targets::Indices(_)) && matches!(probabilities, Targets::Values(_)));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    /// No targets (log-softmax).
+    None,
+    /// Class indices, one per row.
+    Indices(Indices<'a>),
+    /// Values of the input's shape: probabilities (categorical cross-entropy) or BCE
+    /// targets.
+    Values(&'a [f32]),
+}
+
+macro_rules! targets_from {
+    ($t:ty, $make:expr) => {
+        impl<'a> From<&'a [$t]> for Targets<'a> {
+            fn from(v: &'a [$t]) -> Self {
+                $make(v)
+            }
+        }
+        impl<'a, const N: usize> From<&'a [$t; N]> for Targets<'a> {
+            fn from(v: &'a [$t; N]) -> Self {
+                $make(&v[..])
+            }
+        }
+        impl<'a> From<&'a Vec<$t>> for Targets<'a> {
+            fn from(v: &'a Vec<$t>) -> Self {
+                $make(&v[..])
+            }
+        }
+    };
+}
+
+targets_from!(u32, |v| Targets::Indices(Indices::U32(v)));
+targets_from!(i32, |v| Targets::Indices(Indices::I32(v)));
+targets_from!(i64, |v| Targets::Indices(Indices::I64(v)));
+targets_from!(f32, Targets::Values);
+
+/// The input of a loss on the GPU: a tensor in a caller's buffer, its shape, and where its
+/// gradient goes (none by default).
+///
+/// ```no_run
+/// # fn f(ctx: &xent::Context, logits: &xent::wgpu::Buffer, labels: &xent::wgpu::Buffer) -> xent::Result<()> {
+/// use xent::{CrossEntropy, GpuInput, GpuTargets, GradMode};
+///
+/// let input = GpuInput::new(logits, [1024, 32000]).with_grad(GradMode::InPlace);
+/// let prepared = ctx.prepare(&CrossEntropy::default(), input, GpuTargets::indices(labels))?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct GpuInput<'a> {
+    pub(crate) tensor: GpuTensor<'a>,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) grad: GradMode,
+}
+
+impl<'a> GpuInput<'a> {
+    /// `tensor` (a `&wgpu::Buffer` or a [`GpuTensor`]) of the given shape.
+    pub fn new(tensor: impl Into<GpuTensor<'a>>, shape: impl Into<Vec<usize>>) -> Self {
+        GpuInput {
+            tensor: tensor.into(),
+            shape: shape.into(),
+            grad: GradMode::Off,
+        }
+    }
+
+    /// Where the gradient goes (see [`GradMode`]).
+    pub fn with_grad(self, grad: GradMode) -> Self {
+        GpuInput { grad, ..self }
+    }
+}
+
+/// The targets of a loss on the GPU.
+#[derive(Clone, Copy, Debug)]
+pub enum GpuTargets<'a> {
+    /// No targets (log-softmax).
+    None,
+    /// i32 class indices (u32 below 2^31 have the same bits), one per row; checked by the
+    /// kernel (see [`PreparedLoss::check_labels`](crate::PreparedLoss::check_labels)).
+    Indices(GpuTensor<'a>),
+    /// f32 values of the input's shape: probabilities or BCE targets.
+    Values(GpuTensor<'a>),
+}
+
+impl<'a> GpuTargets<'a> {
+    /// Class indices in `tensor` (a `&wgpu::Buffer` or a [`GpuTensor`]).
+    pub fn indices(tensor: impl Into<GpuTensor<'a>>) -> Self {
+        GpuTargets::Indices(tensor.into())
+    }
+
+    /// Values (probabilities or BCE targets) in `tensor`.
+    pub fn values(tensor: impl Into<GpuTensor<'a>>) -> Self {
+        GpuTargets::Values(tensor.into())
+    }
+}
+
+/// What a loss computes: the loss and, when asked for, the gradient with respect to the input
+/// (as PyTorch's autograd gives it for the upstream gradient). xent's GPU results are
+/// `Output<f32>`; [`crate::reference`] gives `Output<f64>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output<T = f32> {
+    /// The loss (for log-softmax: its output, unreduced).
+    pub loss: Loss<T>,
+    /// The gradient with the input's shape; `None` when it was not asked for, or was written
+    /// over the input ([`Input::in_place`]).
+    pub grad: Option<Vec<T>>,
+}
