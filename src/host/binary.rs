@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use crate::error::Result;
 use crate::host::parts::Batch;
-use crate::host::{Host, HostKey, HostResult};
+use crate::host::{Host, HostKey, HostLoss, HostResult};
 use crate::kernels::binary::{
     prepare_binary_cross_entropy, prepare_binary_cross_entropy_with_logits,
 };
@@ -36,18 +36,15 @@ impl Host {
         mode: GradMode,
     ) -> Result<HostResult> {
         validate::bce(input, target, options)?;
+        let tuning = self.gpu.tuning();
         let run_part = |part: Range<usize>, reduction, upstream| async move {
             let options = BinaryCrossEntropy {
                 weight: options.weight.as_ref().map(|w| w[part.clone()].to_vec()),
                 reduction,
             };
-            let key = self.bce_key(
-                "bce",
-                part.len(),
-                reduction,
-                mode,
-                &[options.weight.as_deref()],
-            );
+            let weights = [options.weight.as_deref()];
+            let shape = [part.len(), 1];
+            let key = HostKey::new(HostLoss::Bce, shape, mode, reduction, tuning, &weights);
             self.run(
                 key,
                 &bce_inputs(input, target, &part),
@@ -72,6 +69,7 @@ impl Host {
         mode: GradMode,
     ) -> Result<HostResult> {
         validate::bce_with_logits(input, target, options)?;
+        let tuning = self.gpu.tuning();
         let run_part = |part: Range<usize>, reduction, upstream| async move {
             let options = BinaryCrossEntropyWithLogits {
                 weight: options.weight.as_ref().map(|w| w[part.clone()].to_vec()),
@@ -79,7 +77,14 @@ impl Host {
                 reduction,
             };
             let weights = [options.weight.as_deref(), options.pos_weight.as_deref()];
-            let key = self.bce_key("bce_logits", part.len(), reduction, mode, &weights);
+            let key = HostKey::new(
+                HostLoss::BceLogits,
+                [part.len(), 1],
+                mode,
+                reduction,
+                tuning,
+                &weights,
+            );
             self.run(
                 key,
                 &bce_inputs(input, target, &part),
@@ -132,22 +137,5 @@ impl Host {
             run_part,
         )
         .await
-    }
-
-    /// The key under which a BCE host call's prepared loss is kept for reuse.
-    fn bce_key(
-        &self,
-        loss: &str,
-        len: usize,
-        reduction: Reduction,
-        mode: GradMode,
-        weights: &[Option<&[f32]>],
-    ) -> HostKey {
-        let present: Vec<bool> = weights.iter().map(Option::is_some).collect();
-        let shape = format!(
-            "{loss} {len} {mode:?} {reduction:?} weights {present:?} {:?}",
-            self.gpu.tuning()
-        );
-        HostKey::new(shape, weights)
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::host::parts::Batch;
-use crate::host::{Host, HostKey, HostResult};
+use crate::host::{Host, HostKey, HostLoss, HostResult};
 use crate::kernels::cross_entropy::{
     gpu_labels, prepare_cross_entropy, prepare_cross_entropy_probs,
 };
@@ -25,21 +25,26 @@ pub(crate) fn copy_gradient(logits: &mut [f32], grad: &[f32]) -> Result<()> {
 
 /// The key under which a host call's prepared loss is kept for reuse.
 fn host_key(
-    loss: &str,
+    loss: HostLoss,
     rows: usize,
     classes: usize,
     options: &CrossEntropy,
     mode: GradMode,
     tuning: Tuning,
 ) -> HostKey {
-    let shape = format!(
-        "{loss} {rows}x{classes} {mode:?} ignore {} smoothing {} {:?} weight {} {tuning:?}",
-        options.ignore_index,
-        options.label_smoothing.to_bits(),
-        options.reduction,
-        options.weight.is_some(),
-    );
-    HostKey::new(shape, &[options.weight.as_deref()])
+    let weights = [options.weight.as_deref()];
+    HostKey {
+        ignore_index: options.ignore_index,
+        smoothing: options.label_smoothing.to_bits(),
+        ..HostKey::new(
+            loss,
+            [rows, classes],
+            mode,
+            options.reduction,
+            tuning,
+            &weights,
+        )
+    }
 }
 
 /// A categorical host call's batch of `rows` rows: a row's logits are its largest input
@@ -105,7 +110,14 @@ impl Host {
                     reduction,
                     ..options.clone()
                 };
-                let key = host_key("ce", part.len(), classes, &options, mode, tuning);
+                let key = host_key(
+                    HostLoss::CrossEntropy,
+                    part.len(),
+                    classes,
+                    &options,
+                    mode,
+                    tuning,
+                );
                 let values = part.start * classes..part.end * classes;
                 let inputs = [
                     ("logits", bytemuck::cast_slice(&logits[values])),
@@ -151,7 +163,14 @@ impl Host {
                     reduction,
                     ..options.clone()
                 };
-                let key = host_key("ce_probs", part.len(), classes, &options, mode, tuning);
+                let key = host_key(
+                    HostLoss::CrossEntropyProbs,
+                    part.len(),
+                    classes,
+                    &options,
+                    mode,
+                    tuning,
+                );
                 let values = part.start * classes..part.end * classes;
                 let inputs = [
                     ("logits", bytemuck::cast_slice(&logits[values.clone()])),

@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::host::parts::Batch;
-use crate::host::{Host, HostKey};
+use crate::host::{Host, HostKey, HostLoss};
 use crate::kernels::log_softmax::prepare_log_softmax;
 use crate::loss::{validate, Reduction};
 use crate::prepared::GradMode;
@@ -50,8 +50,15 @@ impl Host {
                 || rows as f64,
                 |part, _, upstream| async move {
                     let values = part.start * classes..part.end * classes;
-                    let shape = format!("log_softmax {}x{classes} {mode:?} {tuning:?}", part.len());
-                    let key = HostKey::new(shape, &[]);
+                    let shape = [part.len(), classes];
+                    let key = HostKey::new(
+                        HostLoss::LogSoftmax,
+                        shape,
+                        mode,
+                        Reduction::None,
+                        tuning,
+                        &[],
+                    );
                     let inputs = [("logits", bytemuck::cast_slice(&logits[values]))];
                     self.run(key, &inputs, upstream, |gpu, b| {
                         prepare_log_softmax(gpu, &b[0], part.len(), classes, mode)

@@ -18,7 +18,8 @@ use crate::gpu::device::lock;
 use crate::gpu::pool::Pool;
 use crate::gpu::Gpu;
 use crate::loss::{Loss, Reduction};
-use crate::prepared::{decode, GradOut, PreparedLoss};
+use crate::plan::Tuning;
+use crate::prepared::{decode, GradMode, GradOut, PreparedLoss};
 use parts::{parts, Batch};
 
 /// A host call's result: the loss and, with a gradient, the gradient.
@@ -41,24 +42,57 @@ pub(crate) struct HostCall {
     prepared: PreparedLoss,
 }
 
-/// The key of a host call: its shape and scalar options (reuse needs equal keys) and the bits
-/// of its weight vectors (compared exactly, so a reused call never has other weights).
+/// Which host path a kept call belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostLoss {
+    LogSoftmax,
+    CrossEntropy,
+    CrossEntropyProbs,
+    Bce,
+    BceLogits,
+}
+
+/// The key of a host call: everything the prepared loss bakes in. A kept call is reused only
+/// for an equal key: the same loss, shape, gradient mode, options (weights compared bit for
+/// bit) and launch tuning.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct HostKey {
-    /// Loss, shape, gradient mode, scalar options and tuning, as text.
-    pub(crate) shape: String,
-    /// Bits of every weight vector.
-    pub(crate) options: Vec<u32>,
+    pub(crate) loss: HostLoss,
+    /// Items (rows or elements) and, for row losses, classes.
+    pub(crate) shape: [usize; 2],
+    pub(crate) mode: GradMode,
+    pub(crate) reduction: Reduction,
+    pub(crate) tuning: Tuning,
+    /// `ignore_index` and the bits of `label_smoothing` (categorical cross-entropy).
+    pub(crate) ignore_index: i64,
+    pub(crate) smoothing: u32,
+    /// The bits of each weight vector, `None` where it is absent.
+    pub(crate) weights: Vec<Option<Vec<u32>>>,
 }
 
 impl HostKey {
-    /// A key from its text and the weight vectors the prepared loss holds.
-    pub(crate) fn new(shape: String, weights: &[Option<&[f32]>]) -> HostKey {
-        let options = weights
-            .iter()
-            .flat_map(|w| w.unwrap_or(&[]).iter().map(|v| v.to_bits()))
-            .collect();
-        HostKey { shape, options }
+    /// A key with no categorical options.
+    pub(crate) fn new(
+        loss: HostLoss,
+        shape: [usize; 2],
+        mode: GradMode,
+        reduction: Reduction,
+        tuning: Tuning,
+        weights: &[Option<&[f32]>],
+    ) -> HostKey {
+        HostKey {
+            loss,
+            shape,
+            mode,
+            reduction,
+            tuning,
+            ignore_index: 0,
+            smoothing: 0,
+            weights: weights
+                .iter()
+                .map(|w| w.map(|w| w.iter().map(|v| v.to_bits()).collect()))
+                .collect(),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! xent's integration tests, one binary: shaders (no GPU), GPU losses against the float64
 //! reference on every adapter, errors, and properties (determinism, identities).
 
+mod caches;
 mod cli;
 mod common;
 mod dtypes;
