@@ -5,12 +5,14 @@
 use crate::error::{Error, Operation, Result};
 use crate::gpu::lanes::usable_subgroup_size;
 use crate::gpu::Gpu;
-use crate::host::categorical::copy_gradient;
+use crate::host::categorical::{copy_gradient, HostTargets};
 use crate::host::{Host, DEFAULT_HOST_CALL_BUDGET};
-use crate::kernels::{binary, cross_entropy, log_softmax};
+use crate::kernels::binary::prepare_binary;
+use crate::kernels::cross_entropy::{prepare_cross_entropy, CategoricalTargets};
+use crate::kernels::log_softmax;
 use crate::loss::call::{check, Call, Given};
 use crate::loss::inputs::Values;
-use crate::loss::{Descriptor, GpuInput, GpuTargets, Indices, Input, Loss, Output, Targets};
+use crate::loss::{Descriptor, GpuInput, GpuTargets, Input, Loss, Output, Targets};
 use crate::plan::Tuning;
 use crate::prepared::{GradMode, PreparedLoss};
 
@@ -407,39 +409,24 @@ impl Context {
                 classes,
                 targets,
                 ..
-            } => match targets {
-                Indices::U32(t) => {
-                    host.cross_entropy(values, classes, t, options, upstream, mode)
-                        .await?
-                }
-                Indices::I32(t) => {
-                    host.cross_entropy(values, classes, t, options, upstream, mode)
-                        .await?
-                }
-                Indices::I64(t) => {
-                    host.cross_entropy(values, classes, t, options, upstream, mode)
-                        .await?
-                }
-            },
+            } => {
+                let labels = targets.to_i64();
+                let targets = HostTargets::Indices(&labels);
+                host.cross_entropy(values, classes, targets, options, upstream, mode)
+                    .await?
+            }
             Call::Probs {
                 options,
                 classes,
                 targets,
                 ..
             } => {
-                host.cross_entropy_probs(values, classes, targets, options, upstream, mode)
+                let targets = HostTargets::Probs(targets);
+                host.cross_entropy(values, classes, targets, options, upstream, mode)
                     .await?
             }
-            Call::Bce {
-                options, targets, ..
-            } => {
-                host.binary_cross_entropy(values, targets, options, upstream, mode)
-                    .await?
-            }
-            Call::BceLogits {
-                options, targets, ..
-            } => {
-                host.binary_cross_entropy_with_logits(values, targets, options, upstream, mode)
+            Call::Binary { loss, targets, .. } => {
+                host.binary_cross_entropy(values, targets, loss, upstream, mode)
                     .await?
             }
         };
@@ -511,28 +498,19 @@ impl Context {
                 classes,
                 targets,
             } => {
-                cross_entropy::prepare_cross_entropy(gpu, x, targets, rows, classes, options, grad)
+                let targets = CategoricalTargets::Indices(targets);
+                prepare_cross_entropy(gpu, x, targets, (rows, classes), options, grad)
             }
             Call::Probs {
                 options,
                 rows,
                 classes,
                 targets,
-            } => cross_entropy::prepare_cross_entropy_probs(
-                gpu, x, targets, rows, classes, options, grad,
-            ),
-            Call::Bce {
-                options,
-                len,
-                targets,
-            } => binary::prepare_binary_cross_entropy(gpu, x, targets, len, options, grad),
-            Call::BceLogits {
-                options,
-                len,
-                targets,
-            } => binary::prepare_binary_cross_entropy_with_logits(
-                gpu, x, targets, len, options, grad,
-            ),
+            } => {
+                let targets = CategoricalTargets::Probs(targets);
+                prepare_cross_entropy(gpu, x, targets, (rows, classes), options, grad)
+            }
+            Call::Binary { loss, len, targets } => prepare_binary(gpu, x, targets, len, loss, grad),
         })
         .await
     }

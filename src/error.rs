@@ -106,6 +106,48 @@ pub enum Error {
         reason: String,
     },
 
+    /// A tensor's place in its buffer that xent cannot bind (an offset that is not a multiple
+    /// of the element size).
+    #[error("{what}: {reason}")]
+    InvalidLayout {
+        /// Which tensor.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// An element type a tensor or gradient cannot have here.
+    #[error("{what} cannot be {dtype:?}: {reason}")]
+    UnsupportedDtype {
+        /// Which tensor or gradient.
+        what: &'static str,
+        /// The element type given.
+        dtype: crate::Dtype,
+        /// What it can be.
+        reason: String,
+    },
+
+    /// Targets of a kind the loss does not take (class indices for a binary loss, say).
+    #[error("{loss} takes {expected}, not {got}")]
+    WrongTargets {
+        /// The loss.
+        loss: &'static str,
+        /// What it takes.
+        expected: &'static str,
+        /// What it was given.
+        got: &'static str,
+    },
+
+    /// A call that does not fit how the loss was prepared (an upstream gradient for a loss
+    /// without one, reading an in-place gradient that lies in a caller's layout).
+    #[error("{what}: {reason}")]
+    Misuse {
+        /// The call.
+        what: &'static str,
+        /// Why it cannot be done.
+        reason: String,
+    },
+
     /// A buffer or dispatch that exceeds one of the adapter's limits.
     #[error("{what} needs {needed} but the adapter's {limit_name} is {limit}; split the batch")]
     TooLarge {

@@ -93,10 +93,11 @@ impl GradOut {
         if self.packed {
             return Ok(());
         }
-        Err(Error::InvalidOption {
-            name: "read_grad",
-            value: "an in-place gradient over a sliced input".into(),
-            reason: "it lies in your buffer's layout; read that buffer".into(),
+        Err(Error::Misuse {
+            what: "read_grad",
+            reason: "an in-place gradient over a sliced input lies in your buffer's layout; \
+                     read that buffer"
+                .into(),
         })
     }
 
@@ -192,9 +193,8 @@ impl PreparedLoss {
     /// it takes effect for work submitted afterwards.
     pub fn set_upstream(&self, upstream: &[f32]) -> Result<()> {
         if self.grad.is_none() {
-            return Err(Error::InvalidOption {
-                name: "upstream",
-                value: format!("{} values", upstream.len()),
+            return Err(Error::Misuse {
+                what: "set_upstream",
                 reason: "this loss was prepared without a gradient (GradMode::Off)".into(),
             });
         }

@@ -10,10 +10,10 @@
 use crate::error::Result;
 use crate::loss::call::{check, Call, Given};
 use crate::loss::{
-    validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, ClassIndex, CrossEntropy, Loss,
-    Output, Reduction,
+    validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Loss, Output,
+    Reduction,
 };
-use crate::loss::{Descriptor, Indices, Input, Targets};
+use crate::loss::{BinaryLoss, Descriptor, Input, Targets};
 
 /// Computes `loss` on the host in f64, as [`Context::compute`](crate::Context::compute) does
 /// on the GPU, with the same checks: the loss and, when the input asks for it, its gradient.
@@ -34,58 +34,95 @@ pub fn compute<'a>(
     targets: impl Into<Targets<'a>>,
 ) -> Result<Output<f64>> {
     let given = Given::from(targets.into());
+    let values = input.values();
     let call = check(
         loss.spec(),
         input.shape(),
-        Some(input.values().len()),
+        Some(values.len()),
         input.is_in_place(),
         given,
     )?;
-    let x = input.values();
-    let grad = input.wants_grad();
-    let up = input.upstream();
-    let forward = |loss: Loss<f64>| Output { loss, grad: None };
-    match call {
-        Call::LogSoftmax { classes, .. } => match (grad, up) {
-            (false, _) => log_softmax(x, classes).map(|v| forward(Loss::Unreduced(v))),
-            (true, Some(u)) => log_softmax_and_grad(x, classes, u),
-            (true, None) => log_softmax_and_grad(x, classes, &vec![1.0; x.len()]),
-        },
+    // The inputs first, as the GPU path checks them; then the upstream gradient.
+    let (items, reduction) = match call {
+        Call::LogSoftmax { .. } => (values.len(), Reduction::None),
         Call::Indices {
             options,
             classes,
             targets,
             ..
-        } => match (targets, grad) {
-            (Indices::U32(t), false) => cross_entropy(x, classes, t, options).map(forward),
-            (Indices::I32(t), false) => cross_entropy(x, classes, t, options).map(forward),
-            (Indices::I64(t), false) => cross_entropy(x, classes, t, options).map(forward),
-            (Indices::U32(t), true) => cross_entropy_and_grad(x, classes, t, options, up),
-            (Indices::I32(t), true) => cross_entropy_and_grad(x, classes, t, options, up),
-            (Indices::I64(t), true) => cross_entropy_and_grad(x, classes, t, options, up),
-        },
+        } => {
+            let labels = targets.to_i64();
+            let rows = validate::cross_entropy_indices(values, classes, &labels, options)?;
+            (rows, options.reduction)
+        }
         Call::Probs {
             options,
             classes,
             targets,
             ..
-        } => match grad {
-            false => cross_entropy_probs(x, classes, targets, options).map(forward),
-            true => cross_entropy_probs_and_grad(x, classes, targets, options, up),
-        },
-        Call::Bce {
-            options, targets, ..
-        } => match grad {
-            false => binary_cross_entropy(x, targets, options).map(forward),
-            true => binary_cross_entropy_and_grad(x, targets, options, up),
-        },
-        Call::BceLogits {
-            options, targets, ..
-        } => match grad {
-            false => binary_cross_entropy_with_logits(x, targets, options).map(forward),
-            true => binary_cross_entropy_with_logits_and_grad(x, targets, options, up),
-        },
-    }
+        } => {
+            let rows = validate::cross_entropy_probs(values, classes, targets, options)?;
+            (rows, options.reduction)
+        }
+        Call::Binary { loss, targets, .. } => {
+            validate::binary(values, targets, loss)?;
+            (values.len(), loss.reduction())
+        }
+    };
+    let upstream = match (input.wants_grad(), call) {
+        (false, _) => None,
+        (true, Call::LogSoftmax { .. }) => {
+            let ones = vec![1.0; items];
+            let u = input.upstream().unwrap_or(&ones);
+            validate::length("upstream", u.len(), items, "the logits' shape")?;
+            Some(widen(u))
+        }
+        (true, Call::Binary { .. }) => Some(widen(&validate::upstream(
+            input.upstream(),
+            reduction,
+            items,
+            "element",
+        )?)),
+        (true, _) => Some(widen(&validate::upstream(
+            input.upstream(),
+            reduction,
+            items,
+            "row",
+        )?)),
+    };
+    let (x, up) = (widen(values), upstream.as_deref());
+    let (loss, grad) = match call {
+        Call::LogSoftmax { classes, .. } => log_softmax_f64(&x, classes, up),
+        Call::Indices {
+            options,
+            classes,
+            targets,
+            ..
+        } => cross_entropy_f64(&x, classes, &targets.to_i64(), options, up),
+        Call::Probs {
+            options,
+            classes,
+            targets,
+            ..
+        } => cross_entropy_probs_f64(&x, classes, &widen(targets), options, up),
+        Call::Binary {
+            loss: BinaryLoss::Probs(o),
+            targets,
+            ..
+        } => bce_f64(&x, &widen(targets), o, up),
+        Call::Binary {
+            loss: BinaryLoss::Logits(o),
+            targets,
+            ..
+        } => {
+            let last_dim = o.pos_weight.as_ref().map_or(1, Vec::len);
+            bce_logits_f64(&x, &widen(targets), o, last_dim, up)
+        }
+    };
+    Ok(Output {
+        loss,
+        grad: upstream.map(|_| grad),
+    })
 }
 
 fn widen(v: &[f32]) -> Vec<f64> {
@@ -106,38 +143,22 @@ fn log_softmax_row(row: &[f64]) -> Vec<f64> {
     row.iter().map(|&x| x - m - ls).collect()
 }
 
-/// Log-softmax of each row of an (N, C) batch, in f64.
-fn log_softmax(logits: &[f32], classes: usize) -> Result<Vec<f64>> {
-    validate::rows_of(logits, classes)?;
-    Ok(widen(logits)
-        .chunks(classes)
-        .flat_map(log_softmax_row)
-        .collect())
-}
-
-/// Log-softmax and its backward `g - exp(logp) * sum_c g` per row, in f64.
-fn log_softmax_and_grad(logits: &[f32], classes: usize, upstream: &[f32]) -> Result<Output<f64>> {
-    validate::rows_of(logits, classes)?;
-    validate::length(
-        "upstream",
-        upstream.len(),
-        logits.len(),
-        "the logits' shape",
-    )?;
-    let logp: Vec<f64> = widen(logits)
-        .chunks(classes)
-        .flat_map(log_softmax_row)
-        .collect();
-    let g = widen(upstream);
-    let mut grad = Vec::with_capacity(logp.len());
-    for (lp, gr) in logp.chunks(classes).zip(g.chunks(classes)) {
-        let total: f64 = gr.iter().sum();
-        grad.extend(lp.iter().zip(gr).map(|(l, g)| g - l.exp() * total));
+/// Log-softmax of each row in f64 and, with an upstream gradient of the logits' shape, its
+/// backward `g - exp(logp) * sum_c g` per row.
+fn log_softmax_f64(
+    logits: &[f64],
+    classes: usize,
+    upstream: Option<&[f64]>,
+) -> (Loss<f64>, Vec<f64>) {
+    let logp: Vec<f64> = logits.chunks(classes).flat_map(log_softmax_row).collect();
+    let mut grad = Vec::new();
+    if let Some(g) = upstream {
+        for (lp, gr) in logp.chunks(classes).zip(g.chunks(classes)) {
+            let total: f64 = gr.iter().sum();
+            grad.extend(lp.iter().zip(gr).map(|(l, g)| g - l.exp() * total));
+        }
     }
-    Ok(Output {
-        loss: Loss::Unreduced(logp),
-        grad: Some(grad),
-    })
+    (Loss::Unreduced(logp), grad)
 }
 
 /// Combines per-item losses and their mean denominator as `reduction` says.
@@ -211,43 +232,6 @@ fn cross_entropy_f64(
     (reduce(losses, denominator, options.reduction), grad)
 }
 
-/// Categorical cross-entropy with class-index targets, in f64; see
-/// [`crate::Context::compute`].
-fn cross_entropy<L: ClassIndex>(
-    logits: &[f32],
-    classes: usize,
-    targets: &[L],
-    options: &CrossEntropy,
-) -> Result<Loss<f64>> {
-    validate::cross_entropy_indices(logits, classes, targets, options)?;
-    let labels: Vec<i64> = targets.iter().map(|l| l.to_i64()).collect();
-    Ok(cross_entropy_f64(&widen(logits), classes, &labels, options, None).0)
-}
-
-/// `cross_entropy` and its gradient, in f64; see [`crate::Context::compute`].
-fn cross_entropy_and_grad<L: ClassIndex>(
-    logits: &[f32],
-    classes: usize,
-    targets: &[L],
-    options: &CrossEntropy,
-    upstream: Option<&[f32]>,
-) -> Result<Output<f64>> {
-    let rows = validate::cross_entropy_indices(logits, classes, targets, options)?;
-    let upstream = widen(&validate::upstream(
-        upstream,
-        options.reduction,
-        rows,
-        "row",
-    )?);
-    let labels: Vec<i64> = targets.iter().map(|l| l.to_i64()).collect();
-    let (loss, grad) =
-        cross_entropy_f64(&widen(logits), classes, &labels, options, Some(&upstream));
-    Ok(Output {
-        loss,
-        grad: Some(grad),
-    })
-}
-
 /// Probability-target cross-entropy in f64, with the gradient when `upstream` is given.
 fn cross_entropy_probs_f64(
     logits: &[f64],
@@ -280,47 +264,6 @@ fn cross_entropy_probs_f64(
     (reduce(losses, rows as f64, options.reduction), grad)
 }
 
-/// Categorical cross-entropy with probability targets, in f64; see
-/// [`crate::Context::compute`].
-fn cross_entropy_probs(
-    logits: &[f32],
-    classes: usize,
-    targets: &[f32],
-    options: &CrossEntropy,
-) -> Result<Loss<f64>> {
-    validate::cross_entropy_probs(logits, classes, targets, options)?;
-    Ok(cross_entropy_probs_f64(&widen(logits), classes, &widen(targets), options, None).0)
-}
-
-/// [`cross_entropy_probs`] and its gradient, in f64; see
-/// [`crate::Context::compute`].
-fn cross_entropy_probs_and_grad(
-    logits: &[f32],
-    classes: usize,
-    targets: &[f32],
-    options: &CrossEntropy,
-    upstream: Option<&[f32]>,
-) -> Result<Output<f64>> {
-    let rows = validate::cross_entropy_probs(logits, classes, targets, options)?;
-    let upstream = widen(&validate::upstream(
-        upstream,
-        options.reduction,
-        rows,
-        "row",
-    )?);
-    let (loss, grad) = cross_entropy_probs_f64(
-        &widen(logits),
-        classes,
-        &widen(targets),
-        options,
-        Some(&upstream),
-    );
-    Ok(Output {
-        loss,
-        grad: Some(grad),
-    })
-}
-
 /// The elementwise weight of element `i` (1 when absent).
 fn element_weight(weight: Option<&Vec<f32>>, i: usize) -> f64 {
     weight.map_or(1.0, |w| f64::from(w[i]))
@@ -347,39 +290,6 @@ fn bce_f64(
         }
     }
     (reduce(losses, len as f64, options.reduction), grad)
-}
-
-/// Binary cross-entropy on probabilities, in f64; see
-/// [`crate::Context::compute`].
-fn binary_cross_entropy(
-    input: &[f32],
-    target: &[f32],
-    options: &BinaryCrossEntropy,
-) -> Result<Loss<f64>> {
-    validate::bce(input, target, options)?;
-    Ok(bce_f64(&widen(input), &widen(target), options, None).0)
-}
-
-/// [`binary_cross_entropy`] and its gradient, in f64; see
-/// [`crate::Context::compute`].
-fn binary_cross_entropy_and_grad(
-    input: &[f32],
-    target: &[f32],
-    options: &BinaryCrossEntropy,
-    upstream: Option<&[f32]>,
-) -> Result<Output<f64>> {
-    validate::bce(input, target, options)?;
-    let upstream = widen(&validate::upstream(
-        upstream,
-        options.reduction,
-        input.len(),
-        "element",
-    )?);
-    let (loss, grad) = bce_f64(&widen(input), &widen(target), options, Some(&upstream));
-    Ok(Output {
-        loss,
-        grad: Some(grad),
-    })
 }
 
 /// PyTorch's per-element loss `(1 - t) x - q logsigmoid(x)` (before the weight), in the
@@ -436,45 +346,6 @@ fn bce_logits_f64(
     (reduce(losses, len as f64, options.reduction), grad)
 }
 
-/// Binary cross-entropy with logits, in f64; see
-/// [`crate::Context::compute`].
-fn binary_cross_entropy_with_logits(
-    input: &[f32],
-    target: &[f32],
-    options: &BinaryCrossEntropyWithLogits,
-) -> Result<Loss<f64>> {
-    let last_dim = validate::bce_with_logits(input, target, options)?;
-    Ok(bce_logits_f64(&widen(input), &widen(target), options, last_dim, None).0)
-}
-
-/// `binary_cross_entropy_with_logits` and its gradient, in f64; see
-/// [`crate::Context::compute`].
-fn binary_cross_entropy_with_logits_and_grad(
-    input: &[f32],
-    target: &[f32],
-    options: &BinaryCrossEntropyWithLogits,
-    upstream: Option<&[f32]>,
-) -> Result<Output<f64>> {
-    let last_dim = validate::bce_with_logits(input, target, options)?;
-    let upstream = widen(&validate::upstream(
-        upstream,
-        options.reduction,
-        input.len(),
-        "element",
-    )?);
-    let (loss, grad) = bce_logits_f64(
-        &widen(input),
-        &widen(target),
-        options,
-        last_dim,
-        Some(&upstream),
-    );
-    Ok(Output {
-        loss,
-        grad: Some(grad),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     //! The reference gradients against central finite differences of the reference losses.
@@ -521,6 +392,27 @@ mod tests {
 
     const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
 
+    /// Checks the analytic gradient of `loss` (`loss(x, Some(u))` gives the loss and its
+    /// gradient, `loss(x, None)` the loss) against central differences, for a seeded upstream
+    /// gradient of the reduction's shape over `items` items.
+    fn check_loss(
+        name: &str,
+        x: &[f64],
+        (seed, items, reduction): (u64, usize, Reduction),
+        loss: impl Fn(&[f64], Option<&[f64]>) -> (Loss<f64>, Vec<f64>),
+    ) {
+        let len = if reduction == Reduction::None {
+            items
+        } else {
+            1
+        };
+        let u = values(seed, len, 0.5, 2.0);
+        let (_, grad) = loss(x, Some(&u));
+        check(&format!("{name} {reduction:?}"), x, &grad, |x| {
+            scalar(&loss(x, None).0, &u)
+        });
+    }
+
     #[test]
     fn cross_entropy_gradients_match_finite_differences() {
         let (n, c) = (5, 4);
@@ -535,15 +427,8 @@ mod tests {
                         reduction,
                         ..Default::default()
                     };
-                    let u = values(
-                        2,
-                        if reduction == Reduction::None { n } else { 1 },
-                        0.5,
-                        2.0,
-                    );
-                    let (_, grad) = cross_entropy_f64(&x, c, &labels, &options, Some(&u));
-                    check(&format!("{options:?}"), &x, &grad, |x| {
-                        scalar(&cross_entropy_f64(x, c, &labels, &options, None).0, &u)
+                    check_loss(&format!("{options:?}"), &x, (2, n, reduction), |x, u| {
+                        cross_entropy_f64(x, c, &labels, &options, u)
                     });
                 }
             }
@@ -562,15 +447,8 @@ mod tests {
                 reduction,
                 ..Default::default()
             };
-            let u = values(
-                5,
-                if reduction == Reduction::None { n } else { 1 },
-                0.5,
-                2.0,
-            );
-            let (_, grad) = cross_entropy_probs_f64(&x, c, &t, &options, Some(&u));
-            check(&format!("{options:?}"), &x, &grad, |x| {
-                scalar(&cross_entropy_probs_f64(x, c, &t, &options, None).0, &u)
+            check_loss(&format!("{options:?}"), &x, (5, n, reduction), |x, u| {
+                cross_entropy_probs_f64(x, c, &t, &options, u)
             });
         }
     }
@@ -582,12 +460,6 @@ mod tests {
         let x = values(7, len, -6.0, 6.0);
         let t = values(8, len, 0.0, 1.0);
         for reduction in REDUCTIONS {
-            let u = values(
-                9,
-                if reduction == Reduction::None { len } else { 1 },
-                0.5,
-                2.0,
-            );
             let options = BinaryCrossEntropy {
                 weight: Some(
                     values(10, len, 0.5, 2.0)
@@ -597,18 +469,16 @@ mod tests {
                 ),
                 reduction,
             };
-            let (_, grad) = bce_f64(&p, &t, &options, Some(&u));
-            check("bce", &p, &grad, |p| {
-                scalar(&bce_f64(p, &t, &options, None).0, &u)
+            check_loss("bce", &p, (9, len, reduction), |p, u| {
+                bce_f64(p, &t, &options, u)
             });
             let options = BinaryCrossEntropyWithLogits {
                 weight: options.weight.clone(),
                 pos_weight: Some(vec![0.5, 2.0, 3.0]),
                 reduction,
             };
-            let (_, grad) = bce_logits_f64(&x, &t, &options, 3, Some(&u));
-            check("bce_with_logits", &x, &grad, |x| {
-                scalar(&bce_logits_f64(x, &t, &options, 3, None).0, &u)
+            check_loss("bce_with_logits", &x, (9, len, reduction), |x, u| {
+                bce_logits_f64(x, &t, &options, 3, u)
             });
         }
     }
@@ -624,16 +494,11 @@ mod tests {
             .iter()
             .map(|&v| v as f32)
             .collect();
-        let result = log_softmax_and_grad(&x, c, &g).unwrap();
         let g64 = widen(&g);
-        check(
-            "log_softmax",
-            &widen(&x),
-            result.grad.as_deref().unwrap_or_default(),
-            |x| {
-                let logp: Vec<f64> = x.chunks(c).flat_map(log_softmax_row).collect();
-                logp.iter().zip(&g64).map(|(l, g)| l * g).sum()
-            },
-        );
+        let (_, grad) = log_softmax_f64(&widen(&x), c, Some(&g64));
+        check("log_softmax", &widen(&x), &grad, |x| {
+            let logp: Vec<f64> = x.chunks(c).flat_map(log_softmax_row).collect();
+            logp.iter().zip(&g64).map(|(l, g)| l * g).sum()
+        });
     }
 }

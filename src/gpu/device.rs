@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::error::{Error, Operation, Result};
-use crate::gpu::pipelines::{Binding, Pipeline, PipelineKey};
+use crate::gpu::pipelines::{Pipeline, PipelineKey, Slot};
 use crate::gpu::pool::Pool;
 use crate::plan::{Tuning, WORKGROUP_SIZE};
 
@@ -41,7 +41,7 @@ struct Shared {
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     /// Layouts by binding table, and compiled pipelines.
-    layouts: Mutex<HashMap<&'static [Binding], (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
+    layouts: Mutex<HashMap<&'static [Slot], (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// Readback buffers kept for reuse, by size.
     staging: Mutex<Pool<u64, wgpu::Buffer>>,

@@ -11,7 +11,7 @@
 use crate::error::{Operation, Result};
 use crate::gpu::buffers;
 use crate::gpu::device::Gpu;
-use crate::gpu::pipelines::{Binding, PipelineKey};
+use crate::gpu::pipelines::{slot, Binding, PipelineKey, Slot};
 use crate::gpu::program::{whole, Program};
 use crate::plan::{self, WORKGROUP_SIZE};
 
@@ -24,8 +24,11 @@ pub(crate) const PROBE_FILE: &str = "subgroup_probe.wgsl";
 /// The probe kernel's source.
 pub(crate) const PROBE_SOURCE: &str = include_str!("../../shaders/subgroup_probe.wgsl");
 
-/// The probe's bindings: params, out.
-pub(crate) const PROBE_BINDINGS: &[Binding] = &[Binding::Uniform, Binding::ReadWrite];
+/// The probe's bindings.
+pub(crate) const PROBE_BINDINGS: &[Slot] = &[
+    slot("params", Binding::Uniform),
+    slot("out", Binding::ReadWrite),
+];
 
 /// Mirrors `Params` of shaders/subgroup_probe.wgsl.
 #[repr(C)]

@@ -14,6 +14,21 @@ pub(crate) enum Binding {
     ReadWrite,
 }
 
+/// One binding of a kernel: its WGSL variable's name and what it holds. A kernel's slots in
+/// binding order are the one source of its layout: the host's bind-group layout, the bind
+/// order of every dispatch, and the declarations xent generates come from them, and a test
+/// checks every composed shader variant's `@binding` declarations against them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Slot {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Binding,
+}
+
+/// A slot.
+pub(crate) const fn slot(name: &'static str, kind: Binding) -> Slot {
+    Slot { name, kind }
+}
+
 /// One pipeline: a kernel (named by its file) with its bindings in order, for given element
 /// types, specialised by override constants, entered at `entry`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -21,7 +36,7 @@ pub(crate) struct PipelineKey {
     /// The kernel's file under `shaders/` (labels and errors).
     pub(crate) kernel: &'static str,
     /// Its bindings in binding order.
-    pub(crate) bindings: &'static [Binding],
+    pub(crate) bindings: &'static [Slot],
     /// `(override name, value)`, sorted by name; booleans are 0 or 1.
     pub(crate) constants: Vec<(&'static str, u32)>,
     /// Element types of the input and of the gradient.
@@ -52,10 +67,10 @@ impl PipelineKey {
         self.bindings
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+            .map(|(i, slot)| wgpu::BindGroupLayoutEntry {
                 binding: i as u32,
                 visibility: wgpu::ShaderStages::COMPUTE,
-                ty: match b {
+                ty: match slot.kind {
                     Binding::Uniform => wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Uniform,
                         has_dynamic_offset: false,
@@ -63,7 +78,7 @@ impl PipelineKey {
                     },
                     Binding::Read | Binding::ReadWrite => wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Storage {
-                            read_only: *b == Binding::Read,
+                            read_only: slot.kind == Binding::Read,
                         },
                         has_dynamic_offset: false,
                         min_binding_size: None,

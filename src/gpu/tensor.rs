@@ -71,10 +71,13 @@ impl<'a> GpuTensor<'a> {
     /// Checks a tensor that must hold 4-byte values (targets, class indices) says so.
     pub(crate) fn four_byte(self, what: &'static str) -> Result<Self> {
         if self.dtype != Dtype::F32 {
-            return Err(Error::InvalidOption {
-                name: "dtype",
-                value: format!("{:?} for {what}", self.dtype),
-                reason: format!("{what} are f32 (class indices i32); only logits and BCE inputs take f16 or bf16"),
+            return Err(Error::UnsupportedDtype {
+                what,
+                dtype: self.dtype,
+                reason: format!(
+                    "{what} are f32 (class indices i32); only logits and BCE inputs take f16 or \
+                     bf16"
+                ),
             });
         }
         Ok(self)
@@ -111,10 +114,12 @@ impl<'a> GpuTensor<'a> {
     ) -> Result<Window<'a>> {
         let size = self.dtype.size();
         if !self.offset.is_multiple_of(size) {
-            return Err(Error::InvalidOption {
-                name: "offset",
-                value: format!("{} bytes into the {what} buffer", self.offset),
-                reason: format!("offsets must be multiples of the {size}-byte element size"),
+            return Err(Error::InvalidLayout {
+                what,
+                reason: format!(
+                    "an offset of {} bytes is not a multiple of the {size}-byte element size",
+                    self.offset
+                ),
             });
         }
         let stride = self.row_stride.unwrap_or(cols);

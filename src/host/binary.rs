@@ -4,12 +4,13 @@ use std::future::Future;
 use std::ops::Range;
 
 use crate::error::Result;
+use crate::gpu::tensor::GpuTensor;
 use crate::host::parts::Batch;
 use crate::host::{Host, HostKey, HostLoss, HostResult};
-use crate::kernels::binary::{
-    prepare_binary_cross_entropy, prepare_binary_cross_entropy_with_logits,
+use crate::kernels::binary::prepare_binary;
+use crate::loss::{
+    validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, BinaryLoss, Reduction,
 };
-use crate::loss::{validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Reduction};
 use crate::prepared::GradMode;
 
 /// The host inputs of one part of a BCE call.
@@ -25,81 +26,60 @@ fn bce_inputs<'a>(
 }
 
 impl Host {
-    /// Binary cross-entropy on probabilities of host slices: validation (the upstream
-    /// gradient defaults to ones where `mode` asks for a gradient), then the host path.
+    /// Binary cross-entropy (on probabilities or with logits) of host slices: validation (the
+    /// upstream gradient defaults to ones where `mode` asks for a gradient), then the host
+    /// path, one host call per part.
     pub(crate) async fn binary_cross_entropy(
         &self,
         input: &[f32],
         target: &[f32],
-        options: &BinaryCrossEntropy,
+        loss: BinaryLoss<'_>,
         upstream: Option<&[f32]>,
         mode: GradMode,
     ) -> Result<HostResult> {
-        validate::bce(input, target, options)?;
-        let tuning = self.gpu.tuning();
-        let run_part = |part: Range<usize>, reduction, upstream| async move {
-            let options = BinaryCrossEntropy {
-                weight: options.weight.as_ref().map(|w| w[part.clone()].to_vec()),
-                reduction,
-            };
-            let weights = [options.weight.as_deref()];
-            let shape = [part.len(), 1];
-            let key = HostKey::new(HostLoss::Bce, shape, mode, reduction, tuning, &weights);
-            self.run(
-                key,
-                &bce_inputs(input, target, &part),
-                upstream,
-                |gpu, b| {
-                    prepare_binary_cross_entropy(gpu, &b[0], &b[1], part.len(), &options, mode)
-                },
-            )
-            .await
+        validate::binary(input, target, loss)?;
+        let (weight, pos_weight) = match loss {
+            BinaryLoss::Probs(o) => (&o.weight, None),
+            BinaryLoss::Logits(o) => (&o.weight, Some(&o.pos_weight)),
         };
-        self.bce(input.len(), options.reduction, 1, upstream, mode, run_part)
-            .await
-    }
-
-    /// Binary cross-entropy with logits of host slices, as [`Host::binary_cross_entropy`].
-    pub(crate) async fn binary_cross_entropy_with_logits(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        options: &BinaryCrossEntropyWithLogits,
-        upstream: Option<&[f32]>,
-        mode: GradMode,
-    ) -> Result<HostResult> {
-        validate::bce_with_logits(input, target, options)?;
+        let reduction = loss.reduction();
         let tuning = self.gpu.tuning();
         let run_part = |part: Range<usize>, reduction, upstream| async move {
-            let options = BinaryCrossEntropyWithLogits {
-                weight: options.weight.as_ref().map(|w| w[part.clone()].to_vec()),
-                pos_weight: options.pos_weight.clone(),
-                reduction,
+            // Elementwise weights are cut with the part; pos_weight spans every row.
+            let weight = weight.as_ref().map(|w| w[part.clone()].to_vec());
+            let probs;
+            let logits;
+            let (kind, part_loss) = match pos_weight {
+                None => {
+                    probs = BinaryCrossEntropy { weight, reduction };
+                    (HostLoss::Bce, BinaryLoss::Probs(&probs))
+                }
+                Some(pos_weight) => {
+                    let pos_weight = pos_weight.clone();
+                    logits = BinaryCrossEntropyWithLogits {
+                        weight,
+                        pos_weight,
+                        reduction,
+                    };
+                    (HostLoss::BceLogits, BinaryLoss::Logits(&logits))
+                }
             };
-            let weights = [options.weight.as_deref(), options.pos_weight.as_deref()];
-            let key = HostKey::new(
-                HostLoss::BceLogits,
-                [part.len(), 1],
-                mode,
-                reduction,
-                tuning,
-                &weights,
-            );
-            self.run(
-                key,
-                &bce_inputs(input, target, &part),
-                upstream,
-                |gpu, b| {
-                    let len = part.len();
-                    prepare_binary_cross_entropy_with_logits(gpu, &b[0], &b[1], len, &options, mode)
-                },
-            )
+            let weights = match part_loss {
+                BinaryLoss::Probs(o) => vec![o.weight.as_deref()],
+                BinaryLoss::Logits(o) => vec![o.weight.as_deref(), o.pos_weight.as_deref()],
+            };
+            let shape = [part.len(), 1];
+            let key = HostKey::new(kind, shape, mode, reduction, tuning, &weights);
+            let inputs = bce_inputs(input, target, &part);
+            self.run(key, &inputs, upstream, |gpu, b| {
+                let (x, t) = (GpuTensor::new(&b[0]), GpuTensor::new(&b[1]));
+                prepare_binary(gpu, x, t, part.len(), part_loss, mode)
+            })
             .await
         };
         // Parts start at multiples of pos_weight's length, so each part indexes it from 0.
-        let last_dim = options.pos_weight.as_ref().map_or(1, Vec::len);
-        let len = input.len();
-        self.bce(len, options.reduction, last_dim, upstream, mode, run_part)
+        let last_dim = pos_weight.and_then(Option::as_ref).map_or(1, Vec::len);
+        self.bce(input.len(), reduction, last_dim, upstream, mode, run_part)
             .await
     }
 

@@ -1,12 +1,11 @@
 //! The host path of categorical cross-entropy (class-index and probability targets).
 
 use crate::error::{Error, Result};
+use crate::gpu::tensor::GpuTensor;
 use crate::host::parts::Batch;
 use crate::host::{Host, HostKey, HostLoss, HostResult};
-use crate::kernels::cross_entropy::{
-    gpu_labels, prepare_cross_entropy, prepare_cross_entropy_probs,
-};
-use crate::loss::{validate, ClassIndex, CrossEntropy, Reduction};
+use crate::kernels::cross_entropy::{gpu_labels, prepare_cross_entropy, CategoricalTargets};
+use crate::loss::{validate, CrossEntropy, Reduction};
 use crate::plan::Tuning;
 use crate::prepared::GradMode;
 
@@ -62,20 +61,38 @@ fn host_batch(rows: usize, classes: usize, reduction: Reduction, mode: GradMode)
     }
 }
 
+/// The targets of a categorical host call.
+#[derive(Clone, Copy)]
+pub(crate) enum HostTargets<'a> {
+    /// One class index per row.
+    Indices(&'a [i64]),
+    /// (rows, classes) probabilities.
+    Probs(&'a [f32]),
+}
+
 impl Host {
-    /// Class-index cross-entropy of host slices: validation (the upstream gradient defaults
+    /// Categorical cross-entropy of host slices: validation (the upstream gradient defaults
     /// to ones where `mode` asks for a gradient), then upload, prepare, run and read back; in
     /// parts when the batch does not fit one buffer (see `host::parts`).
-    pub(crate) async fn cross_entropy<L: ClassIndex>(
+    pub(crate) async fn cross_entropy(
         &self,
         logits: &[f32],
         classes: usize,
-        targets: &[L],
+        targets: HostTargets<'_>,
         options: &CrossEntropy,
         upstream: Option<&[f32]>,
         mode: GradMode,
     ) -> Result<HostResult> {
-        let rows = validate::cross_entropy_indices(logits, classes, targets, options)?;
+        let (rows, loss) = match targets {
+            HostTargets::Indices(t) => (
+                validate::cross_entropy_indices(logits, classes, t, options)?,
+                HostLoss::CrossEntropy,
+            ),
+            HostTargets::Probs(t) => (
+                validate::cross_entropy_probs(logits, classes, t, options)?,
+                HostLoss::CrossEntropyProbs,
+            ),
+        };
         let upstream = match mode {
             GradMode::Off => None,
             _ => Some(validate::upstream(
@@ -85,18 +102,19 @@ impl Host {
                 "row",
             )?),
         };
-        let denominator = || {
-            targets
+        // The mean's denominator: the summed weight of the non-ignored targets, or N.
+        let denominator = || match targets {
+            HostTargets::Indices(t) => t
                 .iter()
-                .map(|l| l.to_i64())
-                .filter(|&l| l != options.ignore_index)
-                .map(|l| {
+                .filter(|&&l| l != options.ignore_index)
+                .map(|&l| {
                     options
                         .weight
                         .as_ref()
                         .map_or(1.0, |w| f64::from(w[l as usize]))
                 })
-                .sum()
+                .sum(),
+            HostTargets::Probs(_) => rows as f64,
         };
         let tuning = self.gpu.tuning();
         self.in_parts(
@@ -105,80 +123,32 @@ impl Host {
             upstream.as_deref(),
             denominator,
             |part, reduction, upstream| async move {
-                let labels = gpu_labels(&targets[part.clone()], options.ignore_index);
                 let options = CrossEntropy {
                     reduction,
                     ..options.clone()
                 };
-                let key = host_key(
-                    HostLoss::CrossEntropy,
-                    part.len(),
-                    classes,
-                    &options,
-                    mode,
-                    tuning,
-                );
+                let key = host_key(loss, part.len(), classes, &options, mode, tuning);
                 let values = part.start * classes..part.end * classes;
+                let labels;
+                let target_bytes: &[u8] = match targets {
+                    HostTargets::Indices(t) => {
+                        labels = gpu_labels(&t[part.clone()], options.ignore_index);
+                        bytemuck::cast_slice(&labels)
+                    }
+                    HostTargets::Probs(t) => bytemuck::cast_slice(&t[values.clone()]),
+                };
                 let inputs = [
                     ("logits", bytemuck::cast_slice(&logits[values])),
-                    ("targets", bytemuck::cast_slice(&labels)),
+                    ("targets", target_bytes),
                 ];
                 self.run(key, &inputs, upstream, |gpu, b| {
-                    prepare_cross_entropy(gpu, &b[0], &b[1], part.len(), classes, &options, mode)
-                })
-                .await
-            },
-        )
-        .await
-    }
-
-    /// Probability-target cross-entropy of host slices, as [`Host::cross_entropy`].
-    pub(crate) async fn cross_entropy_probs(
-        &self,
-        logits: &[f32],
-        classes: usize,
-        targets: &[f32],
-        options: &CrossEntropy,
-        upstream: Option<&[f32]>,
-        mode: GradMode,
-    ) -> Result<HostResult> {
-        let rows = validate::cross_entropy_probs(logits, classes, targets, options)?;
-        let upstream = match mode {
-            GradMode::Off => None,
-            _ => Some(validate::upstream(
-                upstream,
-                options.reduction,
-                rows,
-                "row",
-            )?),
-        };
-        let tuning = self.gpu.tuning();
-        self.in_parts(
-            host_batch(rows, classes, options.reduction, mode),
-            options.reduction,
-            upstream.as_deref(),
-            || rows as f64,
-            |part, reduction, upstream| async move {
-                let options = CrossEntropy {
-                    reduction,
-                    ..options.clone()
-                };
-                let key = host_key(
-                    HostLoss::CrossEntropyProbs,
-                    part.len(),
-                    classes,
-                    &options,
-                    mode,
-                    tuning,
-                );
-                let values = part.start * classes..part.end * classes;
-                let inputs = [
-                    ("logits", bytemuck::cast_slice(&logits[values.clone()])),
-                    ("targets", bytemuck::cast_slice(&targets[values])),
-                ];
-                self.run(key, &inputs, upstream, |gpu, b| {
-                    let rows = part.len();
-                    prepare_cross_entropy_probs(gpu, &b[0], &b[1], rows, classes, &options, mode)
+                    let t = GpuTensor::new(&b[1]);
+                    let t = match targets {
+                        HostTargets::Indices(_) => CategoricalTargets::Indices(t),
+                        HostTargets::Probs(_) => CategoricalTargets::Probs(t),
+                    };
+                    let shape = (part.len(), classes);
+                    prepare_cross_entropy(gpu, GpuTensor::new(&b[0]), t, shape, &options, mode)
                 })
                 .await
             },

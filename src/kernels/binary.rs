@@ -9,7 +9,7 @@ use crate::gpu::Gpu;
 use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
-use crate::loss::{validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Reduction};
+use crate::loss::{validate, BinaryLoss, Reduction};
 use crate::plan::{self, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::prepared::{GradMode, PreparedLoss};
 
@@ -36,59 +36,39 @@ struct BceKind<'a> {
     reduction: Reduction,
 }
 
-/// Prepares binary cross-entropy on probabilities on GPU tensors of `len` f32 each (at any
-/// 4-byte offset)
-/// (`input` in [0, 1], not checked on the GPU: see [`Context::binary_cross_entropy`]).
-/// See [`PreparedLoss`] for running it.
-pub(crate) fn prepare_binary_cross_entropy<'a>(
+/// Prepares binary cross-entropy on GPU tensors of `len` elements each (at any 4-byte offset;
+/// targets f32). See [`PreparedLoss`] for running it.
+pub(crate) fn prepare_binary(
     gpu: &Gpu,
-    input: impl Into<GpuTensor<'a>>,
-    target: impl Into<GpuTensor<'a>>,
+    input: GpuTensor<'_>,
+    target: GpuTensor<'_>,
     len: usize,
-    options: &BinaryCrossEntropy,
+    loss: BinaryLoss<'_>,
     grad: GradMode,
 ) -> Result<PreparedLoss> {
-    validate::weights(
-        "weight",
-        options.weight.as_deref(),
-        len,
-        "one weight per input element",
-    )?;
-    let kind = BceKind {
-        kernel: Kernel::Bce,
-        weight: options.weight.as_deref(),
-        pos_weight: None,
-        reduction: options.reduction,
+    let (weight, reduction) = match loss {
+        BinaryLoss::Probs(o) => (o.weight.as_deref(), o.reduction),
+        BinaryLoss::Logits(o) => (o.weight.as_deref(), o.reduction),
     };
-    prepare_bce(gpu, input.into(), target.into(), len, &kind, grad)
-}
-
-/// Prepares binary cross-entropy with logits on GPU tensors of `len` f32 each (at any 4-byte
-/// offset). See
-/// [`Context::binary_cross_entropy_with_logits`] for the semantics and [`PreparedLoss`] for
-/// running it.
-pub(crate) fn prepare_binary_cross_entropy_with_logits<'a>(
-    gpu: &Gpu,
-    input: impl Into<GpuTensor<'a>>,
-    target: impl Into<GpuTensor<'a>>,
-    len: usize,
-    options: &BinaryCrossEntropyWithLogits,
-    grad: GradMode,
-) -> Result<PreparedLoss> {
-    validate::weights(
-        "weight",
-        options.weight.as_deref(),
-        len,
-        "one weight per input element",
-    )?;
-    let last_dim = validate::last_dim(len, options.pos_weight.as_deref())?;
-    let kind = BceKind {
-        kernel: Kernel::BceLogits,
-        weight: options.weight.as_deref(),
-        pos_weight: Some((options.pos_weight.as_deref(), last_dim)),
-        reduction: options.reduction,
+    validate::weights("weight", weight, len, "one weight per input element")?;
+    let kind = match loss {
+        BinaryLoss::Probs(_) => BceKind {
+            kernel: Kernel::Bce,
+            weight,
+            pos_weight: None,
+            reduction,
+        },
+        BinaryLoss::Logits(o) => {
+            let pos_weight = o.pos_weight.as_deref();
+            BceKind {
+                kernel: Kernel::BceLogits,
+                weight,
+                pos_weight: Some((pos_weight, validate::last_dim(len, pos_weight)?)),
+                reduction,
+            }
+        }
     };
-    prepare_bce(gpu, input.into(), target.into(), len, &kind, grad)
+    prepare_bce(gpu, input, target, len, &kind, grad)
 }
 
 fn prepare_bce(
@@ -155,9 +135,14 @@ fn prepare_bce(
             None => GpuTensor::new(&weight).window(gpu.limits(), "weight", 1, 1)?,
         };
         let [out, upstream, grad_part] = buffers.chunk(range.clone(), 1);
-        let mut bindings = vec![whole(&params), x.binding, t.binding, weight_part.binding];
+        let mut bindings = vec![
+            ("params", whole(&params)),
+            ("x_data", x.binding),
+            ("target_", t.binding),
+            ("weight", weight_part.binding),
+        ];
         if let Some(pw) = &pos_weight {
-            bindings.push(whole(pw));
+            bindings.push(("pos_weight", whole(pw)));
         }
         bindings.extend([out, upstream, grad_part]);
         launch::dispatch(

@@ -155,167 +155,111 @@ fn row_chunks(
     plan::chunks(rows, &callers, &owned, plan.rows_per_group, gpu.limits())
 }
 
-/// Prepares class-index cross-entropy on GPU buffers: `logits` holds (rows, classes) f32
-/// (row-major, at any 4-byte offset, rows optionally strided: a slice of a larger buffer),
-/// `targets` one i32 (or u32 below 2^31) class index per row. Targets cannot be checked on
-/// the host; the kernel checks them: a row whose target is outside [0, C) and not
-/// `ignore_index` gets a NaN loss (and NaN gradient), never a plausible value, and is
-/// recorded so that [`PreparedLoss::read_loss`], [`PreparedLoss::read_grad`] and
-/// [`PreparedLoss::check_labels`] return [`Error::LabelOutOfRange`]. An in-place gradient follows the logits'
-/// layout; a separate one is packed (rows, classes). See [`Context::cross_entropy`] for
-/// the semantics and [`PreparedLoss`] for running it.
-pub(crate) fn prepare_cross_entropy<'a>(
+/// The targets of a categorical loss on the GPU.
+#[derive(Clone, Copy)]
+pub(crate) enum CategoricalTargets<'a> {
+    /// One i32 (or u32 below 2^31) class index per row. Targets cannot be checked on the host;
+    /// the kernel checks them: a row whose target is outside [0, C) and not `ignore_index`
+    /// gets a NaN loss (and NaN gradient), never a plausible value, and is recorded so that
+    /// reading results returns [`Error::LabelOutOfRange`].
+    Indices(GpuTensor<'a>),
+    /// (rows, classes) f32 probabilities.
+    Probs(GpuTensor<'a>),
+}
+
+/// Prepares categorical cross-entropy on GPU buffers: `logits` holds (rows, classes) values
+/// (row-major, at any 4-byte offset, rows optionally strided: a slice of a larger buffer). An
+/// in-place gradient follows the logits' layout; a separate one is packed (rows, classes).
+pub(crate) fn prepare_cross_entropy(
     gpu: &Gpu,
-    logits: impl Into<GpuTensor<'a>>,
-    targets: impl Into<GpuTensor<'a>>,
-    rows: usize,
-    classes: usize,
+    logits: GpuTensor<'_>,
+    targets: CategoricalTargets<'_>,
+    (rows, classes): (usize, usize),
     options: &CrossEntropy,
     grad: GradMode,
 ) -> Result<PreparedLoss> {
     let len = check_prepared(rows, classes, options)?;
-    let logits = logits.into();
-    let targets = targets.into().four_byte("targets")?;
-    let plan = plan::row_plan(
-        rows,
-        classes,
-        gpu.limits(),
-        gpu.tuning(),
-        gpu.subgroup_size(),
-    )?;
+    let (indices, targets, target_cols) = match targets {
+        CategoricalTargets::Indices(t) => (true, t, 1),
+        CategoricalTargets::Probs(t) => (false, t, classes),
+    };
+    let targets = targets.four_byte("targets")?;
+    let plan = launch::row_plan(gpu, rows, classes)?;
     let weight = weight_buffer(gpu, options)?;
     let buffers = LossBuffers::new(gpu, options.reduction, rows, plan.grid, grad, len, &logits)?;
-    let target_bytes = targets.row_bytes(1);
+    let target_bytes = targets.row_bytes(target_cols);
     let chunks = row_chunks(gpu, &plan, rows, classes, &logits, target_bytes, &buffers)?;
     let scratch = launch::scratch(gpu, &plan, &chunks)?;
     let mut program = buffers.program();
-    let status = buffers::upload(gpu, "xent label status", &[0u32; LabelStatus::WORDS])?;
-    program.clear(&status);
-    if grad != GradMode::Off && options.reduction == Reduction::Mean {
-        let shape = (rows, classes);
-        denominator(
-            gpu,
-            &mut program,
-            shape,
-            &targets,
-            options,
-            &weight,
-            &scratch,
-        )?;
+    let status = indices
+        .then(|| buffers::upload(gpu, "xent label status", &[0u32; LabelStatus::WORDS]))
+        .transpose()?;
+    if let Some(status) = &status {
+        program.clear(status);
+        if grad != GradMode::Off && options.reduction == Reduction::Mean {
+            let weights = (options, &weight);
+            denominator(
+                gpu,
+                &mut program,
+                (rows, classes),
+                &targets,
+                weights,
+                &scratch,
+            )?;
+        }
     }
-    let use_q = options.label_smoothing > 0.0;
+    // Probabilities always weigh classes by q = w t'; class indices only with smoothing.
+    let (kernel, use_q, target_slot) = match indices {
+        true => (
+            Kernel::CrossEntropy,
+            options.label_smoothing > 0.0,
+            "labels",
+        ),
+        false => (Kernel::CrossEntropyProbs, true, "targets"),
+    };
     let key = KernelKey::typed(
-        Kernel::CrossEntropy,
+        kernel,
         constants(&plan, options, use_q, grad),
         buffers.types,
     );
     let status_key = KernelKey::new(Kernel::LabelStatus, Vec::new());
     for range in chunks {
-        let (x, y, params) = chunk_inputs(
-            gpu,
-            &plan,
-            rows,
-            range.clone(),
-            (&logits, &targets, 1),
-            options,
-        )?;
+        let inputs = (&logits, &targets, target_cols);
+        let (x, t, params) = chunk_inputs(gpu, &plan, rows, range.clone(), inputs, options)?;
         let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
-        launch::push_rows(
-            gpu,
-            &mut program,
-            &plan,
-            &key,
-            range.len(),
-            &[
-                whole(&params),
-                x.binding,
-                y.binding.clone(),
-                whole(&weight),
-                out,
-                upstream,
-                grad_part,
-                whole(&status),
-                whole(&scratch),
-            ],
-        )?;
-        launch::dispatch(
-            gpu,
-            &mut program,
-            &status_key,
-            plan::grid(1, gpu.limits())?,
-            &[whole(&params), y.binding, whole(&status)],
-        )?;
+        let mut bindings = vec![
+            ("params", whole(&params)),
+            ("x_data", x.binding),
+            (target_slot, t.binding.clone()),
+            ("weight", whole(&weight)),
+            out,
+            upstream,
+            grad_part,
+            ("scratch", whole(&scratch)),
+        ];
+        if let Some(status) = &status {
+            bindings.push(("status", whole(status)));
+        }
+        launch::push_rows(gpu, &mut program, &plan, &key, range.len(), &bindings)?;
+        if let Some(status) = &status {
+            let status_bindings = [
+                ("params", whole(&params)),
+                ("labels", t.binding),
+                ("status", whole(status)),
+            ];
+            let one = plan::grid(1, gpu.limits())?;
+            launch::dispatch(gpu, &mut program, &status_key, one, &status_bindings)?;
+        }
     }
-    let status = LabelStatus {
-        buffer: status,
-        classes,
-        ignore_index: options.ignore_index,
-    };
-    Ok(buffers.finish(gpu, program)?.watch_labels(status))
-}
-
-/// Prepares probability-target cross-entropy on GPU buffers: `logits` and `targets` each
-/// hold (rows, classes) f32 row-major, at any 4-byte offset, rows optionally strided. See
-/// [`Context::cross_entropy_probs`] for the semantics and [`PreparedLoss`] for running it.
-pub(crate) fn prepare_cross_entropy_probs<'a>(
-    gpu: &Gpu,
-    logits: impl Into<GpuTensor<'a>>,
-    targets: impl Into<GpuTensor<'a>>,
-    rows: usize,
-    classes: usize,
-    options: &CrossEntropy,
-    grad: GradMode,
-) -> Result<PreparedLoss> {
-    let len = check_prepared(rows, classes, options)?;
-    let logits = logits.into();
-    let targets = targets.into().four_byte("targets")?;
-    let plan = plan::row_plan(
-        rows,
-        classes,
-        gpu.limits(),
-        gpu.tuning(),
-        gpu.subgroup_size(),
-    )?;
-    let weight = weight_buffer(gpu, options)?;
-    let buffers = LossBuffers::new(gpu, options.reduction, rows, plan.grid, grad, len, &logits)?;
-    let target_bytes = targets.row_bytes(classes);
-    let chunks = row_chunks(gpu, &plan, rows, classes, &logits, target_bytes, &buffers)?;
-    let scratch = launch::scratch(gpu, &plan, &chunks)?;
-    let mut program = buffers.program();
-    let key = KernelKey::typed(
-        Kernel::CrossEntropyProbs,
-        constants(&plan, options, true, grad),
-        buffers.types,
-    );
-    for range in chunks {
-        let (x, t, params) = chunk_inputs(
-            gpu,
-            &plan,
-            rows,
-            range.clone(),
-            (&logits, &targets, classes),
-            options,
-        )?;
-        let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
-        launch::push_rows(
-            gpu,
-            &mut program,
-            &plan,
-            &key,
-            range.len(),
-            &[
-                whole(&params),
-                x.binding,
-                t.binding,
-                whole(&weight),
-                out,
-                upstream,
-                grad_part,
-                whole(&scratch),
-            ],
-        )?;
-    }
-    buffers.finish(gpu, program)
+    let prepared = buffers.finish(gpu, program)?;
+    Ok(match status {
+        Some(buffer) => prepared.watch_labels(LabelStatus {
+            buffer,
+            classes,
+            ignore_index: options.ignore_index,
+        }),
+        None => prepared,
+    })
 }
 
 /// Adds the denominator of the mean of class-index cross-entropy over (rows, classes) (the
@@ -326,8 +270,7 @@ fn denominator(
     program: &mut Program,
     (rows, classes): (usize, usize),
     targets: &GpuTensor<'_>,
-    options: &CrossEntropy,
-    weight: &wgpu::Buffer,
+    (options, weight): (&CrossEntropy, &wgpu::Buffer),
     into: &wgpu::Buffer,
 ) -> Result<()> {
     let block = (WORKGROUP_SIZE * ELEMENTWISE_ITEMS) as usize;
@@ -351,7 +294,12 @@ fn denominator(
             segments: (1, classes as u32),
         };
         let params = params_buffer(gpu, classes, options, &y, &y, &chunk)?;
-        let bindings = [whole(&params), y.binding, whole(weight), whole(&partials)];
+        let bindings = [
+            ("params", whole(&params)),
+            ("labels", y.binding),
+            ("weight", whole(weight)),
+            ("out", whole(&partials)),
+        ];
         launch::dispatch(gpu, program, &key, grid, &bindings)?;
         pair_base += grid.groups as usize;
     }

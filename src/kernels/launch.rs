@@ -1,7 +1,7 @@
 //! What every loss kernel's launch shares: dispatches, override constants, the row kernels'
 //! scratch and split rows, and the batch reduction.
 
-use crate::error::Result;
+use crate::error::{Error, Operation, Result};
 use crate::gpu::buffers;
 use crate::gpu::program::{whole, Program};
 use crate::gpu::Gpu;
@@ -9,20 +9,53 @@ use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::loss::Reduction;
 use crate::plan::{self, Grid, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 
-/// Adds a dispatch of `key` over `grid` to `program`, with `buffers` bound in binding order,
-/// compiling its pipeline on first use.
+/// A buffer for the binding of a kernel's slot of this name.
+pub(crate) type Named<'b> = (&'static str, wgpu::BufferBinding<'b>);
+
+/// Adds a dispatch of `key` over `grid` to `program`, each buffer bound to the slot of its name
+/// (in the order of the kernel's binding table, see `Kernel::bindings`), compiling its pipeline
+/// on first use.
 pub(crate) fn dispatch(
     gpu: &Gpu,
     program: &mut Program,
     key: &KernelKey,
     grid: Grid,
-    buffers: &[wgpu::BufferBinding<'_>],
+    named: &[Named<'_>],
 ) -> Result<()> {
     if grid.groups == 0 {
         return Ok(());
     }
-    program.push(gpu, &key.compile(gpu)?, grid, buffers);
+    let slots = key.slots();
+    let unbound = |what: String| Error::Gpu {
+        operation: Operation::Prepare,
+        kernel: Some(key.kernel.file()),
+        message: what,
+    };
+    if named.len() != slots.len() {
+        return Err(unbound(format!(
+            "{} buffers for {} bindings",
+            named.len(),
+            slots.len()
+        )));
+    }
+    let buffers = slots
+        .iter()
+        .map(|slot| {
+            named
+                .iter()
+                .find(|(name, _)| *name == slot.name)
+                .map(|(_, b)| b.clone())
+                .ok_or_else(|| unbound(format!("no buffer for the binding {}", slot.name)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    program.push(gpu, &key.compile(gpu)?, grid, &buffers);
     Ok(())
+}
+
+/// The plan of a row kernel over `rows` rows of `classes` logits on `gpu`.
+pub(crate) fn row_plan(gpu: &Gpu, rows: usize, classes: usize) -> Result<RowPlan> {
+    let subgroups = gpu.subgroup_size();
+    plan::row_plan(rows, classes, gpu.limits(), gpu.tuning(), subgroups)
 }
 
 /// Override constants every row kernel takes; a `SUBGROUP` above 0 also builds the kernel
@@ -55,15 +88,15 @@ pub(crate) fn scratch(
     buffers::output(gpu, "xent row scratch", 4 * (1 + states))
 }
 
-/// Adds a row kernel's dispatch over a chunk of `rows` rows, `buffers` bound in binding order
-/// (`scratch` last): for split rows, the segment states' dispatch first.
+/// Adds a row kernel's dispatch over a chunk of `rows` rows, buffers bound by slot name: for
+/// split rows, the segment states' dispatch first.
 pub(crate) fn push_rows(
     gpu: &Gpu,
     program: &mut Program,
     plan: &RowPlan,
     key: &KernelKey,
     rows: usize,
-    buffers: &[wgpu::BufferBinding<'_>],
+    buffers: &[Named<'_>],
 ) -> Result<()> {
     let grid = plan.grid_for(rows, gpu.limits())?;
     if plan.split() {
@@ -136,7 +169,11 @@ pub(crate) fn reduce_pairs(
             program,
             &key,
             grid,
-            &[whole(&params), whole(&pairs), whole(&out)],
+            &[
+                ("params", whole(&params)),
+                ("pairs", whole(&pairs)),
+                ("out", whole(&out)),
+            ],
         )?;
         if last {
             return Ok(out);

@@ -54,13 +54,7 @@ pub(crate) fn prepare_log_softmax<'a>(
             reason: format!("{rows} x {classes} logits overflow"),
         })?;
     let logits = logits.into();
-    let plan = plan::row_plan(
-        rows,
-        classes,
-        gpu.limits(),
-        gpu.tuning(),
-        gpu.subgroup_size(),
-    )?;
+    let plan = launch::row_plan(gpu, rows, classes)?;
     // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
     let buffers = LossBuffers::new(gpu, Reduction::None, len, plan.grid, grad, len, &logits)?;
     let owned: Vec<u64> = buffers
@@ -100,12 +94,12 @@ pub(crate) fn prepare_log_softmax<'a>(
             &key,
             range.len(),
             &[
-                whole(&params),
-                x.binding,
+                ("params", whole(&params)),
+                ("x_data", x.binding),
                 out,
                 upstream,
                 grad_part,
-                whole(&scratch),
+                ("scratch", whole(&scratch)),
             ],
         )?;
     }

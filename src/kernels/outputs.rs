@@ -8,7 +8,7 @@ use crate::gpu::buffers;
 use crate::gpu::program::Program;
 use crate::gpu::tensor::GpuTensor;
 use crate::gpu::Gpu;
-use crate::kernels::launch;
+use crate::kernels::launch::{self, Named};
 use crate::loss::Reduction;
 use crate::plan::Grid;
 use crate::prepared::{GradMode, GradOut, PreparedLoss};
@@ -53,10 +53,11 @@ impl LossBuffers {
             GradMode::SeparateAsInput | GradMode::InPlace => input.dtype,
         };
         if mode == GradMode::InPlace && input.dtype == Dtype::Bf16 {
-            return Err(Error::InvalidOption {
-                name: "grad",
-                value: "GradMode::InPlace over bf16 logits".into(),
-                reason: "two threads would write the halves of one word; use SeparateAsInput"
+            return Err(Error::UnsupportedDtype {
+                what: "an in-place gradient",
+                dtype: Dtype::Bf16,
+                reason: "two threads would write the halves of one word; use \
+                         GradMode::SeparateAsInput"
                     .into(),
             });
         }
@@ -147,7 +148,7 @@ impl LossBuffers {
         &self,
         items: std::ops::Range<usize>,
         grad_per_item: usize,
-    ) -> [wgpu::BufferBinding<'_>; 3] {
+    ) -> [Named<'_>; 3] {
         let part = |buffer, per_item| part_of(buffer, &items, per_item);
         let out = match self.reduction {
             Reduction::None => part(&self.stage, 4),
@@ -166,7 +167,7 @@ impl LossBuffers {
         } else {
             self.grad_binding.as_entire_buffer_binding()
         };
-        [out, upstream, grad]
+        [("out", out), ("upstream", upstream), ("grad_data", grad)]
     }
 
     /// A program to push the loss's dispatches to: it starts by clearing a bf16 gradient.

@@ -17,10 +17,12 @@ const CATEGORICAL_MAIN: &str = include_str!("../../shaders/common/categorical_ma
 const LANES_SUBGROUP: &str = include_str!("../../shaders/common/lanes_subgroup.wgsl");
 const LANES_NONE: &str = include_str!("../../shaders/common/lanes_none.wgsl");
 
+use std::sync::OnceLock;
+
 use crate::dtype::{Dtype, Types};
 use crate::error::Result;
 use crate::gpu::lanes::{PROBE_FILE, PROBE_SOURCE};
-use crate::gpu::pipelines::{Binding, Pipeline};
+use crate::gpu::pipelines::{slot, Binding, Pipeline, Slot};
 use crate::gpu::Gpu;
 use Binding::{Read, ReadWrite, Uniform};
 
@@ -75,7 +77,7 @@ impl Kernel {
     /// kernel has a choice.
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn source(self) -> String {
-        self.source_typed(Types::default(), false)
+        self.source_typed(Types::default(), false, false)
     }
 
     /// Whether the kernel is a row kernel: it merges rows (so can be built with subgroup
@@ -87,30 +89,22 @@ impl Kernel {
         )
     }
 
-    /// Where a kernel's input and gradient live: (input binding, input writable, gradient
-    /// binding); `None` for kernels without them.
-    fn typed_bindings(self) -> Option<(u32, bool, u32)> {
-        match self {
-            Kernel::CrossEntropy => Some((1, true, 6)),
-            Kernel::CrossEntropyProbs => Some((1, true, 6)),
-            Kernel::LogSoftmax => Some((1, false, 4)),
-            Kernel::Bce => Some((1, false, 6)),
-            Kernel::BceLogits => Some((1, false, 7)),
-            _ => None,
-        }
+    /// Which element types a kernel takes for its input and gradient: whether it binds
+    /// `x_data` (its input) and `grad_data`.
+    pub(crate) fn is_typed(self) -> bool {
+        position(self.bindings(false), "x_data").is_some()
     }
 
-    /// Which element types a kernel takes for its input and gradient.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    pub(crate) fn is_typed(self) -> bool {
-        self.typed_bindings().is_some()
+    /// Whether a variant can write its input in place (its `IN_PLACE` constant).
+    fn writes_input(self) -> bool {
+        matches!(self, Kernel::CrossEntropy | Kernel::CrossEntropyProbs)
     }
 
     /// The complete WGSL source: `enable f16;` when needed, the included helpers, the input and gradient declarations for the element types, the lane
     /// exchanges (subgroup shuffles, or none) of row kernels, then the kernel itself. WGSL has
     /// no generics, so element types and the lane exchanges are the things spliced in as text;
     /// everything else is an `override` constant.
-    pub(crate) fn source_typed(self, types: Types, subgroups: bool) -> String {
+    pub(crate) fn source_typed(self, types: Types, subgroups: bool, in_place: bool) -> String {
         let mut source = String::new();
         if types.input == Dtype::F16 || types.grad == Dtype::F16 {
             source.push_str("enable f16;\n");
@@ -126,12 +120,14 @@ impl Kernel {
             });
             source.push('\n');
         }
-        if let Some((input, writable, grad)) = self.typed_bindings() {
-            source.push_str(&input_declaration(input, writable, types.input));
-            source.push_str(&grad_declaration(grad, types.grad));
+        let slots = self.bindings(in_place);
+        if let (Some(input), Some(grad)) = (position(slots, "x_data"), position(slots, "grad_data"))
+        {
+            let writable = slots[input].kind == ReadWrite;
+            source.push_str(&input_declaration(input as u32, writable, types.input));
+            source.push_str(&grad_declaration(grad as u32, types.grad));
         }
-        if self.merges_rows() {
-            let binding = self.bindings().len() - 1;
+        if let Some(binding) = position(slots, "scratch") {
             source.push_str(&format!(
                 "@group(0) @binding({binding}) var<storage, read_write> scratch: array<vec4<f32>>;\n"
             ));
@@ -185,36 +181,121 @@ impl Kernel {
         source
     }
 
-    /// The kernel's bindings in order, matching its `@binding` declarations.
-    pub(crate) fn bindings(self) -> &'static [Binding] {
-        match self {
-            // Row kernels end with scratch: split rows' segment states (and the mean's
-            // denominator of cross_entropy). At most 8 storage bindings each: WebGPU's default.
-            // params, logits, log_softmax, upstream, grad, scratch
-            Kernel::LogSoftmax => &[Uniform, Read, ReadWrite, Read, ReadWrite, ReadWrite],
-            // params, logits, labels, weight, out, upstream, grad, status, scratch
-            Kernel::CrossEntropy => &[
-                Uniform, ReadWrite, Read, Read, ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite,
-            ],
-            // params, labels, weight, out
-            Kernel::CrossEntropyDenominator => &[Uniform, Read, Read, ReadWrite],
-            // params, labels, status
-            Kernel::LabelStatus => &[Uniform, Read, ReadWrite],
-            // params, logits, targets, weight, out, upstream, grad, scratch
-            Kernel::CrossEntropyProbs => &[
-                Uniform, ReadWrite, Read, Read, ReadWrite, Read, ReadWrite, ReadWrite,
-            ],
-            // params, input, target, weight, out, upstream, grad
-            Kernel::Bce => &[Uniform, Read, Read, Read, ReadWrite, Read, ReadWrite],
-            // params, input, target, weight, pos_weight, out, upstream, grad
-            Kernel::BceLogits => &[Uniform, Read, Read, Read, Read, ReadWrite, Read, ReadWrite],
-            // params, pairs, out
-            Kernel::ReducePairs => &[Uniform, Read, ReadWrite],
-            // params, data, out
-            Kernel::ReadBandwidth => &[Uniform, Read, ReadWrite],
+    /// The kernel's bindings in order: the one source of its layout (see [`Slot`]). A
+    /// kernel binds its input read-only unless the variant writes its gradient over it
+    /// (`in_place`).
+    pub(crate) fn bindings(self, in_place: bool) -> &'static [Slot] {
+        match (self, in_place && self.writes_input()) {
+            (Kernel::LogSoftmax, _) => LOG_SOFTMAX,
+            (Kernel::CrossEntropy, false) => CROSS_ENTROPY,
+            (Kernel::CrossEntropy, true) => {
+                CROSS_ENTROPY_IN_PLACE.get_or_init(|| writable(CROSS_ENTROPY))
+            }
+            (Kernel::CrossEntropyDenominator, _) => CROSS_ENTROPY_DENOMINATOR,
+            (Kernel::LabelStatus, _) => LABEL_STATUS,
+            (Kernel::CrossEntropyProbs, false) => CROSS_ENTROPY_PROBS,
+            (Kernel::CrossEntropyProbs, true) => {
+                CROSS_ENTROPY_PROBS_IN_PLACE.get_or_init(|| writable(CROSS_ENTROPY_PROBS))
+            }
+            (Kernel::Bce, _) => BCE,
+            (Kernel::BceLogits, _) => BCE_LOGITS,
+            (Kernel::ReducePairs, _) => REDUCE_PAIRS,
+            (Kernel::ReadBandwidth, _) => READ_BANDWIDTH,
         }
     }
 }
+
+/// The tables of the in-place variants: the input (`x_data`) is written, so read-write.
+static CROSS_ENTROPY_IN_PLACE: OnceLock<Vec<Slot>> = OnceLock::new();
+static CROSS_ENTROPY_PROBS_IN_PLACE: OnceLock<Vec<Slot>> = OnceLock::new();
+
+/// `slots` with the input bound read-write.
+fn writable(slots: &[Slot]) -> Vec<Slot> {
+    slots
+        .iter()
+        .map(|s| match s.name {
+            "x_data" => slot(s.name, ReadWrite),
+            _ => *s,
+        })
+        .collect()
+}
+
+/// The binding of a slot named `name`, if the table has one.
+fn position(slots: &[Slot], name: &str) -> Option<usize> {
+    slots.iter().position(|s| s.name == name)
+}
+
+// The binding tables. Row kernels end with `scratch` (split rows' segment states, and the mean's
+// denominator of cross_entropy); at most 8 storage bindings each (WebGPU's default).
+const LOG_SOFTMAX: &[Slot] = &[
+    slot("params", Uniform),
+    slot("x_data", Read),
+    slot("out", ReadWrite),
+    slot("upstream", Read),
+    slot("grad_data", ReadWrite),
+    slot("scratch", ReadWrite),
+];
+const CROSS_ENTROPY: &[Slot] = &[
+    slot("params", Uniform),
+    slot("x_data", Read),
+    slot("labels", Read),
+    slot("weight", Read),
+    slot("out", ReadWrite),
+    slot("upstream", Read),
+    slot("grad_data", ReadWrite),
+    slot("status", ReadWrite),
+    slot("scratch", ReadWrite),
+];
+const CROSS_ENTROPY_DENOMINATOR: &[Slot] = &[
+    slot("params", Uniform),
+    slot("labels", Read),
+    slot("weight", Read),
+    slot("out", ReadWrite),
+];
+const LABEL_STATUS: &[Slot] = &[
+    slot("params", Uniform),
+    slot("labels", Read),
+    slot("status", ReadWrite),
+];
+const CROSS_ENTROPY_PROBS: &[Slot] = &[
+    slot("params", Uniform),
+    slot("x_data", Read),
+    slot("targets", Read),
+    slot("weight", Read),
+    slot("out", ReadWrite),
+    slot("upstream", Read),
+    slot("grad_data", ReadWrite),
+    slot("scratch", ReadWrite),
+];
+const BCE: &[Slot] = &[
+    slot("params", Uniform),
+    slot("x_data", Read),
+    slot("target_", Read),
+    slot("weight", Read),
+    slot("out", ReadWrite),
+    slot("upstream", Read),
+    slot("grad_data", ReadWrite),
+];
+const BCE_LOGITS: &[Slot] = &[
+    slot("params", Uniform),
+    slot("x_data", Read),
+    slot("target_", Read),
+    slot("weight", Read),
+    slot("pos_weight", Read),
+    slot("out", ReadWrite),
+    slot("upstream", Read),
+    slot("grad_data", ReadWrite),
+];
+const REDUCE_PAIRS: &[Slot] = &[
+    slot("params", Uniform),
+    slot("pairs", Read),
+    slot("out", ReadWrite),
+];
+const READ_BANDWIDTH: &[Slot] = &[
+    slot("params", Uniform),
+    slot("data", Read),
+    slot("out", ReadWrite),
+];
 
 /// One pipeline of a kernel: for given element types, specialised by override constants.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -260,11 +341,29 @@ impl KernelKey {
         }
     }
 
+    /// Whether this variant writes its gradient over its input (`IN_PLACE`).
+    fn in_place(&self) -> bool {
+        self.constant("IN_PLACE") > 0
+    }
+
+    /// The value of an override constant (0 when absent).
+    fn constant(&self, name: &str) -> u32 {
+        self.constants
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, v)| *v)
+    }
+
+    /// The bindings of this variant, in order.
+    pub(crate) fn slots(&self) -> &'static [Slot] {
+        self.kernel.bindings(self.in_place())
+    }
+
     /// The pipeline, compiled on `gpu` once and cached there.
     pub(crate) fn compile(&self, gpu: &Gpu) -> Result<Pipeline> {
         let key = crate::gpu::pipelines::PipelineKey {
             kernel: self.kernel.file(),
-            bindings: self.kernel.bindings(),
+            bindings: self.slots(),
             constants: self.constants.clone(),
             types: self.types,
             entry: self.entry,
@@ -274,15 +373,14 @@ impl KernelKey {
 
     /// The WGSL source of this pipeline.
     pub(crate) fn source(&self) -> String {
-        let subgroups = self
-            .constants
-            .iter()
-            .any(|&(name, value)| name == "SUBGROUP" && value > 0);
-        self.kernel.source_typed(self.types, subgroups)
+        let subgroups = self.constant("SUBGROUP") > 0;
+        self.kernel
+            .source_typed(self.types, subgroups, self.in_place())
     }
 }
 
-/// The declaration of the input binding and its `load_x` (and, when writable, `store_x`).
+/// The declaration of the input binding, its `load_x`, and its `store_x` (which does nothing
+/// unless the binding is writable: only in-place variants write their input).
 fn input_declaration(binding: u32, writable: bool, dtype: Dtype) -> String {
     let access = if writable { "read_write" } else { "read" };
     let (array, load, store) = match dtype {
@@ -300,9 +398,8 @@ fn input_declaration(binding: u32, writable: bool, dtype: Dtype) -> String {
         "@group(0) @binding({binding}) var<storage, {access}> x_data: array<{array}>;\n\
          fn load_x(i: u32) -> f32 {{\n    {load}\n}}\n"
     );
-    if writable {
-        out.push_str(&format!("fn store_x(i: u32, v: f32) {{\n    {store}\n}}\n"));
-    }
+    let store = if writable { store } else { "" };
+    out.push_str(&format!("fn store_x(i: u32, v: f32) {{\n    {store}\n}}\n"));
     out
 }
 
@@ -338,15 +435,59 @@ const BF16_BITS: &str = "fn bf16_bits(v: f32) -> u32 {
 }
 ";
 
-/// Every kernel's full source for every element type it takes and, for row kernels, with and
-/// without subgroups, named `file` or `file (input type, gradient type[, subgroups])`: for
-/// validation outside a device (tests, tools).
+/// What a binding of a shader holds, as the host lays it out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingKind {
+    /// A uniform buffer.
+    Uniform,
+    /// A storage buffer bound read-only.
+    ReadOnlyStorage,
+    /// A storage buffer bound read-write.
+    ReadWriteStorage,
+}
+
+/// One composed shader variant, as xent compiles it: its name, its full WGSL source, and the
+/// bindings the host lays out for it in binding order (the WGSL variable's name and kind).
+#[derive(Clone, Debug)]
+pub struct ShaderVariant {
+    /// `file`, or `file (input type, gradient type[, subgroups][, in place])`.
+    pub name: String,
+    /// The complete WGSL source.
+    pub source: String,
+    /// The host's binding table, binding 0 first.
+    pub bindings: Vec<(&'static str, BindingKind)>,
+}
+
+fn variant(name: String, source: String, slots: &[Slot]) -> ShaderVariant {
+    let bindings = slots
+        .iter()
+        .map(|s| {
+            let kind = match s.kind {
+                Uniform => BindingKind::Uniform,
+                Read => BindingKind::ReadOnlyStorage,
+                ReadWrite => BindingKind::ReadWriteStorage,
+            };
+            (s.name, kind)
+        })
+        .collect();
+    ShaderVariant {
+        name,
+        source,
+        bindings,
+    }
+}
+
+/// Every kernel's full source for every element type it takes, with and without subgroups
+/// (row kernels) and in place (categorical kernels), with its binding table: for validation
+/// outside a device (tests, tools).
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-pub fn all_sources() -> Vec<(String, String)> {
-    let mut out = vec![(PROBE_FILE.to_string(), PROBE_SOURCE.to_string())];
+pub fn all_sources() -> Vec<ShaderVariant> {
+    let probe = crate::gpu::lanes::PROBE_BINDINGS;
+    let mut out = vec![variant(PROBE_FILE.into(), PROBE_SOURCE.into(), probe)];
     for kernel in Kernel::ALL {
         if !kernel.is_typed() {
-            out.push((kernel.file().to_string(), kernel.source()));
+            let name = kernel.file().to_string();
+            out.push(variant(name, kernel.source(), kernel.bindings(false)));
             continue;
         }
         let lanes: &[bool] = if kernel.merges_rows() {
@@ -354,16 +495,29 @@ pub fn all_sources() -> Vec<(String, String)> {
         } else {
             &[false]
         };
+        let places: &[bool] = if kernel.writes_input() {
+            &[false, true]
+        } else {
+            &[false]
+        };
         for input in Dtype::ALL {
             for grad in Dtype::ALL {
                 for &subgroups in lanes {
-                    let types = Types { input, grad };
-                    let with = if subgroups { ", subgroups" } else { "" };
-                    let name = format!(
-                        "{} ({input:?} input, {grad:?} gradient{with})",
-                        kernel.file()
-                    );
-                    out.push((name, kernel.source_typed(types, subgroups)));
+                    for &in_place in places {
+                        // bf16 is never written in place (two threads would share a word).
+                        if in_place && input == Dtype::Bf16 {
+                            continue;
+                        }
+                        let types = Types { input, grad };
+                        let with = if subgroups { ", subgroups" } else { "" };
+                        let place = if in_place { ", in place" } else { "" };
+                        let name = format!(
+                            "{} ({input:?} input, {grad:?} gradient{with}{place})",
+                            kernel.file()
+                        );
+                        let source = kernel.source_typed(types, subgroups, in_place);
+                        out.push(variant(name, source, kernel.bindings(in_place)));
+                    }
                 }
             }
         }

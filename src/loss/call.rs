@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::loss::inputs::{GpuTargets, Indices, Targets};
-use crate::loss::{BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Spec};
+use crate::loss::{BinaryCrossEntropyWithLogits, BinaryLoss, CrossEntropy, Spec};
 
 /// A loss with its targets, its input's shape checked.
 #[derive(Clone, Copy, Debug)]
@@ -24,15 +24,9 @@ pub(crate) enum Call<'a, I, V> {
         classes: usize,
         targets: V,
     },
-    /// Binary cross-entropy on probabilities over `len` elements.
-    Bce {
-        options: &'a BinaryCrossEntropy,
-        len: usize,
-        targets: V,
-    },
-    /// Binary cross-entropy with logits over `len` elements.
-    BceLogits {
-        options: &'a BinaryCrossEntropyWithLogits,
+    /// Binary cross-entropy over `len` elements.
+    Binary {
+        loss: BinaryLoss<'a>,
         len: usize,
         targets: V,
     },
@@ -90,11 +84,11 @@ fn rows_classes(loss: &str, shape: &[usize]) -> Result<(usize, usize)> {
 }
 
 /// The error for targets of the wrong kind.
-fn wrong_targets(loss: &str, expected: &str, got: &str) -> Error {
-    Error::InvalidOption {
-        name: "targets",
-        value: got.into(),
-        reason: format!("{loss} takes {expected}"),
+fn wrong_targets(loss: &'static str, expected: &'static str, got: &'static str) -> Error {
+    Error::WrongTargets {
+        loss,
+        expected,
+        got,
     }
 }
 
@@ -162,23 +156,18 @@ pub(crate) fn check<'a, I, V>(
                 }
             }
         }
-        Spec::BinaryCrossEntropy(options) => match targets {
-            Given::Values(targets) => Call::Bce {
-                options,
-                len: elements,
-                targets,
-            },
-            _ => {
-                return Err(wrong_targets(
-                    name,
-                    "f32 targets of the input's shape",
-                    given,
-                ))
-            }
-        },
-        Spec::BinaryCrossEntropyWithLogits(options) => {
-            let last_dim = shape.last().copied().unwrap_or(1);
-            if let Some(pw) = &options.pos_weight {
+        Spec::BinaryCrossEntropy(_) | Spec::BinaryCrossEntropyWithLogits(_) => {
+            let loss = match spec {
+                Spec::BinaryCrossEntropyWithLogits(o) => BinaryLoss::Logits(o),
+                Spec::BinaryCrossEntropy(o) => BinaryLoss::Probs(o),
+                _ => return Err(wrong_targets(name, "a binary loss", given)),
+            };
+            if let BinaryLoss::Logits(BinaryCrossEntropyWithLogits {
+                pos_weight: Some(pw),
+                ..
+            }) = loss
+            {
+                let last_dim = shape.last().copied().unwrap_or(1);
                 if pw.len() != last_dim {
                     return Err(Error::ShapeMismatch {
                         what: "pos_weight",
@@ -189,17 +178,14 @@ pub(crate) fn check<'a, I, V>(
                 }
             }
             match targets {
-                Given::Values(targets) => Call::BceLogits {
-                    options,
+                Given::Values(targets) => Call::Binary {
+                    loss,
                     len: elements,
                     targets,
                 },
                 _ => {
-                    return Err(wrong_targets(
-                        name,
-                        "f32 targets of the input's shape",
-                        given,
-                    ))
+                    let expected = "f32 targets of the input's shape";
+                    return Err(wrong_targets(name, expected, given));
                 }
             }
         }

@@ -141,6 +141,15 @@ impl Indices<'_> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The indices as i64, the type PyTorch compares them with `ignore_index` in.
+    pub(crate) fn to_i64(self) -> Vec<i64> {
+        match self {
+            Indices::U32(v) => v.iter().map(|&l| i64::from(l)).collect(),
+            Indices::I32(v) => v.iter().map(|&l| i64::from(l)).collect(),
+            Indices::I64(v) => v.to_vec(),
+        }
+    }
 }
 
 /// The targets of a loss on the host. Slices convert into it: integers are class indices,

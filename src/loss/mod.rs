@@ -247,6 +247,26 @@ descriptor!(CrossEntropy, s => Spec::CrossEntropy(s));
 descriptor!(BinaryCrossEntropy, s => Spec::BinaryCrossEntropy(s));
 descriptor!(BinaryCrossEntropyWithLogits, s => Spec::BinaryCrossEntropyWithLogits(s));
 
+/// Which binary cross-entropy, with its options: the two share their kernels' shape and host
+/// path.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BinaryLoss<'a> {
+    /// On probabilities (`input` in [0, 1], checked on the host, not on the GPU).
+    Probs(&'a BinaryCrossEntropy),
+    /// With logits.
+    Logits(&'a BinaryCrossEntropyWithLogits),
+}
+
+impl BinaryLoss<'_> {
+    /// Its reduction.
+    pub(crate) fn reduction(&self) -> Reduction {
+        match self {
+            BinaryLoss::Probs(o) => o.reduction,
+            BinaryLoss::Logits(o) => o.reduction,
+        }
+    }
+}
+
 impl Spec<'_> {
     /// The loss's name, for errors.
     pub(crate) fn name(&self) -> &'static str {

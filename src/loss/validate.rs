@@ -2,9 +2,7 @@
 //! typed error before anything is dispatched.
 
 use crate::error::{Error, Result};
-use crate::loss::{
-    BinaryCrossEntropy, BinaryCrossEntropyWithLogits, ClassIndex, CrossEntropy, Reduction,
-};
+use crate::loss::{BinaryLoss, ClassIndex, CrossEntropy, Reduction};
 
 /// Checks an (N, C) logits buffer against its class count; returns N.
 pub(crate) fn rows_of(logits: &[f32], classes: usize) -> Result<usize> {
@@ -158,32 +156,24 @@ fn cross_entropy_options(options: &CrossEntropy, classes: usize) -> Result<()> {
     )
 }
 
-/// Checks the inputs of binary cross-entropy on probabilities.
-pub(crate) fn bce(input: &[f32], target: &[f32], options: &BinaryCrossEntropy) -> Result<()> {
+/// Checks the inputs of binary cross-entropy: targets and weights of the input's length,
+/// probabilities in [0, 1], pos_weight spanning whole rows.
+pub(crate) fn binary(input: &[f32], target: &[f32], loss: BinaryLoss<'_>) -> Result<()> {
+    let weight = match loss {
+        BinaryLoss::Probs(o) => o.weight.as_deref(),
+        BinaryLoss::Logits(o) => o.weight.as_deref(),
+    };
     length("target", target.len(), input.len(), "the input's shape")?;
     weights(
         "weight",
-        options.weight.as_deref(),
+        weight,
         input.len(),
         "one weight per input element",
     )?;
-    probabilities(input)
-}
-
-/// Checks the inputs of binary cross-entropy with logits; returns the last dimension.
-pub(crate) fn bce_with_logits(
-    input: &[f32],
-    target: &[f32],
-    options: &BinaryCrossEntropyWithLogits,
-) -> Result<usize> {
-    length("target", target.len(), input.len(), "the input's shape")?;
-    weights(
-        "weight",
-        options.weight.as_deref(),
-        input.len(),
-        "one weight per input element",
-    )?;
-    last_dim(input.len(), options.pos_weight.as_deref())
+    match loss {
+        BinaryLoss::Probs(_) => probabilities(input),
+        BinaryLoss::Logits(o) => last_dim(input.len(), o.pos_weight.as_deref()).map(drop),
+    }
 }
 
 /// Checks the upstream gradient and returns it, ones when `None`: one value for `Mean` and

@@ -39,6 +39,35 @@ pub struct Case {
 /// machine), `quick` (seconds anywhere).
 pub const PRESETS: [&str; 3] = ["gpu", "cpu-software", "quick"];
 
+/// A preset's name, its cross-entropy shapes (rows, classes) and its BCE length.
+type PresetShapes = (&'static str, &'static [(usize, usize)], usize);
+
+/// Each preset's cross-entropy shapes (rows, classes), then its BCE-with-logits length. The
+/// last cross-entropy shape has too few rows to fill the adapter: its rows are split.
+const PRESET_SHAPES: [PresetShapes; 3] = [
+    (
+        "gpu",
+        &[
+            (8192, 32768),
+            (8192, 128256),
+            (262144, 1000),
+            (4194304, 10),
+            (8, 1 << 20),
+        ],
+        1 << 28,
+    ),
+    (
+        "cpu-software",
+        &[(1024, 32768), (16384, 1000), (1048576, 10), (1, 1 << 23)],
+        1 << 24,
+    ),
+    (
+        "quick",
+        &[(64, 32768), (2048, 1000), (65536, 10), (1, 1 << 20)],
+        1 << 20,
+    ),
+];
+
 impl Case {
     /// The kernel's name: `ce_fwd`, `ce_fwd_grad`, `bce_logits_fwd`, `bce_logits_fwd_grad`.
     pub fn kernel(&self) -> &'static str {
@@ -138,39 +167,17 @@ fn storage<T: bytemuck::Pod>(ctx: &Context, data: &[T]) -> Result<wgpu::Buffer> 
 /// The cases of a preset (see [`PRESETS`]): each shape forward, then forward + gradient.
 /// Unknown presets give an error naming the known ones.
 pub fn cases(preset: &str) -> Result<Vec<Case>> {
-    let ce = |rows, classes| Shape::CrossEntropy { rows, classes };
-    let shapes: Vec<Shape> = match preset {
-        "gpu" => vec![
-            ce(8192, 32768),
-            ce(8192, 128256),
-            ce(262144, 1000),
-            ce(4194304, 10),
-            // Too few rows to fill a GPU: split rows.
-            ce(8, 1 << 20),
-            Shape::BceWithLogits { len: 1 << 28 },
-        ],
-        "cpu-software" => vec![
-            ce(1024, 32768),
-            ce(16384, 1000),
-            ce(1048576, 10),
-            ce(1, 1 << 23),
-            Shape::BceWithLogits { len: 1 << 24 },
-        ],
-        "quick" => vec![
-            ce(64, 32768),
-            ce(2048, 1000),
-            ce(65536, 10),
-            ce(1, 1 << 20),
-            Shape::BceWithLogits { len: 1 << 20 },
-        ],
-        other => {
-            return Err(Error::InvalidOption {
-                name: "preset",
-                value: other.into(),
-                reason: format!("use one of {}", PRESETS.join(", ")),
-            })
-        }
+    let Some(&(_, rows_classes, bce_len)) = PRESET_SHAPES.iter().find(|p| p.0 == preset) else {
+        return Err(Error::InvalidOption {
+            name: "preset",
+            value: preset.into(),
+            reason: format!("use one of {}", PRESETS.join(", ")),
+        });
     };
+    let shapes = rows_classes
+        .iter()
+        .map(|&(rows, classes)| Shape::CrossEntropy { rows, classes })
+        .chain([Shape::BceWithLogits { len: bce_len }]);
     Ok(shapes
         .into_iter()
         .flat_map(|shape| [Case { shape, grad: false }, Case { shape, grad: true }])

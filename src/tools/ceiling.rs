@@ -60,7 +60,11 @@ impl ReadCeiling {
                 &mut program,
                 &key,
                 grid,
-                &[whole(&params), whole(&data), whole(&out)],
+                &[
+                    ("params", whole(&params)),
+                    ("data", whole(&data)),
+                    ("out", whole(&out)),
+                ],
             )?;
             Ok(ReadCeiling {
                 program,

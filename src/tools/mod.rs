@@ -7,5 +7,5 @@ mod ceiling;
 pub mod conformance;
 pub mod npy;
 
-pub use crate::kernels::shaders::all_sources as shader_sources;
+pub use crate::kernels::shaders::{all_sources as shader_sources, BindingKind, ShaderVariant};
 pub use ceiling::ReadCeiling;

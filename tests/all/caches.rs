@@ -17,7 +17,9 @@ fn caches_stay_within_their_budget_and_clear_to_zero() {
     for i in 0..10 {
         // Distinct shapes of 8 to 12 MB of logits each, read back with their gradient.
         let rows = 2000 + 200 * i;
-        let logits: Vec<f32> = (0..rows * classes).map(|j| (j % 97) as f32 / 10.0).collect();
+        let logits: Vec<f32> = (0..rows * classes)
+            .map(|j| (j % 97) as f32 / 10.0)
+            .collect();
         let labels: Vec<u32> = (0..rows).map(|r| (r % classes) as u32).collect();
         let input = Input::new(&logits, [rows, classes]).with_grad();
         let out = ctx
@@ -45,8 +47,12 @@ fn a_call_of_the_same_shape_reuses_its_buffers_until_cleared() {
     let logits = vec![0.5f32; 64 * 10];
     let labels = vec![3u32; 64];
     let run = || {
-        ctx.compute(&CrossEntropy::default(), Input::new(&logits, [64, 10]), &labels)
-            .unwrap()
+        ctx.compute(
+            &CrossEntropy::default(),
+            Input::new(&logits, [64, 10]),
+            &labels,
+        )
+        .unwrap()
     };
     run();
     let created = ctx.buffers_created();

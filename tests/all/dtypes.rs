@@ -259,7 +259,10 @@ fn half_precision_logits_match_the_reference_on_rounded_inputs() {
                 GpuInput::new(x, [n, c]).with_grad(GradMode::InPlace),
                 GpuTargets::indices(&labels_buf)
             ),
-            Err(Error::InvalidOption { name: "grad", .. })
+            Err(Error::UnsupportedDtype {
+                dtype: Dtype::Bf16,
+                ..
+            })
         ));
         let f32_logits = buffer(ctx, bytemuck::cast_slice(&raw));
         let half_targets = GpuTensor::new(&labels_buf).with_dtype(Dtype::F16);
@@ -269,7 +272,11 @@ fn half_precision_logits_match_the_reference_on_rounded_inputs() {
                 GpuInput::new(&f32_logits, [n, c]).with_grad(GradMode::Off),
                 GpuTargets::indices(half_targets)
             ),
-            Err(Error::InvalidOption { name: "dtype", .. })
+            Err(Error::UnsupportedDtype {
+                what: "targets",
+                dtype: Dtype::F16,
+                ..
+            })
         ));
     }
 }

@@ -29,13 +29,7 @@ fn targets_of_the_wrong_kind_and_misplaced_options_are_errors() {
     ];
     for got in wrong_targets {
         assert!(
-            matches!(
-                got,
-                Err(Error::InvalidOption {
-                    name: "targets",
-                    ..
-                })
-            ),
+            matches!(got, Err(Error::WrongTargets { .. })),
             "{got:?}"
         );
     }

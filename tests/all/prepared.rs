@@ -215,8 +215,8 @@ fn callers_buffers_are_checked() {
         .unwrap();
     assert!(matches!(
         prepared.set_upstream(&[1.0]),
-        Err(Error::InvalidOption {
-            name: "upstream",
+        Err(Error::Misuse {
+            what: "set_upstream",
             ..
         })
     ));
@@ -428,7 +428,7 @@ fn bad_tensor_layouts_are_errors() {
             GpuInput::new(odd, [2, 3]).with_grad(GradMode::Off),
             GpuTargets::indices(&labels)
         ),
-        Err(Error::InvalidOption { name: "offset", .. })
+        Err(Error::InvalidLayout { what: "logits", .. })
     ));
     let narrow = xent::GpuTensor::new(&buf).with_row_stride(2);
     assert!(matches!(

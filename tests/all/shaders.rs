@@ -1,20 +1,31 @@
-//! Every shader parses and validates with naga, on any machine (no GPU needed).
+//! Every shader parses and validates with naga, and declares exactly the bindings of xent's
+//! binding table for it, on any machine (no GPU needed).
+
+use xent::tools::{BindingKind, ShaderVariant};
+
+/// The module of a variant, parsed and validated.
+fn module(variant: &ShaderVariant) -> naga::Module {
+    let (file, source) = (&variant.name, &variant.source);
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{file} does not parse:\n{}", e.emit_to_string(source)));
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::SHADER_FLOAT16 | naga::valid::Capabilities::SUBGROUP,
+    )
+    .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+    .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{file} does not validate:\n{}", e.emit_to_string(source)));
+    module
+}
 
 #[test]
 fn every_shader_parses_and_validates() {
     let sources = xent::tools::shader_sources();
     assert!(sources.len() >= 8 * 5, "the registry lists every kernel");
-    for (file, source) in sources {
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("{file} does not parse:\n{}", e.emit_to_string(&source)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::SHADER_FLOAT16 | naga::valid::Capabilities::SUBGROUP,
-        )
-        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
-        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{file} does not validate:\n{}", e.emit_to_string(&source)));
+    for variant in &sources {
+        let file = &variant.name;
+        let module = module(variant);
         assert!(
             module.entry_points.iter().any(|ep| ep.name == "main"),
             "{file} has a `main` entry point"
@@ -27,5 +38,65 @@ fn every_shader_parses_and_validates() {
             .filter(|(_, v)| matches!(v.space, naga::AddressSpace::Storage { .. }))
             .count();
         assert!(storage <= 8, "{file} binds {storage} storage buffers");
+    }
+}
+
+/// The bindings a module declares, as (binding, name, kind), in binding order.
+fn declared(file: &str, module: &naga::Module) -> Vec<(u32, String, BindingKind)> {
+    let mut out: Vec<(u32, String, BindingKind)> = module
+        .global_variables
+        .iter()
+        .filter_map(|(_, v)| {
+            let binding = v.binding.as_ref()?;
+            assert_eq!(binding.group, 0, "{file}: {:?} is not in group 0", v.name);
+            let kind = match v.space {
+                naga::AddressSpace::Uniform => BindingKind::Uniform,
+                naga::AddressSpace::Storage { access }
+                    if access.contains(naga::StorageAccess::STORE) =>
+                {
+                    BindingKind::ReadWriteStorage
+                }
+                naga::AddressSpace::Storage { .. } => BindingKind::ReadOnlyStorage,
+                other => panic!("{file}: {:?} is bound in {other:?}", v.name),
+            };
+            Some((binding.binding, v.name.clone().unwrap_or_default(), kind))
+        })
+        .collect();
+    out.sort_by_key(|(binding, _, _)| *binding);
+    out
+}
+
+#[test]
+fn every_shader_declares_its_binding_table() {
+    for variant in xent::tools::shader_sources() {
+        let module = module(&variant);
+        let found = declared(&variant.name, &module);
+        let want: Vec<(u32, String, BindingKind)> = variant
+            .bindings
+            .iter()
+            .enumerate()
+            .map(|(i, (name, kind))| (i as u32, name.to_string(), *kind))
+            .collect();
+        assert_eq!(
+            found, want,
+            "{}: the shader's bindings (left) differ from xent's table (right)",
+            variant.name
+        );
+    }
+}
+
+#[test]
+fn inputs_are_bound_read_only_unless_written_in_place() {
+    for variant in xent::tools::shader_sources() {
+        let Some((_, kind)) = variant.bindings.iter().find(|(name, _)| *name == "x_data") else {
+            continue;
+        };
+        let in_place = variant.name.contains("in place");
+        let want = if in_place {
+            BindingKind::ReadWriteStorage
+        } else {
+            BindingKind::ReadOnlyStorage
+        };
+        assert_eq!(*kind, want, "{}", variant.name);
     }
 }

@@ -54,17 +54,8 @@ pub struct CeArgs {
     /// Label smoothing in [0, 1].
     #[arg(long, default_value_t = 0.0)]
     label_smoothing: f32,
-    #[arg(long, value_enum, default_value = "mean")]
-    reduction: ReductionArg,
-    /// Where to write the float32 loss: shape () for mean and sum, (N,) for none.
-    #[arg(long, value_name = "LOSS.npy")]
-    loss_out: String,
-    /// Where to write the float32 gradient with respect to the logits, (N, C).
-    #[arg(long, value_name = "GRAD.npy")]
-    grad_out: Option<String>,
-    /// The adapter whose name contains this (default: the best adapter).
-    #[arg(long)]
-    adapter: Option<String>,
+    #[command(flatten)]
+    out: Outputs,
 }
 
 /// Arguments of `xent eval bce`.
@@ -85,12 +76,21 @@ pub struct BceArgs {
     /// float32 weight of positives, one per entry of the input's last dimension (--logits only).
     #[arg(long, value_name = "P.npy")]
     pos_weight: Option<String>,
+    #[command(flatten)]
+    out: Outputs,
+}
+
+/// The arguments every `xent eval` loss takes: the reduction, where the results go, and the
+/// adapter.
+#[derive(clap::Args)]
+pub struct Outputs {
     #[arg(long, value_enum, default_value = "mean")]
     reduction: ReductionArg,
-    /// Where to write the float32 loss: shape () for mean and sum, the input's shape for none.
+    /// Where to write the float32 loss: shape () for mean and sum; for none, one per row (ce)
+    /// or the input's shape (bce).
     #[arg(long, value_name = "LOSS.npy")]
     loss_out: String,
-    /// Where to write the float32 gradient with respect to the input (the input's shape).
+    /// Where to write the float32 gradient with respect to the input (its shape).
     #[arg(long, value_name = "GRAD.npy")]
     grad_out: Option<String>,
     /// The adapter whose name contains this (default: the best adapter).
@@ -194,7 +194,7 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         weight,
         ignore_index: args.ignore_index,
         label_smoothing: args.label_smoothing,
-        reduction: args.reduction.into(),
+        reduction: args.out.reduction.into(),
     };
     let target = read(&args.target)?;
     let files = [
@@ -202,8 +202,8 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         ("target", args.target.as_str()),
         ("weight", args.weight.as_deref().unwrap_or("--weight")),
     ];
-    let ctx = context(args.adapter.as_deref())?;
-    let want_grad = args.grad_out.is_some();
+    let ctx = context(args.out.adapter.as_deref())?;
+    let want_grad = args.out.grad_out.is_some();
     let targets: Targets = match (&target.data, target.shape.as_slice()) {
         (Data::I64(t), [rows]) if *rows == n => t.into(),
         (Data::I32(t), [rows]) if *rows == n => t.into(),
@@ -226,11 +226,12 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         e => blame(e, &files),
     })?;
     let grad = args
+        .out
         .grad_out
         .as_deref()
         .zip(result.grad)
         .map(|(p, g)| (p, Array::f32(vec![n, c], g)));
-    write_outputs(&args.loss_out, loss_array(result.loss, vec![n]), grad)
+    write_outputs(&args.out.loss_out, loss_array(result.loss, vec![n]), grad)
 }
 
 /// The input of a loss, asking for its gradient when one is written.
@@ -267,9 +268,9 @@ fn run_bce(args: &BceArgs) -> Result<(), String> {
             args.pos_weight.as_deref().unwrap_or("--pos-weight"),
         ),
     ];
-    let ctx = context(args.adapter.as_deref())?;
-    let reduction: Reduction = args.reduction.into();
-    let want_grad = args.grad_out.is_some();
+    let ctx = context(args.out.adapter.as_deref())?;
+    let reduction: Reduction = args.out.reduction.into();
+    let want_grad = args.out.grad_out.is_some();
     let x = input(&input_values, shape.clone(), want_grad);
     let result = if args.logits {
         let options = BinaryCrossEntropyWithLogits {
@@ -284,11 +285,12 @@ fn run_bce(args: &BceArgs) -> Result<(), String> {
     }
     .map_err(|e| blame(e, &files))?;
     let grad = args
+        .out
         .grad_out
         .as_deref()
         .zip(result.grad)
         .map(|(p, g)| (p, Array::f32(shape.clone(), g)));
-    write_outputs(&args.loss_out, loss_array(result.loss, shape), grad)
+    write_outputs(&args.out.loss_out, loss_array(result.loss, shape), grad)
 }
 
 /// Runs `xent eval`.
