@@ -28,10 +28,7 @@ fn targets_of_the_wrong_kind_and_misplaced_options_are_errors() {
         ),
     ];
     for got in wrong_targets {
-        assert!(
-            matches!(got, Err(Error::WrongTargets { .. })),
-            "{got:?}"
-        );
+        assert!(matches!(got, Err(Error::WrongTargets { .. })), "{got:?}");
     }
     // pos_weight spans the input's last dimension.
     let bce = BinaryCrossEntropyWithLogits {
