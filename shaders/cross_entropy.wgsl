@@ -92,7 +92,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     if (valid) {
         y = labels[params.t_first + row];
     }
-    let ignored = y == params.ignore_index;
+    let ignored = !valid || is_ignored(y);
     // A target outside [0, C) that is not ignore_index (possible only for targets that were
     // never on the host) makes the row's loss and gradient NaN rather than a plausible value.
     let bad_label = !ignored && (y < 0 || u32(y) >= classes);

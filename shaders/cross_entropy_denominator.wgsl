@@ -20,7 +20,7 @@ fn main(@builtin(local_invocation_index) local: u32,
         let i = start + k * WG;
         if (i < params.rows) {
             let y = labels[params.t_first + i];
-            if (y != params.ignore_index) {
+            if (!is_ignored(y)) {
                 if (y < 0 || u32(y) >= params.classes) {
                     acc = acc + nan_f32();
                 } else if (HAS_WEIGHT) {

@@ -110,20 +110,6 @@ async fn find_adapters() -> Vec<wgpu::Adapter> {
     found
 }
 
-fn env_filter_description() -> String {
-    let mut parts = Vec::new();
-    for var in ["WGPU_BACKEND", "WGPU_ADAPTER_NAME", "WGPU_POWER_PREF"] {
-        if let Ok(v) = std::env::var(var) {
-            parts.push(format!("{var}={v}"));
-        }
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" (with {})", parts.join(", "))
-    }
-}
-
 /// The device xent asks an adapter for: the adapter's own limits (not WebGPU's small
 /// defaults), and SHADER_F16 (f16 inputs) and SUBGROUP (the row merge) wherever it has them.
 fn device_descriptor(adapter: &wgpu::Adapter) -> wgpu::DeviceDescriptor<'static> {
@@ -172,17 +158,13 @@ impl Context {
         let adapter = adapters()
             .into_iter()
             .next()
-            .ok_or_else(|| Error::NoAdapter {
-                filter: env_filter_description(),
-            })?;
+            .ok_or_else(Error::no_adapter)?;
         Context::from_adapter(adapter)
     }
 
     /// [`Context::new`] without blocking; in a browser, the adapter its WebGPU offers.
     pub async fn new_async() -> Result<Context> {
-        let adapter = best_adapter().await.ok_or_else(|| Error::NoAdapter {
-            filter: env_filter_description(),
-        })?;
+        let adapter = best_adapter().await.ok_or_else(Error::no_adapter)?;
         Context::from_adapter_async(adapter).await
     }
 
@@ -192,9 +174,7 @@ impl Context {
     pub fn all() -> Result<Vec<Context>> {
         let found = adapters();
         if found.is_empty() {
-            return Err(Error::NoAdapter {
-                filter: env_filter_description(),
-            });
+            return Err(Error::no_adapter());
         }
         found.into_iter().map(Context::from_adapter).collect()
     }

@@ -6,12 +6,9 @@
 #[non_exhaustive]
 pub enum Error {
     /// No GPU adapter matched. On a machine without a GPU, install a software Vulkan driver
-    /// (Mesa's lavapipe: `apt-get install libvulkan1 mesa-vulkan-drivers`).
-    #[error(
-        "no GPU adapter found{filter}; on a machine without a GPU install Mesa's software \
-         Vulkan driver (apt-get install libvulkan1 mesa-vulkan-drivers), or check WGPU_BACKEND \
-         and WGPU_ADAPTER_NAME"
-    )]
+    /// (Mesa's lavapipe: `apt-get install libvulkan1 mesa-vulkan-drivers`); with a filter set
+    /// (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`), no adapter passed it.
+    #[error("{}", no_adapter_message(filter))]
     NoAdapter {
         /// A description of the filter that was applied (backends, adapter name), or empty.
         filter: String,
@@ -221,6 +218,41 @@ pub enum Error {
     /// Reading a result back from the GPU failed.
     #[error("reading results back from the GPU failed: {0}")]
     Readback(String),
+}
+
+impl Error {
+    /// [`Error::NoAdapter`] naming the environment's adapter filter (`WGPU_BACKEND`,
+    /// `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`), for programs that enumerate adapters
+    /// themselves.
+    ///
+    /// ```
+    /// let e = xent::Error::no_adapter();
+    /// assert!(matches!(e, xent::Error::NoAdapter { .. }));
+    /// ```
+    pub fn no_adapter() -> Error {
+        let mut parts = Vec::new();
+        for var in ["WGPU_BACKEND", "WGPU_ADAPTER_NAME", "WGPU_POWER_PREF"] {
+            if let Ok(v) = std::env::var(var) {
+                parts.push(format!("{var}={v}"));
+            }
+        }
+        let filter = match parts.is_empty() {
+            true => String::new(),
+            false => format!(" (with {})", parts.join(", ")),
+        };
+        Error::NoAdapter { filter }
+    }
+}
+
+/// The message of [`Error::NoAdapter`]: the filter that left no adapter, or how to get one.
+fn no_adapter_message(filter: &str) -> String {
+    if filter.is_empty() {
+        "no GPU adapter found; on a machine without a GPU install Mesa's software Vulkan driver \
+         (apt-get install libvulkan1 mesa-vulkan-drivers)"
+            .into()
+    } else {
+        format!("no GPU adapter passes the filter{filter}; `xent info` without it lists them all")
+    }
 }
 
 /// What xent was doing when the GPU reported an error.

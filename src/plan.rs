@@ -208,7 +208,10 @@ impl RowPlan {
 /// Threads per row for rows of `classes` logits, each thread reading about `per_thread`.
 pub(crate) fn row_threads(classes: usize, per_thread: usize) -> u32 {
     let wanted = classes.div_ceil(per_thread.max(1)).max(1);
-    (wanted.next_power_of_two() as u32).min(WORKGROUP_SIZE)
+    match wanted.checked_next_power_of_two() {
+        Some(threads) if threads < WORKGROUP_SIZE as usize => threads as u32,
+        _ => WORKGROUP_SIZE,
+    }
 }
 
 /// The register slots a thread of a row of `row_threads` threads fills with its logits: the
@@ -242,7 +245,7 @@ pub(crate) fn rows_per_thread(rows: usize, row_threads: u32, tuning: &Tuning) ->
 /// `tuning.fill_workgroups`, each segment at least a workgroup's worth of logits
 /// (`WORKGROUP_SIZE * row_elements_per_thread`), at most [`MAX_SEGMENTS`]. 1: no split.
 pub(crate) fn segments(rows: usize, classes: usize, tuning: &Tuning) -> usize {
-    let segment = WORKGROUP_SIZE as usize * tuning.row_elements_per_thread.max(1);
+    let segment = (WORKGROUP_SIZE as usize).saturating_mul(tuning.row_elements_per_thread.max(1));
     let wanted = tuning.fill_workgroups.div_ceil(rows.max(1));
     wanted.min(classes / segment).clamp(1, MAX_SEGMENTS)
 }

@@ -26,8 +26,15 @@ struct Params {
     // Split rows (row kernels with SPLIT) only: segments per row and logits per segment.
     segments: u32,
     segment_len: u32,
-    _pad0: u32,
+    // 1 when ignore_index is an i32 (a GPU target can equal it); 0 when it is beyond i32, so
+    // no target is ignored.
+    ignores: u32,
     _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
+
+// Whether a class-index target is ignore_index.
+fn is_ignored(y: i32) -> bool {
+    return params.ignores != 0u && y == params.ignore_index;
+}

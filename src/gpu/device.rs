@@ -19,6 +19,9 @@ use crate::plan::{Tuning, WORKGROUP_SIZE};
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The most storage buffers a kernel binds (WebGPU's default per-stage limit).
+pub(crate) const MAX_STORAGE_BUFFERS: u32 = 8;
+
 /// Bytes of readback buffers a device keeps for reuse, by default.
 pub(crate) const DEFAULT_READBACK_BUDGET: u64 = 64 << 20;
 
@@ -66,14 +69,37 @@ impl Gpu {
     pub(crate) fn new(device: wgpu::Device, queue: wgpu::Queue) -> Result<Gpu> {
         let info = device.adapter_info();
         let limits = device.limits();
-        if limits.max_compute_invocations_per_workgroup < WORKGROUP_SIZE
-            || limits.max_compute_workgroup_size_x < WORKGROUP_SIZE
-        {
+        // What every kernel needs: 256 invocations a workgroup, 8 storage buffers and a
+        // uniform buffer in one bind group.
+        let needs = [
+            (
+                "max_compute_invocations_per_workgroup",
+                limits.max_compute_invocations_per_workgroup,
+                WORKGROUP_SIZE,
+            ),
+            (
+                "max_compute_workgroup_size_x",
+                limits.max_compute_workgroup_size_x,
+                WORKGROUP_SIZE,
+            ),
+            (
+                "max_storage_buffers_per_shader_stage",
+                limits.max_storage_buffers_per_shader_stage,
+                MAX_STORAGE_BUFFERS,
+            ),
+            (
+                "max_uniform_buffers_per_shader_stage",
+                limits.max_uniform_buffers_per_shader_stage,
+                1,
+            ),
+            ("max_bind_groups", limits.max_bind_groups, 1),
+        ];
+        if let Some((name, has, needed)) = needs.iter().find(|(_, has, needed)| has < needed) {
             return Err(Error::UnsupportedAdapter {
                 adapter: info.name.clone(),
                 reason: format!(
-                    "xent needs workgroups of {WORKGROUP_SIZE} invocations; the device allows {}",
-                    limits.max_compute_invocations_per_workgroup
+                    "xent needs {name} of at least {needed}; the device has {has} (create it \
+                     with the adapter's limits, or at least WebGPU's defaults)"
                 ),
             });
         }

@@ -85,7 +85,9 @@ impl<'a> GpuTensor<'a> {
 
     /// Bytes from one row of `cols` elements to the next.
     pub(crate) fn row_bytes(&self, cols: usize) -> u64 {
-        self.dtype.size() * self.row_stride.unwrap_or(cols) as u64
+        self.dtype
+            .size()
+            .saturating_mul(self.row_stride.unwrap_or(cols) as u64)
     }
 
     /// Checks this tensor holds rows `rows` (of `cols` elements) and binds just those: the
@@ -97,6 +99,7 @@ impl<'a> GpuTensor<'a> {
         rows: std::ops::Range<usize>,
         cols: usize,
     ) -> Result<Window<'a>> {
+        // Within the extent checked before (rows of a chunk of a checked tensor).
         let part = GpuTensor {
             offset: self.offset + rows.start as u64 * self.row_bytes(cols),
             ..*self
@@ -104,14 +107,11 @@ impl<'a> GpuTensor<'a> {
         part.window(limits, what, rows.len(), cols)
     }
 
-    /// Checks this tensor holds `rows` rows of `cols` elements and binds it.
-    pub(crate) fn window(
-        &self,
-        limits: &wgpu::Limits,
-        what: &'static str,
-        rows: usize,
-        cols: usize,
-    ) -> Result<Window<'a>> {
+    /// Checks this tensor's layout and that its buffer holds `rows` rows of `cols` elements
+    /// (with `STORAGE`); returns the byte just past its last element. Sizes are computed with
+    /// checked arithmetic: no caller value overflows. Called before anything is allocated for
+    /// the tensor, so a buffer smaller than its declared shape costs nothing.
+    pub(crate) fn check_extent(&self, what: &'static str, rows: usize, cols: usize) -> Result<u64> {
         let size = self.dtype.size();
         if !self.offset.is_multiple_of(size) {
             return Err(Error::InvalidLayout {
@@ -134,19 +134,38 @@ impl<'a> GpuTensor<'a> {
                 needed: "STORAGE",
             });
         }
-        let span = if rows == 0 {
-            0
-        } else {
-            (rows - 1) * stride + cols
+        let too_small = |needed| Error::BufferTooSmall {
+            what,
+            needed,
+            size: self.buffer.size(),
         };
-        let end = self.offset + size * span as u64;
+        let span = match rows.checked_sub(1) {
+            None => Some(0),
+            Some(before_last) => before_last
+                .checked_mul(stride)
+                .and_then(|n| n.checked_add(cols)),
+        };
+        let end = span
+            .and_then(|span| size.checked_mul(span as u64))
+            .and_then(|bytes| self.offset.checked_add(bytes))
+            .ok_or_else(|| too_small(u64::MAX))?;
         if end > self.buffer.size() {
-            return Err(Error::BufferTooSmall {
-                what,
-                needed: end,
-                size: self.buffer.size(),
-            });
+            return Err(too_small(end));
         }
+        Ok(end)
+    }
+
+    /// Checks this tensor holds `rows` rows of `cols` elements and binds it.
+    pub(crate) fn window(
+        &self,
+        limits: &wgpu::Limits,
+        what: &'static str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Window<'a>> {
+        let size = self.dtype.size();
+        let end = self.check_extent(what, rows, cols)?;
+        let stride = self.row_stride.unwrap_or(cols);
         let align = u64::from(limits.min_storage_buffer_offset_alignment.max(4));
         let start = self.offset / align * align;
         // Bindings cannot be empty and hold whole words: round up to 4 bytes (never read past

@@ -49,13 +49,13 @@ fn host_key(
 /// A categorical host call's batch of `rows` rows: a row's logits are its largest input
 /// (probability targets are as large); its loss (`None`) and gradient are read back.
 fn host_batch(rows: usize, classes: usize, reduction: Reduction, mode: GradMode) -> Batch {
-    let row = 4 * classes as u64;
+    let row = (classes as u64).saturating_mul(4);
     let loss = if reduction == Reduction::None { 4 } else { 0 };
     let grad = if mode == GradMode::Off { 0 } else { row };
     Batch {
         items: rows,
         largest_input: row,
-        outputs: loss + grad,
+        outputs: grad.saturating_add(loss),
         multiple: 1,
         upstream_per_item: 1,
     }
@@ -123,20 +123,22 @@ impl Host {
             upstream.as_deref(),
             denominator,
             |part, reduction, upstream| async move {
-                let options = CrossEntropy {
+                let mut options = CrossEntropy {
                     reduction,
                     ..options.clone()
                 };
-                let key = host_key(loss, part.len(), classes, &options, mode, tuning);
                 let values = part.start * classes..part.end * classes;
                 let labels;
                 let target_bytes: &[u8] = match targets {
                     HostTargets::Indices(t) => {
-                        labels = gpu_labels(&t[part.clone()], options.ignore_index);
+                        let ignore;
+                        (labels, ignore) = gpu_labels(&t[part.clone()], options.ignore_index);
+                        options.ignore_index = ignore;
                         bytemuck::cast_slice(&labels)
                     }
                     HostTargets::Probs(t) => bytemuck::cast_slice(&t[values.clone()]),
                 };
+                let key = host_key(loss, part.len(), classes, &options, mode, tuning);
                 let inputs = [
                     ("logits", bytemuck::cast_slice(&logits[values])),
                     ("targets", target_bytes),

@@ -31,12 +31,16 @@ impl Host {
         } else {
             GradMode::Off
         };
-        let row = 4 * classes as u64;
+        let row = (classes as u64).saturating_mul(4);
         let batch = Batch {
             items: rows,
             largest_input: row,
             // The log-softmax, and the gradient, are read back together.
-            outputs: if upstream.is_some() { 2 * row } else { row },
+            outputs: if upstream.is_some() {
+                row.saturating_mul(2)
+            } else {
+                row
+            },
             multiple: 1,
             // The upstream gradient has the logits' shape.
             upstream_per_item: classes,

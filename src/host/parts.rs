@@ -42,7 +42,7 @@ pub(crate) fn parts(batch: Batch, limits: &wgpu::Limits) -> Result<Vec<Range<usi
     let items = batch.items;
     let per_item = batch.largest_input.max(batch.outputs).max(1);
     let limit = limits.max_buffer_size;
-    if items as u64 * per_item <= limit {
+    if (items as u64).saturating_mul(per_item) <= limit {
         return Ok(std::iter::once(0..items).collect());
     }
     let multiple = batch.multiple.max(1) as u64;
@@ -50,7 +50,7 @@ pub(crate) fn parts(batch: Batch, limits: &wgpu::Limits) -> Result<Vec<Range<usi
     if per_part == 0 {
         return Err(Error::TooLarge {
             what: format!("a part of {multiple} items of {per_item} bytes"),
-            needed: multiple * per_item,
+            needed: multiple.saturating_mul(per_item),
             limit_name: "max_buffer_size",
             limit,
         });

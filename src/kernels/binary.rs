@@ -87,6 +87,9 @@ fn prepare_bce(
         });
     }
     let target = target.four_byte("targets")?;
+    // Every caller tensor against its shape before anything is allocated.
+    input.check_extent("input", len, 1)?;
+    target.check_extent("target", len, 1)?;
     let grid = plan::elementwise_grid(len, gpu.limits())?;
     let weight = buffers::upload(gpu, "weight", kind.weight.unwrap_or(&[]))?;
     let last_dim = kind.pos_weight.map_or(1, |(_, d)| d);

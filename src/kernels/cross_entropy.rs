@@ -9,7 +9,7 @@ use crate::gpu::Gpu;
 use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
-use crate::loss::{validate, ClassIndex, CrossEntropy, Reduction};
+use crate::loss::{validate, CrossEntropy, Reduction};
 use crate::plan::{self, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::prepared::{GradMode, LabelStatus, PreparedLoss};
 
@@ -32,7 +32,8 @@ struct Params {
     reduction: u32,
     segments: u32,
     segment_len: u32,
-    _pad: [u32; 2],
+    ignores: u32,
+    _pad: u32,
 }
 
 /// Where one dispatch (a chunk of rows) sits in the whole batch.
@@ -46,22 +47,22 @@ struct ChunkPos {
     segments: (u32, u32),
 }
 
-/// The i32 that stands for `ignore_index` on the GPU, where labels are i32. An `ignore_index`
-/// beyond i32 is mapped to i32::MIN (host labels equal to it are mapped there too).
-fn gpu_ignore_index(ignore_index: i64) -> i32 {
-    i32::try_from(ignore_index).unwrap_or(i32::MIN)
+/// `ignore_index` as the GPU's i32 labels can hold it, or `None` when it is beyond i32: then no
+/// GPU label equals it and the kernels ignore none.
+fn gpu_ignore_index(ignore_index: i64) -> Option<i32> {
+    i32::try_from(ignore_index).ok()
 }
 
-/// Checked host labels as the GPU's i32, with `ignore_index` rows mapped to [`gpu_ignore_index`].
-pub(crate) fn gpu_labels<L: ClassIndex>(targets: &[L], ignore_index: i64) -> Vec<i32> {
-    let ignore = gpu_ignore_index(ignore_index);
-    targets
+/// Host labels (checked: each in [0, C) or `ignore_index`) as the GPU's i32, and the
+/// `ignore_index` the kernels are to compare them with: an `ignore_index` beyond i32 is given
+/// to the GPU as i32::MIN, which no checked label is, and the labels equal to it become that.
+pub(crate) fn gpu_labels(targets: &[i64], ignore_index: i64) -> (Vec<i32>, i64) {
+    let ignore = gpu_ignore_index(ignore_index).unwrap_or(i32::MIN);
+    let labels = targets
         .iter()
-        .map(|l| match l.to_i64() {
-            v if v == ignore_index => ignore,
-            v => v as i32,
-        })
-        .collect()
+        .map(|&l| if l == ignore_index { ignore } else { l as i32 })
+        .collect();
+    (labels, i64::from(ignore))
 }
 
 /// Row-kernel constants shared by both target kinds.
@@ -122,7 +123,8 @@ fn params_buffer(
         &Params {
             rows: chunk.rows.len() as u32,
             classes: classes as u32,
-            ignore_index: gpu_ignore_index(options.ignore_index),
+            ignore_index: gpu_ignore_index(options.ignore_index).unwrap_or(0),
+            ignores: u32::from(gpu_ignore_index(options.ignore_index).is_some()),
             smoothing: options.label_smoothing,
             x_first: logits.first,
             x_stride: logits.stride,
@@ -134,7 +136,7 @@ fn params_buffer(
             reduction: options.reduction.shader_code(),
             segments: chunk.segments.0,
             segment_len: chunk.segments.1,
-            _pad: [0; 2],
+            _pad: 0,
         },
     )
 }
@@ -184,6 +186,9 @@ pub(crate) fn prepare_cross_entropy(
         CategoricalTargets::Probs(t) => (false, t, classes),
     };
     let targets = targets.four_byte("targets")?;
+    // Every caller tensor against its shape before anything is allocated.
+    logits.check_extent("logits", rows, classes)?;
+    targets.check_extent("targets", rows, target_cols)?;
     let plan = launch::row_plan(gpu, rows, classes)?;
     let weight = weight_buffer(gpu, options)?;
     let buffers = LossBuffers::new(gpu, options.reduction, rows, plan.grid, grad, len, &logits)?;

@@ -54,6 +54,7 @@ pub(crate) fn prepare_log_softmax<'a>(
             reason: format!("{rows} x {classes} logits overflow"),
         })?;
     let logits = logits.into();
+    logits.check_extent("logits", rows, classes)?;
     let plan = launch::row_plan(gpu, rows, classes)?;
     // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
     let buffers = LossBuffers::new(gpu, Reduction::None, len, plan.grid, grad, len, &logits)?;

@@ -449,6 +449,8 @@ pub enum BindingKind {
 /// One composed shader variant, as xent compiles it: its name, its full WGSL source, and the
 /// bindings the host lays out for it in binding order (the WGSL variable's name and kind).
 #[derive(Clone, Debug)]
+// The native-only `tools` module is what reads these fields.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub struct ShaderVariant {
     /// `file`, or `file (input type, gradient type[, subgroups][, in place])`.
     pub name: String,

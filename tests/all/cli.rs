@@ -597,3 +597,92 @@ fn eval_fuzzed_arguments_give_errors_not_panics() {
         exits.lock().unwrap()
     );
 }
+
+/// The names of the files in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn eval_never_removes_or_half_writes_a_file_it_did_not_create() {
+    let dir = scratch("eval_files");
+    let logits = save(&dir, "l.npy", &Array::f32(vec![4, 3], vec![0.5; 12]));
+    let labels = Array {
+        shape: vec![4],
+        data: Data::I64(vec![0, 1, 2, 0]),
+    };
+    let targets = save(&dir, "t.npy", &labels);
+    let older = save(&dir, "older.npy", &Array::f32(vec![1], vec![7.0]));
+    let files = listing(&dir);
+    let contents = |path: &str| std::fs::read(path).unwrap();
+    let (logits_bytes, older_bytes) = (contents(&logits), contents(&older));
+    let no_dir = dir.join("no/g.npy").to_string_lossy().into_owned();
+    let shared = dir.join("both.npy").to_string_lossy().into_owned();
+    let ce = |loss_out: &str, grad_out: &str| {
+        let args = ["eval", "ce", "--logits", &logits, "--target", &targets];
+        let outs = ["--loss-out", loss_out, "--grad-out", grad_out];
+        xent(&[&args[..], &outs[..]].concat())
+    };
+    // The loss over an input, or over an older file, with a gradient that cannot be written;
+    // and two outputs on one path.
+    for (loss_out, grad_out) in [
+        (logits.as_str(), no_dir.as_str()),
+        (older.as_str(), no_dir.as_str()),
+        (shared.as_str(), shared.as_str()),
+        (older.as_str(), logits.as_str()),
+    ] {
+        let out = ce(loss_out, grad_out);
+        assert_eq!(out.status.code(), Some(1), "{loss_out} {grad_out}");
+        assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+        assert_eq!(contents(&logits), logits_bytes, "{loss_out} {grad_out}");
+        assert_eq!(contents(&older), older_bytes, "{loss_out} {grad_out}");
+        assert_eq!(
+            listing(&dir),
+            files,
+            "{loss_out} {grad_out}: files left behind"
+        );
+    }
+    // A good run replaces the older file whole.
+    let grad = dir.join("g.npy").to_string_lossy().into_owned();
+    let out = ce(&older, &grad);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(load_f32(&grad).0, vec![4, 3]);
+    assert_eq!(load_f32(&older).0, Vec::<usize>::new());
+}
+
+#[test]
+fn report_paths_are_checked_before_the_run() {
+    let dir = scratch("report_paths");
+    let missing = dir.join("no/report.json").to_string_lossy().into_owned();
+    for args in [
+        vec!["check", "--json", missing.as_str()],
+        vec!["bench", "--preset", "quick", "--plot", missing.as_str()],
+    ] {
+        let start = std::time::Instant::now();
+        let out = xent(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains("no/report.json"), "{}", stderr(&out));
+        // Refused before any case ran: no progress or table on stdout.
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    }
+    assert!(listing(&dir).is_empty());
+}
+
+#[test]
+fn an_adapter_filter_that_leaves_none_is_named() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xent"))
+        .args(["check"])
+        .env("WGPU_BACKEND", "nonsense")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("WGPU_BACKEND=nonsense"), "{err}");
+    assert!(!err.contains("apt-get"), "{err}");
+}

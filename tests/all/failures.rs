@@ -170,3 +170,120 @@ fn a_destroyed_caller_buffer_is_an_error_not_a_panic() {
         .map(|o| o.loss)
         .is_ok());
 }
+
+#[test]
+fn a_buffer_smaller_than_its_shape_is_refused_before_anything_is_allocated() {
+    // A context of its own, so the buffer count is this test's alone.
+    let ctx = Context::new().expect("GPU tests need an adapter");
+    let small = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 48,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let created = ctx.buffers_created();
+    let start = Instant::now();
+    let huge = 400_000_000;
+    let results = [
+        ctx.prepare(
+            &xent::BinaryCrossEntropy::default(),
+            GpuInput::new(&small, [huge]).with_grad(GradMode::Separate),
+            GpuTargets::values(&small),
+        ),
+        ctx.prepare(
+            &BinaryCrossEntropyWithLogits::default(),
+            GpuInput::new(&small, [huge / 4, 4]),
+            GpuTargets::values(&small),
+        ),
+        ctx.prepare(
+            &CrossEntropy::default(),
+            GpuInput::new(&small, [huge / 4, 4]).with_grad(GradMode::Separate),
+            GpuTargets::indices(&small),
+        ),
+        ctx.prepare(
+            &LogSoftmax,
+            GpuInput::new(&small, [huge / 4, 4]),
+            GpuTargets::None,
+        ),
+    ];
+    for got in results {
+        assert!(
+            matches!(got, Err(Error::BufferTooSmall { size: 48, .. })),
+            "{:?}",
+            got.map(drop)
+        );
+    }
+    assert_eq!(ctx.buffers_created(), created, "buffers were allocated");
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn sizes_from_the_caller_never_overflow() {
+    // Tests run with overflow checks on (Cargo.toml), so an unchecked product would panic here.
+    let ctx = &contexts()[0];
+    let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 64,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let options = CrossEntropy::default();
+    let far = xent::GpuTensor::new(&buffer).at(u64::MAX - 3);
+    let wide = xent::GpuTensor::new(&buffer).with_row_stride(usize::MAX);
+    for (logits, shape) in [(far, [2, 3]), (wide, [2, 3]), (far, [usize::MAX, 3])] {
+        let got = ctx.prepare(
+            &options,
+            GpuInput::new(logits, shape),
+            GpuTargets::indices(&buffer),
+        );
+        assert!(
+            matches!(
+                got,
+                Err(Error::BufferTooSmall { .. } | Error::InvalidShape { .. })
+            ),
+            "{shape:?}: {:?}",
+            got.map(drop)
+        );
+    }
+    // Host shapes whose element count overflows, and a class count of usize::MAX.
+    let got = ctx.compute(&options, Input::new(&[], [2, usize::MAX]), &[0u32; 2]);
+    assert!(matches!(got, Err(Error::InvalidShape { .. })), "{got:?}");
+    let got = ctx.compute(&options, Input::new(&[], [0, usize::MAX]), &[0u32; 0]);
+    assert!(
+        matches!(&got, Ok(o) if o.loss.scalar().is_some_and(f32::is_nan))
+            || matches!(
+                got,
+                Err(Error::TooLarge { .. } | Error::InvalidShape { .. })
+            ),
+        "{got:?}"
+    );
+    // Tuning knobs at their extremes.
+    let extreme = ctx.with_tuning(xent::Tuning {
+        row_elements_per_thread: usize::MAX,
+        fill_workgroups: usize::MAX,
+        rows_per_thread: usize::MAX,
+        ..ctx.tuning()
+    });
+    let out = extreme
+        .compute(&options, Input::new(&[0.5; 6], [2, 3]), &[0u32, 2])
+        .unwrap();
+    assert!(out.loss.scalar().unwrap().is_finite());
+}
+
+#[test]
+fn a_device_below_xents_limits_is_refused_naming_the_limit() {
+    let adapter = xent::adapters().into_iter().next().expect("an adapter");
+    // Downlevel limits: 4 storage buffers per stage, where the kernels bind 8.
+    let desc = wgpu::DeviceDescriptor {
+        required_limits: wgpu::Limits::downlevel_defaults(),
+        ..Default::default()
+    };
+    let (device, queue) = pollster::block_on(adapter.request_device(&desc)).unwrap();
+    let got = Context::from_device(device, queue);
+    assert!(
+        matches!(&got, Err(Error::UnsupportedAdapter { reason, .. })
+            if reason.contains("max_storage_buffers_per_shader_stage")),
+        "{:?}",
+        got.map(drop)
+    );
+}

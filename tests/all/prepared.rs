@@ -542,3 +542,40 @@ fn loops_allocate_nothing_after_the_first_iteration() {
         "recording a prepared loss allocates nothing"
     );
 }
+
+#[test]
+fn an_ignore_index_beyond_i32_ignores_no_gpu_label() {
+    let ctx = &contexts()[0];
+    for ignore_index in [1i64 << 40, i64::MIN] {
+        let options = CrossEntropy {
+            ignore_index,
+            reduction: Reduction::Sum,
+            ..Default::default()
+        };
+        // On the GPU, labels are i32: none equals this ignore_index, so a label of i32::MIN is
+        // out of range, not ignored.
+        let logits = storage(ctx, &[0.5f32; 6]);
+        let labels = storage(ctx, &[0i32, i32::MIN]);
+        let input = GpuInput::new(&logits, [2, 3]);
+        let prepared = ctx
+            .prepare(&options, input, GpuTargets::indices(&labels))
+            .unwrap();
+        prepared.run().unwrap();
+        let got = prepared.read_loss();
+        assert!(
+            matches!(
+                got,
+                Err(Error::LabelOutOfRange { row: 1, label, .. }) if label == i64::from(i32::MIN)
+            ),
+            "ignore_index {ignore_index}: {got:?}"
+        );
+        // On the host, labels are i64: the row equal to it is ignored, as in the reference.
+        let x = [0.5f32, 1.0, -1.0, 2.0, 0.0, 1.0, 0.3, 0.2, 0.1];
+        let labels = [0i64, ignore_index, 2];
+        let got = ctx
+            .compute(&options, Input::new(&x, [3, 3]), &labels)
+            .unwrap();
+        let want = reference::compute(&options, Input::new(&x, [3, 3]), &labels).unwrap();
+        crate::common::assert_loss(ctx, "ignore_index beyond i32", &got.loss, &want.loss);
+    }
+}

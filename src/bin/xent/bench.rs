@@ -76,6 +76,13 @@ fn progress(done: usize, total: usize, what: &str) {
 
 /// Runs `xent bench`.
 pub fn run(args: &Args) -> Result<(), String> {
+    let reports: Vec<&str> = args
+        .json
+        .iter()
+        .chain(&args.plot)
+        .map(String::as_str)
+        .collect();
+    crate::files::check_outputs(&[], &reports)?;
     let ctx = crate::chosen_contexts(args.adapter.as_deref(), false, true)?.remove(0);
     let ctx = crate::subgroups_flag(ctx, args.no_subgroups);
     let info = ctx.adapter_info().clone();
@@ -183,8 +190,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             "{} ({:?}): ratio to the read ceiling ({ceiling_gbps:.1} GB/s)",
             info.name, info.backend
         );
-        std::fs::write(path, svg_chart(&title, &bars))
-            .map_err(|e| format!("{path}: cannot write: {e}"))?;
+        crate::files::write_all(&[(path, svg_chart(&title, &bars).into_bytes())])?;
     }
     Ok(())
 }

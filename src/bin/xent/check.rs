@@ -33,6 +33,8 @@ fn cell(r: &CaseReport) -> String {
 
 /// Runs `xent check`.
 pub fn run(args: &Args) -> Result<(), String> {
+    let report: Vec<&str> = args.json.iter().map(String::as_str).collect();
+    crate::files::check_outputs(&[], &report)?;
     let contexts: Vec<_> = crate::chosen_contexts(args.adapter.as_deref(), args.all, false)?
         .into_iter()
         .map(|ctx| crate::subgroups_flag(ctx, args.no_subgroups))

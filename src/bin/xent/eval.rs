@@ -1,6 +1,8 @@
 //! `xent eval ce` and `xent eval bce`: losses and gradients of arrays in .npy files.
 
 use clap::ValueEnum;
+
+use crate::files;
 use xent::tools::npy::{self, Array, Data};
 use xent::{
     BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Error, Input, Loss,
@@ -139,15 +141,20 @@ fn loss_array(loss: Loss, shape: Vec<usize>) -> Array {
 
 /// Writes the outputs only once everything is computed; removes a half-written pair.
 fn write_outputs(loss_out: &str, loss: Array, grad: Option<(&str, Array)>) -> Result<(), String> {
-    std::fs::write(loss_out, npy::to_bytes(&loss))
-        .map_err(|e| format!("{loss_out}: cannot write: {e}"))?;
+    let mut outputs = vec![(loss_out, npy::to_bytes(&loss))];
     if let Some((path, grad)) = grad {
-        if let Err(e) = std::fs::write(path, npy::to_bytes(&grad)) {
-            let _ = std::fs::remove_file(loss_out);
-            return Err(format!("{path}: cannot write: {e}"));
-        }
+        outputs.push((path, npy::to_bytes(&grad)));
     }
-    Ok(())
+    files::write_all(&outputs)
+}
+
+/// Refuses, before anything runs, outputs that cannot be written or that name an input or
+/// each other.
+fn check_paths(inputs: &[Option<&str>], out: &Outputs) -> Result<(), String> {
+    let inputs: Vec<&str> = inputs.iter().flatten().copied().collect();
+    let mut outputs = vec![out.loss_out.as_str()];
+    outputs.extend(out.grad_out.as_deref());
+    files::check_outputs(&inputs, &outputs)
 }
 
 /// Names the file a library error is about.
@@ -171,6 +178,12 @@ fn blame(e: Error, files: &[(&str, &str)]) -> String {
 }
 
 fn run_ce(args: &CeArgs) -> Result<(), String> {
+    let inputs = [
+        Some(args.logits.as_str()),
+        Some(args.target.as_str()),
+        args.weight.as_deref(),
+    ];
+    check_paths(&inputs, &args.out)?;
     let (shape, logits) = read_f32(&args.logits, None)?;
     let [n, c] = shape[..] else {
         return Err(format!(
@@ -245,6 +258,13 @@ fn input(values: &[f32], shape: Vec<usize>, want_grad: bool) -> Input<'_> {
 }
 
 fn run_bce(args: &BceArgs) -> Result<(), String> {
+    let inputs = [
+        Some(args.input.as_str()),
+        Some(args.target.as_str()),
+        args.weight.as_deref(),
+        args.pos_weight.as_deref(),
+    ];
+    check_paths(&inputs, &args.out)?;
     let (shape, input_values) = read_f32(&args.input, None)?;
     let (_, target) = read_f32(&args.target, Some(&shape))?;
     let weight = match &args.weight {

@@ -72,10 +72,7 @@ fn describe(adapter: &wgpu::Adapter) -> Json {
 pub fn run(args: &Args) -> Result<(), String> {
     let adapters = xent::adapters();
     if adapters.is_empty() {
-        return Err(xent::Error::NoAdapter {
-            filter: String::new(),
-        }
-        .to_string());
+        return Err(xent::Error::no_adapter().to_string());
     }
     let described: Vec<Json> = adapters.iter().map(describe).collect();
     if args.json {

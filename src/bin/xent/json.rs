@@ -77,5 +77,5 @@ impl Json {
 
 /// Writes a report, naming the file in the error.
 pub fn write_file(path: &str, value: &Json) -> Result<(), String> {
-    std::fs::write(path, value.render()).map_err(|e| format!("{path}: cannot write: {e}"))
+    crate::files::write_all(&[(path, value.render().into_bytes())])
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod eval;
+mod files;
 mod info;
 mod json;
 
@@ -55,10 +56,7 @@ pub fn chosen_contexts(
 ) -> Result<Vec<xent::Context>, String> {
     let adapters = xent::adapters();
     if adapters.is_empty() {
-        return Err(xent::Error::NoAdapter {
-            filter: String::new(),
-        }
-        .to_string());
+        return Err(xent::Error::no_adapter().to_string());
     }
     let chosen: Vec<wgpu::Adapter> = match name {
         Some(name) => {
