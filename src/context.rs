@@ -77,8 +77,41 @@ fn device_type_rank(ty: wgpu::DeviceType, power: wgpu::PowerPreference) -> u8 {
     }
 }
 
+/// The one wgpu instance of the process, made on first use from the environment.
+///
+/// Every adapter xent finds comes from it, so all devices xent creates live in one wgpu
+/// registry: a buffer of one device handed to another is then a validation error. With an
+/// instance per call, two devices' resources could share an id, and a foreign buffer would be
+/// read as the other device's buffer of that id.
 fn instance_from_env() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+    static INSTANCE: std::sync::OnceLock<wgpu::Instance> = std::sync::OnceLock::new();
+    INSTANCE
+        .get_or_init(|| {
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+        })
+        .clone()
+}
+
+/// Every adapter of the process's instance, enumerated once.
+///
+/// Enumerating again would hand out new adapter objects for the same hardware; on GL these
+/// share one driver context behind separate locks, so devices of two enumerations used from two
+/// threads would make that context current on both at once. One enumeration keeps one lock per
+/// adapter. An adapter plugged in after the first call is not seen until the process restarts.
+#[cfg(not(target_arch = "wasm32"))]
+fn machine_adapters() -> Vec<wgpu::Adapter> {
+    static ADAPTERS: std::sync::Mutex<Option<Vec<wgpu::Adapter>>> = std::sync::Mutex::new(None);
+    // Natively the enumeration completes at once; the lock keeps two first calls from
+    // enumerating side by side.
+    let mut adapters = ADAPTERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if adapters.is_none() {
+        let found =
+            pollster::block_on(instance_from_env().enumerate_adapters(wgpu::Backends::all()));
+        *adapters = Some(found);
+    }
+    adapters.clone().unwrap_or_default()
 }
 
 /// Every adapter on the machine that the environment allows, best first.
@@ -93,9 +126,9 @@ pub fn adapters() -> Vec<wgpu::Adapter> {
 /// [`adapters`], as the future wgpu gives.
 #[cfg(not(target_arch = "wasm32"))]
 async fn find_adapters() -> Vec<wgpu::Adapter> {
-    let instance = instance_from_env();
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-    let mut found = instance.enumerate_adapters(backends).await;
+    let mut found = machine_adapters();
+    found.retain(|a| backends.contains(a.get_info().backend.into()));
     if let Ok(name) = std::env::var("WGPU_ADAPTER_NAME") {
         let name = name.to_lowercase();
         found.retain(|a| a.get_info().name.to_lowercase().contains(&name));
@@ -212,9 +245,10 @@ impl Context {
     }
 
     /// A context on a device and queue your program already has. xent uses the device's
-    /// limits and features as they are. It installs an uncaptured-error handler on the device
-    /// (wgpu's default one panics); xent's own work is checked with error scopes. It leaves the
-    /// device-lost callback to you: on a lost device calls return [`Error::Gpu`] or
+    /// limits and features as they are. xent's own work is checked with error scopes; the
+    /// device's uncaptured-error handler and device-lost callback stay yours, so the errors of
+    /// your own work on the device reach your handler and never a later xent call. On a lost
+    /// device calls return [`Error::Gpu`] or
     /// [`Error::Readback`] (contexts from [`Context::new`] and [`Context::from_adapter`] return
     /// [`Error::DeviceLost`]).
     #[cfg(not(target_arch = "wasm32"))]

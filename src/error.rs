@@ -218,6 +218,17 @@ pub enum Error {
     /// Reading a result back from the GPU failed.
     #[error("reading results back from the GPU failed: {0}")]
     Readback(String),
+
+    /// A prepared loss's buffers do not hold the results of its last recorded run: nothing was
+    /// recorded yet, or the last recorded work has not run on the GPU (its submission was
+    /// rejected, or not made before the read). Reading never returns an older run's values.
+    #[error("{what}: the buffers do not hold the last recorded run's results: {reason}")]
+    NotRun {
+        /// The call.
+        what: &'static str,
+        /// What was recorded and what ran.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -3,6 +3,7 @@
 
 use crate::dtype::Dtype;
 use crate::error::{Error, Operation, Result};
+use crate::gpu::buffers::upload;
 use crate::gpu::program::Program;
 use crate::gpu::Gpu;
 use crate::loss::{Loss, Reduction};
@@ -40,6 +41,73 @@ pub struct PreparedLoss {
     pub(crate) upstream: wgpu::Buffer,
     pub(crate) upstream_len: usize,
     pub(crate) labels: Option<LabelStatus>,
+    pub(crate) stamp: RunStamp,
+}
+
+/// How a read knows that the loss's buffers hold its last recorded run: each record ends by
+/// copying a stamp of its own (its sequence number modulo [`RunStamp::STAMPS`], plus one) into
+/// a word that reads read back with the results. The copy is in the recorded work, so the word
+/// changes only when that work runs; a rejected or missing submission leaves an older stamp
+/// (or 0, never run), which a read refuses. The stamps are a constant buffer made at prepare
+/// time, so a record allocates nothing and writes nothing through the queue.
+pub(crate) struct RunStamp {
+    /// The stamps 1..=STAMPS, one u32 each.
+    stamps: wgpu::Buffer,
+    /// The stamp of the last run that ran on the GPU (0 before any).
+    last: wgpu::Buffer,
+    /// How many times the work was recorded.
+    recorded: std::sync::atomic::AtomicU64,
+}
+
+impl RunStamp {
+    /// Distinct stamps: a stale word passes for the current one only if a multiple of this
+    /// many recorded runs in a row never ran.
+    const STAMPS: u64 = 4096;
+
+    /// The stamp buffers of a new prepared loss.
+    pub(crate) fn new(gpu: &Gpu) -> Result<RunStamp> {
+        let stamps: Vec<u32> = (1..=Self::STAMPS as u32).collect();
+        Ok(RunStamp {
+            stamps: upload(gpu, "run stamps", &stamps)?,
+            last: upload(gpu, "last run stamp", &[0u32])?,
+            recorded: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Records the copy of the next stamp into `last`.
+    fn record(&self, encoder: &mut wgpu::CommandEncoder) {
+        let n = self
+            .recorded
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        encoder.copy_buffer_to_buffer(&self.stamps, 4 * (n % Self::STAMPS), &self.last, 0, 4);
+    }
+
+    /// `Ok` when `word` (the `last` buffer read back as f32 bits) is the stamp of the last
+    /// recorded run.
+    fn check(&self, what: &'static str, word: f32) -> Result<()> {
+        let recorded = self.recorded.load(std::sync::atomic::Ordering::SeqCst);
+        let got = u64::from(word.to_bits());
+        if recorded == 0 {
+            return Err(Error::NotRun {
+                what,
+                reason: "nothing was recorded yet (record and submit the work, or run it)".into(),
+            });
+        }
+        let expected = (recorded - 1) % Self::STAMPS + 1;
+        if got == expected {
+            return Ok(());
+        }
+        Err(Error::NotRun {
+            what,
+            reason: format!(
+                "it was recorded {recorded} times, but the last recorded work has not run on the GPU ({}): was its submission rejected, or not made before the read?",
+                match got {
+                    0 => "no recorded work has run".to_string(),
+                    _ => "an earlier one has".to_string(),
+                }
+            ),
+        })
+    }
 }
 
 /// Where a class-index loss's kernel records targets outside [0, C) (shaders/cross_entropy.wgsl
@@ -142,8 +210,13 @@ pub(crate) fn decode(words: Vec<f32>, len: usize, dtype: Dtype) -> Vec<f32> {
 
 impl PreparedLoss {
     /// Records the loss (and gradient) kernels into `encoder`, as one compute pass.
+    ///
+    /// Reads return the results of the last recorded work once it has run, and
+    /// [`Error::NotRun`] until then (for instance when the submission holding it was rejected),
+    /// never an earlier run's values.
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
         self.program.record(encoder);
+        self.stamp.record(encoder);
     }
 
     /// Records and submits the work, and resolves once the GPU has finished it (a convenience
@@ -206,11 +279,8 @@ impl PreparedLoss {
                 hint: format!("the upstream gradient of a {:?} loss", self.reduction),
             });
         }
-        self.gpu.alive()?;
         self.gpu
-            .queue()
-            .write_buffer(&self.upstream, 0, bytemuck::cast_slice(upstream));
-        Ok(())
+            .write_buffer(&self.upstream, bytemuck::cast_slice(upstream))
     }
 
     /// Reads the loss back without blocking: the future resolves once the GPU has finished
@@ -222,7 +292,9 @@ impl PreparedLoss {
     /// `ignore_index` in the last recorded run gives [`Error::LabelOutOfRange`] (with the
     /// count, and the first such row and target) instead of a loss.
     pub async fn read_loss_async(&self) -> Result<Loss> {
-        let values = self.read(Some((&self.loss, self.loss_len))).await?;
+        let values = self
+            .read("read_loss", Some((&self.loss, self.loss_len)))
+            .await?;
         Ok(self.loss_from(values.into_iter().next().unwrap_or_default()))
     }
 
@@ -243,7 +315,9 @@ impl PreparedLoss {
             return Ok(None);
         };
         grad.check_packed()?;
-        let values = self.read(Some((&grad.buffer, grad.words()))).await?;
+        let values = self
+            .read("read_grad", Some((&grad.buffer, grad.words())))
+            .await?;
         let words = values.into_iter().next().unwrap_or_default();
         Ok(Some(decode(words, grad.len, grad.dtype)))
     }
@@ -265,7 +339,7 @@ impl PreparedLoss {
         if self.labels.is_none() {
             return Ok(());
         }
-        self.read(None).await.map(|_| ())
+        self.read("check_labels", None).await.map(|_| ())
     }
 
     /// [`check_labels_async`](Self::check_labels_async), waiting for submitted work.
@@ -276,16 +350,25 @@ impl PreparedLoss {
 
     /// Reads `source` (and the label status, if this loss has one) back; an error if the
     /// status records an out-of-range target.
-    async fn read(&self, source: Option<(&wgpu::Buffer, usize)>) -> Result<Vec<Vec<f32>>> {
+    async fn read(
+        &self,
+        what: &'static str,
+        source: Option<(&wgpu::Buffer, usize)>,
+    ) -> Result<Vec<Vec<f32>>> {
         let mut sources: Vec<(&wgpu::Buffer, usize)> = source.into_iter().collect();
         if let Some(labels) = &self.labels {
             sources.push((&labels.buffer, LabelStatus::WORDS));
         }
+        sources.push((&self.stamp.last, 1));
         let readback = self
             .gpu
             .checked(Operation::Read, || Ok(self.gpu.read(&sources)))
             .await?;
-        self.checked_values(readback.values().await?)
+        let mut values = readback.values().await?;
+        let stamp = values.pop().unwrap_or_default();
+        self.stamp
+            .check(what, stamp.first().copied().unwrap_or_default())?;
+        self.checked_values(values)
     }
 
     /// The values read for a loss's sources followed by its label status, without the status;

@@ -50,8 +50,6 @@ struct Shared {
     staging: Mutex<Pool<u64, wgpu::Buffer>>,
     /// Buffers created through this device's contexts.
     buffers_created: AtomicU64,
-    /// The last error wgpu reported outside an error scope.
-    uncaptured: Arc<Mutex<Option<String>>>,
     /// Why the device was lost, once it is (known for devices xent created).
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -64,8 +62,9 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Gpu {
     /// A core on `device` before the subgroup probe (see [`Gpu::probed`]): an error if the
-    /// device cannot run xent's workgroups. Installs an uncaptured-error handler (wgpu's
-    /// default one panics).
+    /// device cannot run xent's workgroups. It installs no uncaptured-error handler: xent's
+    /// own work runs inside error scopes, and errors of the caller's work on the device stay
+    /// the caller's.
     pub(crate) fn new(device: wgpu::Device, queue: wgpu::Queue) -> Result<Gpu> {
         let info = device.adapter_info();
         let limits = device.limits();
@@ -103,11 +102,6 @@ impl Gpu {
                 ),
             });
         }
-        let uncaptured = Arc::new(Mutex::new(None));
-        let sink = Arc::clone(&uncaptured);
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            *lock(&sink) = Some(e.to_string());
-        }));
         let tuning = Tuning::for_device(info.device_type);
         Ok(Gpu {
             limits: tuning.apply(&limits),
@@ -121,7 +115,6 @@ impl Gpu {
                 pipelines: Mutex::default(),
                 staging: Mutex::new(Pool::new(DEFAULT_READBACK_BUDGET)),
                 buffers_created: AtomicU64::new(0),
-                uncaptured,
                 lost: Arc::default(),
             }),
         })
@@ -334,12 +327,6 @@ impl Gpu {
                     kernel: None,
                     message: e.to_string(),
                 })
-            } else if let Some(e) = lock(&self.shared.uncaptured).take() {
-                Err(Error::Gpu {
-                    operation,
-                    kernel: None,
-                    message: e,
-                })
             } else {
                 result
             };
@@ -347,17 +334,24 @@ impl Gpu {
         }
     }
 
-    /// An error if wgpu reported one outside an error scope since the last check (errors of
-    /// submitted work that surface while the device is polled), or the device is lost.
-    pub(crate) fn reported(&self, operation: Operation) -> Result<()> {
+    /// Writes `data` into `buffer` through the queue inside a validation scope, so a failure
+    /// (a destroyed device) is an error of this call and never reaches the device's
+    /// uncaptured-error handler. Natively the scope's error is known at once; where it is not
+    /// (a browser), the write has been checked against the buffer's size and usage before.
+    pub(crate) fn write_buffer(&self, buffer: &wgpu::Buffer, data: &[u8]) -> Result<()> {
         self.alive()?;
-        match lock(&self.shared.uncaptured).take() {
-            Some(message) => Err(self.lost_or(Error::Gpu {
-                operation,
+        let scope = self
+            .shared
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
+        self.shared.queue.write_buffer(buffer, 0, data);
+        match ready(scope.pop()) {
+            Some(Some(e)) => Err(self.lost_or(Error::Gpu {
+                operation: Operation::Upload,
                 kernel: None,
-                message,
+                message: e.to_string(),
             })),
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 
@@ -403,7 +397,7 @@ impl Gpu {
                     message: format!("waiting for the GPU: {e}"),
                 })
             })?;
-        self.reported(Operation::Run)
+        self.alive()
     }
 }
 

@@ -90,7 +90,7 @@ impl Gpu {
                     message: format!("waiting for the GPU: {e}"),
                 })
             })?;
-            gpu.reported(Operation::Run)
+            gpu.alive()
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::gpu::Gpu;
 use crate::kernels::launch::{self, Named};
 use crate::loss::Reduction;
 use crate::plan::Grid;
-use crate::prepared::{GradMode, GradOut, PreparedLoss};
+use crate::prepared::{GradMode, GradOut, PreparedLoss, RunStamp};
 
 /// The buffers a loss kernel binds besides its inputs.
 pub(crate) struct LossBuffers {
@@ -200,6 +200,7 @@ impl LossBuffers {
             upstream: self.upstream,
             upstream_len: self.upstream_len,
             labels: None,
+            stamp: RunStamp::new(gpu)?,
         })
     }
 }

@@ -287,3 +287,47 @@ fn a_device_below_xents_limits_is_refused_naming_the_limit() {
         got.map(drop)
     );
 }
+
+/// A buffer made on one device and handed to a context of another (a second context on the same
+/// adapter, or another backend's adapter) is an error at prepare time, never a panic and never
+/// the numbers of some other buffer.
+#[test]
+fn a_buffer_of_another_device_is_an_error() {
+    use wgpu::util::DeviceExt;
+    let buffer = |ctx: &Context, data: &[u8]| {
+        ctx.device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: data,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    };
+    let options = CrossEntropy::default();
+    let own = &contexts()[0];
+    // The context's own buffers exist too, so a lookup by a shared id would find one of them.
+    let _own_logits = buffer(own, bytemuck::cast_slice(&[0.5f32; 30]));
+    let _own_labels = buffer(own, bytemuck::cast_slice(&[1i32; 3]));
+    let second = Context::new().unwrap();
+    let mut others: Vec<(&str, &Context)> = vec![("a second context", &second)];
+    let own_backend = own.adapter_info().backend;
+    if let Some(other_backend) = contexts()
+        .iter()
+        .find(|c| c.adapter_info().backend != own_backend)
+    {
+        others.push(("another backend's adapter", other_backend));
+    }
+    for (what, other) in others {
+        let logits = buffer(other, bytemuck::cast_slice(&[2.0f32; 30]));
+        let labels = buffer(other, bytemuck::cast_slice(&[1i32; 3]));
+        let result = own.prepare(
+            &options,
+            GpuInput::new(&logits, [3, 10]).with_grad(GradMode::Off),
+            GpuTargets::indices(&labels),
+        );
+        assert!(
+            matches!(result, Err(Error::Gpu { .. }) | Err(Error::Misuse { .. })),
+            "{what}: {:?}",
+            result.map(|p| p.run().and_then(|_| p.read_loss()))
+        );
+    }
+}

@@ -579,3 +579,108 @@ fn an_ignore_index_beyond_i32_ignores_no_gpu_label() {
         crate::common::assert_loss(ctx, "ignore_index beyond i32", &got.loss, &want.loss);
     }
 }
+
+/// A read gives the last recorded run's results or an error, never an older run's values:
+/// before anything is recorded, after work recorded but never submitted, and after a
+/// submission that was rejected (a destroyed target buffer).
+#[test]
+fn a_read_never_returns_an_older_runs_values() {
+    let (n, c) = (4, 5);
+    let logits: Vec<f32> = (0..n * c).map(|i| (i % 7) as f32).collect();
+    let labels = vec![1i32, 0, 4, 2];
+    let options = CrossEntropy::default();
+    let ctx = &contexts()[0];
+    let logits_buf = storage(ctx, &logits);
+    let labels_buf = storage(ctx, &labels);
+    let prepared = ctx
+        .prepare(
+            &options,
+            GpuInput::new(&logits_buf, [n, c]).with_grad(GradMode::Separate),
+            GpuTargets::indices(&labels_buf),
+        )
+        .unwrap();
+    let not_run = |what: &str, result: Result<(), Error>| {
+        assert!(
+            matches!(result, Err(Error::NotRun { .. })),
+            "{what}: {result:?}"
+        );
+    };
+    not_run("read before any run", prepared.read_loss().map(drop));
+    not_run("grad before any run", prepared.read_grad().map(drop));
+    prepared.run().unwrap();
+    let first = prepared.read_loss().unwrap();
+    let want = reference::compute(&options, Input::new(&logits, nc(&logits, c)), &labels).unwrap();
+    assert_close(ctx, "first run", first.values(), want.loss.values());
+    // Recorded, never submitted.
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    prepared.record(&mut encoder);
+    drop(encoder);
+    not_run(
+        "read after an unsubmitted record",
+        prepared.read_loss().map(drop),
+    );
+    // Submitted now: the results are current again.
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    prepared.record(&mut encoder);
+    ctx.queue().submit([encoder.finish()]);
+    assert_eq!(prepared.read_loss().unwrap(), first);
+    // A submission the device rejects: run says so, and reads refuse the older values.
+    labels_buf.destroy();
+    assert!(prepared.run().is_err());
+    not_run("read after a rejected run", prepared.read_loss().map(drop));
+    not_run("grad after a rejected run", prepared.read_grad().map(drop));
+    not_run("labels after a rejected run", prepared.check_labels());
+}
+
+/// On a device passed with `Context::from_device`, the caller's own errors stay the caller's:
+/// they reach the caller's handler, and no later xent call returns them.
+#[test]
+fn the_callers_errors_stay_the_callers() {
+    use std::sync::{Arc, Mutex};
+    let adapter = xent::adapters().into_iter().next().unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        required_limits: adapter.limits(),
+        ..Default::default()
+    }))
+    .unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+        sink.lock().unwrap().push(e.to_string());
+    }));
+    let ctx = xent::Context::from_device(device, queue).unwrap();
+    let logits = [0.5f32; 10];
+    let labels = [3i32; 2];
+    let logits_buf = storage(&ctx, &logits);
+    let labels_buf = storage(&ctx, &labels);
+    let prepared = ctx
+        .prepare(
+            &CrossEntropy::default(),
+            GpuInput::new(&logits_buf, [2, 5]),
+            GpuTargets::indices(&labels_buf),
+        )
+        .unwrap();
+    // The caller's mistake: a write into a buffer without COPY_DST.
+    ctx.queue().write_buffer(&logits_buf, 0, &[0u8; 4]);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the caller's handler sees it"
+    );
+    prepared.run().unwrap();
+    let loss = prepared.read_loss().unwrap();
+    assert_close(
+        &ctx,
+        "after the caller's error",
+        loss.values(),
+        &[5f64.ln()],
+    );
+    let host = ctx
+        .compute(
+            &CrossEntropy::default(),
+            Input::new(&logits, [2, 5]),
+            &[3u32, 3],
+        )
+        .unwrap();
+    assert_close(&ctx, "host call", host.loss.values(), &[5f64.ln()]);
+}
