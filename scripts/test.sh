@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-gpu-driver.sh
+# Without a display session, Mesa's Vulkan device-select layer prints XDG_RUNTIME_DIR errors
+# into every test and example; its own switch keeps it out (as the xent command does).
+if [ ! -d "${XDG_RUNTIME_DIR:-}" ] && [ -z "${MESA_VK_DEVICE_SELECT:-}" ]; then
+    export NODEVICE_SELECT="${NODEVICE_SELECT:-1}"
+fi
 cargo test --release "$@"
 # The pipeline example must converge (it exits non-zero otherwise).
 cargo run --release --example train_classifier

@@ -34,6 +34,7 @@ enum Command {
 }
 
 fn main() {
+    quiet_headless_vulkan_layer();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => info::run(&args),
@@ -44,6 +45,22 @@ fn main() {
     if let Err(message) = result {
         eprintln!("xent: {message}");
         std::process::exit(1);
+    }
+}
+
+/// Keeps Mesa's Vulkan device-select layer from printing `error: XDG_RUNTIME_DIR is invalid`
+/// lines on a machine without a display session, so a successful run prints only xent's own
+/// output. The layer (loaded into every Vulkan program by the loader) only reorders GPUs for
+/// a display server; without `XDG_RUNTIME_DIR` there is none, and `NODEVICE_SELECT=1` is its
+/// own switch to stay out. A choice already made (`NODEVICE_SELECT` or `MESA_VK_DEVICE_SELECT`
+/// set) is left alone. Runs first in `main`, before any thread exists.
+fn quiet_headless_vulkan_layer() {
+    let display_session =
+        std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|dir| std::path::Path::new(&dir).is_dir());
+    let chosen = std::env::var_os("NODEVICE_SELECT").is_some()
+        || std::env::var_os("MESA_VK_DEVICE_SELECT").is_some();
+    if !display_session && !chosen {
+        std::env::set_var("NODEVICE_SELECT", "1");
     }
 }
 
