@@ -4,10 +4,13 @@
 //   dl_i/dp_i = w_i (p_i - t_i) / max((1 - p_i) p_i, 1e-12)      (PyTorch's clamp)
 // Reduction none: l_i goes to `out[i]`; otherwise this workgroup's (sum l_i, element count)
 // pair to pair pair_base + g of `out`. The gradient is scaled by upstream[i] (none),
-// upstream[0] (sum) or upstream[0] / len (mean).
+// upstream[0] (sum) or upstream[0] / len (mean). A probability or target outside [0, 1] (or
+// NaN) makes its element's loss and gradient NaN and is recorded in `status`
+// (record_outside_unit).
 
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> upstream: array<f32>;
+@group(0) @binding(7) var<storage, read_write> status: array<atomic<u32>>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) local: u32,
@@ -27,14 +30,27 @@ fn main(@builtin(local_invocation_index) local: u32,
             }
             let log_p = max(log_careful(p), -100.0);
             let log_1mp = max(log1p_careful(-p), -100.0);
-            let l = -w * (t * log_p + (1.0 - t) * log_1mp);
+            var l = -w * (t * log_p + (1.0 - t) * log_1mp);
+            var g = w * (p - t) / max((1.0 - p) * p, 1e-12);
+            let bad_t = !in_unit_interval(t);
+            let bad_p = !in_unit_interval(p);
+            if (bad_t || bad_p) {
+                l = nan_f32();
+                g = nan_f32();
+                if (bad_t) {
+                    record_outside_unit(0u, i);
+                }
+                if (bad_p) {
+                    record_outside_unit(2u, i);
+                }
+            }
             if (!REDUCED) {
                 out[i] = l;
             } else {
                 acc = acc + l;
             }
             if (GRAD) {
-                store_grad(i, element_scale(i) * w * (p - t) / max((1.0 - p) * p, 1e-12));
+                store_grad(i, element_scale(i) * g);
             }
         }
     }

@@ -9,13 +9,15 @@
 //   dl_i/dx_i = w_i ((pos_weight_d t_i + 1 - t_i) sigmoid(x_i) - pos_weight_d t_i)
 // Reduction none: l_i goes to `out[i]`; otherwise this workgroup's (sum l_i, element count)
 // pair to pair pair_base + g of `out`. The gradient is scaled by upstream[i] (none),
-// upstream[0] (sum) or upstream[0] / len (mean).
+// upstream[0] (sum) or upstream[0] / len (mean). A target outside [0, 1] (or NaN) makes its
+// element's loss and gradient NaN and is recorded in `status` (record_outside_unit).
 
 override HAS_POS_WEIGHT: bool = false;
 
 @group(0) @binding(4) var<storage, read> pos_weight: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<storage, read> upstream: array<f32>;
+@group(0) @binding(8) var<storage, read_write> status: array<atomic<u32>>;
 
 // sigmoid(x) without overflow: exp of a non-positive argument only.
 fn sigmoid(x: f32) -> f32 {
@@ -68,6 +70,11 @@ fn main(@builtin(local_invocation_index) local: u32,
             if (is_infinite(x)) {
                 l = infinite_logit_loss(x, t, w);
             }
+            let bad_t = !in_unit_interval(t);
+            if (bad_t) {
+                l = nan_f32();
+                record_outside_unit(0u, i);
+            }
             if (!REDUCED) {
                 out[i] = l;
             } else {
@@ -75,7 +82,11 @@ fn main(@builtin(local_invocation_index) local: u32,
             }
             if (GRAD) {
                 let pt = pw * t;
-                store_grad(i, element_scale(i) * w * ((pt + 1.0 - t) * sigmoid(x) - pt));
+                var g = w * ((pt + 1.0 - t) * sigmoid(x) - pt);
+                if (bad_t) {
+                    g = nan_f32();
+                }
+                store_grad(i, element_scale(i) * g);
             }
         }
     }

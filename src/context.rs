@@ -457,8 +457,8 @@ impl Context {
     /// allocating or reading anything back, and reads its results only when asked.
     ///
     /// Inputs are f32, f16 or bf16 ([`GpuTensor::with_dtype`](crate::GpuTensor::with_dtype));
-    /// class-index targets are i32 (checked by the kernel: see
-    /// [`PreparedLoss::check_labels`]), values f32. Every buffer needs
+    /// class-index targets are i32, values f32 (class indices and BCE values are checked by
+    /// the kernel: see [`PreparedLoss::check_targets`]). Every buffer needs
     /// `wgpu::BufferUsages::STORAGE`.
     ///
     /// ```no_run

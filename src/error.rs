@@ -54,7 +54,7 @@ pub enum Error {
 
     /// Class-index targets outside `[0, classes)` that are not `ignore_index`: found on the
     /// host before anything runs, or for targets that live on the GPU, recorded by the kernel
-    /// and reported when the result is read back (or by [`crate::PreparedLoss::check_labels`]).
+    /// and reported when the result is read back (or by [`crate::PreparedLoss::check_targets`]).
     #[error(
         "target {label} at row {row} is outside [0, {classes}) and is not ignore_index \
          ({ignore_index}); {count} such target(s) in the batch"
@@ -72,13 +72,24 @@ pub enum Error {
         ignore_index: i64,
     },
 
-    /// A probability for binary cross-entropy outside `[0, 1]` (or NaN).
-    #[error("input probability {value} at index {index} is outside [0, 1]")]
+    /// A value of binary cross-entropy outside `[0, 1]` (or NaN): an input probability of
+    /// [`BinaryCrossEntropy`](crate::BinaryCrossEntropy), or a target of either binary loss.
+    /// Found on the host before anything runs; for tensors on the GPU, recorded by the kernel
+    /// (whose loss and gradient are then NaN there) and reported when results are read (or by
+    /// [`crate::PreparedLoss::check_targets`]).
+    #[error(
+        "{what} at index {index} is {} (outside [0, 1]); {count} such value(s)",
+        value.map_or("unknown, read on the GPU".to_string(), |v| v.to_string())
+    )]
     ProbabilityOutOfRange {
+        /// `"input probability"` or `"target"`.
+        what: &'static str,
         /// The index of the first offending element.
         index: usize,
-        /// Its value.
-        value: f32,
+        /// Its value: known on the host, `None` for tensors on the GPU.
+        value: Option<f32>,
+        /// How many elements of that tensor are outside `[0, 1]`.
+        count: usize,
     },
 
     /// A weight (class weight, element weight or pos_weight) that is NaN or infinite.

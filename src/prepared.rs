@@ -40,7 +40,7 @@ pub struct PreparedLoss {
     pub(crate) grad: Option<GradOut>,
     pub(crate) upstream: wgpu::Buffer,
     pub(crate) upstream_len: usize,
-    pub(crate) labels: Option<LabelStatus>,
+    pub(crate) status: Option<TargetStatus>,
     pub(crate) stamp: RunStamp,
 }
 
@@ -110,38 +110,77 @@ impl RunStamp {
     }
 }
 
-/// Where a class-index loss's kernel records targets outside [0, C) (shaders/cross_entropy.wgsl
-/// and shaders/label_status.wgsl): the count, the first such row and its target.
-pub(crate) struct LabelStatus {
+/// Where a loss's kernel records targets it cannot use, for reads to report: class indices
+/// outside [0, C) (shaders/cross_entropy.wgsl and shaders/label_status.wgsl), or binary
+/// probabilities and targets outside [0, 1] (shaders/common/elementwise_loss.wgsl).
+pub(crate) struct TargetStatus {
     pub(crate) buffer: wgpu::Buffer,
-    pub(crate) classes: usize,
-    pub(crate) ignore_index: i64,
+    pub(crate) kind: StatusKind,
 }
 
-impl LabelStatus {
-    /// The status buffer's words: count, 0xffffffff - first row, first target.
-    pub(crate) const WORDS: usize = 3;
+/// What a [`TargetStatus`] records, and how its words read.
+pub(crate) enum StatusKind {
+    /// Words: count, 0xffffffff - first row, that row's target.
+    Labels { classes: usize, ignore_index: i64 },
+    /// Words: count of targets outside [0, 1], 0xffffffff - first such element, then the same
+    /// for input probabilities (BCE on probabilities only).
+    UnitInterval,
+}
+
+impl StatusKind {
+    /// The status buffer's length in u32 words.
+    pub(crate) fn words(&self) -> usize {
+        match self {
+            StatusKind::Labels { .. } => 3,
+            StatusKind::UnitInterval => 4,
+        }
+    }
+}
+
+impl TargetStatus {
+    /// A zeroed status of `kind` (programs clear it again before each run).
+    pub(crate) fn new(gpu: &Gpu, kind: StatusKind) -> Result<TargetStatus> {
+        let buffer = upload(gpu, "xent target status", &vec![0u32; kind.words()])?;
+        Ok(TargetStatus { buffer, kind })
+    }
 
     /// The error the status words read back (as f32 bits) describe, if any.
     fn check(&self, words: &[f32]) -> Result<()> {
         let bits: Vec<u32> = words.iter().map(|w| w.to_bits()).collect();
-        let [count, first, label] = bits[..] else {
+        if bits.len() != self.kind.words() {
             return Err(Error::Readback(format!(
-                "the label status came back with {} words",
+                "the target status came back with {} words",
                 bits.len()
             )));
-        };
-        if count == 0 {
-            return Ok(());
         }
-        Err(Error::LabelOutOfRange {
-            row: (u32::MAX - first) as usize,
-            // The kernel reads targets as i32.
-            label: i64::from(label as i32),
-            count: count as usize,
-            classes: self.classes,
-            ignore_index: self.ignore_index,
-        })
+        match self.kind {
+            StatusKind::Labels {
+                classes,
+                ignore_index,
+            } => match bits[..] {
+                [count, first, label] if count > 0 => Err(Error::LabelOutOfRange {
+                    row: (u32::MAX - first) as usize,
+                    // The kernel reads targets as i32.
+                    label: i64::from(label as i32),
+                    count: count as usize,
+                    classes,
+                    ignore_index,
+                }),
+                _ => Ok(()),
+            },
+            // As on the host, the input is named before the targets.
+            StatusKind::UnitInterval => [("input probability", 2), ("target", 0)]
+                .into_iter()
+                .find(|&(_, word)| bits[word] > 0)
+                .map_or(Ok(()), |(what, word)| {
+                    Err(Error::ProbabilityOutOfRange {
+                        what,
+                        index: (u32::MAX - bits[word + 1]) as usize,
+                        value: None,
+                        count: bits[word] as usize,
+                    })
+                }),
+        }
     }
 }
 
@@ -329,26 +368,28 @@ impl PreparedLoss {
         self.gpu.block_on(self.read_grad_async())
     }
 
-    /// Checks the targets of the last recorded run of a class-index cross-entropy without
-    /// blocking (reads back 12 bytes): [`Error::LabelOutOfRange`] if a target was outside
-    /// [0, C) and not `ignore_index`. For callers who never read the loss back; `Ok` at once
-    /// for the other losses, whose targets cannot be out of range.
+    /// Checks the targets of the last recorded run without blocking (reads back 16 bytes):
+    /// [`Error::LabelOutOfRange`] if a class index was outside [0, C) and not `ignore_index`,
+    /// [`Error::ProbabilityOutOfRange`] if a binary target (or a probability of
+    /// [`BinaryCrossEntropy`](crate::BinaryCrossEntropy)) was outside [0, 1] or NaN. For
+    /// callers who never read the loss back; `Ok` at once for the losses whose targets cannot
+    /// be out of range (probability targets and log-softmax).
     ///
     /// Every record clears the status first, so it describes the last recorded run.
-    pub async fn check_labels_async(&self) -> Result<()> {
-        if self.labels.is_none() {
+    pub async fn check_targets_async(&self) -> Result<()> {
+        if self.status.is_none() {
             return Ok(());
         }
-        self.read("check_labels", None).await.map(|_| ())
+        self.read("check_targets", None).await.map(|_| ())
     }
 
-    /// [`check_labels_async`](Self::check_labels_async), waiting for submitted work.
+    /// [`check_targets_async`](Self::check_targets_async), waiting for submitted work.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn check_labels(&self) -> Result<()> {
-        self.gpu.block_on(self.check_labels_async())
+    pub fn check_targets(&self) -> Result<()> {
+        self.gpu.block_on(self.check_targets_async())
     }
 
-    /// Reads `source` (and the label status, if this loss has one) back; an error if the
+    /// Reads `source` (and the target status, if this loss has one) back; an error if the
     /// status records an out-of-range target.
     async fn read(
         &self,
@@ -356,8 +397,8 @@ impl PreparedLoss {
         source: Option<(&wgpu::Buffer, usize)>,
     ) -> Result<Vec<Vec<f32>>> {
         let mut sources: Vec<(&wgpu::Buffer, usize)> = source.into_iter().collect();
-        if let Some(labels) = &self.labels {
-            sources.push((&labels.buffer, LabelStatus::WORDS));
+        if let Some(status) = &self.status {
+            sources.push((&status.buffer, status.kind.words()));
         }
         sources.push((&self.stamp.last, 1));
         let readback = self
@@ -371,32 +412,31 @@ impl PreparedLoss {
         self.checked_values(values)
     }
 
-    /// The values read for a loss's sources followed by its label status, without the status;
+    /// The values read for a loss's sources followed by its target status, without the status;
     /// an error if the status records an out-of-range target.
     pub(crate) fn checked_values(&self, mut values: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
-        if let Some(labels) = &self.labels {
-            let status = values.pop().unwrap_or_default();
-            labels.check(&status)?;
+        if let Some(status) = &self.status {
+            status.check(&values.pop().unwrap_or_default())?;
         }
         Ok(values)
     }
 
     /// The buffers a host call reads back after recording this loss: the loss, the gradient
-    /// if any, then the label status if any.
+    /// if any, then the target status if any.
     pub(crate) fn outputs(&self) -> Vec<(&wgpu::Buffer, usize)> {
         let mut sources = vec![(&self.loss, self.loss_len)];
         if let Some(grad) = &self.grad {
             sources.push((&grad.buffer, grad.words()));
         }
-        if let Some(labels) = &self.labels {
-            sources.push((&labels.buffer, LabelStatus::WORDS));
+        if let Some(status) = &self.status {
+            sources.push((&status.buffer, status.kind.words()));
         }
         sources
     }
 
     /// Makes the loss report the targets its kernel records in `status`.
-    pub(crate) fn watch_labels(mut self, status: LabelStatus) -> PreparedLoss {
-        self.labels = Some(status);
+    pub(crate) fn watch(mut self, status: TargetStatus) -> PreparedLoss {
+        self.status = Some(status);
         self
     }
 

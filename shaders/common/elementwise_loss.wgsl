@@ -44,3 +44,19 @@ fn element_scale(i: u32) -> f32 {
     }
     return upstream[0] / f32(params.total_len);
 }
+
+// Whether v is in [0, 1], decided on its bits so that no compiler's float assumptions can let a
+// NaN through: +0 through 1.0 are the bit patterns 0 to 0x3f800000, and -0 is 0x80000000.
+fn in_unit_interval(v: f32) -> bool {
+    let bits = bitcast<u32>(v);
+    return bits <= 0x3f800000u || bits == 0x80000000u;
+}
+
+// Records element i of this dispatch as outside [0, 1] in the kernel's `status` (cleared before
+// the kernel runs): status[word] counts such elements, status[word + 1] keeps
+// 0xffffffff - (first such element of the whole input) by an atomic max, so 0 means none.
+// Word 0 is for targets, word 2 for input probabilities.
+fn record_outside_unit(word: u32, i: u32) {
+    atomicAdd(&status[word], 1u);
+    atomicMax(&status[word + 1u], 0xffffffffu - (params.elem_base + i));
+}

@@ -11,7 +11,7 @@ use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::loss::{validate, BinaryLoss, Reduction};
 use crate::plan::{self, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
-use crate::prepared::{GradMode, PreparedLoss};
+use crate::prepared::{GradMode, PreparedLoss, StatusKind, TargetStatus};
 
 /// Mirrors `Params` of shaders/common/elementwise_loss.wgsl (both BCE kernels).
 #[repr(C)]
@@ -115,6 +115,8 @@ fn prepare_bce(
     };
     let key = KernelKey::typed(kind.kernel, constants, buffers.types);
     let mut program = buffers.program();
+    let status = TargetStatus::new(gpu, StatusKind::UnitInterval)?;
+    program.clear(&status.buffer);
     for range in chunks {
         let x = input.rows_window(gpu.limits(), "input", range.clone(), 1)?;
         let t = target.rows_window(gpu.limits(), "target", range.clone(), 1)?;
@@ -147,7 +149,7 @@ fn prepare_bce(
         if let Some(pw) = &pos_weight {
             bindings.push(("pos_weight", whole(pw)));
         }
-        bindings.extend([out, upstream, grad_part]);
+        bindings.extend([out, upstream, grad_part, ("status", whole(&status.buffer))]);
         launch::dispatch(
             gpu,
             &mut program,
@@ -156,5 +158,5 @@ fn prepare_bce(
             &bindings,
         )?;
     }
-    buffers.finish(gpu, program)
+    Ok(buffers.finish(gpu, program)?.watch(status))
 }

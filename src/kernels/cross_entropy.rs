@@ -11,7 +11,7 @@ use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::loss::{validate, CrossEntropy, Reduction};
 use crate::plan::{self, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
-use crate::prepared::{GradMode, LabelStatus, PreparedLoss};
+use crate::prepared::{GradMode, PreparedLoss, StatusKind, TargetStatus};
 
 /// Mirrors `Params` of shaders/common/categorical_params.wgsl, shared by every categorical
 /// kernel.
@@ -197,10 +197,16 @@ pub(crate) fn prepare_cross_entropy(
     let scratch = launch::scratch(gpu, &plan, &chunks)?;
     let mut program = buffers.program();
     let status = indices
-        .then(|| buffers::upload(gpu, "xent label status", &[0u32; LabelStatus::WORDS]))
+        .then(|| {
+            let kind = StatusKind::Labels {
+                classes,
+                ignore_index: options.ignore_index,
+            };
+            TargetStatus::new(gpu, kind)
+        })
         .transpose()?;
     if let Some(status) = &status {
-        program.clear(status);
+        program.clear(&status.buffer);
         if grad != GradMode::Off && options.reduction == Reduction::Mean {
             let weights = (options, &weight);
             denominator(
@@ -243,14 +249,14 @@ pub(crate) fn prepare_cross_entropy(
             ("scratch", whole(&scratch)),
         ];
         if let Some(status) = &status {
-            bindings.push(("status", whole(status)));
+            bindings.push(("status", whole(&status.buffer)));
         }
         launch::push_rows(gpu, &mut program, &plan, &key, range.len(), &bindings)?;
         if let Some(status) = &status {
             let status_bindings = [
                 ("params", whole(&params)),
                 ("labels", t.binding),
-                ("status", whole(status)),
+                ("status", whole(&status.buffer)),
             ];
             let one = plan::grid(1, gpu.limits())?;
             launch::dispatch(gpu, &mut program, &status_key, one, &status_bindings)?;
@@ -258,11 +264,7 @@ pub(crate) fn prepare_cross_entropy(
     }
     let prepared = buffers.finish(gpu, program)?;
     Ok(match status {
-        Some(buffer) => prepared.watch_labels(LabelStatus {
-            buffer,
-            classes,
-            ignore_index: options.ignore_index,
-        }),
+        Some(status) => prepared.watch(status),
         None => prepared,
     })
 }

@@ -199,7 +199,7 @@ impl LossBuffers {
             grad: self.grad,
             upstream: self.upstream,
             upstream_len: self.upstream_len,
-            labels: None,
+            status: None,
             stamp: RunStamp::new(gpu)?,
         })
     }

@@ -275,6 +275,7 @@ const BCE: &[Slot] = &[
     slot("out", ReadWrite),
     slot("upstream", Read),
     slot("grad_data", ReadWrite),
+    slot("status", ReadWrite),
 ];
 const BCE_LOGITS: &[Slot] = &[
     slot("params", Uniform),
@@ -285,6 +286,7 @@ const BCE_LOGITS: &[Slot] = &[
     slot("out", ReadWrite),
     slot("upstream", Read),
     slot("grad_data", ReadWrite),
+    slot("status", ReadWrite),
 ];
 const REDUCE_PAIRS: &[Slot] = &[
     slot("params", Uniform),

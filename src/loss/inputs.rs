@@ -238,9 +238,11 @@ pub enum GpuTargets<'a> {
     /// No targets (log-softmax).
     None,
     /// i32 class indices (u32 below 2^31 have the same bits), one per row; checked by the
-    /// kernel (see [`PreparedLoss::check_labels`](crate::PreparedLoss::check_labels)).
+    /// kernel (see [`PreparedLoss::check_targets`](crate::PreparedLoss::check_targets)).
     Indices(GpuTensor<'a>),
-    /// f32 values of the input's shape: probabilities or BCE targets.
+    /// f32 values of the input's shape: probabilities or BCE targets (BCE targets checked
+    /// by the kernel to lie in [0, 1], see
+    /// [`PreparedLoss::check_targets`](crate::PreparedLoss::check_targets)).
     Values(GpuTensor<'a>),
 }
 

@@ -138,8 +138,9 @@ impl Default for CrossEntropy {
 /// soft. `Mean` averages over all elements (NaN for an empty input). The gradient is
 /// `s w_i (p_i - t_i) / max((1 - p_i) p_i, 1e-12)` (PyTorch's clamp).
 ///
-/// Errors: a probability outside [0, 1] or NaN (checked on the host; not on the GPU), a weight
-/// of the wrong length or not finite.
+/// Errors: a probability or target outside [0, 1] or NaN ([`crate::Error::ProbabilityOutOfRange`]:
+/// on the host before anything runs, for GPU tensors when results are read), a weight of the
+/// wrong length or not finite.
 ///
 /// ```no_run
 /// let ctx = xent::Context::new()?;
@@ -161,7 +162,10 @@ pub struct BinaryCrossEntropy {
 /// all elements. The gradient is `s w_i ((pos_weight_d t_i + 1 - t_i) sigmoid(x_i) -
 /// pos_weight_d t_i)`.
 ///
-/// Errors: a weight or pos_weight of the wrong length or not finite.
+/// Errors: a target outside [0, 1] or NaN ([`crate::Error::ProbabilityOutOfRange`]: on the host
+/// before anything runs, for GPU tensors when results are read; PyTorch's own kernel accepts
+/// such targets, but they are no probabilities, and its loss formula no longer holds for
+/// them), a weight or pos_weight of the wrong length or not finite.
 ///
 /// ```no_run
 /// use xent::{BinaryCrossEntropyWithLogits, Context, Input};
@@ -251,7 +255,7 @@ descriptor!(BinaryCrossEntropyWithLogits, s => Spec::BinaryCrossEntropyWithLogit
 /// path.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum BinaryLoss<'a> {
-    /// On probabilities (`input` in [0, 1], checked on the host, not on the GPU).
+    /// On probabilities (`input` in [0, 1]).
     Probs(&'a BinaryCrossEntropy),
     /// With logits.
     Logits(&'a BinaryCrossEntropyWithLogits),

@@ -81,16 +81,19 @@ pub(crate) fn labels<L: ClassIndex>(labels: &[L], classes: usize, ignore_index: 
     })
 }
 
-/// Checks every BCE input probability is in [0, 1] (NaN is rejected too).
-pub(crate) fn probabilities(p: &[f32]) -> Result<()> {
-    if let Some((index, &value)) = p
-        .iter()
-        .enumerate()
-        .find(|(_, v)| !(0.0..=1.0).contains(*v))
-    {
-        return Err(Error::ProbabilityOutOfRange { index, value });
-    }
-    Ok(())
+/// Checks every value of `p` (BCE input probabilities or targets, named by `what`) is in
+/// [0, 1]; NaN is rejected too.
+pub(crate) fn probabilities(what: &'static str, p: &[f32]) -> Result<()> {
+    let outside = |v: &&f32| !(0.0..=1.0).contains(*v);
+    let Some(index) = p.iter().position(|v| outside(&v)) else {
+        return Ok(());
+    };
+    Err(Error::ProbabilityOutOfRange {
+        what,
+        index,
+        value: Some(p[index]),
+        count: p[index..].iter().filter(outside).count(),
+    })
 }
 
 /// Checks the input of BCE with logits against its pos_weight; returns the last dimension.
@@ -157,7 +160,7 @@ fn cross_entropy_options(options: &CrossEntropy, classes: usize) -> Result<()> {
 }
 
 /// Checks the inputs of binary cross-entropy: targets and weights of the input's length,
-/// probabilities in [0, 1], pos_weight spanning whole rows.
+/// probabilities and targets in [0, 1], pos_weight spanning whole rows.
 pub(crate) fn binary(input: &[f32], target: &[f32], loss: BinaryLoss<'_>) -> Result<()> {
     let weight = match loss {
         BinaryLoss::Probs(o) => o.weight.as_deref(),
@@ -171,9 +174,10 @@ pub(crate) fn binary(input: &[f32], target: &[f32], loss: BinaryLoss<'_>) -> Res
         "one weight per input element",
     )?;
     match loss {
-        BinaryLoss::Probs(_) => probabilities(input),
-        BinaryLoss::Logits(o) => last_dim(input.len(), o.pos_weight.as_deref()).map(drop),
+        BinaryLoss::Probs(_) => probabilities("input probability", input)?,
+        BinaryLoss::Logits(o) => last_dim(input.len(), o.pos_weight.as_deref()).map(drop)?,
     }
+    probabilities("target", target)
 }
 
 /// Checks the upstream gradient and returns it, ones when `None`: one value for `Mean` and

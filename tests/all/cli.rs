@@ -340,6 +340,7 @@ fn eval_rejects_bad_input_with_one_line_and_no_output() {
     let flat = save(&dir, "flat.npy", &Array::f32(vec![6], vec![0.0; 6]));
     let p_out_of_range = save(&dir, "p.npy", &Array::f32(vec![2], vec![0.5, 1.5]));
     let t2 = save(&dir, "t2.npy", &Array::f32(vec![2], vec![0.5, 0.5]));
+    let t_out_of_range = save(&dir, "t_bad.npy", &Array::f32(vec![2], vec![0.5, 2.0]));
     let truncated = dir.join("truncated.npy");
     let mut bytes = npy::to_bytes(&Array::f32(vec![2, 3], vec![0.0; 6]));
     bytes.truncate(bytes.len() - 3);
@@ -380,6 +381,21 @@ fn eval_rejects_bad_input_with_one_line_and_no_output() {
         (
             vec!["bce", "--input", &t2, "--target", &logits],
             "logits.npy",
+        ),
+        (
+            vec!["bce", "--input", &t2, "--target", &t_out_of_range],
+            "t_bad.npy",
+        ),
+        (
+            vec![
+                "bce",
+                "--logits",
+                "--input",
+                &t2,
+                "--target",
+                &t_out_of_range,
+            ],
+            "t_bad.npy",
         ),
     ];
     for (args, file) in cases {

@@ -224,7 +224,7 @@ pub fn proptest_config(cases_var: &str, cases: u32) -> proptest::test_runner::Co
 }
 
 /// Class-index cross-entropy (with its gradient) of `rows` x `classes` logits of 0.25 against
-/// `labels` uploaded as GPU buffers, so the kernel checks them: what `check_labels` says after
+/// `labels` uploaded as GPU buffers, so the kernel checks them: what `check_targets` says after
 /// one run.
 pub fn gpu_label_status(
     ctx: &Context,
@@ -251,7 +251,7 @@ pub fn gpu_label_status(
         )
         .unwrap();
     prepared.run().unwrap();
-    prepared.check_labels()
+    prepared.check_targets()
 }
 
 /// Asserts class-index cross-entropy on `ctx` equals the reference every way it runs: the

@@ -297,11 +297,55 @@ fn option_and_value_errors() {
         assert!(
             matches!(
                 ctx.compute(&BinaryCrossEntropy::default(), Input::new(&p, flat(&p)), &[0.5; 4]).map(|o| o.loss),
-                Err(Error::ProbabilityOutOfRange { index, .. }) if index == i
+                Err(Error::ProbabilityOutOfRange { what: "input probability", index, count: 1, .. }) if index == i
             ),
             "probability {bad}"
         );
     }
+}
+
+/// Binary targets outside [0, 1] (or NaN) are refused on the host for both binary losses, as
+/// PyTorch refuses them, naming the first one and counting them; 0 and 1 themselves are fine.
+#[test]
+fn binary_targets_outside_the_unit_interval_are_refused() {
+    let ctx = &contexts()[0];
+    let x = [0.25f32, 0.5, 0.75, 0.5];
+    for bad in [2.0f32, -1.0, f32::NAN, 1.0000001, -1e-30] {
+        let mut t = vec![0.0f32, 1.0, 0.5, 0.0];
+        t[1] = bad;
+        t[3] = bad;
+        let probs = ctx.compute(&BinaryCrossEntropy::default(), Input::new(&x, flat(&x)), &t);
+        let logits = ctx.compute(
+            &BinaryCrossEntropyWithLogits::default(),
+            Input::new(&x, flat(&x)),
+            &t,
+        );
+        let reference =
+            xent::reference::compute(&BinaryCrossEntropy::default(), Input::new(&x, flat(&x)), &t);
+        for (what, got) in [
+            ("bce", probs.map(drop)),
+            ("bce with logits", logits.map(drop)),
+            ("reference", reference.map(drop)),
+        ] {
+            match got {
+                Err(Error::ProbabilityOutOfRange {
+                    what: "target",
+                    index: 1,
+                    value: Some(v),
+                    count: 2,
+                }) if v.to_bits() == bad.to_bits() => {}
+                other => panic!("{what}, target {bad}: {other:?}"),
+            }
+        }
+    }
+    let edges = [0.0f32, -0.0, 1.0, 0.5];
+    assert!(ctx
+        .compute(
+            &BinaryCrossEntropy::default(),
+            Input::new(&x, flat(&x)),
+            &edges
+        )
+        .is_ok());
 }
 
 #[test]

@@ -96,7 +96,7 @@ fn calls_after_destroy(ctx: &Context, own_device: bool) {
             "read_loss_async",
             pollster::block_on(prepared.read_loss_async()).map(drop),
         ),
-        ("check_labels", prepared.check_labels()),
+        ("check_targets", prepared.check_targets()),
         (
             "prepare",
             ctx.prepare(

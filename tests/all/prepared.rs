@@ -104,7 +104,7 @@ fn labels_that_never_saw_the_host_give_nan_and_an_error_not_a_value() {
             // Every read reports it; none hands back a loss.
             assert_eq!(prepared.read_loss(), Err(want.clone()), "{reduction:?}");
             assert_eq!(prepared.read_grad(), Err(want.clone()));
-            assert_eq!(prepared.check_labels(), Err(want.clone()));
+            assert_eq!(prepared.check_targets(), Err(want.clone()));
             assert_eq!(
                 pollster::block_on(prepared.read_loss_async()),
                 Err(want.clone())
@@ -122,7 +122,7 @@ fn labels_that_never_saw_the_host_give_nan_and_an_error_not_a_value() {
             ctx.queue()
                 .write_buffer(&labels_buf, 0, bytemuck::cast_slice(&[1i32, 2]));
             prepared.run().unwrap();
-            assert_eq!(prepared.check_labels(), Ok(()));
+            assert_eq!(prepared.check_targets(), Ok(()));
             assert!(prepared
                 .read_loss()
                 .unwrap()
@@ -159,7 +159,7 @@ fn gpu_label_status_counts_every_bad_row_and_names_the_first() {
                 .unwrap();
             prepared.run().unwrap();
             assert_eq!(
-                prepared.check_labels(),
+                prepared.check_targets(),
                 Err(Error::LabelOutOfRange {
                     row: 40_000,
                     label: -1,
@@ -629,7 +629,7 @@ fn a_read_never_returns_an_older_runs_values() {
     assert!(prepared.run().is_err());
     not_run("read after a rejected run", prepared.read_loss().map(drop));
     not_run("grad after a rejected run", prepared.read_grad().map(drop));
-    not_run("labels after a rejected run", prepared.check_labels());
+    not_run("labels after a rejected run", prepared.check_targets());
 }
 
 /// On a device passed with `Context::from_device`, the caller's own errors stay the caller's:
@@ -683,4 +683,102 @@ fn the_callers_errors_stay_the_callers() {
         )
         .unwrap();
     assert_close(&ctx, "host call", host.loss.values(), &[5f64.ln()]);
+}
+
+/// Binary targets (and BCE probabilities) outside [0, 1] that never saw the host make their
+/// elements' loss and gradient NaN, and every read reports the first one of the whole input and
+/// how many there are, whichever chunk holds it (the context cuts the input into parts).
+#[test]
+fn binary_values_that_never_saw_the_host_give_nan_and_an_error_not_a_value() {
+    let n = 300_000;
+    let input: Vec<f32> = (0..n).map(|i| 0.1 + 0.8 * (i % 7) as f32 / 7.0).collect();
+    let mut targets: Vec<f32> = (0..n).map(|i| (i % 3) as f32 / 2.0).collect();
+    targets[123_457] = 2.0;
+    targets[250_001] = f32::NAN;
+    targets[299_999] = -1.0;
+    let mut bad_input = input.clone();
+    bad_input[200_000] = 1.5;
+    for whole in contexts() {
+        let ctx = &whole.with_tuning(xent::Tuning {
+            max_storage_binding_bytes: Some(1 << 20),
+            ..whole.tuning()
+        });
+        let t_buf = storage(ctx, &targets);
+        let good_t = storage(ctx, &vec![0.5f32; n]);
+        let x_buf = storage(ctx, &input);
+        let bad_x = storage(ctx, &bad_input);
+        let target_error = Error::ProbabilityOutOfRange {
+            what: "target",
+            index: 123_457,
+            value: None,
+            count: 3,
+        };
+        let input_error = Error::ProbabilityOutOfRange {
+            what: "input probability",
+            index: 200_000,
+            value: None,
+            count: 1,
+        };
+        let probs = xent::BinaryCrossEntropy::default();
+        let logits = xent::BinaryCrossEntropyWithLogits {
+            reduction: Reduction::None,
+            ..Default::default()
+        };
+        let bce = [123_457, 250_001, 299_999];
+        check_binary_status(
+            ctx,
+            "bce",
+            &probs,
+            (&x_buf, &t_buf, n),
+            target_error.clone(),
+            &bce,
+        );
+        check_binary_status(
+            ctx,
+            "bce with logits",
+            &logits,
+            (&x_buf, &t_buf, n),
+            target_error,
+            &bce,
+        );
+        check_binary_status(
+            ctx,
+            "bce, bad input",
+            &probs,
+            (&bad_x, &good_t, n),
+            input_error,
+            &[200_000],
+        );
+    }
+}
+
+/// Runs `loss` on GPU (input, targets, length) once: every read gives `want`, and exactly the
+/// elements `nan` have a NaN gradient.
+fn check_binary_status<D: xent::Descriptor>(
+    ctx: &xent::Context,
+    what: &str,
+    loss: &D,
+    (x, t, n): (&wgpu::Buffer, &wgpu::Buffer, usize),
+    want: Error,
+    nan: &[usize],
+) {
+    let prepared = ctx
+        .prepare(
+            loss,
+            GpuInput::new(x, [n]).with_grad(GradMode::Separate),
+            GpuTargets::values(t),
+        )
+        .unwrap();
+    prepared.run().unwrap();
+    assert_eq!(prepared.read_loss().map(drop), Err(want.clone()), "{what}");
+    assert_eq!(prepared.read_grad().map(drop), Err(want.clone()), "{what}");
+    assert_eq!(prepared.check_targets(), Err(want), "{what}");
+    let loss = read_buffer(ctx, prepared.loss_buffer());
+    assert!(
+        loss.iter().any(|v| v.is_nan()),
+        "{what}: the loss is not NaN"
+    );
+    let grad = read_buffer(ctx, prepared.grad_buffer().unwrap());
+    let bad: Vec<usize> = (0..grad.len()).filter(|&i| grad[i].is_nan()).collect();
+    assert_eq!(bad, nan, "{what}: NaN gradients");
 }

@@ -167,7 +167,10 @@ fn blame(e: Error, files: &[(&str, &str)]) -> String {
     };
     match &e {
         Error::LabelOutOfRange { .. } => format!("{}: {e}", file("target")),
-        Error::ProbabilityOutOfRange { .. } => format!("{}: {e}", file("input")),
+        Error::ProbabilityOutOfRange { what, .. } => {
+            let role = if *what == "target" { "target" } else { "input" };
+            format!("{}: {e}", file(role))
+        }
         Error::NonFiniteWeight { what, .. } | Error::ShapeMismatch { what, .. } => {
             let role = what.trim_end_matches('s');
             format!("{}: {e}", file(role))
