@@ -189,6 +189,16 @@ pub(crate) fn prepare_cross_entropy(
     // Every caller tensor against its shape before anything is allocated.
     logits.check_extent("logits", rows, classes)?;
     targets.check_extent("targets", rows, target_cols)?;
+    if grad == GradMode::InPlace && logits.buffer == targets.buffer {
+        return Err(Error::InvalidLayout {
+            what: "targets",
+            reason: "they are in the logits' buffer, which an in-place gradient writes, and a \
+                     GPU pass cannot read a buffer through one binding while writing it through \
+                     another: give the targets a buffer of their own, or use GradMode::Separate \
+                     (inputs that are only read may share a buffer)"
+                .into(),
+        });
+    }
     let plan = launch::row_plan(gpu, rows, classes)?;
     let weight = weight_buffer(gpu, options)?;
     let buffers = LossBuffers::new(gpu, options.reduction, rows, plan.grid, grad, len, &logits)?;

@@ -782,3 +782,56 @@ fn check_binary_status<D: xent::Descriptor>(
     let bad: Vec<usize> = (0..grad.len()).filter(|&i| grad[i].is_nan()).collect();
     assert_eq!(bad, nan, "{what}: NaN gradients");
 }
+
+/// Logits and class labels in one caller buffer: read-only inputs may share it (the result is
+/// the reference's), but an in-place gradient, which writes the logits' buffer, is refused at
+/// prepare time with a typed error instead of a submission that fails later.
+#[test]
+fn logits_and_labels_in_one_buffer() {
+    let (n, c) = (6, 5);
+    let mut rng = Rng::new(77);
+    let logits = rng.vec(n * c, -4.0, 4.0);
+    let labels: Vec<i32> = (0..n).map(|_| rng.below(c) as i32).collect();
+    // Logits first, then the labels, from a 256-byte aligned offset.
+    let mut words: Vec<u32> = logits.iter().map(|v| v.to_bits()).collect();
+    words.resize(64, 0);
+    words.extend(labels.iter().map(|&l| l as u32));
+    let options = CrossEntropy::default();
+    for ctx in contexts() {
+        let shared = storage(ctx, &words);
+        let x = xent::GpuTensor::new(&shared);
+        let y = xent::GpuTensor::new(&shared).at(256);
+        let prepared = ctx
+            .prepare(
+                &options,
+                GpuInput::new(x, [n, c]).with_grad(GradMode::Separate),
+                GpuTargets::indices(y),
+            )
+            .unwrap();
+        prepared.run().unwrap();
+        let want = reference::compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
+            .unwrap();
+        assert_close(
+            ctx,
+            "shared buffer",
+            prepared.read_loss().unwrap().values(),
+            want.loss.values(),
+        );
+        let in_place = ctx.prepare(
+            &options,
+            GpuInput::new(x, [n, c]).with_grad(GradMode::InPlace),
+            GpuTargets::indices(y),
+        );
+        assert!(
+            matches!(
+                in_place,
+                Err(Error::InvalidLayout {
+                    what: "targets",
+                    ..
+                })
+            ),
+            "{:?}",
+            in_place.map(drop)
+        );
+    }
+}
