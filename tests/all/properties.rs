@@ -190,3 +190,62 @@ fn repeated_runs_are_bit_identical() {
         }
     }
 }
+
+/// The edge of "finite inputs never give inf where the exact result fits": label smoothing
+/// (and probability targets) need a row's weighted spread sum_c q_c (max - x_c) to fit in f32,
+/// and a `Mean` needs the sum of the items' losses to fit. Just inside, the GPU gives the
+/// reference's finite value; just outside, inf, never a plausible finite number.
+#[test]
+fn finite_inputs_stay_finite_up_to_the_stated_domain_edge() {
+    let smoothing = CrossEntropy {
+        label_smoothing: 0.5,
+        ..Default::default()
+    };
+    let logits_mean = BinaryCrossEntropyWithLogits::default();
+    for ctx in contexts() {
+        for (spread, fits) in [(1.5e38f32, true), (3e38, false)] {
+            // Row 0's spread is 2 * spread; the reference's mean loss is spread / 2 + ln 2 / 2.
+            let x = [spread, -spread, 0.0, 0.0];
+            let got = ctx
+                .compute(&smoothing, Input::new(&x, [2, 2]), &[0i64, 0])
+                .unwrap();
+            let want =
+                xent::reference::compute(&smoothing, Input::new(&x, [2, 2]), &[0i64, 0]).unwrap();
+            let case = format!("smoothing, spread {}", 2.0 * spread);
+            check_edge(
+                ctx,
+                &case,
+                got.loss.values()[0],
+                want.loss.values()[0],
+                fits,
+            );
+
+            // Two losses of `spread` each: their sum fits only inside the domain.
+            let x = [-spread, spread];
+            let t = [1.0f32, 0.0];
+            let got = ctx.compute(&logits_mean, Input::new(&x, [2]), &t).unwrap();
+            let want = xent::reference::compute(&logits_mean, Input::new(&x, [2]), &t).unwrap();
+            let case = format!("bce with logits mean, sum {}", 2.0 * spread);
+            check_edge(
+                ctx,
+                &case,
+                got.loss.values()[0],
+                want.loss.values()[0],
+                fits,
+            );
+        }
+    }
+}
+
+/// Inside the domain (`fits`) the value matches the reference; outside it is +inf.
+fn check_edge(ctx: &xent::Context, case: &str, got: f32, want: f64, fits: bool) {
+    assert!(
+        want.is_finite() && want < f64::from(f32::MAX),
+        "{case}: the reference fits"
+    );
+    if fits {
+        assert_close(ctx, case, &[got], &[want]);
+    } else {
+        assert_eq!(got, f32::INFINITY, "{case}: outside the domain");
+    }
+}
