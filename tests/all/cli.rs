@@ -64,6 +64,42 @@ fn info_lists_adapters_as_text_and_json() {
             > 0.0
     );
     assert_eq!(adapters[0]["name"].as_str(), Some(name.as_str()));
+    // Each adapter carries the index `--adapter` takes; the first is the default.
+    for (i, adapter) in adapters.iter().enumerate() {
+        assert_eq!(adapter["index"].as_f64(), Some(i as f64));
+        assert_eq!(adapter["default"].as_bool(), Some(i == 0));
+    }
+}
+
+/// `--adapter` takes a backend, an index from `xent info` or a unique part of a name; a name
+/// that fits several adapters (lavapipe's Vulkan and GL adapters share theirs) is an error
+/// listing them with their backends.
+#[test]
+fn the_adapter_is_chosen_by_backend_index_or_unique_name() {
+    let infos: Vec<wgpu::AdapterInfo> = xent::adapters().iter().map(|a| a.get_info()).collect();
+    for (i, info) in infos.iter().enumerate() {
+        let backend = format!("{:?}", info.backend).to_lowercase();
+        let index = i.to_string();
+        let shared_name = infos.iter().filter(|a| a.name == info.name).count() > 1;
+        for spec in [backend.as_str(), index.as_str(), info.name.as_str()] {
+            let o = xent(&["check", "--adapter", spec]);
+            let header = format!("{} ({:?})", info.name, info.backend);
+            if spec == info.name && shared_name {
+                let err = stderr(&o);
+                assert_eq!(o.status.code(), Some(1), "{spec}: {err}");
+                assert!(err.contains("choose one by index or backend"), "{err}");
+                assert!(err.contains(&format!("{i}: {header}")), "{err}");
+                continue;
+            }
+            // A backend with several adapters runs them all; the one at hand is among them.
+            assert!(o.status.success(), "--adapter {spec}: {}", stderr(&o));
+            assert!(
+                stdout(&o).contains(&header),
+                "--adapter {spec} did not run on {header}: {}",
+                stdout(&o)
+            );
+        }
+    }
 }
 
 #[test]

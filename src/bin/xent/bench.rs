@@ -11,7 +11,8 @@ use xent::Context;
 /// Arguments of `xent bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The adapter whose name contains this (default: the best adapter).
+    /// The adapter: an index from `xent info`, a backend (vulkan, metal, dx12, gl, webgpu;
+    /// its best adapter), or part of one adapter's name (default: the best adapter).
     #[arg(long)]
     adapter: Option<String>,
     /// Shapes: gpu, cpu-software or quick (default: cpu-software on a software adapter, gpu

@@ -8,7 +8,8 @@ use xent::tools::conformance::{self, CaseReport};
 /// Arguments of `xent check`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Only the adapter whose name contains this (case-insensitive).
+    /// Only these adapters: an index from `xent info`, a backend (vulkan, metal, dx12, gl,
+    /// webgpu), or part of one adapter's name (case-insensitive).
     #[arg(long, conflicts_with = "all")]
     adapter: Option<String>,
     /// Every adapter (the default).

@@ -95,7 +95,8 @@ pub struct Outputs {
     /// Where to write the float32 gradient with respect to the input (its shape).
     #[arg(long, value_name = "GRAD.npy")]
     grad_out: Option<String>,
-    /// The adapter whose name contains this (default: the best adapter).
+    /// The adapter: an index from `xent info`, a backend (vulkan, metal, dx12, gl, webgpu;
+    /// its best adapter), or part of one adapter's name (default: the best adapter).
     #[arg(long)]
     adapter: Option<String>,
 }

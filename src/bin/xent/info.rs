@@ -10,11 +10,14 @@ pub struct Args {
     json: bool,
 }
 
-fn describe(adapter: &wgpu::Adapter) -> Json {
+/// Adapter `index` (what `--adapter` takes; 0, the best, is what the commands use by default).
+fn describe((index, adapter): (usize, &wgpu::Adapter)) -> Json {
     let info = adapter.get_info();
     let limits = adapter.limits();
     let features = adapter.features();
     Json::Obj(vec![
+        ("index", Json::Num(index as f64)),
+        ("default", Json::Bool(index == 0)),
         ("name", Json::Str(info.name.clone())),
         ("backend", Json::Str(format!("{:?}", info.backend))),
         ("device_type", Json::Str(format!("{:?}", info.device_type))),
@@ -74,7 +77,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     if adapters.is_empty() {
         return Err(xent::Error::no_adapter().to_string());
     }
-    let described: Vec<Json> = adapters.iter().map(describe).collect();
+    let described: Vec<Json> = adapters.iter().enumerate().map(describe).collect();
     if args.json {
         print!("{}", Json::Arr(described).render());
         return Ok(());
@@ -82,7 +85,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     for (i, d) in described.iter().enumerate() {
         let Json::Obj(fields) = d else { continue };
         println!("adapter {i}{}", if i == 0 { " (default)" } else { "" });
-        for (key, value) in fields {
+        for (key, value) in fields.iter().skip(2) {
             let shown = match value {
                 Json::Str(s) => s.clone(),
                 Json::Num(n) => format!("{n}"),

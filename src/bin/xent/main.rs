@@ -64,10 +64,11 @@ fn quiet_headless_vulkan_layer() {
     }
 }
 
-/// The adapters a subcommand runs on: the one whose name contains `name`, every adapter with
-/// `all`, or the default (`best_only`: the best adapter; otherwise every adapter).
+/// The adapters a subcommand runs on: those `spec` picks (see [`select`]), every adapter with
+/// `all`, or the default (`best_only`: the best adapter; otherwise every adapter). With
+/// `best_only`, a backend picks its best adapter.
 pub fn chosen_contexts(
-    name: Option<&str>,
+    spec: Option<&str>,
     all: bool,
     best_only: bool,
 ) -> Result<Vec<xent::Context>, String> {
@@ -75,30 +76,82 @@ pub fn chosen_contexts(
     if adapters.is_empty() {
         return Err(xent::Error::no_adapter().to_string());
     }
-    let chosen: Vec<wgpu::Adapter> = match name {
-        Some(name) => {
-            let lower = name.to_lowercase();
-            let found: Vec<_> = adapters
-                .into_iter()
-                .filter(|a| a.get_info().name.to_lowercase().contains(&lower))
-                .collect();
-            if found.is_empty() {
-                let names: Vec<String> =
-                    xent::adapters().iter().map(|a| a.get_info().name).collect();
-                return Err(format!(
-                    "no adapter's name contains '{name}'; adapters: {}",
-                    names.join(", ")
-                ));
-            }
-            found.into_iter().take(1).collect()
-        }
-        None if all || !best_only => adapters,
-        None => adapters.into_iter().take(1).collect(),
+    let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(wgpu::Adapter::get_info).collect();
+    let mut picked = match spec {
+        Some(spec) => select(&infos, spec)?,
+        None if all || !best_only => (0..adapters.len()).collect(),
+        None => vec![0],
     };
-    chosen
+    if best_only {
+        picked.truncate(1);
+    }
+    picked
         .into_iter()
-        .map(|a| xent::Context::from_adapter(a).map_err(|e| e.to_string()))
+        .map(|i| xent::Context::from_adapter(adapters[i].clone()).map_err(|e| e.to_string()))
         .collect()
+}
+
+/// Backends `--adapter` accepts by name.
+const BACKENDS: [(&str, wgpu::Backend); 5] = [
+    ("vulkan", wgpu::Backend::Vulkan),
+    ("metal", wgpu::Backend::Metal),
+    ("dx12", wgpu::Backend::Dx12),
+    ("gl", wgpu::Backend::Gl),
+    ("webgpu", wgpu::Backend::BrowserWebGpu),
+];
+
+/// The indices (into `adapters`, best first, as `xent info` numbers them) that an `--adapter`
+/// value picks: an index; a backend (`vulkan`, `metal`, `dx12`, `gl`, `webgpu`), picking every
+/// adapter of it; or a case-insensitive part of one adapter's name. A name that fits several
+/// adapters is an error listing them, as is a value that picks none.
+pub fn select(adapters: &[wgpu::AdapterInfo], spec: &str) -> Result<Vec<usize>, String> {
+    let listing = || {
+        let all: Vec<String> = adapters
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{i}: {} ({:?})", a.name, a.backend))
+            .collect();
+        all.join("; ")
+    };
+    let lower = spec.trim().to_lowercase();
+    if let Ok(index) = lower.parse::<usize>() {
+        return match index < adapters.len() {
+            true => Ok(vec![index]),
+            false => Err(format!(
+                "there is no adapter {index}; adapters: {}",
+                listing()
+            )),
+        };
+    }
+    if let Some(&(_, backend)) = BACKENDS.iter().find(|(name, _)| *name == lower) {
+        let found: Vec<usize> = (0..adapters.len())
+            .filter(|&i| adapters[i].backend == backend)
+            .collect();
+        if found.is_empty() {
+            return Err(format!(
+                "no adapter runs on {spec}; adapters: {}",
+                listing()
+            ));
+        }
+        return Ok(found);
+    }
+    let found: Vec<usize> = (0..adapters.len())
+        .filter(|&i| adapters[i].name.to_lowercase().contains(&lower))
+        .collect();
+    match found.len() {
+        1 => Ok(found),
+        0 => Err(format!(
+            "no adapter's name contains '{spec}' and it is no index or backend ({}); \
+             adapters: {}",
+            BACKENDS.map(|(name, _)| name).join(", "),
+            listing()
+        )),
+        _ => Err(format!(
+            "'{spec}' fits {} adapters; choose one by index or backend: {}",
+            found.len(),
+            listing()
+        )),
+    }
 }
 
 /// `ctx` as `--no-subgroups` asks: unchanged, or merging rows through workgroup memory only.
@@ -124,4 +177,43 @@ pub fn row_merge(ctx: &xent::Context) -> String {
 pub fn adapter_label(ctx: &xent::Context) -> String {
     let info = ctx.adapter_info();
     format!("{} ({:?})", info.name, info.backend)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select;
+
+    fn info(name: &str, backend: wgpu::Backend) -> wgpu::AdapterInfo {
+        wgpu::AdapterInfo {
+            name: name.into(),
+            ..wgpu::AdapterInfo::new(wgpu::DeviceType::Cpu, backend)
+        }
+    }
+
+    #[test]
+    fn an_adapter_is_chosen_by_index_backend_or_a_unique_name() {
+        let twins = [
+            info("llvmpipe (LLVM 15)", wgpu::Backend::Vulkan),
+            info("llvmpipe (LLVM 15)", wgpu::Backend::Gl),
+            info("NVIDIA H100", wgpu::Backend::Vulkan),
+        ];
+        assert_eq!(select(&twins, "1"), Ok(vec![1]));
+        assert_eq!(select(&twins, "gl"), Ok(vec![1]));
+        assert_eq!(select(&twins, "Vulkan"), Ok(vec![0, 2]));
+        assert_eq!(select(&twins, "h100"), Ok(vec![2]));
+        let ambiguous = select(&twins, "llvmpipe").unwrap_err();
+        assert!(
+            ambiguous.contains("fits 2 adapters")
+                && ambiguous.contains("0: llvmpipe (LLVM 15) (Vulkan)")
+                && ambiguous.contains("1: llvmpipe (LLVM 15) (Gl)"),
+            "{ambiguous}"
+        );
+        assert!(select(&twins, "3").unwrap_err().contains("no adapter 3"));
+        assert!(select(&twins, "metal")
+            .unwrap_err()
+            .contains("no adapter runs on metal"));
+        assert!(select(&twins, "radeon")
+            .unwrap_err()
+            .contains("no adapter's name"));
+    }
 }
