@@ -1,5 +1,7 @@
-//! NumPy `.npy` files (format versions 1.0 to 3.0): the little-endian numeric arrays xent reads
-//! and writes (`<f4`, `<i4`, `<i8`), C order only.
+//! NumPy `.npy` files (format versions 1.0 to 3.0). xent reads arrays of any float type
+//! (float16, float32, float64: as float32, a float64 value beyond float32's range being an
+//! error) and any integer type (int32 as int32, the others as int64), of either byte order and
+//! in C or Fortran order; it writes little-endian float32, int32 and int64 in C order.
 //!
 //! Reading is defensive: the header is bounded, the shape must multiply out to exactly the
 //! bytes the file holds, and nothing is allocated before that is checked, so a malformed or
@@ -44,13 +46,6 @@ impl DType {
             DType::F32 => "<f4",
             DType::I32 => "<i4",
             DType::I64 => "<i8",
-        }
-    }
-
-    fn size(self) -> usize {
-        match self {
-            DType::F32 | DType::I32 => 4,
-            DType::I64 => 8,
         }
     }
 
@@ -180,60 +175,204 @@ pub fn parse(bytes: &[u8]) -> Result<Array, NpyError> {
     let Ok(header) = std::str::from_utf8(&bytes[header_start..data_start]) else {
         return err("the header is not text");
     };
-    let descr = header_value(header, "descr")?;
-    let dtype = if descr.starts_with("'<f4'") {
-        DType::F32
-    } else if descr.starts_with("'<i4'") {
-        DType::I32
-    } else if descr.starts_with("'<i8'") {
-        DType::I64
-    } else {
-        let shown: String = descr.chars().take(12).collect();
-        return err(format!(
-            "element type {} is not supported (float32, int32 or int64, little-endian)",
-            shown.split(',').next().unwrap_or("?")
-        ));
+    let elem = Elem::parse(header_value(header, "descr")?)?;
+    let fortran = match header_value(header, "fortran_order")? {
+        v if v.starts_with("False") => false,
+        v if v.starts_with("True") => true,
+        _ => return err("the header's fortran_order is neither True nor False"),
     };
-    if !header_value(header, "fortran_order")?.starts_with("False") {
-        return err("Fortran-order arrays are not supported (save with C order)");
-    }
     let shape = parse_shape(header_value(header, "shape")?)?;
     let count = shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| NpyError(format!("shape {} overflows", shape_text(&shape))))?;
     let payload = &bytes[data_start..];
-    let expected = count.checked_mul(dtype.size());
+    let expected = count.checked_mul(elem.size);
     if expected != Some(payload.len()) {
         return err(format!(
             "shape {} of {} needs {} data bytes but the file has {}",
             shape_text(&shape),
-            dtype.name(),
+            elem.name(),
             expected.map_or("more than addressable".to_string(), |e| e.to_string()),
             payload.len()
         ));
     }
-    let data = match dtype {
-        DType::F32 => Data::F32(
-            payload
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
-        DType::I32 => Data::I32(
-            payload
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
-        DType::I64 => Data::I64(
-            payload
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect(),
-        ),
+    let data = elem.decode(payload)?;
+    let data = match fortran {
+        true => data.to_c_order(&shape),
+        false => data,
     };
     Ok(Array { shape, data })
+}
+
+/// An element type as a `.npy` header describes it (`'<f8'`, `'|u1'`, `'>i4'`).
+struct Elem {
+    kind: char,
+    size: usize,
+    big_endian: bool,
+}
+
+impl Elem {
+    /// The element type of the header's `descr` value.
+    fn parse(descr: &str) -> Result<Elem, NpyError> {
+        let text: String = descr
+            .trim_start_matches('\'')
+            .chars()
+            .take_while(|&c| c != '\'')
+            .collect();
+        let mut chars = text.chars();
+        let order = chars.next();
+        let kind = chars.next();
+        let size = chars.as_str().parse::<usize>().ok();
+        let big_endian = match order {
+            Some('<' | '|') => Some(false),
+            Some('>') => Some(true),
+            Some('=') => Some(cfg!(target_endian = "big")),
+            _ => None,
+        };
+        match (big_endian, kind, size) {
+            (Some(big_endian), Some(kind @ 'f'), Some(size @ (2 | 4 | 8)))
+            | (Some(big_endian), Some(kind @ ('i' | 'u')), Some(size @ (1 | 2 | 4 | 8))) => {
+                Ok(Elem {
+                    kind,
+                    size,
+                    big_endian,
+                })
+            }
+            _ => err(format!(
+                "element type '{text}' is not supported (float16, float32, float64 or an \
+                 integer type)"
+            )),
+        }
+    }
+
+    /// NumPy's name for it.
+    fn name(&self) -> String {
+        let kind = match self.kind {
+            'f' => "float",
+            'i' => "int",
+            _ => "uint",
+        };
+        format!("{kind}{}", 8 * self.size)
+    }
+
+    /// Element `c` (the element's bytes) as little-endian bytes, padded to 8.
+    fn le_bytes(&self, c: &[u8]) -> [u8; 8] {
+        let mut out = [0u8; 8];
+        for (k, b) in c.iter().enumerate() {
+            let at = if self.big_endian { c.len() - 1 - k } else { k };
+            out[at] = *b;
+        }
+        out
+    }
+
+    /// The payload's values: floats as float32, int32 as int32, other integers as int64.
+    fn decode(&self, payload: &[u8]) -> Result<Data, NpyError> {
+        let elements = payload.chunks_exact(self.size).map(|c| self.le_bytes(c));
+        match (self.kind, self.size) {
+            ('f', 2) => Ok(Data::F32(
+                elements
+                    .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                    .collect(),
+            )),
+            ('f', 4) => Ok(Data::F32(
+                elements
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            )),
+            ('f', _) => elements
+                .enumerate()
+                .map(|(i, b)| {
+                    let v = f64::from_le_bytes(b);
+                    let narrowed = v as f32;
+                    match v.is_finite() && !narrowed.is_finite() {
+                        true => err(format!(
+                            "float64 value {v} at index {i} does not fit in float32, which \
+                             xent computes in"
+                        )),
+                        false => Ok(narrowed),
+                    }
+                })
+                .collect::<Result<_, _>>()
+                .map(Data::F32),
+            ('i', 4) => Ok(Data::I32(
+                elements
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            )),
+            ('i', size) => Ok(Data::I64(
+                elements
+                    .map(|b| {
+                        // Sign-extend from the element's width.
+                        let shift = 64 - 8 * size as u32;
+                        (i64::from_le_bytes(b) << shift) >> shift
+                    })
+                    .collect(),
+            )),
+            (_, _) => elements
+                .enumerate()
+                .map(|(i, b)| {
+                    i64::try_from(u64::from_le_bytes(b)).or_else(|_| {
+                        err(format!("uint64 value at index {i} is beyond int64's range"))
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map(Data::I64),
+        }
+    }
+}
+
+/// An IEEE half-precision value as f32 (exact: every f16 is an f32).
+fn f16_to_f32(h: u16) -> f32 {
+    let negative = h >> 15 == 1;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let frac = u32::from(h & 0x3ff);
+    let magnitude = match exp {
+        // Zero and subnormals: frac * 2^-24.
+        0 => frac as f32 * 2f32.powi(-24),
+        0x1f if frac == 0 => f32::INFINITY,
+        0x1f => f32::NAN,
+        _ => f32::from_bits(((exp + 112) << 23) | (frac << 13)),
+    };
+    if negative {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+impl Data {
+    /// The values of a Fortran-order array of `shape` in C order.
+    fn to_c_order(&self, shape: &[usize]) -> Data {
+        fn reorder<T: Copy>(values: &[T], shape: &[usize]) -> Vec<T> {
+            let mut index = vec![0usize; shape.len()];
+            let mut out = Vec::with_capacity(values.len());
+            for _ in 0..values.len() {
+                // Fortran strides: the first index varies fastest.
+                let (at, _) = index
+                    .iter()
+                    .zip(shape)
+                    .fold((0, 1), |(at, stride), (&i, &d)| {
+                        (at + i * stride, stride * d)
+                    });
+                out.push(values[at]);
+                // Next C-order index: the last index varies fastest.
+                for k in (0..shape.len()).rev() {
+                    index[k] += 1;
+                    if index[k] < shape[k] {
+                        break;
+                    }
+                    index[k] = 0;
+                }
+            }
+            out
+        }
+        match self {
+            Data::F32(v) => Data::F32(reorder(v, shape)),
+            Data::I32(v) => Data::I32(reorder(v, shape)),
+            Data::I64(v) => Data::I64(reorder(v, shape)),
+        }
+    }
 }
 
 /// The bytes of a `.npy` file (format 1.0) holding `array`.
@@ -270,6 +409,54 @@ pub fn to_bytes(array: &Array) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// Every float type reads as float32 and every integer type as int32 or int64, in either
+    /// byte order; Fortran-order arrays come back in C order.
+    #[test]
+    fn reads_arrays_as_numpy_saves_them() {
+        let header = |descr: &str, order: &str, shape: &str| {
+            format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}\n")
+        };
+        let values = [1.5f64, -0.25, 0.0, 65504.0, f64::NAN, 6.0e-8];
+        let f8: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let f8_big: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
+        // The same values as float16 (6e-8 is the subnormal 1 * 2^-24).
+        let halves: [u16; 6] = [0x3e00, 0xb400, 0x0000, 0x7bff, 0x7e00, 0x0001];
+        let f2: Vec<u8> = halves.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let want: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+        let want_half: Vec<f32> = [1.5, -0.25, 0.0, 65504.0, f32::NAN, 2f32.powi(-24)].to_vec();
+        for (descr, payload, want) in [
+            ("<f8", &f8, &want),
+            (">f8", &f8_big, &want),
+            ("<f2", &f2, &want_half),
+        ] {
+            let got = parse(&file(&header(descr, "False", "(6,)"), payload)).unwrap();
+            let Data::F32(got) = got.data else {
+                panic!("{descr} is not read as float32")
+            };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(want), "{descr}");
+        }
+        let labels: [i64; 3] = [-1, 0, 7];
+        for (descr, size) in [("|i1", 1), ("<i2", 2), ("<i8", 8)] {
+            let payload: Vec<u8> = labels
+                .iter()
+                .flat_map(|v| v.to_le_bytes()[..size].to_vec())
+                .collect();
+            let got = parse(&file(&header(descr, "False", "(3,)"), &payload)).unwrap();
+            assert_eq!(got.data, Data::I64(labels.to_vec()), "{descr}");
+        }
+        let unsigned = parse(&file(&header("|u1", "False", "(2,)"), &[255, 3])).unwrap();
+        assert_eq!(unsigned.data, Data::I64(vec![255, 3]));
+        // np.save(np.arange(6).reshape(2, 3).T): shape (3, 2), stored column by column.
+        let fortran: Vec<u8> = [0i32, 1, 2, 3, 4, 5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let got = parse(&file(&header("<i4", "True", "(3, 2)"), &fortran)).unwrap();
+        assert_eq!(got.shape, vec![3, 2]);
+        assert_eq!(got.data, Data::I32(vec![0, 3, 1, 4, 2, 5]));
+    }
+
     #[test]
     fn round_trips_every_type_and_shape() {
         for array in [
@@ -297,7 +484,11 @@ mod tests {
     }
 
     fn array_bytes(a: &Array) -> usize {
-        a.shape.iter().product::<usize>() * a.dtype().size()
+        let size = match a.dtype() {
+            DType::F32 | DType::I32 => 4,
+            DType::I64 => 8,
+        };
+        a.shape.iter().product::<usize>() * size
     }
 
     /// A version 1.0 file with the given header text and payload.
@@ -332,10 +523,17 @@ mod tests {
             .unwrap_err()
             .0
             .contains("needs 400000000 data bytes"));
-        let f8 = file(&header(">f8", "False", "(2,)"), &[0; 16]);
-        assert!(parse(&f8).unwrap_err().0.contains("not supported"));
-        let fortran = file(&header("<f4", "True", "(2, 2)"), &[0; 16]);
-        assert!(parse(&fortran).unwrap_err().0.contains("Fortran"));
+        let c16 = file(&header("<c16", "False", "(2,)"), &[0; 32]);
+        assert!(parse(&c16).unwrap_err().0.contains("not supported"));
+        let text = file(&header("<U3", "False", "(2,)"), &[0; 24]);
+        assert!(parse(&text).unwrap_err().0.contains("not supported"));
+        let huge_f8 = file(&header("<f8", "False", "(1,)"), &1e300f64.to_le_bytes());
+        assert!(parse(&huge_f8)
+            .unwrap_err()
+            .0
+            .contains("does not fit in float32"));
+        let big_u8 = file(&header("<u8", "False", "(1,)"), &u64::MAX.to_le_bytes());
+        assert!(parse(&big_u8).unwrap_err().0.contains("beyond int64"));
         let mut truncated_header = ok.clone();
         truncated_header.truncate(20);
         assert!(parse(&truncated_header)

@@ -777,3 +777,98 @@ fn a_successful_run_prints_nothing_on_stderr() {
         assert_eq!(stderr(&o), "", "{args:?} printed on stderr");
     }
 }
+
+/// A `.npy` file as NumPy writes it for `descr` (e.g. `<f8`), `shape` and `fortran` order.
+fn save_raw(
+    dir: &Path,
+    name: &str,
+    descr: &str,
+    shape: &str,
+    fortran: bool,
+    payload: &[u8],
+) -> String {
+    let order = if fortran { "True" } else { "False" };
+    let header = format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}\n");
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(payload);
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// Inputs as NumPy saves them by default: float64 logits (here also in Fortran order, as
+/// `np.save(x.T)` writes them) and uint8 or int16 labels give the reference's loss and
+/// gradient of the values rounded to float32.
+#[test]
+fn eval_takes_float64_fortran_order_and_any_integer_labels() {
+    let dir = scratch("eval_numpy_types");
+    let mut rng = Rng::new(91);
+    let (n, c) = (6, 4);
+    let logits: Vec<f64> = (0..n * c)
+        .map(|_| f64::from(rng.vec(1, -5.0, 5.0)[0]) + 1e-9)
+        .collect();
+    let labels: Vec<u8> = (0..n).map(|_| rng.below(c) as u8).collect();
+    let rounded: Vec<f32> = logits.iter().map(|&v| v as f32).collect();
+    let want = reference::compute(
+        &CrossEntropy::default(),
+        grad_input(&rounded, nc(&rounded, c), None),
+        &labels.iter().map(|&l| i64::from(l)).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    // Column-major bytes of the (n, c) matrix: element (r, k) at k * n + r.
+    let column_major: Vec<u8> = (0..c)
+        .flat_map(|k| (0..n).map(move |r| r * c + k))
+        .flat_map(|i| logits[i].to_le_bytes())
+        .collect();
+    let row_major: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let shape = format!("({n}, {c})");
+    let files = [
+        save_raw(&dir, "c.npy", "<f8", &shape, false, &row_major),
+        save_raw(&dir, "f.npy", "<f8", &shape, true, &column_major),
+    ];
+    let targets = [
+        save_raw(&dir, "u1.npy", "|u1", &format!("({n},)"), false, &labels),
+        save_raw(
+            &dir,
+            "i2.npy",
+            "<i2",
+            &format!("({n},)"),
+            false,
+            &labels
+                .iter()
+                .flat_map(|&l| i16::from(l).to_le_bytes())
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    let ctx = &contexts()[0];
+    for logits_file in &files {
+        for target_file in &targets {
+            let loss = dir.join("loss.npy").to_string_lossy().into_owned();
+            let grad = dir.join("grad.npy").to_string_lossy().into_owned();
+            let o = xent(&[
+                "eval",
+                "ce",
+                "--logits",
+                logits_file,
+                "--target",
+                target_file,
+                "--loss-out",
+                &loss,
+                "--grad-out",
+                &grad,
+            ]);
+            assert!(
+                o.status.success(),
+                "{logits_file} {target_file}: {}",
+                stderr(&o)
+            );
+            let case = format!("{logits_file} with {target_file}");
+            assert_close(ctx, &case, &load_f32(&loss).1, want.loss.values());
+            let (shape, g) = load_f32(&grad);
+            assert_eq!(shape, vec![n, c]);
+            assert_grad_close(ctx, &case, &g, want.grad.as_deref().unwrap());
+        }
+    }
+}

@@ -12,11 +12,12 @@ use xent::{
 /// The loss to evaluate.
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Categorical cross-entropy of float32 (N, C) logits against int64/int32 (N,) class
-    /// indices or float32 (N, C) probabilities.
+    /// Categorical cross-entropy of (N, C) logits against (N,) class indices or (N, C)
+    /// probabilities. Floats of any float type (computed in float32), indices of any integer
+    /// type, C or Fortran order.
     Ce(CeArgs),
-    /// Binary cross-entropy of a float32 input of any shape (probabilities, or logits with
-    /// --logits) against a float32 target of the same shape.
+    /// Binary cross-entropy of an input of any shape (probabilities, or logits with --logits)
+    /// against a target of the same shape. Floats of any float type (computed in float32).
     Bce(BceArgs),
 }
 
@@ -41,13 +42,13 @@ impl From<ReductionArg> for Reduction {
 /// Arguments of `xent eval ce`.
 #[derive(clap::Args)]
 pub struct CeArgs {
-    /// float32 (N, C) logits.
+    /// (N, C) logits.
     #[arg(long, value_name = "L.npy")]
     logits: String,
-    /// int64 or int32 (N,) class indices, or float32 (N, C) probabilities.
+    /// (N,) class indices (any integer type), or (N, C) probabilities.
     #[arg(long, value_name = "T.npy")]
     target: String,
-    /// float32 (C,) class weights.
+    /// (C,) class weights.
     #[arg(long, value_name = "W.npy")]
     weight: Option<String>,
     /// Rows whose class index equals this are ignored.
@@ -63,19 +64,19 @@ pub struct CeArgs {
 /// Arguments of `xent eval bce`.
 #[derive(clap::Args)]
 pub struct BceArgs {
-    /// float32 input: probabilities in [0, 1], or logits with --logits.
+    /// Input: probabilities in [0, 1], or logits with --logits.
     #[arg(long, value_name = "X.npy")]
     input: String,
-    /// float32 target of the input's shape.
+    /// Target of the input's shape, in [0, 1].
     #[arg(long, value_name = "T.npy")]
     target: String,
     /// The input holds logits (binary_cross_entropy_with_logits).
     #[arg(long)]
     logits: bool,
-    /// float32 elementwise weight of the input's shape.
+    /// Elementwise weight of the input's shape.
     #[arg(long, value_name = "W.npy")]
     weight: Option<String>,
-    /// float32 weight of positives, one per entry of the input's last dimension (--logits only).
+    /// Weight of positives, one per entry of the input's last dimension (--logits only).
     #[arg(long, value_name = "P.npy")]
     pos_weight: Option<String>,
     #[command(flatten)]
@@ -107,7 +108,8 @@ fn read(path: &str) -> Result<Array, String> {
     npy::parse(&bytes).map_err(|e| format!("{path}: {e}"))
 }
 
-/// Reads a float32 .npy file of an expected shape (`None` entries match any size).
+/// Reads a .npy file of floats (any float type, as float32) of an expected shape (`None`
+/// entries match any size).
 fn read_f32(path: &str, shape: Option<&[usize]>) -> Result<(Vec<usize>, Vec<f32>), String> {
     let array = read(path)?;
     if let Some(want) = shape {
@@ -122,7 +124,7 @@ fn read_f32(path: &str, shape: Option<&[usize]>) -> Result<(Vec<usize>, Vec<f32>
     match array.data {
         Data::F32(v) => Ok((array.shape, v)),
         _ => Err(format!(
-            "{path}: dtype {} but float32 was expected",
+            "{path}: dtype {} but a float type (float16, float32, float64) was expected",
             array.dtype().name()
         )),
     }
@@ -227,7 +229,7 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         (Data::F32(t), [rows, cols]) if *rows == n && *cols == c => t.into(),
         _ => {
             return Err(format!(
-                "{}: {} of shape {} but int64/int32 ({n},) class indices or float32 ({n}, {c}) probabilities were expected",
+                "{}: {} of shape {} but ({n},) integer class indices or ({n}, {c}) float probabilities were expected",
                 args.target,
                 target.dtype().name(),
                 target.shape_text()
