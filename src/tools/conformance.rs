@@ -436,15 +436,19 @@ fn judge(name: &str, gpu: &Output, cpu: &Output<f64>) -> CaseReport {
     }
 }
 
-/// Runs every case on `ctx`, calling `progress(done, total, case)` before each.
-pub fn run(ctx: &Context, progress: &mut dyn FnMut(usize, usize, &str)) -> Vec<CaseReport> {
+/// Told of each case of [`run`]: `(index, total, case, None)` before it runs and
+/// `(index, total, case, Some(report))` after.
+pub type Progress<'a> = dyn FnMut(usize, usize, &str, Option<&CaseReport>) + 'a;
+
+/// Runs every case on `ctx`, telling `progress` of each before and after it runs.
+pub fn run(ctx: &Context, progress: &mut Progress) -> Vec<CaseReport> {
     let all = cases();
     let total = all.len();
     all.iter()
         .enumerate()
         .map(|(i, c)| {
-            progress(i, total, &c.name);
-            match (c.run)(ctx) {
+            progress(i, total, &c.name, None);
+            let report = match (c.run)(ctx) {
                 Ok((gpu, cpu)) => judge(&c.name, &gpu, &cpu),
                 Err(e) => CaseReport {
                     case: c.name.clone(),
@@ -453,7 +457,9 @@ pub fn run(ctx: &Context, progress: &mut dyn FnMut(usize, usize, &str)) -> Vec<C
                     grad_error: f64::INFINITY,
                     detail: Some(format!("error: {e}")),
                 },
-            }
+            };
+            progress(i, total, &c.name, Some(&report));
+            report
         })
         .collect()
 }

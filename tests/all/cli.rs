@@ -129,6 +129,14 @@ fn check_passes_and_writes_its_report() {
             .iter()
             .all(|c| c["passed"] == serde_json::Value::Bool(true)));
     }
+    // Piped, progress is one line per finished case and adapter.
+    let adapters = json.as_array().unwrap();
+    let steps = stderr(&o).lines().filter(|l| l.contains(": pass ")).count();
+    let cases: usize = adapters
+        .iter()
+        .map(|a| a["cases"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(steps, cases, "{}", stderr(&o));
 }
 
 #[test]
@@ -164,9 +172,32 @@ fn bench_quick_writes_json_records_and_a_plot() {
             assert!(v > 0.0 && v.is_finite(), "{field} in {record}");
         }
     }
-    let records = records.len();
+    // The ceiling is the best of samples taken between the kernels', so a ratio above 1 is
+    // either absent or explained in the output.
+    let out = stdout(&o);
+    for record in records {
+        let name = format!(
+            "{}/{}",
+            record["kernel"].as_str().unwrap(),
+            record["shape"].as_str().unwrap()
+        );
+        assert!(
+            record["ratio"].as_f64().unwrap() <= 1.0
+                || out.contains(&format!("note: {name} beats the ceiling")),
+            "{record} has no note in:\n{out}"
+        );
+    }
+    // Piped, progress is one line per finished step: the ceiling, then each case.
+    let progress = stderr(&o);
+    let steps: Vec<&str> = progress.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(steps.len(), records.len() + 1, "{progress}");
+    assert!(steps.iter().all(|l| l.chars().count() <= 80), "{steps:?}");
     let plot = std::fs::read_to_string(svg).unwrap();
-    assert!(plot.starts_with("<svg") && plot.matches("<rect").count() == records + 1);
+    assert!(plot.starts_with("<svg") && plot.matches("<rect").count() == records.len() + 1);
+    let adapter = records[0]["adapter"].as_str().unwrap();
+    for text in [adapter, "preset quick", " ms, ", " GB/s ", ">0.2</text>"] {
+        assert!(plot.contains(text), "{text} missing from the plot:\n{plot}");
+    }
     assert!(xent(&["bench", "--preset", "huge"]).status.code() == Some(1));
 }
 

@@ -1,9 +1,9 @@
 //! `xent bench`: loss kernels next to the read ceiling measured in the same run.
 
-use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use crate::json::{self, Json};
+use crate::progress::Progress;
 use xent::tools::bench::{self, Case};
 use xent::tools::ReadCeiling;
 use xent::Context;
@@ -22,7 +22,7 @@ pub struct Args {
     /// Also write one JSON record per kernel and shape to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<String>,
-    /// Also draw the ratios to the read ceiling as an SVG chart.
+    /// Also draw each kernel's time, GB/s and ratio to the read ceiling as an SVG chart.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<String>,
     /// Timed samples per kernel (the median is reported).
@@ -40,39 +40,73 @@ struct Record {
     median_s: f64,
 }
 
-/// Median seconds per run of `record`: samples of enough runs to last about 50 ms each.
-fn measure(
-    ctx: &Context,
-    samples: usize,
-    record: &dyn Fn(&mut wgpu::CommandEncoder),
-) -> Result<f64, String> {
+/// Runs of `record` per timed sample: enough to last about 50 ms (at least one). The first
+/// runs also compile and warm caches.
+fn calibrate(ctx: &Context, record: &dyn Fn(&mut wgpu::CommandEncoder)) -> Result<u64, String> {
     let time = |iters| bench::time_gpu(ctx, iters, record).map_err(|e| e.to_string());
-    let first = time(1)?; // also compiles and warms caches
+    let first = time(1)?;
     let per = time(bench::RECORDS_PER_SUBMIT)?.max(first / 4) / bench::RECORDS_PER_SUBMIT as u32;
-    let iters = (Duration::from_millis(50).as_secs_f64() / per.as_secs_f64().max(1e-9))
-        .ceil()
-        .max(1.0) as u64;
-    let mut times = Vec::with_capacity(samples);
-    for _ in 0..samples.max(1) {
-        times.push(time(iters)?.as_secs_f64() / iters as f64);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    Ok(
+        (Duration::from_millis(50).as_secs_f64() / per.as_secs_f64().max(1e-9))
+            .ceil()
+            .max(1.0) as u64,
+    )
 }
 
-/// A progress bar on stderr (when it is a terminal).
-fn progress(done: usize, total: usize, what: &str) {
-    if !std::io::stderr().is_terminal() {
-        return;
+/// Seconds per run of `record`, over one sample of `iters` runs.
+fn sample(
+    ctx: &Context,
+    iters: u64,
+    record: &dyn Fn(&mut wgpu::CommandEncoder),
+) -> Result<f64, String> {
+    let elapsed = bench::time_gpu(ctx, iters, record).map_err(|e| e.to_string())?;
+    Ok(elapsed.as_secs_f64() / iters as f64)
+}
+
+/// The middle value of `times` (sorted here).
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// The read ceiling, sampled between the kernels' samples all through the run: a machine's
+/// read bandwidth drifts under load, and its best sample is the ceiling the kernels are quoted
+/// against.
+struct Ceiling {
+    kernel: ReadCeiling,
+    iters: u64,
+    best_s: f64,
+    samples: usize,
+}
+
+impl Ceiling {
+    fn new(ctx: &Context, bytes: u64, warm_up_s: f64) -> Result<Ceiling, String> {
+        let kernel = ReadCeiling::new(ctx, bytes).map_err(|e| e.to_string())?;
+        let warm = std::time::Instant::now();
+        while warm.elapsed().as_secs_f64() < warm_up_s {
+            bench::time_gpu(ctx, bench::RECORDS_PER_SUBMIT, &|e| kernel.record(e))
+                .map_err(|e| e.to_string())?;
+        }
+        let iters = calibrate(ctx, &|e| kernel.record(e))?;
+        Ok(Ceiling {
+            kernel,
+            iters,
+            best_s: f64::INFINITY,
+            samples: 0,
+        })
     }
-    let width = 30;
-    let filled = width * done / total.max(1);
-    eprint!(
-        "\r\x1b[2K[{}{}] {done}/{total} {what}",
-        "#".repeat(filled),
-        ".".repeat(width - filled)
-    );
-    let _ = std::io::stderr().flush();
+
+    /// Times one more sample of the ceiling.
+    fn sample(&mut self, ctx: &Context) -> Result<(), String> {
+        let s = sample(ctx, self.iters, &|e| self.kernel.record(e))?;
+        self.best_s = self.best_s.min(s);
+        self.samples += 1;
+        Ok(())
+    }
+
+    fn gbps(&self) -> f64 {
+        self.kernel.bytes() as f64 / self.best_s / 1e9
+    }
 }
 
 /// Runs `xent bench`.
@@ -93,69 +127,91 @@ pub fn run(args: &Args) -> Result<(), String> {
         .unwrap_or_else(|| bench::default_preset(info.device_type).to_string());
     let cases = bench::cases(&preset).map_err(|e| e.to_string())?;
     let gpu = preset == "gpu";
-    let ceiling =
-        ReadCeiling::new(&ctx, if gpu { 1 << 30 } else { 128 << 20 }).map_err(|e| e.to_string())?;
-    let total = cases.len() + 2;
-    progress(0, total, "warming up");
-    let warm = std::time::Instant::now();
-    while warm.elapsed().as_secs_f64() < if gpu { 3.0 } else { 0.3 } {
-        bench::time_gpu(&ctx, bench::RECORDS_PER_SUBMIT, &|e| ceiling.record(e))
-            .map_err(|e| e.to_string())?;
-    }
-    progress(1, total, "read ceiling");
-    let ceiling_s = measure(&ctx, args.samples, &|e| ceiling.record(e))?;
-    let ceiling_gbps = ceiling.bytes() as f64 / ceiling_s / 1e9;
+    let samples = args.samples.max(1);
+    let progress = Progress::new(cases.len() + 1);
+    progress.start(0, "read ceiling");
+    let mut ceiling = Ceiling::new(
+        &ctx,
+        if gpu { 1 << 30 } else { 128 << 20 },
+        if gpu { 3.0 } else { 0.3 },
+    )?;
+    ceiling.sample(&ctx)?;
+    progress.finish(0, "read ceiling", &format!("{:.2} GB/s", ceiling.gbps()));
     let mut records = Vec::new();
     let mut skipped = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        progress(i + 2, total, &case.name());
-        match case.prepare(&ctx) {
-            Ok(prepared) => {
-                let median_s = measure(&ctx, args.samples, &|e| prepared.record(e))?;
-                records.push(Record {
-                    case: *case,
-                    median_s,
-                });
+        progress.start(i + 1, &case.name());
+        let prepared = match case.prepare(&ctx) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                progress.finish(i + 1, &case.name(), "skipped");
+                skipped.push(format!("{}: {e}", case.name()));
+                continue;
             }
-            Err(e) => skipped.push(format!("{}: {e}", case.name())),
+        };
+        let record = |e: &mut wgpu::CommandEncoder| prepared.record(e);
+        let iters = calibrate(&ctx, &record)?;
+        let mut times = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            times.push(sample(&ctx, iters, &record)?);
+            ceiling.sample(&ctx)?;
         }
+        let median_s = median(&mut times);
+        let done = format!(
+            "{:.3} ms, {:.2} GB/s",
+            median_s * 1e3,
+            case.bytes() as f64 / median_s / 1e9
+        );
+        progress.finish(i + 1, &case.name(), &done);
+        records.push(Record {
+            case: *case,
+            median_s,
+        });
     }
-    if std::io::stderr().is_terminal() {
-        eprint!("\r\x1b[2K");
-    }
+    progress.done();
+    let ceiling_gbps = ceiling.gbps();
 
-    println!(
+    say!(
         "adapter: {} ({:?}), preset {preset}, rows merged {}",
         info.name,
         info.backend,
         crate::row_merge(&ctx)
     );
-    println!(
-        "read ceiling: {ceiling_gbps:.2} GB/s ({} MiB, median {:.3} ms)",
-        ceiling.bytes() >> 20,
-        ceiling_s * 1e3
+    say!(
+        "read ceiling: {ceiling_gbps:.2} GB/s ({} MiB; best of {} samples taken between the kernels')",
+        ceiling.kernel.bytes() >> 20,
+        ceiling.samples,
     );
-    println!(
+    say!(
         "{:<34} {:>11} {:>9} {:>7}",
-        "kernel/shape", "median ms", "GB/s", "ratio"
+        "kernel/shape",
+        "median ms",
+        "GB/s",
+        "ratio"
     );
     for r in &records {
-        let gbps = r.case.bytes() as f64 / r.median_s / 1e9;
-        println!(
+        say!(
             "{:<34} {:>11.3} {:>9.2} {:>7.3}",
             r.case.name(),
             r.median_s * 1e3,
-            gbps,
-            gbps / ceiling_gbps
+            r.gbps(),
+            r.gbps() / ceiling_gbps
         );
     }
     for s in &skipped {
-        println!("skipped {s}");
+        say!("skipped {s}");
     }
-    println!("GB/s counts the minimal traffic: logits (BCE: input and target) read once, plus the gradient written once for _grad");
+    say!("GB/s counts the minimal traffic: logits (BCE: input and target) read once, plus the gradient written once for _grad");
+    for r in records.iter().filter(|r| r.gbps() > ceiling_gbps) {
+        say!(
+            "note: {} beats the ceiling: its {:.1} MiB of traffic can stay in the adapter's caches between runs, where the ceiling reads {} MiB from memory",
+            r.case.name(),
+            r.case.bytes() as f64 / f64::from(1 << 20),
+            ceiling.kernel.bytes() >> 20
+        );
+    }
 
     let record_json = |r: &Record| {
-        let gbps = r.case.bytes() as f64 / r.median_s / 1e9;
         Json::Obj(vec![
             ("adapter", Json::Str(info.name.clone())),
             ("backend", Json::Str(format!("{:?}", info.backend))),
@@ -169,39 +225,84 @@ pub fn run(args: &Args) -> Result<(), String> {
             ),
             ("bytes", Json::Num(r.case.bytes() as f64)),
             ("median_s", Json::Num(r.median_s)),
-            ("gbps", Json::Num(gbps)),
+            ("gbps", Json::Num(r.gbps())),
             ("ceiling_gbps", Json::Num(ceiling_gbps)),
-            ("ratio", Json::Num(gbps / ceiling_gbps)),
+            ("ratio", Json::Num(r.gbps() / ceiling_gbps)),
         ])
     };
     if let Some(path) = &args.json {
         json::write_file(path, &Json::Arr(records.iter().map(record_json).collect()))?;
     }
     if let Some(path) = &args.plot {
-        let bars: Vec<(String, f64)> = records
+        let bars: Vec<Bar> = records
             .iter()
-            .map(|r| {
-                (
-                    r.case.name(),
-                    r.case.bytes() as f64 / r.median_s / 1e9 / ceiling_gbps,
-                )
+            .map(|r| Bar {
+                name: r.case.name(),
+                ms: r.median_s * 1e3,
+                gbps: r.gbps(),
+                ratio: r.gbps() / ceiling_gbps,
             })
             .collect();
-        let title = format!(
-            "{} ({:?}): ratio to the read ceiling ({ceiling_gbps:.1} GB/s)",
-            info.name, info.backend
-        );
+        let title = [
+            format!("xent bench: {} ({:?})", info.name, info.backend),
+            format!(
+                "preset {preset}, {}, read ceiling {ceiling_gbps:.2} GB/s (best in-run sample)",
+                today()
+            ),
+        ];
         crate::files::write_all(&[(path, svg_chart(&title, &bars).into_bytes())])?;
     }
     Ok(())
 }
 
-/// A horizontal bar chart of ratios (0 to max(1, largest)), one bar per case.
-fn svg_chart(title: &str, bars: &[(String, f64)]) -> String {
-    let (label_w, bar_w, row_h, top) = (260.0, 420.0, 26.0, 50.0);
-    let max = bars.iter().map(|b| b.1).fold(1.0f64, f64::max);
-    let height = top + row_h * bars.len() as f64 + 40.0;
-    let width = label_w + bar_w + 80.0;
+/// Today's date (UTC) as `YYYY-MM-DD`, from the system clock.
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_date(secs / 86_400);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The proleptic Gregorian (year, month, day) of a day counted from 1970-01-01, by eras of
+/// 400 years (146097 days) that start on 1 March, so a leap day ends its year.
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468; // days from 0000-03-01
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = era * 400 + yoe + u64::from(month <= 2);
+    (year, month, day)
+}
+
+impl Record {
+    /// GB/s of minimal traffic at the median time.
+    fn gbps(&self) -> f64 {
+        self.case.bytes() as f64 / self.median_s / 1e9
+    }
+}
+
+/// One kernel in the chart.
+struct Bar {
+    name: String,
+    ms: f64,
+    gbps: f64,
+    ratio: f64,
+}
+
+/// A horizontal bar chart of ratios to the read ceiling, one bar per kernel labelled with its
+/// median time and GB/s, on an axis from 0 to max(1, largest ratio) with ticks every 0.2.
+fn svg_chart(title: &[String; 2], bars: &[Bar]) -> String {
+    let (label_w, bar_w, row_h, top) = (230.0, 420.0, 26.0, 70.0);
+    let max = bars.iter().map(|b| b.ratio).fold(1.0f64, f64::max);
+    let axis_y = top + row_h * bars.len() as f64 + 4.0;
+    let height = axis_y + 44.0;
+    let width = label_w + bar_w + 190.0;
+    let x = |ratio: f64| label_w + bar_w * ratio / max;
     let escape = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -210,32 +311,86 @@ fn svg_chart(title: &str, bars: &[(String, f64)]) -> String {
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"13\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"10\" y=\"24\" font-size=\"15\">{}</text>\n",
-        escape(title)
+         <text x=\"10\" y=\"24\" font-size=\"15\">{}</text>\n\
+         <text x=\"10\" y=\"44\" fill=\"#444\">{}</text>\n",
+        escape(&title[0]),
+        escape(&title[1])
     );
-    for (i, (name, ratio)) in bars.iter().enumerate() {
-        let y = top + row_h * i as f64;
-        let w = bar_w * ratio.max(0.0) / max;
+    let ticks = (max / 0.2).floor() as usize;
+    for t in 0..=ticks {
+        let ratio = t as f64 * 0.2;
         svg.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n\
-             <rect x=\"{label_w}\" y=\"{}\" width=\"{w:.1}\" height=\"{}\" fill=\"#3b7dd8\"/>\n\
-             <text x=\"{}\" y=\"{}\">{ratio:.3}</text>\n",
-            label_w - 8.0,
-            y + 17.0,
-            escape(name),
-            y + 4.0,
-            row_h - 8.0,
-            label_w + w + 6.0,
-            y + 17.0
+            "<line x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{axis_y}\" stroke=\"#ddd\"/>\n\
+             <text x=\"{0:.1}\" y=\"{1}\" text-anchor=\"middle\" fill=\"#444\">{ratio:.1}</text>\n",
+            x(ratio),
+            axis_y + 16.0
         ));
     }
-    let one = label_w + bar_w / max;
+    for (i, bar) in bars.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        svg.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n\
+             <rect x=\"{label_w}\" y=\"{}\" width=\"{:.1}\" height=\"{}\" fill=\"#3b7dd8\"/>\n\
+             <text x=\"{:.1}\" y=\"{}\">{:.3} ms, {:.2} GB/s ({:.2})</text>\n",
+            label_w - 8.0,
+            y + 17.0,
+            escape(&bar.name),
+            y + 4.0,
+            x(bar.ratio.max(0.0)) - label_w,
+            row_h - 8.0,
+            x(bar.ratio.max(0.0)) + 6.0,
+            y + 17.0,
+            bar.ms,
+            bar.gbps,
+            bar.ratio
+        ));
+    }
+    let one = x(1.0);
     svg.push_str(&format!(
-        "<line x1=\"{one:.1}\" y1=\"{}\" x2=\"{one:.1}\" y2=\"{}\" stroke=\"#c33\" stroke-dasharray=\"4 3\"/>\n\
-         <text x=\"{one:.1}\" y=\"{}\" fill=\"#c33\" text-anchor=\"middle\">ceiling = 1</text>\n</svg>\n",
+        "<line x1=\"{label_w}\" y1=\"{axis_y}\" x2=\"{}\" y2=\"{axis_y}\" stroke=\"#444\"/>\n\
+         <line x1=\"{one:.1}\" y1=\"{}\" x2=\"{one:.1}\" y2=\"{axis_y}\" stroke=\"#c33\" stroke-dasharray=\"4 3\"/>\n\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#444\">ratio to the read ceiling (1 = the ceiling, dashed)</text>\n</svg>\n",
+        label_w + bar_w,
         top - 6.0,
-        height - 30.0,
-        height - 14.0
+        label_w + bar_w / 2.0,
+        axis_y + 36.0
     ));
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{civil_date, svg_chart, Bar};
+
+    #[test]
+    fn days_since_1970_are_dated() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(11_016), (2000, 2, 29));
+        assert_eq!(civil_date(19_723), (2024, 1, 1));
+        assert_eq!(civil_date(20_453), (2025, 12, 31));
+    }
+
+    #[test]
+    fn the_chart_shows_times_ticks_and_its_title() {
+        let bars = [Bar {
+            name: "ce_fwd/16x1000".into(),
+            ms: 12.5,
+            gbps: 0.61,
+            ratio: 0.7,
+        }];
+        let title = [
+            "xent bench: llvmpipe (Vulkan)".into(),
+            "preset quick, 2026-12-02".into(),
+        ];
+        let svg = svg_chart(&title, &bars);
+        for text in [
+            "12.500 ms, 0.61 GB/s (0.70)",
+            "llvmpipe (Vulkan)",
+            "preset quick, 2026-12-02",
+            ">0.0</text>",
+            ">1.0</text>",
+        ] {
+            assert!(svg.contains(text), "{text} missing from {svg}");
+        }
+    }
 }

@@ -1,8 +1,7 @@
 //! `xent check`: the conformance suite on each chosen adapter, as a case x adapter table.
 
-use std::io::{IsTerminal, Write};
-
 use crate::json::{self, Json};
+use crate::progress::Progress;
 use xent::tools::conformance::{self, CaseReport};
 
 /// Arguments of `xent check`.
@@ -41,28 +40,29 @@ pub fn run(args: &Args) -> Result<(), String> {
         .map(|ctx| crate::subgroups_flag(ctx, args.no_subgroups))
         .collect();
     for ctx in &contexts {
-        println!(
+        say!(
             "{}: rows merged {}",
             crate::adapter_label(ctx),
             crate::row_merge(ctx)
         );
     }
-    println!();
+    say!();
     let mut columns = Vec::new();
-    for ctx in &contexts {
+    let total = contexts.len() * conformance::case_names().len();
+    let progress = Progress::new(total);
+    for (a, ctx) in contexts.iter().enumerate() {
         let label = crate::adapter_label(ctx);
-        let show = std::io::stderr().is_terminal();
-        let reports = conformance::run(ctx, &mut |done, total, case| {
-            if show {
-                eprint!("\r\x1b[2K[{done:>2}/{total}] {label}: {case}");
-                let _ = std::io::stderr().flush();
+        let reports = conformance::run(ctx, &mut |index, cases, case, report| {
+            let step = a * cases + index;
+            let what = format!("{label}: {case}");
+            match report {
+                None => progress.start(step, &what),
+                Some(report) => progress.finish(step, &what, &cell(report)),
             }
         });
-        if show {
-            eprint!("\r\x1b[2K");
-        }
         columns.push((label, reports));
     }
+    progress.done();
     let names = conformance::case_names();
     let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
     let col = columns
@@ -71,17 +71,17 @@ pub fn run(args: &Args) -> Result<(), String> {
         .max()
         .unwrap_or(0)
         .max(12);
-    print!("{:<width$}", "case");
+    say_part!("{:<width$}", "case");
     for (label, _) in &columns {
-        print!("  {label:<col$}");
+        say_part!("  {label:<col$}");
     }
-    println!();
+    say!();
     for (i, name) in names.iter().enumerate() {
-        print!("{name:<width$}");
+        say_part!("{name:<width$}");
         for (_, reports) in &columns {
-            print!("  {:<col$}", cell(&reports[i]));
+            say_part!("  {:<col$}", cell(&reports[i]));
         }
-        println!();
+        say!();
     }
     let failures: Vec<String> = columns
         .iter()
@@ -95,13 +95,13 @@ pub fn run(args: &Args) -> Result<(), String> {
             })
         })
         .collect();
-    println!(
+    say!(
         "\ntolerance: loss |gpu - ref| <= {:e} |ref| + {:e}; gradient |gpu - ref| <= {:e} max |ref|",
         conformance::RTOL,
         conformance::ATOL,
         conformance::GRAD_TOL
     );
-    println!("the number after pass is the worst relative error of loss and gradient");
+    say!("the number after pass is the worst relative error of loss and gradient");
     if let Some(path) = &args.json {
         let report = Json::Arr(
             columns
@@ -142,7 +142,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         json::write_file(path, &report)?;
     }
     if failures.is_empty() {
-        println!(
+        say!(
             "all {} cases pass on {} adapter(s)",
             names.len(),
             columns.len()
@@ -150,7 +150,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         Ok(())
     } else {
         for f in &failures {
-            println!("FAIL {f}");
+            say!("FAIL {f}");
         }
         Err(format!("{} case(s) failed", failures.len()))
     }

@@ -79,12 +79,12 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let described: Vec<Json> = adapters.iter().enumerate().map(describe).collect();
     if args.json {
-        print!("{}", Json::Arr(described).render());
+        say_part!("{}", Json::Arr(described).render());
         return Ok(());
     }
     for (i, d) in described.iter().enumerate() {
         let Json::Obj(fields) = d else { continue };
-        println!("adapter {i}{}", if i == 0 { " (default)" } else { "" });
+        say!("adapter {i}{}", if i == 0 { " (default)" } else { "" });
         for (key, value) in fields.iter().skip(2) {
             let shown = match value {
                 Json::Str(s) => s.clone(),
@@ -98,7 +98,7 @@ pub fn run(args: &Args) -> Result<(), String> {
                 }
                 _ => String::new(),
             };
-            println!("  {key:<40} {shown}");
+            say!("  {key:<40} {shown}");
         }
     }
     Ok(())

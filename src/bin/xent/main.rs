@@ -1,11 +1,23 @@
 //! `xent`: adapters, cross-vendor conformance, benchmarks, and evaluation of `.npy` files.
 
+/// Prints a line on stdout (see [`write_stdout`]).
+macro_rules! say {
+    () => { $crate::write_stdout(format_args!(""), "\n") };
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*), "\n") };
+}
+
+/// Prints on stdout without ending the line (see [`write_stdout`]).
+macro_rules! say_part {
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*), "") };
+}
+
 mod bench;
 mod check;
 mod eval;
 mod files;
 mod info;
 mod json;
+mod progress;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +57,27 @@ fn main() {
     if let Err(message) = result {
         eprintln!("xent: {message}");
         std::process::exit(1);
+    }
+}
+
+/// Writes `text` and `end` on stdout. A reader that has gone away (`xent check | head`) ends
+/// the command quietly with status 141, as a process stopped by SIGPIPE reports itself, instead
+/// of a panic; any other failure to write is reported, with status 1. Outputs are written to
+/// temporaries renamed into place, so stopping here leaves no half-written file.
+pub fn write_stdout(text: std::fmt::Arguments, end: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(text)
+        .and_then(|()| out.write_all(end.as_bytes()))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(e) => {
+            eprintln!("xent: writing to stdout: {e}");
+            std::process::exit(1);
+        }
     }
 }
 
