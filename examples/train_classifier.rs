@@ -8,7 +8,8 @@
 //!
 //! `cargo run --release --example train_classifier`
 
-use wgpu::util::DeviceExt;
+use xent::bytemuck;
+use xent::wgpu::{self, util::DeviceExt};
 use xent::{Context, CrossEntropy, GpuInput, GpuTargets, GradMode};
 
 const SAMPLES: usize = 4096;

@@ -22,6 +22,18 @@ use crate::prepared::{GradMode, PreparedLoss};
 /// Cheap to clone (all clones share one device and its caches) and `Send + Sync`.
 /// Build one with [`Context::new`] (best adapter on the machine), [`Context::from_adapter`]
 /// or [`Context::from_device`] (a device your program already has).
+///
+/// ```
+/// use xent::{Context, CrossEntropy, Input, Reduction};
+///
+/// let ctx = Context::new()?;
+/// println!("running on {}", ctx.adapter_info().name);
+/// let loss = CrossEntropy { reduction: Reduction::None, ..Default::default() };
+/// let out = ctx.compute(&loss, Input::new(&[0.0f32, 0.0, 0.0, 0.0], [2, 2]), &[0u32, 1])?;
+/// let per_row = out.loss.values();
+/// assert!(per_row.iter().all(|v| (v - std::f32::consts::LN_2).abs() < 1e-6));
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Context {
     host: Host,
@@ -118,6 +130,17 @@ fn machine_adapters() -> Vec<wgpu::Adapter> {
 ///
 /// Honours `WGPU_BACKEND` (e.g. `vulkan`, `metal,dx12`), `WGPU_ADAPTER_NAME` (a case-insensitive
 /// substring of the adapter's name) and `WGPU_POWER_PREF` (`high` or `low`).
+///
+/// ```
+/// // A context on every GL adapter, e.g. to compare backends.
+/// for adapter in xent::adapters() {
+///     if adapter.get_info().backend == xent::wgpu::Backend::Gl {
+///         let ctx = xent::Context::from_adapter(adapter)?;
+///         println!("{} on GL", ctx.adapter_info().name);
+///     }
+/// }
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[cfg(not(target_arch = "wasm32"))]
 pub fn adapters() -> Vec<wgpu::Adapter> {
     pollster::block_on(find_adapters())
@@ -181,7 +204,7 @@ impl Context {
     /// virtual, then software (such as Mesa's lavapipe). See [`adapters`] for the environment
     /// variables it honours.
     ///
-    /// ```no_run
+    /// ```
     /// let ctx = xent::Context::new()?;
     /// println!("xent runs on {}", ctx.adapter_info().name);
     /// # Ok::<(), xent::Error>(())
@@ -354,7 +377,7 @@ impl Context {
     /// [`LogSoftmax`](crate::LogSoftmax)); `targets` are class indices (`&[u32]`, `&[i32]`,
     /// `&[i64]`), values (`&[f32]`) or [`Targets::None`].
     ///
-    /// ```no_run
+    /// ```
     /// use xent::{Context, CrossEntropy, Input};
     ///
     /// let ctx = Context::new()?;
@@ -458,25 +481,45 @@ impl Context {
     ///
     /// Inputs are f32, f16 or bf16 ([`GpuTensor::with_dtype`](crate::GpuTensor::with_dtype));
     /// class-index targets are i32, values f32 (class indices and BCE values are checked by
-    /// the kernel: see [`PreparedLoss::check_targets`]). Every buffer needs
-    /// `wgpu::BufferUsages::STORAGE`.
+    /// the kernel: see [`PreparedLoss::check_targets`]).
     ///
-    /// ```no_run
+    /// Buffer usages, checked with a typed [`Error::BufferUsage`](crate::Error::BufferUsage)
+    /// naming the flag before anything is recorded:
+    ///
+    /// | buffer | needs |
+    /// |---|---|
+    /// | input (logits, probabilities) | `STORAGE`; also `COPY_SRC` to [`read_grad`](PreparedLoss::read_grad) a [`GradMode::InPlace`](crate::GradMode::InPlace) gradient, which lies in it |
+    /// | targets (class indices or values) | `STORAGE` |
+    ///
+    /// xent never maps your buffers or writes them from the host; only an in-place gradient
+    /// writes your input, and only when the recorded work runs. The loss, a separate
+    /// gradient and the upstream gradient live in buffers xent owns
+    /// ([`PreparedLoss::loss_buffer`], [`PreparedLoss::grad_buffer`]).
+    ///
+    /// ```
+    /// use xent::wgpu::{self, util::DeviceExt};
     /// use xent::{Context, CrossEntropy, GpuInput, GpuTargets, GradMode};
-    /// use xent::wgpu::util::DeviceExt;
     ///
     /// let ctx = Context::new()?;
-    /// let usage = xent::wgpu::BufferUsages::STORAGE;
-    /// let logits = ctx.device().create_buffer_init(&xent::wgpu::util::BufferInitDescriptor {
-    ///     label: None, contents: bytemuck::cast_slice(&[2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0]), usage });
-    /// let labels = ctx.device().create_buffer_init(&xent::wgpu::util::BufferInitDescriptor {
-    ///     label: None, contents: bytemuck::cast_slice(&[0i32, 2]), usage });
+    /// let buffer = |contents: &[u8]| {
+    ///     ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///         label: None,
+    ///         contents,
+    ///         usage: wgpu::BufferUsages::STORAGE,
+    ///     })
+    /// };
+    /// let logits = buffer(xent::bytemuck::cast_slice(&[2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0]));
+    /// let labels = buffer(xent::bytemuck::cast_slice(&[0i32, 2]));
     /// let input = GpuInput::new(&logits, [2, 3]).with_grad(GradMode::Separate);
     /// let prepared = ctx.prepare(&CrossEntropy::default(), input, GpuTargets::indices(&labels))?;
     /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
     /// prepared.record(&mut encoder);
     /// ctx.queue().submit([encoder.finish()]);
-    /// println!("{:?}", prepared.read_loss()?);
+    /// let loss = prepared.read_loss()?.scalar().unwrap();
+    /// let host = xent::Input::new(&[2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0], [2, 3]);
+    /// let want = xent::reference::compute(&CrossEntropy::default(), host, &[0i32, 2])?;
+    /// assert!((f64::from(loss) - want.loss.scalar().unwrap()).abs() < 1e-6);
+    /// assert_eq!(prepared.read_grad()?.unwrap().len(), 6);
     /// # Ok::<(), xent::Error>(())
     /// ```
     #[cfg(not(target_arch = "wasm32"))]

@@ -2,6 +2,16 @@
 
 /// Element types of logits (and BCE inputs) and of gradients on the GPU. Arithmetic is always
 /// f32; f16 and bf16 are converted on load and store.
+///
+/// ```
+/// use xent::{Dtype, GpuTensor};
+/// # let ctx = xent::Context::new()?;
+/// # let buffer = ctx.device().create_buffer(&xent::wgpu::BufferDescriptor {
+/// #     label: None, size: 64, usage: xent::wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// let half = GpuTensor::new(&buffer).with_dtype(Dtype::F16); // needs the device's SHADER_F16
+/// assert_eq!(Dtype::default(), Dtype::F32);
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Dtype {
     /// 32-bit float.

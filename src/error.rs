@@ -1,7 +1,25 @@
 //! The one error type of the crate.
 
 /// Everything that can go wrong in xent. Every public function returns `Result<_, Error>`;
-/// nothing in the public API panics on bad input, out-of-memory or a lost device.
+/// nothing in the public API panics on bad input, out-of-memory or a lost device. Bad input is
+/// refused before anything runs, with a variant that says what was wrong:
+///
+/// ```
+/// use xent::{Context, CrossEntropy, Error, Input};
+///
+/// let ctx = Context::new()?;
+/// let logits = [0.5f32, 1.0, -1.0, 2.0]; // (2, 2)
+/// let bad = ctx.compute(&CrossEntropy::default(), Input::new(&logits, [2, 2]), &[0i64, 7]);
+/// match bad {
+///     Err(Error::LabelOutOfRange { row, label, classes, .. }) => {
+///         assert_eq!((row, label, classes), (1, 7, 2));
+///     }
+///     other => panic!("expected LabelOutOfRange, got {other:?}"),
+/// }
+/// let short = ctx.compute(&CrossEntropy::default(), Input::new(&logits, [2, 3]), &[0i64, 1]);
+/// assert!(matches!(short, Err(Error::ShapeMismatch { .. })));
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -181,12 +199,16 @@ pub enum Error {
     },
 
     /// A caller's GPU buffer lacks a usage xent needs.
-    #[error("{what} buffer was created without wgpu::BufferUsages::{needed}; add it")]
+    #[error(
+        "the {what} buffer was created without wgpu::BufferUsages::{needed}, which {why}; add it"
+    )]
     BufferUsage {
         /// Which buffer.
         what: &'static str,
         /// The missing usage.
         needed: &'static str,
+        /// What needs it.
+        why: &'static str,
     },
 
     /// The device ran out of memory.

@@ -11,7 +11,7 @@
 //! [`BinaryCrossEntropyWithLogits`], [`LogSoftmax`]) carrying PyTorch's options; a [`Context`]
 //! computes any of them with one verb, `compute(loss, input, targets)`:
 //!
-//! ```no_run
+//! ```
 //! use xent::{Context, CrossEntropy, Input};
 //!
 //! let ctx = Context::new()?; // the best adapter on this machine
@@ -96,4 +96,10 @@ pub use loss::{
 };
 pub use plan::Tuning;
 pub use prepared::{GradMode, PreparedLoss};
+/// The wgpu xent is built on: create your device, buffers and encoders with it, so that both
+/// sides agree on one wgpu.
 pub use wgpu;
+
+/// bytemuck, to view `&[f32]` and `&[i32]` as the bytes a buffer is created from
+/// (`xent::bytemuck::cast_slice`).
+pub use bytemuck;

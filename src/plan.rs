@@ -61,6 +61,14 @@ pub(crate) const CACHE: usize = 16;
 /// Knobs of the launch plan. [`Tuning::for_device`] picks them by adapter type; a context can
 /// run with others ([`Context::with_tuning`](crate::Context::with_tuning)) to benchmark them or to test every kernel path on
 /// one adapter.
+///
+/// ```
+/// let ctx = xent::Context::new()?;
+/// // Merge the threads of a row through workgroup memory even where subgroups exist.
+/// let plain = ctx.with_tuning(xent::Tuning { subgroups: false, ..ctx.tuning() });
+/// assert_eq!(plain.subgroup_size(), None);
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
     /// Logits each thread of a row kernel aims to read (at least 1). At most 16 per thread

@@ -9,6 +9,17 @@ use crate::gpu::Gpu;
 use crate::loss::{Loss, Reduction};
 
 /// Whether a prepared loss also computes the gradient, and where it goes.
+///
+/// ```
+/// # let ctx = xent::Context::new()?;
+/// # let logits = ctx.device().create_buffer(&xent::wgpu::BufferDescriptor {
+/// #     label: None, size: 24, usage: xent::wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// use xent::{GpuInput, GradMode};
+/// let loss_only = GpuInput::new(&logits, [2, 3]); // GradMode::Off
+/// let over_the_logits = GpuInput::new(&logits, [2, 3]).with_grad(GradMode::InPlace);
+/// assert_eq!(GradMode::default(), GradMode::Off);
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GradMode {
     /// The loss only.
@@ -31,6 +42,35 @@ pub enum GradMode {
 /// nothing back), so it can run inside a caller's pipeline every step; [`read_loss`](
 /// Self::read_loss) and [`read_grad`](Self::read_grad) copy results back when asked.
 /// The upstream gradient starts at ones; [`set_upstream`](Self::set_upstream) changes it.
+///
+/// ```
+/// use xent::wgpu::{self, util::DeviceExt};
+/// use xent::{BinaryCrossEntropyWithLogits, Context, GpuInput, GpuTargets, GradMode, Reduction};
+///
+/// let ctx = Context::new()?;
+/// let buffer = |values: &[f32]| {
+///     ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+///         label: None,
+///         contents: xent::bytemuck::cast_slice(values),
+///         usage: wgpu::BufferUsages::STORAGE,
+///     })
+/// };
+/// let (x, t) = (buffer(&[0.0, 2.0, -3.0]), buffer(&[1.0, 0.0, 1.0]));
+/// let loss = BinaryCrossEntropyWithLogits { reduction: Reduction::Sum, ..Default::default() };
+/// let input = GpuInput::new(&x, [3]).with_grad(GradMode::Separate);
+/// let prepared = ctx.prepare(&loss, input, GpuTargets::values(&t))?;
+/// prepared.set_upstream(&[2.0])?; // dL/d(loss), e.g. a loss scale
+/// // Every step: record into your own encoder (here alone), submit, read only when you want.
+/// for _ in 0..3 {
+///     let mut encoder = ctx.device().create_command_encoder(&Default::default());
+///     prepared.record(&mut encoder);
+///     ctx.queue().submit([encoder.finish()]);
+/// }
+/// // dL/dx = 2 (sigmoid(x) - t); at x = 0, t = 1 that is -1.
+/// let grad = prepared.read_grad()?.unwrap();
+/// assert!((grad[0] + 1.0).abs() < 1e-6);
+/// # Ok::<(), xent::Error>(())
+/// ```
 pub struct PreparedLoss {
     pub(crate) gpu: Gpu,
     pub(crate) program: Program,
@@ -208,6 +248,19 @@ impl GradOut {
         })
     }
 
+    /// Reading copies the gradient out of its buffer: an in-place gradient lies in the
+    /// caller's logits, which then need `COPY_SRC` (xent's own gradient buffers have it).
+    fn check_copyable(&self) -> Result<()> {
+        if self.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+            return Ok(());
+        }
+        Err(Error::BufferUsage {
+            what: "logits",
+            needed: "COPY_SRC",
+            why: "read_grad needs to copy an in-place gradient out of it",
+        })
+    }
+
     /// The 4-byte words that hold it.
     pub(crate) fn words(&self) -> usize {
         (self.len * self.dtype.size() as usize).div_ceil(4)
@@ -354,6 +407,7 @@ impl PreparedLoss {
             return Ok(None);
         };
         grad.check_packed()?;
+        grad.check_copyable()?;
         let values = self
             .read("read_grad", Some((&grad.buffer, grad.words())))
             .await?;

@@ -8,6 +8,32 @@ use crate::plan::check_binding;
 /// matrix the distance between rows in elements, and the element type (f32 unless set; class
 /// indices are i32 and targets f32 whatever this says). A `&wgpu::Buffer` converts into a
 /// packed f32 tensor at offset 0.
+///
+/// ```
+/// use xent::wgpu::{self, util::DeviceExt};
+/// use xent::{Context, Dtype, GpuInput, GpuTargets, GpuTensor, LogSoftmax};
+///
+/// let ctx = Context::new()?;
+/// // Two rows of 3 bf16 logits (two per u32, low half first), each row padded to 4 elements,
+/// // after an 8-byte header of other data.
+/// let bf16 = |x: f32| (x.to_bits() >> 16) as u16;
+/// let mut words = vec![0u16; 4];
+/// for row in [[1.0f32, 2.0, 3.0], [0.5, 0.5, 0.5]] {
+///     words.extend(row.map(bf16));
+///     words.push(0);
+/// }
+/// let buffer = ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+///     label: None,
+///     contents: xent::bytemuck::cast_slice(&words),
+///     usage: wgpu::BufferUsages::STORAGE,
+/// });
+/// let logits = GpuTensor::new(&buffer).at(8).with_row_stride(4).with_dtype(Dtype::Bf16);
+/// let prepared = ctx.prepare(&LogSoftmax, GpuInput::new(logits, [2, 3]), GpuTargets::None)?;
+/// prepared.run()?;
+/// let logp = prepared.read_loss()?;
+/// assert!((logp.values()[3] + 3f32.ln()).abs() < 1e-6); // uniform row: -ln 3
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct GpuTensor<'a> {
     /// The buffer (created with `wgpu::BufferUsages::STORAGE`).
@@ -132,6 +158,7 @@ impl<'a> GpuTensor<'a> {
             return Err(Error::BufferUsage {
                 what,
                 needed: "STORAGE",
+                why: "every buffer a kernel binds needs",
             });
         }
         let too_small = |needed| Error::BufferTooSmall {

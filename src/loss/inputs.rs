@@ -51,7 +51,7 @@ impl<'a> Input<'a> {
     /// `grad`: it is in `values`. Categorical cross-entropy only; on an error `values` are
     /// left unchanged.
     ///
-    /// ```no_run
+    /// ```
     /// # let ctx = xent::Context::new()?;
     /// let mut logits = vec![2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0];
     /// let out = ctx.compute(&xent::CrossEntropy::default(), xent::Input::in_place(&mut logits, [2, 3]), &[0u32, 2])?;
@@ -201,7 +201,7 @@ targets_from!(f32, Targets::Values);
 /// The input of a loss on the GPU: a tensor in a caller's buffer, its shape, and where its
 /// gradient goes (none by default).
 ///
-/// ```no_run
+/// ```
 /// # fn f(ctx: &xent::Context, logits: &xent::wgpu::Buffer, labels: &xent::wgpu::Buffer) -> xent::Result<()> {
 /// use xent::{CrossEntropy, GpuInput, GpuTargets, GradMode};
 ///
@@ -232,7 +232,21 @@ impl<'a> GpuInput<'a> {
     }
 }
 
-/// The targets of a loss on the GPU.
+/// The targets of a loss on the GPU: class indices (i32), values (f32: probabilities or BCE
+/// targets), or none (log-softmax).
+///
+/// ```
+/// # use xent::wgpu;
+/// # let ctx = xent::Context::new()?;
+/// # let new = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+/// #     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// let (labels, probabilities) = (new(8), new(24));
+/// let indices = xent::GpuTargets::indices(&labels); // (N,) i32 class indices
+/// let values = xent::GpuTargets::values(&probabilities); // (N, C) f32, or BCE's shape
+/// assert!(matches!(indices, xent::GpuTargets::Indices(_)));
+/// assert!(matches!(values, xent::GpuTargets::Values(_)));
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub enum GpuTargets<'a> {
     /// No targets (log-softmax).

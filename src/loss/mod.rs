@@ -22,6 +22,16 @@ pub enum Reduction {
 
 /// A loss value: a scalar for `Mean` and `Sum`, one value per row or element for `None`.
 /// xent's GPU results are `Loss<f32>`; [`crate::reference`] gives `Loss<f64>`.
+///
+/// ```
+/// use xent::{Input, Loss, LogSoftmax, Targets};
+///
+/// let out = xent::reference::compute(&LogSoftmax, Input::new(&[0.0f32, 0.0], [1, 2]), Targets::None)?;
+/// let Loss::Unreduced(logp) = &out.loss else { unreachable!("log-softmax is per element") };
+/// assert_eq!(out.loss.scalar(), None);
+/// assert!((logp[0] + std::f64::consts::LN_2).abs() < 1e-12);
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum Loss<T = f32> {
     /// The reduced loss (`Reduction::Mean` or `Reduction::Sum`).
@@ -97,7 +107,7 @@ impl ClassIndex for i64 {
 /// results are read), a weight of the wrong length or not finite, `label_smoothing` outside
 /// [0, 1].
 ///
-/// ```no_run
+/// ```
 /// use xent::{Context, CrossEntropy, Input, Reduction};
 ///
 /// let ctx = Context::new()?;
@@ -142,7 +152,7 @@ impl Default for CrossEntropy {
 /// on the host before anything runs, for GPU tensors when results are read), a weight of the
 /// wrong length or not finite.
 ///
-/// ```no_run
+/// ```
 /// let ctx = xent::Context::new()?;
 /// let out = ctx.compute(&xent::BinaryCrossEntropy::default(), xent::Input::new(&[0.9, 0.2], [2]), &[1.0f32, 0.0])?;
 /// # Ok::<(), xent::Error>(())
@@ -167,7 +177,7 @@ pub struct BinaryCrossEntropy {
 /// such targets, but they are no probabilities, and its loss formula no longer holds for
 /// them), a weight or pos_weight of the wrong length or not finite.
 ///
-/// ```no_run
+/// ```
 /// use xent::{BinaryCrossEntropyWithLogits, Context, Input};
 ///
 /// let ctx = Context::new()?;
@@ -195,7 +205,7 @@ pub struct BinaryCrossEntropyWithLogits {
 /// Finite for any finite logits; a -inf logit gives -inf; a row holding NaN or +inf gives NaN
 /// (as PyTorch).
 ///
-/// ```no_run
+/// ```
 /// let ctx = xent::Context::new()?;
 /// let out = ctx.compute(&xent::LogSoftmax, xent::Input::new(&[1.0, 2.0, 3.0], [1, 3]), xent::Targets::None)?;
 /// assert_eq!(out.loss.values().len(), 3);

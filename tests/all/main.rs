@@ -4,6 +4,7 @@
 mod caches;
 mod cli;
 mod common;
+mod docs;
 mod dtypes;
 mod errors;
 mod failures;

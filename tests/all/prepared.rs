@@ -204,8 +204,46 @@ fn callers_buffers_are_checked() {
             GpuInput::new(&not_storage, [2, 3]).with_grad(GradMode::Off),
             GpuTargets::indices(&labels)
         ),
-        Err(Error::BufferUsage { what: "logits", .. })
+        Err(Error::BufferUsage {
+            what: "logits",
+            needed: "STORAGE",
+            ..
+        })
     ));
+    // An in-place gradient is read by copying it out of the caller's logits: without
+    // COPY_SRC that is a typed error naming the flag, before any copy is recorded, and the
+    // loss still reads.
+    let storage_only = ctx
+        .device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&[0.5f32, -1.0, 2.0, 0.0, 1.0, -0.5]),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+    let in_place = ctx
+        .prepare(
+            &options,
+            GpuInput::new(&storage_only, [2, 3]).with_grad(GradMode::InPlace),
+            GpuTargets::indices(&labels),
+        )
+        .unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    in_place.record(&mut encoder);
+    ctx.queue().submit([encoder.finish()]);
+    assert!(in_place.read_loss().unwrap().scalar().unwrap().is_finite());
+    let missing = in_place.read_grad().unwrap_err();
+    assert!(
+        matches!(
+            missing,
+            Error::BufferUsage {
+                what: "logits",
+                needed: "COPY_SRC",
+                ..
+            }
+        ),
+        "{missing}"
+    );
+    assert!(missing.to_string().contains("wgpu::BufferUsages::COPY_SRC"));
     let prepared = ctx
         .prepare(
             &options,
