@@ -26,7 +26,7 @@ fn main(@builtin(local_invocation_index) local: u32,
             let t = target_[params.t_first + i];
             var w = 1.0;
             if (HAS_WEIGHT) {
-                w = weight[i];
+                w = weight[(params.weight_base + i) % params.weight_period];
             }
             let log_p = max(log_careful(p), -100.0);
             let log_1mp = max(log1p_careful(-p), -100.0);

@@ -1,6 +1,6 @@
 // Binary cross-entropy with logits x: forward, and with GRAD the gradient in the same pass.
 //   l_i = w_i ((1 - t_i) x_i - q_i logsigmoid(x_i)),  q_i = 1 + (pos_weight_d - 1) t_i,
-//   logsigmoid(x) = min(x, 0) - log1p(exp(-|x|)),  d = i mod last_dim,
+//   logsigmoid(x) = min(x, 0) - log1p(exp(-|x|)),  d = i mod pos_period,
 // computed in the algebraically equal form
 //   l_i = w_i (h_i + q_i log1p(exp(-|x_i|))),  h_i = (1 - t_i) x_i if x_i >= 0 else -pos_weight_d t_i x_i,
 // whose two terms are both >= 0 for t in [0, 1]: PyTorch's form cancels to zero in f32 when
@@ -55,11 +55,11 @@ fn main(@builtin(local_invocation_index) local: u32,
             let t = target_[params.t_first + i];
             var pw = 1.0;
             if (HAS_POS_WEIGHT) {
-                pw = pos_weight[(params.elem_base + i) % params.last_dim];
+                pw = pos_weight[(params.pos_base + i) % params.pos_period];
             }
             var w = 1.0;
             if (HAS_WEIGHT) {
-                w = weight[i];
+                w = weight[(params.weight_base + i) % params.weight_period];
             }
             let q = 1.0 + (pw - 1.0) * t;
             var h = (1.0 - t) * x;

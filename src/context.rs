@@ -447,7 +447,7 @@ impl Context {
                 targets,
                 ..
             } => {
-                let labels = targets.to_i64();
+                let labels = targets.to_i64()?;
                 let targets = HostTargets::Indices(&labels);
                 host.cross_entropy(values, classes, targets, options, upstream, mode)
                     .await?

@@ -90,6 +90,16 @@ pub enum Error {
         ignore_index: i64,
     },
 
+    /// A `usize` class index from the host too large for i64, the type PyTorch compares
+    /// labels in (and so outside [0, C) for any C).
+    #[error("target {label} at row {row} is beyond i64, the type class indices are compared in, and so outside [0, C)")]
+    LabelTooLarge {
+        /// The row of the first such target.
+        row: usize,
+        /// Its value.
+        label: usize,
+    },
+
     /// A value of binary cross-entropy outside `[0, 1]` (or NaN): an input probability of
     /// [`BinaryCrossEntropy`](crate::BinaryCrossEntropy), or a target of either binary loss.
     /// Found on the host before anything runs; for tensors on the GPU, recorded by the kernel

@@ -27,7 +27,7 @@
 //!
 //! [`Input`] holds the values and their shape, and asks for the gradient
 //! ([`Input::with_grad`], [`Input::with_upstream`]) or for the gradient written over the
-//! values ([`Input::in_place`]). Targets are class indices (`&[u32]`, `&[i32]`, `&[i64]`),
+//! values ([`Input::in_place`]). Targets are class indices (`&[u32]`, `&[i32]`, `&[i64]`, `&[usize]`),
 //! values (`&[f32]`) or [`Targets::None`]. The result is an [`Output`]: the [`Loss`] and the
 //! gradient when asked for. Buffers and pipelines are kept for the next call of the same shape
 //! ([`CacheBudget`]).

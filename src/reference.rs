@@ -51,7 +51,7 @@ pub fn compute<'a>(
             targets,
             ..
         } => {
-            let labels = targets.to_i64();
+            let labels = targets.to_i64()?;
             let rows = validate::cross_entropy_indices(values, classes, &labels, options)?;
             (rows, options.reduction)
         }
@@ -98,7 +98,7 @@ pub fn compute<'a>(
             classes,
             targets,
             ..
-        } => cross_entropy_f64(&x, classes, &targets.to_i64(), options, up),
+        } => cross_entropy_f64(&x, classes, &targets.to_i64()?, options, up),
         Call::Probs {
             options,
             classes,
@@ -115,8 +115,8 @@ pub fn compute<'a>(
             targets,
             ..
         } => {
-            let last_dim = o.pos_weight.as_ref().map_or(1, Vec::len);
-            bce_logits_f64(&x, &widen(targets), o, last_dim, up)
+            let pos_period = o.pos_weight.as_ref().map_or(1, Vec::len);
+            bce_logits_f64(&x, &widen(targets), o, pos_period, up)
         }
     };
     Ok(Output {
@@ -266,7 +266,8 @@ fn cross_entropy_probs_f64(
 
 /// The elementwise weight of element `i` (1 when absent).
 fn element_weight(weight: Option<&Vec<f32>>, i: usize) -> f64 {
-    weight.map_or(1.0, |w| f64::from(w[i]))
+    // A weight of the input's trailing dimensions repeats over the leading ones.
+    weight.map_or(1.0, |w| f64::from(w[i % w.len()]))
 }
 
 /// BCE on probabilities in f64, with the gradient when `upstream` is given.
@@ -325,7 +326,7 @@ fn bce_logits_f64(
     x: &[f64],
     t: &[f64],
     options: &BinaryCrossEntropyWithLogits,
-    last_dim: usize,
+    pos_period: usize,
     upstream: Option<&[f64]>,
 ) -> (Loss<f64>, Vec<f64>) {
     let len = x.len();
@@ -336,7 +337,7 @@ fn bce_logits_f64(
         let pw = options
             .pos_weight
             .as_ref()
-            .map_or(1.0, |pw| f64::from(pw[i % last_dim]));
+            .map_or(1.0, |pw| f64::from(pw[i % pos_period]));
         losses.push(w * bce_logits_term(x[i], t[i], pw));
         if let Some(upstream) = upstream {
             let s = scale(upstream, options.reduction, len as f64, i);

@@ -2,11 +2,11 @@
 // the same place, and helpers (which use the kernel's `upstream` declaration).
 
 // The parameters of one dispatch of the BCE kernels, mirrored by `Params` in
-// src/loss/binary.rs, and the bindings both kernels have in the same place.
+// src/kernels/binary.rs, and the bindings both kernels have in the same place.
 struct Params {
-    // Elements of this dispatch (a chunk of the input), and pos_weight's length.
+    // Elements of this dispatch (a chunk of the input), and pos_weight's period (below).
     len: u32,
-    last_dim: u32,
+    pos_period: u32,
     // Element index of element 0 of the input and the target in their bindings.
     x_first: u32,
     t_first: u32,
@@ -18,6 +18,15 @@ struct Params {
     // Reduction of the loss, as the host's `Reduction`: 0 none (one value per element), 1 mean,
     // 2 sum.
     reduction: u32,
+    // The weight of element i of this dispatch is weight[(weight_base + i) % weight_period]: a
+    // weight of the input's trailing dimensions repeats over the leading ones (as PyTorch
+    // broadcasts it) and is bound whole; a full-size weight too large for that is bound as
+    // this chunk's window with a period that never wraps.
+    weight_base: u32,
+    weight_period: u32,
+    // pos_weight's element i is pos_weight[(pos_base + i) % pos_period], in the same way.
+    pos_base: u32,
+    _pad: u32,
 }
 
 override HAS_WEIGHT: bool = false;

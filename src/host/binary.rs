@@ -25,6 +25,16 @@ fn bce_inputs<'a>(
     ]
 }
 
+/// The weight of the elements `part` of a BCE input, from a weight that repeats over the
+/// input every `w.len()` elements: `w` itself where the part is whole periods of it.
+fn part_weight(w: &[f32], part: &Range<usize>) -> Vec<f32> {
+    let period = w.len().max(1);
+    if part.start.is_multiple_of(period) && part.len().is_multiple_of(period) {
+        return w.to_vec();
+    }
+    part.clone().map(|i| w[i % period]).collect()
+}
+
 impl Host {
     /// Binary cross-entropy (on probabilities or with logits) of host slices: validation (the
     /// upstream gradient defaults to ones where `mode` asks for a gradient), then the host
@@ -45,8 +55,9 @@ impl Host {
         let reduction = loss.reduction();
         let tuning = self.gpu.tuning();
         let run_part = |part: Range<usize>, reduction, upstream| async move {
-            // Elementwise weights are cut with the part; pos_weight spans every row.
-            let weight = weight.as_ref().map(|w| w[part.clone()].to_vec());
+            // Each weight repeats over a part that is whole periods of it, and is cut to the
+            // part's elements otherwise.
+            let weight = weight.as_ref().map(|w| part_weight(w, &part));
             let probs;
             let logits;
             let (kind, part_loss) = match pos_weight {
@@ -55,7 +66,7 @@ impl Host {
                     (HostLoss::Bce, BinaryLoss::Probs(&probs))
                 }
                 Some(pos_weight) => {
-                    let pos_weight = pos_weight.clone();
+                    let pos_weight = pos_weight.as_ref().map(|w| part_weight(w, &part));
                     logits = BinaryCrossEntropyWithLogits {
                         weight,
                         pos_weight,
@@ -77,9 +88,17 @@ impl Host {
             })
             .await
         };
-        // Parts start at multiples of pos_weight's length, so each part indexes it from 0.
-        let last_dim = pos_weight.and_then(Option::as_ref).map_or(1, Vec::len);
-        self.bce(input.len(), reduction, last_dim, upstream, mode, run_part)
+        // Parts are whole periods of the weights shorter than the input (each period divides
+        // the longer ones: they are trailing parts of one shape), so those repeat as they are.
+        let periods = [weight.as_ref(), pos_weight.and_then(Option::as_ref)];
+        let multiple = periods
+            .into_iter()
+            .flatten()
+            .map(Vec::len)
+            .filter(|&p| p < input.len())
+            .max()
+            .unwrap_or(1);
+        self.bce(input.len(), reduction, multiple, upstream, mode, run_part)
             .await
     }
 

@@ -18,20 +18,24 @@ use crate::prepared::{GradMode, PreparedLoss, StatusKind, TargetStatus};
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
     len: u32,
-    last_dim: u32,
+    pos_period: u32,
     x_first: u32,
     t_first: u32,
     elem_base: u32,
     pair_base: u32,
     total_len: u32,
     reduction: u32,
+    weight_base: u32,
+    weight_period: u32,
+    pos_base: u32,
+    _pad: u32,
 }
 
 /// What differs between the two BCE kernels.
 struct BceKind<'a> {
     kernel: Kernel,
     weight: Option<&'a [f32]>,
-    /// pos_weight (BCE with logits only) and the last dimension it spans.
+    /// pos_weight (BCE with logits only) and its period over the input.
     pos_weight: Option<(Option<&'a [f32]>, usize)>,
     reduction: Reduction,
 }
@@ -50,7 +54,7 @@ pub(crate) fn prepare_binary(
         BinaryLoss::Probs(o) => (o.weight.as_deref(), o.reduction),
         BinaryLoss::Logits(o) => (o.weight.as_deref(), o.reduction),
     };
-    validate::weights("weight", weight, len, "one weight per input element")?;
+    validate::period("weight", weight, len)?;
     let kind = match loss {
         BinaryLoss::Probs(_) => BceKind {
             kernel: Kernel::Bce,
@@ -63,7 +67,7 @@ pub(crate) fn prepare_binary(
             BceKind {
                 kernel: Kernel::BceLogits,
                 weight,
-                pos_weight: Some((pos_weight, validate::last_dim(len, pos_weight)?)),
+                pos_weight: Some((pos_weight, validate::period("pos_weight", pos_weight, len)?)),
                 reduction,
             }
         }
@@ -91,8 +95,7 @@ fn prepare_bce(
     input.check_extent("input", len, 1)?;
     target.check_extent("target", len, 1)?;
     let grid = plan::elementwise_grid(len, gpu.limits())?;
-    let weight = buffers::upload(gpu, "weight", kind.weight.unwrap_or(&[]))?;
-    let last_dim = kind.pos_weight.map_or(1, |(_, d)| d);
+    let weight = ElementWeight::new(gpu, "weight", kind.weight, len)?;
     let buffers = LossBuffers::new(gpu, kind.reduction, len, grid, grad, len, &input)?;
     // Per element: the input and target, and xent's weight and outputs.
     let callers = [input.dtype.size(), 4];
@@ -109,7 +112,7 @@ fn prepare_bce(
     let pos_weight = match kind.pos_weight {
         Some((pw, _)) => {
             constants.push(("HAS_POS_WEIGHT", u32::from(pw.is_some())));
-            Some(buffers::upload(gpu, "pos_weight", pw.unwrap_or(&[]))?)
+            Some(ElementWeight::new(gpu, "pos_weight", pw, len)?)
         }
         None => None,
     };
@@ -120,25 +123,28 @@ fn prepare_bce(
     for range in chunks {
         let x = input.rows_window(gpu.limits(), "input", range.clone(), 1)?;
         let t = target.rows_window(gpu.limits(), "target", range.clone(), 1)?;
+        let weight_part = weight.part(gpu.limits(), range.clone())?;
+        let pos_part = match &pos_weight {
+            Some(pw) => Some(pw.part(gpu.limits(), range.clone())?),
+            None => None,
+        };
         let params = buffers::uniform(
             gpu,
             &Params {
                 len: range.len() as u32,
-                last_dim: last_dim as u32,
+                pos_period: pos_part.as_ref().map_or(1, |p| p.period),
                 x_first: x.first,
                 t_first: t.first,
                 elem_base: range.start as u32,
                 pair_base: (range.start / block) as u32,
                 total_len: len as u32,
                 reduction: kind.reduction.shader_code(),
+                weight_base: weight_part.base,
+                weight_period: weight_part.period,
+                pos_base: pos_part.as_ref().map_or(0, |p| p.base),
+                _pad: 0,
             },
         )?;
-        let weight_part = match kind.weight {
-            Some(_) => {
-                GpuTensor::new(&weight).rows_window(gpu.limits(), "weight", range.clone(), 1)?
-            }
-            None => GpuTensor::new(&weight).window(gpu.limits(), "weight", 1, 1)?,
-        };
         let [out, upstream, grad_part] = buffers.chunk(range.clone(), 1);
         let mut bindings = vec![
             ("params", whole(&params)),
@@ -146,8 +152,8 @@ fn prepare_bce(
             ("target_", t.binding),
             ("weight", weight_part.binding),
         ];
-        if let Some(pw) = &pos_weight {
-            bindings.push(("pos_weight", whole(pw)));
+        if let Some(pw) = pos_part {
+            bindings.push(("pos_weight", pw.binding));
         }
         bindings.extend([out, upstream, grad_part, ("status", whole(&status.buffer))]);
         launch::dispatch(
@@ -159,4 +165,82 @@ fn prepare_bce(
         )?;
     }
     Ok(buffers.finish(gpu, program)?.watch(status))
+}
+
+/// BCE's weight (or pos_weight) on the GPU: a weight of the input's trailing dimensions (its length a period
+/// of the input), bound whole and repeated over the leading ones; or, when that is larger than
+/// a binding, a full-size weight windowed chunk by chunk (a shorter one is first repeated to
+/// the input's length on the host, the one case that costs memory of the input's size).
+struct ElementWeight {
+    buffer: wgpu::Buffer,
+    /// Elements of the weight, repeating over the input (1 without a weight).
+    period: usize,
+    /// Whether each chunk binds its own window of a full-size weight.
+    windowed: bool,
+}
+
+/// The weight of one chunk: its binding, and where element 0 of the chunk finds its weight.
+struct WeightPart<'a> {
+    binding: wgpu::BufferBinding<'a>,
+    base: u32,
+    period: u32,
+}
+
+impl ElementWeight {
+    fn new(
+        gpu: &Gpu,
+        what: &'static str,
+        weight: Option<&[f32]>,
+        len: usize,
+    ) -> Result<ElementWeight> {
+        let Some(w) = weight else {
+            let buffer = buffers::upload::<f32>(gpu, what, &[])?;
+            return Ok(ElementWeight {
+                buffer,
+                period: 1,
+                windowed: false,
+            });
+        };
+        let fits =
+            (w.len() as u64).saturating_mul(4) <= gpu.limits().max_storage_buffer_binding_size;
+        if fits {
+            let buffer = buffers::upload(gpu, what, w)?;
+            return Ok(ElementWeight {
+                buffer,
+                period: w.len(),
+                windowed: false,
+            });
+        }
+        let full: Vec<f32>;
+        let values = if w.len() == len {
+            w
+        } else {
+            full = w.iter().copied().cycle().take(len).collect();
+            &full
+        };
+        Ok(ElementWeight {
+            buffer: buffers::upload(gpu, what, values)?,
+            period: len,
+            windowed: true,
+        })
+    }
+
+    /// The weight of the chunk of elements `range`.
+    fn part(&self, limits: &wgpu::Limits, range: std::ops::Range<usize>) -> Result<WeightPart<'_>> {
+        let tensor = GpuTensor::new(&self.buffer);
+        if self.windowed {
+            let window = tensor.rows_window(limits, "weight", range, 1)?;
+            return Ok(WeightPart {
+                binding: window.binding,
+                base: window.first,
+                period: u32::MAX,
+            });
+        }
+        let window = tensor.window(limits, "weight", self.period.max(1), 1)?;
+        Ok(WeightPart {
+            binding: window.binding,
+            base: (range.start % self.period.max(1)) as u32,
+            period: self.period.max(1) as u32,
+        })
+    }
 }

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::loss::inputs::{GpuTargets, Indices, Targets};
-use crate::loss::{BinaryCrossEntropyWithLogits, BinaryLoss, CrossEntropy, Spec};
+use crate::loss::{BinaryLoss, CrossEntropy, Spec};
 
 /// A loss with its targets, its input's shape checked.
 #[derive(Clone, Copy, Debug)]
@@ -162,21 +162,12 @@ pub(crate) fn check<'a, I, V>(
                 Spec::BinaryCrossEntropy(o) => BinaryLoss::Probs(o),
                 _ => return Err(wrong_targets(name, "a binary loss", given)),
             };
-            if let BinaryLoss::Logits(BinaryCrossEntropyWithLogits {
-                pos_weight: Some(pw),
-                ..
-            }) = loss
-            {
-                let last_dim = shape.last().copied().unwrap_or(1);
-                if pw.len() != last_dim {
-                    return Err(Error::ShapeMismatch {
-                        what: "pos_weight",
-                        expected: last_dim,
-                        got: pw.len(),
-                        hint: format!("the last dimension of the input's shape {shape:?}"),
-                    });
-                }
-            }
+            let (weight, pos_weight) = match loss {
+                BinaryLoss::Probs(o) => (o.weight.as_deref(), None),
+                BinaryLoss::Logits(o) => (o.weight.as_deref(), o.pos_weight.as_deref()),
+            };
+            trailing("weight", weight, shape)?;
+            trailing("pos_weight", pos_weight, shape)?;
             match targets {
                 Given::Values(targets) => Call::Binary {
                     loss,
@@ -191,4 +182,34 @@ pub(crate) fn check<'a, I, V>(
         }
     };
     Ok(call)
+}
+
+/// Checks that a BCE `weight` or `pos_weight` has the length of a trailing part of the input's
+/// shape (the whole shape, its last `k` dimensions, or one value): the shapes PyTorch
+/// broadcasts over the input by repeating them along the leading dimensions. A weight with
+/// size-1 dimensions inside (say (N, 1) for an (N, C) input) is repeated to one of these
+/// shapes by the caller.
+fn trailing(what: &'static str, values: Option<&[f32]>, shape: &[usize]) -> Result<()> {
+    let Some(v) = values else {
+        return Ok(());
+    };
+    let lengths: Vec<usize> = (0..=shape.len())
+        .map(|k| shape[k..].iter().product())
+        .collect();
+    if lengths.contains(&v.len()) {
+        return Ok(());
+    }
+    let parts: Vec<String> = (0..=shape.len())
+        .map(|k| format!("{:?}: {}", &shape[k..], lengths[k]))
+        .collect();
+    Err(Error::ShapeMismatch {
+        what,
+        expected: lengths[0],
+        got: v.len(),
+        hint: format!(
+            "the input's shape {shape:?} or a trailing part of it, repeated over the leading \
+             dimensions as PyTorch broadcasts it ({})",
+            parts.join(", ")
+        ),
+    })
 }

@@ -1,6 +1,7 @@
 //! What a loss is computed on: [`Input`] and [`Targets`] on the host, [`GpuInput`] and
 //! [`GpuTargets`] on the GPU, and what comes back, [`Output`].
 
+use crate::error::{Error, Result};
 use crate::gpu::tensor::GpuTensor;
 use crate::loss::Loss;
 use crate::prepared::GradMode;
@@ -9,7 +10,8 @@ use crate::prepared::GradMode;
 /// gradient with respect to it is wanted.
 ///
 /// Shapes are PyTorch's: `[N, C]` for log-softmax and categorical cross-entropy (row-major);
-/// any shape for binary cross-entropy (its last dimension is the one `pos_weight` spans).
+/// any shape for binary cross-entropy (its `weight` and `pos_weight` may span a trailing part
+/// of it).
 ///
 /// ```
 /// use xent::Input;
@@ -115,8 +117,9 @@ impl<'a> Input<'a> {
     }
 }
 
-/// Class-index targets from the host: `u32`, `i32` or `i64`, compared with `ignore_index`
-/// as i64 (as PyTorch).
+/// Class-index targets from the host: `u32`, `i32`, `i64` or `usize`, compared with
+/// `ignore_index` as i64 (as PyTorch). A `usize` beyond i64 is an error
+/// ([`Error::LabelTooLarge`](crate::Error::LabelTooLarge)), never wrapped.
 #[derive(Clone, Copy, Debug)]
 pub enum Indices<'a> {
     /// `u32` class indices.
@@ -125,6 +128,8 @@ pub enum Indices<'a> {
     I32(&'a [i32]),
     /// `i64` class indices (PyTorch's `long`).
     I64(&'a [i64]),
+    /// `usize` class indices (Rust's index type).
+    Usize(&'a [usize]),
 }
 
 impl Indices<'_> {
@@ -134,6 +139,7 @@ impl Indices<'_> {
             Indices::U32(v) => v.len(),
             Indices::I32(v) => v.len(),
             Indices::I64(v) => v.len(),
+            Indices::Usize(v) => v.len(),
         }
     }
 
@@ -142,13 +148,21 @@ impl Indices<'_> {
         self.len() == 0
     }
 
-    /// The indices as i64, the type PyTorch compares them with `ignore_index` in.
-    pub(crate) fn to_i64(self) -> Vec<i64> {
-        match self {
+    /// The indices as i64, the type PyTorch compares them with `ignore_index` in; a `usize`
+    /// beyond i64 is [`Error::LabelTooLarge`].
+    pub(crate) fn to_i64(self) -> Result<Vec<i64>> {
+        Ok(match self {
             Indices::U32(v) => v.iter().map(|&l| i64::from(l)).collect(),
             Indices::I32(v) => v.iter().map(|&l| i64::from(l)).collect(),
             Indices::I64(v) => v.to_vec(),
-        }
+            Indices::Usize(v) => v
+                .iter()
+                .enumerate()
+                .map(|(row, &label)| {
+                    i64::try_from(label).map_err(|_| Error::LabelTooLarge { row, label })
+                })
+                .collect::<Result<_>>()?,
+        })
     }
 }
 
@@ -196,6 +210,7 @@ macro_rules! targets_from {
 targets_from!(u32, |v| Targets::Indices(Indices::U32(v)));
 targets_from!(i32, |v| Targets::Indices(Indices::I32(v)));
 targets_from!(i64, |v| Targets::Indices(Indices::I64(v)));
+targets_from!(usize, |v| Targets::Indices(Indices::Usize(v)));
 targets_from!(f32, Targets::Values);
 
 /// The input of a loss on the GPU: a tensor in a caller's buffer, its shape, and where its

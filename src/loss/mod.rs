@@ -149,8 +149,8 @@ impl Default for CrossEntropy {
 /// `s w_i (p_i - t_i) / max((1 - p_i) p_i, 1e-12)` (PyTorch's clamp).
 ///
 /// Errors: a probability or target outside [0, 1] or NaN ([`crate::Error::ProbabilityOutOfRange`]:
-/// on the host before anything runs, for GPU tensors when results are read), a weight of the
-/// wrong length or not finite.
+/// on the host before anything runs, for GPU tensors when results are read), a weight of a
+/// shape that does not broadcast, or not finite.
 ///
 /// ```
 /// let ctx = xent::Context::new()?;
@@ -159,7 +159,10 @@ impl Default for CrossEntropy {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BinaryCrossEntropy {
-    /// Elementwise weight, the input's length; all ones when `None`. Must be finite.
+    /// Elementwise weight, broadcast as PyTorch does: the input's shape, or a trailing part of
+    /// it (for an (N, C) input: N x C values, C values, or one), repeated over the leading
+    /// dimensions. All ones when `None`. Must be finite. A weight with size-1 dimensions inside
+    /// (such as (N, 1)) is repeated to one of these shapes first.
     pub weight: Option<Vec<f32>>,
     /// How element losses are combined. Default `Mean` (over all elements).
     pub reduction: Reduction,
@@ -168,14 +171,14 @@ pub struct BinaryCrossEntropy {
 /// Binary cross-entropy with logits, `torch.nn.functional.binary_cross_entropy_with_logits`:
 /// logits `x` of any shape, targets ([`Targets::Values`]) of the same shape,
 /// `l_i = w_i ((1 - t_i) x_i - q_i logsigmoid(x_i))` with `q_i = 1 + (pos_weight_d - 1) t_i`
-/// and `d` the index in the last dimension. Stable for any finite input. `Mean` averages over
+/// and `pos_weight_d` its value for element `i` (see the field). Stable for any finite input. `Mean` averages over
 /// all elements. The gradient is `s w_i ((pos_weight_d t_i + 1 - t_i) sigmoid(x_i) -
 /// pos_weight_d t_i)`.
 ///
 /// Errors: a target outside [0, 1] or NaN ([`crate::Error::ProbabilityOutOfRange`]: on the host
 /// before anything runs, for GPU tensors when results are read; PyTorch's own kernel accepts
 /// such targets, but they are no probabilities, and its loss formula no longer holds for
-/// them), a weight or pos_weight of the wrong length or not finite.
+/// them), a weight or pos_weight of a shape that does not broadcast, or not finite.
 ///
 /// ```
 /// use xent::{BinaryCrossEntropyWithLogits, Context, Input};
@@ -187,11 +190,14 @@ pub struct BinaryCrossEntropy {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BinaryCrossEntropyWithLogits {
-    /// Elementwise weight, the input's length; all ones when `None`. Must be finite.
+    /// Elementwise weight, broadcast as PyTorch does: the input's shape, or a trailing part of
+    /// it (for an (N, C) input: N x C values, C values, or one), repeated over the leading
+    /// dimensions. All ones when `None`. Must be finite. A weight with size-1 dimensions inside
+    /// (such as (N, 1)) is repeated to one of these shapes first.
     pub weight: Option<Vec<f32>>,
-    /// Weight of positive examples per entry of the last dimension: its length is the input's
-    /// last dimension, and it broadcasts over the leading dimensions. All ones when `None`.
-    /// Must be finite.
+    /// Weight of positive examples, broadcast as `weight` is: usually one per entry of the
+    /// last dimension (C values for an (N, C) input), or the input's shape or another trailing
+    /// part of it, repeated over the leading dimensions. All ones when `None`. Must be finite.
     pub pos_weight: Option<Vec<f32>>,
     /// How element losses are combined. Default `Mean` (over all elements).
     pub reduction: Reduction,

@@ -96,25 +96,27 @@ pub(crate) fn probabilities(what: &'static str, p: &[f32]) -> Result<()> {
     })
 }
 
-/// Checks the input of BCE with logits against its pos_weight; returns the last dimension.
-pub(crate) fn last_dim(len: usize, pos_weight: Option<&[f32]>) -> Result<usize> {
-    match pos_weight {
-        None => Ok(1),
-        Some(pw) => {
-            if pw.is_empty() || !len.is_multiple_of(pw.len()) {
-                return Err(Error::InvalidShape {
-                    reason: format!(
-                        "pos_weight has {} elements, so the input's last dimension is {}, but \
-                         the input's {len} elements are not a whole number of such rows",
-                        pw.len(),
-                        pw.len()
-                    ),
-                });
-            }
-            weights("pos_weight", Some(pw), pw.len(), "")?;
-            Ok(pw.len())
-        }
+/// Checks a BCE weight or pos_weight that repeats over an input of `len` elements (the shape
+/// rule, a trailing part of the input's shape, is `loss::call`'s): its length divides `len`
+/// and every value is finite. Returns the period, 1 for `None`.
+pub(crate) fn period(what: &'static str, values: Option<&[f32]>, len: usize) -> Result<usize> {
+    let Some(v) = values else {
+        return Ok(1);
+    };
+    if v.is_empty() && len == 0 {
+        return Ok(1); // no elements, nothing to weigh
     }
+    if v.is_empty() || !len.is_multiple_of(v.len()) {
+        return Err(Error::InvalidShape {
+            reason: format!(
+                "{what} has {} values, which do not repeat a whole number of times over the \
+                 input's {len} elements",
+                v.len()
+            ),
+        });
+    }
+    weights(what, Some(v), v.len(), "")?;
+    Ok(v.len())
 }
 
 /// Checks the inputs of class-index cross-entropy; returns N.
@@ -159,23 +161,20 @@ fn cross_entropy_options(options: &CrossEntropy, classes: usize) -> Result<()> {
     )
 }
 
-/// Checks the inputs of binary cross-entropy: targets and weights of the input's length,
-/// probabilities and targets in [0, 1], pos_weight spanning whole rows.
+/// Checks the inputs of binary cross-entropy: targets of the input's length, weight and
+/// pos_weight repeating over it, probabilities and targets in [0, 1].
 pub(crate) fn binary(input: &[f32], target: &[f32], loss: BinaryLoss<'_>) -> Result<()> {
     let weight = match loss {
         BinaryLoss::Probs(o) => o.weight.as_deref(),
         BinaryLoss::Logits(o) => o.weight.as_deref(),
     };
     length("target", target.len(), input.len(), "the input's shape")?;
-    weights(
-        "weight",
-        weight,
-        input.len(),
-        "one weight per input element",
-    )?;
+    period("weight", weight, input.len())?;
     match loss {
         BinaryLoss::Probs(_) => probabilities("input probability", input)?,
-        BinaryLoss::Logits(o) => last_dim(input.len(), o.pos_weight.as_deref()).map(drop)?,
+        BinaryLoss::Logits(o) => {
+            period("pos_weight", o.pos_weight.as_deref(), input.len()).map(drop)?
+        }
     }
     probabilities("target", target)
 }

@@ -236,14 +236,15 @@ fn cases() -> Vec<Case> {
         let mut x = rng.vec(len, -30.0, 30.0);
         x[0] = 1e4;
         x[1] = -1e4;
+        // Both weights of the last dimension, repeated over the rows (PyTorch's broadcast).
         let options = BinaryCrossEntropyWithLogits {
-            weight: Some(rng.vec(len, 0.0, 2.0)),
+            weight: Some(rng.vec(8, 0.0, 2.0)),
             pos_weight: Some(rng.vec(8, 0.5, 3.0)),
             reduction: r,
         };
         out.push(case(
             format!(
-                "bce_with_logits weight+pos_weight, |x| = 1e4 {len} {}",
+                "bce_with_logits weight+pos_weight (8,), |x| = 1e4 {len} {}",
                 reduction_name(r)
             ),
             move |ctx| {

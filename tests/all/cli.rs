@@ -316,6 +316,10 @@ fn eval_bce_matches_the_reference() {
     let ps = save(&dir, "p.npy", &Array::f32(shape.clone(), p.clone()));
     let ts = save(&dir, "t.npy", &Array::f32(shape.clone(), t.clone()));
     let pws = save(&dir, "pw.npy", &Array::f32(vec![4], pw.clone()));
+    // A weight of shape (6, 1, 4) broadcasts over the middle dimension, as in PyTorch.
+    let w = rng.vec(24, 0.5, 2.0);
+    let ws = save(&dir, "w.npy", &Array::f32(vec![6, 1, 4], w.clone()));
+    let w_full: Vec<f32> = (0..len).map(|i| w[(i / 20) * 4 + i % 4]).collect();
     let loss = dir.join("loss.npy").to_string_lossy().into_owned();
     let grad = dir.join("grad.npy").to_string_lossy().into_owned();
     let ctx = &contexts()[0];
@@ -329,6 +333,8 @@ fn eval_bce_matches_the_reference() {
         "--logits",
         "--pos-weight",
         &pws,
+        "--weight",
+        &ws,
         "--reduction",
         "none",
         "--loss-out",
@@ -338,7 +344,7 @@ fn eval_bce_matches_the_reference() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let options = BinaryCrossEntropyWithLogits {
-        weight: None,
+        weight: Some(w_full),
         pos_weight: Some(pw),
         reduction: Reduction::None,
     };

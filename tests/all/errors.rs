@@ -30,7 +30,8 @@ fn targets_of_the_wrong_kind_and_misplaced_options_are_errors() {
     for got in wrong_targets {
         assert!(matches!(got, Err(Error::WrongTargets { .. })), "{got:?}");
     }
-    // pos_weight spans the input's last dimension.
+    // pos_weight has the length of a trailing part of the input's shape (6, 3 or 1 here);
+    // the error lists them.
     let bce = BinaryCrossEntropyWithLogits {
         pos_weight: Some(vec![1.0, 2.0]),
         ..Default::default()
@@ -38,13 +39,13 @@ fn targets_of_the_wrong_kind_and_misplaced_options_are_errors() {
     let got = ctx.compute(&bce, Input::new(&x, [2, 3]), &[1.0f32; 6]);
     assert!(
         matches!(
-            got,
+            &got,
             Err(Error::ShapeMismatch {
                 what: "pos_weight",
-                expected: 3,
+                expected: 6,
                 got: 2,
-                ..
-            })
+                hint,
+            }) if hint.contains("[3]: 3")
         ),
         "{got:?}"
     );
@@ -158,6 +159,29 @@ fn label_errors() {
     let ctx = &contexts()[0];
     let logits = [0.0f32; 6];
     let opts = CrossEntropy::default();
+    // usize labels give what the same u32 labels give; one beyond i64 is an error, not a
+    // wrapped (negative, possibly ignored) label, on the GPU and in the reference alike.
+    let shaped = || Input::new(&[0.5f32, -1.0, 2.0, 0.0, 1.0, -0.5], [2, 3]).with_grad();
+    let as_usize = ctx.compute(&opts, shaped(), &[2usize, 0]).unwrap();
+    assert_eq!(as_usize, ctx.compute(&opts, shaped(), &[2u32, 0]).unwrap());
+    let wraps_to_ignore = CrossEntropy {
+        ignore_index: -1,
+        ..Default::default()
+    };
+    for got in [
+        ctx.compute(&wraps_to_ignore, shaped(), &[0, usize::MAX])
+            .map(|o| o.loss),
+        reference::compute(&wraps_to_ignore, shaped(), &[0, usize::MAX])
+            .map(|_| xent::Loss::Reduced(0.0)),
+    ] {
+        assert_eq!(
+            got,
+            Err(Error::LabelTooLarge {
+                row: 1,
+                label: usize::MAX
+            })
+        );
+    }
     let err = ctx
         .compute(&opts, Input::new(&logits, nc(&logits, 3)), &[0i64, 3])
         .map(|o| o.loss)

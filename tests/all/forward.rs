@@ -4,9 +4,10 @@
 
 #[allow(unused_imports)]
 use crate::common::api::*;
-use crate::common::{assert_close, assert_loss, contexts, Rng};
+use crate::common::{assert_close, assert_grad_close, assert_loss, contexts, Rng};
 use xent::{
     reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Loss, Reduction,
+    Tuning,
 };
 
 const CLASSES: [usize; 6] = [1, 2, 255, 256, 257, 32768];
@@ -409,5 +410,77 @@ fn empty_and_all_ignored_batches_follow_pytorch() {
             .map(|o| o.loss)
             .unwrap();
         assert_eq!(one, Loss::Unreduced(vec![0.0, 0.0]));
+    }
+}
+
+/// BCE's weight and pos_weight broadcast as PyTorch's: a trailing part of the input's shape,
+/// repeated over the leading dimensions, gives what the weight repeated to the full shape
+/// gives (GPU and reference), whole and cut into chunks; other lengths are refused.
+#[test]
+fn bce_weights_broadcast_over_the_leading_dimensions() {
+    let mut rng = Rng::new(77);
+    // 105000 elements: 7 chunks at a 64 KiB binding, where a full-size weight is windowed
+    // per chunk, one of (7, 3000) is repeated to full size first, and one of (3000,) bound
+    // whole.
+    let shape = [5usize, 7, 3000];
+    let len: usize = shape.iter().product();
+    let x = rng.vec(len, -6.0, 6.0);
+    let p: Vec<f32> = x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect();
+    let t = rng.vec(len, 0.0, 1.0);
+    let repeat = |w: &[f32]| -> Vec<f32> { (0..len).map(|i| w[i % w.len()]).collect() };
+    let trailing = [len, 7 * 3000, 3000, 1];
+    for whole in contexts() {
+        let cut = whole.with_tuning(Tuning {
+            max_storage_binding_bytes: Some(64 << 10),
+            ..whole.tuning()
+        });
+        for ctx in [whole, &cut] {
+            for (k, &period) in trailing.iter().enumerate() {
+                let w = rng.vec(period, 0.5, 2.0);
+                let pw = rng.vec(trailing[(k + 2) % 4], 0.5, 3.0);
+                for reduction in [Reduction::Sum, Reduction::None] {
+                    let case = format!("weight {period}, pos_weight {}, {reduction:?}", pw.len());
+                    let logits = |weight: &[f32], pos: &[f32]| BinaryCrossEntropyWithLogits {
+                        weight: Some(weight.to_vec()),
+                        pos_weight: Some(pos.to_vec()),
+                        reduction,
+                    };
+                    let input = || Input::new(&x, shape).with_grad();
+                    let got = ctx.compute(&logits(&w, &pw), input(), &t[..]).unwrap();
+                    let full = logits(&repeat(&w), &repeat(&pw));
+                    let want = reference::compute(&full, input(), &t[..]).unwrap();
+                    assert_close(ctx, &case, got.loss.values(), want.loss.values());
+                    assert_grad_close(ctx, &case, &got.grad.unwrap(), &want.grad.unwrap());
+                    let probs = |weight: &[f32]| BinaryCrossEntropy {
+                        weight: Some(weight.to_vec()),
+                        reduction,
+                    };
+                    let input = || Input::new(&p, shape).with_grad();
+                    let got = ctx.compute(&probs(&w), input(), &t[..]).unwrap();
+                    let want = reference::compute(&probs(&repeat(&w)), input(), &t[..]).unwrap();
+                    assert_close(ctx, &case, got.loss.values(), want.loss.values());
+                    assert_grad_close(ctx, &case, &got.grad.unwrap(), &want.grad.unwrap());
+                }
+            }
+        }
+        // 7 values are no trailing part of (5, 7, 300): PyTorch refuses to broadcast them.
+        let leading = BinaryCrossEntropy {
+            weight: Some(vec![1.0; 7]),
+            ..Default::default()
+        };
+        let refused = whole
+            .compute(&leading, Input::new(&p, shape), &t[..])
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                xent::Error::ShapeMismatch {
+                    what: "weight",
+                    got: 7,
+                    ..
+                }
+            ),
+            "{refused}"
+        );
     }
 }

@@ -73,10 +73,11 @@ pub struct BceArgs {
     /// The input holds logits (binary_cross_entropy_with_logits).
     #[arg(long)]
     logits: bool,
-    /// Elementwise weight of the input's shape.
+    /// Elementwise weight of any shape that broadcasts to the input's (as PyTorch).
     #[arg(long, value_name = "W.npy")]
     weight: Option<String>,
-    /// Weight of positives, one per entry of the input's last dimension (--logits only).
+    /// Weight of positives, usually one per entry of the input's last dimension; any shape
+    /// that broadcasts to the input's (--logits only).
     #[arg(long, value_name = "P.npy")]
     pos_weight: Option<String>,
     #[command(flatten)]
@@ -128,6 +129,60 @@ fn read_f32(path: &str, shape: Option<&[usize]>) -> Result<(Vec<usize>, Vec<f32>
             array.dtype().name()
         )),
     }
+}
+
+/// A float array that broadcasts to `shape` as NumPy and PyTorch broadcast (dimensions
+/// aligned at the end, each 1 or equal): as read when it is a trailing part of `shape` (which
+/// the library repeats over the leading dimensions itself), repeated to the whole of `shape`
+/// otherwise (e.g. (N, 1) for an (N, C) input).
+fn read_broadcast(path: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+    let (from, values) = read_f32(path, None)?;
+    broadcast(&from, values, shape).map_err(|reason| format!("{path}: {reason}"))
+}
+
+/// `values` of shape `from` broadcast to `to` (see [`read_broadcast`]).
+fn broadcast(from: &[usize], values: Vec<f32>, to: &[usize]) -> Result<Vec<f32>, String> {
+    let refuse = || {
+        format!(
+            "shape {} does not broadcast to the input's shape {}",
+            npy::shape_text(from),
+            npy::shape_text(to)
+        )
+    };
+    let leading_ones = from.iter().take_while(|&&d| d == 1).count();
+    let core = &from[leading_ones..];
+    if core.len() > to.len() {
+        return Err(refuse());
+    }
+    let offset = to.len() - core.len();
+    if core == &to[offset..] {
+        return Ok(values);
+    }
+    if core
+        .iter()
+        .zip(&to[offset..])
+        .any(|(&f, &t)| f != 1 && f != t)
+    {
+        return Err(refuse());
+    }
+    // Source strides per dimension of `to`: 0 where the source repeats.
+    let mut strides = vec![0usize; to.len()];
+    let mut stride = 1;
+    for (k, &d) in core.iter().enumerate().rev() {
+        strides[offset + k] = if d == 1 { 0 } else { stride };
+        stride *= d;
+    }
+    let len: usize = to.iter().product();
+    let mut out = Vec::with_capacity(len);
+    for i in 0..len {
+        let (mut rest, mut source) = (i, 0);
+        for (k, &d) in to.iter().enumerate().rev() {
+            source += (rest % d) * strides[k];
+            rest /= d;
+        }
+        out.push(values[source]);
+    }
+    Ok(out)
 }
 
 fn context(adapter: Option<&str>) -> Result<Context, String> {
@@ -274,12 +329,11 @@ fn run_bce(args: &BceArgs) -> Result<(), String> {
     let (shape, input_values) = read_f32(&args.input, None)?;
     let (_, target) = read_f32(&args.target, Some(&shape))?;
     let weight = match &args.weight {
-        Some(path) => Some(read_f32(path, Some(&shape))?.1),
+        Some(path) => Some(read_broadcast(path, &shape)?),
         None => None,
     };
-    let last_dim = shape.last().copied().unwrap_or(1);
     let pos_weight = match (&args.pos_weight, args.logits) {
-        (Some(path), true) => Some(read_f32(path, Some(&[last_dim]))?.1),
+        (Some(path), true) => Some(read_broadcast(path, &shape)?),
         (Some(path), false) => {
             return Err(format!("{path}: --pos-weight applies only with --logits"))
         }
@@ -324,5 +378,34 @@ pub fn run(command: &Command) -> Result<(), String> {
     match command {
         Command::Ce(args) => run_ce(args),
         Command::Bce(args) => run_bce(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::broadcast;
+
+    #[test]
+    fn weights_broadcast_as_numpy_does() {
+        let (n, c) = (2, 3);
+        // A trailing part stays as it is (the library repeats it).
+        assert_eq!(
+            broadcast(&[1, c], vec![1.0, 2.0, 3.0], &[n, c]),
+            Ok(vec![1.0, 2.0, 3.0])
+        );
+        // A column repeats along the rows' entries.
+        assert_eq!(
+            broadcast(&[n, 1], vec![1.0, 2.0], &[n, c]),
+            Ok(vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+        );
+        assert_eq!(
+            broadcast(&[2, 1, 2], vec![1.0, 2.0, 3.0, 4.0], &[2, 2, 2]),
+            Ok(vec![1.0, 2.0, 1.0, 2.0, 3.0, 4.0, 3.0, 4.0])
+        );
+        for bad in [vec![c + 1], vec![n, c, 1], vec![2, n, c]] {
+            let len = bad.iter().product();
+            let refused = broadcast(&bad, vec![0.0; len], &[n, c]).unwrap_err();
+            assert!(refused.contains("does not broadcast"), "{refused}");
+        }
     }
 }
