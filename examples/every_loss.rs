@@ -5,7 +5,7 @@
 
 use xent::{
     reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Input,
-    LogSoftmax, Loss, Reduction, Targets,
+    LogSoftmax, Loss, Reduction, SigmoidFocalLoss, Targets,
 };
 
 /// |gpu - ref| <= RTOL |ref| + ATOL, the tolerance xent's tests state.
@@ -126,6 +126,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ctx.compute(&bce_logits, Input::new(&logits, shape), &t)?
                 .loss,
             reference::compute(&bce_logits, Input::new(&logits, shape), &t)?.loss,
+        ));
+        let focal = SigmoidFocalLoss {
+            reduction,
+            ..Default::default()
+        };
+        results.push((
+            format!("sigmoid_focal_loss (alpha 0.25, gamma 2) {reduction:?}"),
+            ctx.compute(&focal, Input::new(&logits, shape), &t)?.loss,
+            reference::compute(&focal, Input::new(&logits, shape), &t)?.loss,
         ));
     }
     let logp = ctx

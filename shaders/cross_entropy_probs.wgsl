@@ -1,4 +1,4 @@
-// Categorical cross-entropy with probability targets t (N, C) (the seed's formula (1)):
+// Categorical cross-entropy with probability targets t (N, C):
 // forward, and with GRAD the gradient in the same pass.
 //
 // Per row: l_n = -sum_c w_c t'_{n,c} logp_{n,c},  t' = (1 - e) t + e / C,

@@ -26,7 +26,12 @@ struct Params {
     weight_period: u32,
     // pos_weight's element i is pos_weight[(pos_base + i) % pos_period], in the same way.
     pos_base: u32,
-    _pad: u32,
+    // The focal loss's alpha and gamma (unused by BCE).
+    alpha: f32,
+    gamma: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 override HAS_WEIGHT: bool = false;
@@ -52,6 +57,40 @@ fn element_scale(i: u32) -> f32 {
         return upstream[0];
     }
     return upstream[0] / f32(params.total_len);
+}
+
+// sigmoid(x) without overflow: exp of a non-positive argument only.
+fn sigmoid(x: f32) -> f32 {
+    let z = exp(-abs(x));
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + z);
+    }
+    return z / (1.0 + z);
+}
+
+// PyTorch's w ((1 - t) x - q logsigmoid(x)) at x = +-inf: at -inf it is -inf + inf = NaN; at
+// +inf logsigmoid is 0, leaving w (1 - t) inf (NaN where w (1 - t) = 0).
+fn infinite_logit_loss(x: f32, t: f32, w: f32) -> f32 {
+    let c = w * (1.0 - t);
+    if (x < 0.0 || c == 0.0) {
+        return nan_f32();
+    }
+    if (c < 0.0) {
+        return -inf_f32();
+    }
+    return inf_f32();
+}
+
+// (1 - t) x - pw' logsigmoid(x) with pw' = 1 + (pw - 1) t, BCE with logits before its weight,
+// in the form h + pw' log1p(exp(-|x|)) with h = (1 - t) x for x >= 0 and -pw t x otherwise:
+// both terms are >= 0 for t in [0, 1], so a tiny loss is not lost to cancellation. Finite x.
+fn bce_logits_term(x: f32, t: f32, pw: f32) -> f32 {
+    let q = 1.0 + (pw - 1.0) * t;
+    var h = (1.0 - t) * x;
+    if (x < 0.0) {
+        h = -pw * t * x;
+    }
+    return h + q * log1p_careful(exp(-abs(x)));
 }
 
 // Whether v is in [0, 1], decided on its bits so that no compiler's float assumptions can let a

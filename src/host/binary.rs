@@ -10,6 +10,7 @@ use crate::host::{Host, HostKey, HostLoss, HostResult};
 use crate::kernels::binary::prepare_binary;
 use crate::loss::{
     validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, BinaryLoss, Reduction,
+    SigmoidFocalLoss,
 };
 use crate::prepared::GradMode;
 
@@ -48,39 +49,46 @@ impl Host {
         mode: GradMode,
     ) -> Result<HostResult> {
         validate::binary(input, target, loss)?;
-        let (weight, pos_weight) = match loss {
-            BinaryLoss::Probs(o) => (&o.weight, None),
-            BinaryLoss::Logits(o) => (&o.weight, Some(&o.pos_weight)),
-        };
         let reduction = loss.reduction();
         let tuning = self.gpu.tuning();
         let run_part = |part: Range<usize>, reduction, upstream| async move {
             // Each weight repeats over a part that is whole periods of it, and is cut to the
             // part's elements otherwise.
-            let weight = weight.as_ref().map(|w| part_weight(w, &part));
-            let probs;
-            let logits;
-            let (kind, part_loss) = match pos_weight {
-                None => {
-                    probs = BinaryCrossEntropy { weight, reduction };
+            let cut = |w: &Option<Vec<f32>>| w.as_ref().map(|w| part_weight(w, &part));
+            let (probs, logits, focal);
+            let (kind, part_loss) = match loss {
+                BinaryLoss::Probs(o) => {
+                    probs = BinaryCrossEntropy {
+                        weight: cut(&o.weight),
+                        reduction,
+                    };
                     (HostLoss::Bce, BinaryLoss::Probs(&probs))
                 }
-                Some(pos_weight) => {
-                    let pos_weight = pos_weight.as_ref().map(|w| part_weight(w, &part));
+                BinaryLoss::Logits(o) => {
                     logits = BinaryCrossEntropyWithLogits {
-                        weight,
-                        pos_weight,
+                        weight: cut(&o.weight),
+                        pos_weight: cut(&o.pos_weight),
                         reduction,
                     };
                     (HostLoss::BceLogits, BinaryLoss::Logits(&logits))
                 }
+                BinaryLoss::Focal(o) => {
+                    focal = SigmoidFocalLoss { reduction, ..*o };
+                    (HostLoss::Focal, BinaryLoss::Focal(&focal))
+                }
             };
-            let weights = match part_loss {
+            // What the prepared kernel bakes in, compared bit for bit.
+            let focal_options;
+            let options = match part_loss {
                 BinaryLoss::Probs(o) => vec![o.weight.as_deref()],
                 BinaryLoss::Logits(o) => vec![o.weight.as_deref(), o.pos_weight.as_deref()],
+                BinaryLoss::Focal(o) => {
+                    focal_options = [o.alpha, o.gamma];
+                    vec![Some(&focal_options[..])]
+                }
             };
             let shape = [part.len(), 1];
-            let key = HostKey::new(kind, shape, mode, reduction, tuning, &weights);
+            let key = HostKey::new(kind, shape, mode, reduction, tuning, &options);
             let inputs = bce_inputs(input, target, &part);
             self.run(key, &inputs, upstream, |gpu, b| {
                 let (x, t) = (GpuTensor::new(&b[0]), GpuTensor::new(&b[1]));
@@ -88,9 +96,14 @@ impl Host {
             })
             .await
         };
+        let (weight, pos_weight) = match loss {
+            BinaryLoss::Probs(o) => (o.weight.as_ref(), None),
+            BinaryLoss::Logits(o) => (o.weight.as_ref(), o.pos_weight.as_ref()),
+            BinaryLoss::Focal(_) => (None, None),
+        };
         // Parts are whole periods of the weights shorter than the input (each period divides
         // the longer ones: they are trailing parts of one shape), so those repeat as they are.
-        let periods = [weight.as_ref(), pos_weight.and_then(Option::as_ref)];
+        let periods = [weight, pos_weight];
         let multiple = periods
             .into_iter()
             .flatten()

@@ -50,6 +50,7 @@ pub(crate) enum HostLoss {
     CrossEntropyProbs,
     Bce,
     BceLogits,
+    Focal,
 }
 
 /// The key of a host call: everything the prepared loss bakes in. A kept call is reused only

@@ -28,7 +28,9 @@ struct Params {
     weight_base: u32,
     weight_period: u32,
     pos_base: u32,
-    _pad: u32,
+    alpha: f32,
+    gamma: f32,
+    _pad: [u32; 3],
 }
 
 /// What differs between the two BCE kernels.
@@ -37,6 +39,8 @@ struct BceKind<'a> {
     weight: Option<&'a [f32]>,
     /// pos_weight (BCE with logits only) and its period over the input.
     pos_weight: Option<(Option<&'a [f32]>, usize)>,
+    /// The focal loss's alpha and gamma (0 for the others).
+    focal: [f32; 2],
     reduction: Reduction,
 }
 
@@ -53,6 +57,7 @@ pub(crate) fn prepare_binary(
     let (weight, reduction) = match loss {
         BinaryLoss::Probs(o) => (o.weight.as_deref(), o.reduction),
         BinaryLoss::Logits(o) => (o.weight.as_deref(), o.reduction),
+        BinaryLoss::Focal(o) => (None, o.reduction),
     };
     validate::period("weight", weight, len)?;
     let kind = match loss {
@@ -60,14 +65,26 @@ pub(crate) fn prepare_binary(
             kernel: Kernel::Bce,
             weight,
             pos_weight: None,
+            focal: [0.0; 2],
             reduction,
         },
+        BinaryLoss::Focal(o) => {
+            validate::focal(o)?;
+            BceKind {
+                kernel: Kernel::Focal,
+                weight,
+                pos_weight: None,
+                focal: [o.alpha, o.gamma],
+                reduction,
+            }
+        }
         BinaryLoss::Logits(o) => {
             let pos_weight = o.pos_weight.as_deref();
             BceKind {
                 kernel: Kernel::BceLogits,
                 weight,
                 pos_weight: Some((pos_weight, validate::period("pos_weight", pos_weight, len)?)),
+                focal: [0.0; 2],
                 reduction,
             }
         }
@@ -142,7 +159,9 @@ fn prepare_bce(
                 weight_base: weight_part.base,
                 weight_period: weight_part.period,
                 pos_base: pos_part.as_ref().map_or(0, |p| p.base),
-                _pad: 0,
+                alpha: kind.focal[0],
+                gamma: kind.focal[1],
+                _pad: [0; 3],
             },
         )?;
         let [out, upstream, grad_part] = buffers.chunk(range.clone(), 1);

@@ -10,6 +10,7 @@ const GRID: &str = include_str!("../../shaders/common/grid.wgsl");
 const ROW_STATE: &str = include_str!("../../shaders/common/row_state.wgsl");
 const ELEMENTWISE: &str = include_str!("../../shaders/common/elementwise.wgsl");
 const ELEMENTWISE_LOSS: &str = include_str!("../../shaders/common/elementwise_loss.wgsl");
+const ELEMENTWISE_MAIN: &str = include_str!("../../shaders/common/elementwise_main.wgsl");
 const LOSS_OPTIONS: &str = include_str!("../../shaders/common/loss_options.wgsl");
 const IN_PLACE: &str = include_str!("../../shaders/common/in_place.wgsl");
 const CATEGORICAL_PARAMS: &str = include_str!("../../shaders/common/categorical_params.wgsl");
@@ -37,6 +38,7 @@ pub(crate) enum Kernel {
     CrossEntropyProbs,
     Bce,
     BceLogits,
+    Focal,
     ReducePairs,
     /// The read ceiling of benchmarks (`tools`, native only).
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
@@ -46,7 +48,7 @@ pub(crate) enum Kernel {
 impl Kernel {
     /// All kernels, for validation.
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    pub(crate) const ALL: [Kernel; 9] = [
+    pub(crate) const ALL: [Kernel; 10] = [
         Kernel::LogSoftmax,
         Kernel::CrossEntropy,
         Kernel::CrossEntropyDenominator,
@@ -54,6 +56,7 @@ impl Kernel {
         Kernel::CrossEntropyProbs,
         Kernel::Bce,
         Kernel::BceLogits,
+        Kernel::Focal,
         Kernel::ReducePairs,
         Kernel::ReadBandwidth,
     ];
@@ -68,6 +71,7 @@ impl Kernel {
             Kernel::CrossEntropyProbs => "cross_entropy_probs.wgsl",
             Kernel::Bce => "bce.wgsl",
             Kernel::BceLogits => "bce_logits.wgsl",
+            Kernel::Focal => "focal.wgsl",
             Kernel::ReducePairs => "reduce_pairs.wgsl",
             Kernel::ReadBandwidth => "read_bandwidth.wgsl",
         }
@@ -148,7 +152,14 @@ impl Kernel {
             CATEGORICAL_PARAMS,
             CATEGORICAL_MAIN,
         ];
-        let elementwise = [MATH, GRID, LOSS_OPTIONS, ELEMENTWISE, ELEMENTWISE_LOSS];
+        let elementwise = [
+            MATH,
+            GRID,
+            LOSS_OPTIONS,
+            ELEMENTWISE,
+            ELEMENTWISE_LOSS,
+            ELEMENTWISE_MAIN,
+        ];
         let (helpers, kernel): (&[&str], &str) = match self {
             Kernel::LogSoftmax => (&row, include_str!("../../shaders/log_softmax.wgsl")),
             Kernel::CrossEntropy => (
@@ -169,6 +180,7 @@ impl Kernel {
             ),
             Kernel::Bce => (&elementwise, include_str!("../../shaders/bce.wgsl")),
             Kernel::BceLogits => (&elementwise, include_str!("../../shaders/bce_logits.wgsl")),
+            Kernel::Focal => (&elementwise, include_str!("../../shaders/focal.wgsl")),
             Kernel::ReducePairs => (
                 &[GRID, ELEMENTWISE],
                 include_str!("../../shaders/reduce_pairs.wgsl"),
@@ -197,7 +209,7 @@ impl Kernel {
             (Kernel::CrossEntropyProbs, true) => {
                 CROSS_ENTROPY_PROBS_IN_PLACE.get_or_init(|| writable(CROSS_ENTROPY_PROBS))
             }
-            (Kernel::Bce, _) => BCE,
+            (Kernel::Bce | Kernel::Focal, _) => BCE,
             (Kernel::BceLogits, _) => BCE_LOGITS,
             (Kernel::ReducePairs, _) => REDUCE_PAIRS,
             (Kernel::ReadBandwidth, _) => READ_BANDWIDTH,

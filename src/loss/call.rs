@@ -156,15 +156,19 @@ pub(crate) fn check<'a, I, V>(
                 }
             }
         }
-        Spec::BinaryCrossEntropy(_) | Spec::BinaryCrossEntropyWithLogits(_) => {
+        Spec::BinaryCrossEntropy(_)
+        | Spec::BinaryCrossEntropyWithLogits(_)
+        | Spec::SigmoidFocalLoss(_) => {
             let loss = match spec {
                 Spec::BinaryCrossEntropyWithLogits(o) => BinaryLoss::Logits(o),
                 Spec::BinaryCrossEntropy(o) => BinaryLoss::Probs(o),
+                Spec::SigmoidFocalLoss(o) => BinaryLoss::Focal(o),
                 _ => return Err(wrong_targets(name, "a binary loss", given)),
             };
             let (weight, pos_weight) = match loss {
                 BinaryLoss::Probs(o) => (o.weight.as_deref(), None),
                 BinaryLoss::Logits(o) => (o.weight.as_deref(), o.pos_weight.as_deref()),
+                BinaryLoss::Focal(_) => (None, None),
             };
             trailing("weight", weight, shape)?;
             trailing("pos_weight", pos_weight, shape)?;

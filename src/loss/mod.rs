@@ -203,6 +203,52 @@ pub struct BinaryCrossEntropyWithLogits {
     pub reduction: Reduction,
 }
 
+/// Sigmoid focal loss, `torchvision.ops.sigmoid_focal_loss`: logits `x` of any shape, targets
+/// ([`Targets::Values`]) of the same shape in [0, 1]. With `p = sigmoid(x)`,
+/// `ce = binary_cross_entropy_with_logits(x, t)` per element and `p_t = p t + (1 - p)(1 - t)`,
+/// the loss of an element is `ce (1 - p_t)^gamma`, times `alpha t + (1 - alpha)(1 - t)` when
+/// `alpha >= 0`. Defaults are torchvision's: `alpha` 0.25, `gamma` 2, reduction `None`; `Mean`
+/// averages over all elements. Stable for any finite logit (`1 - p_t` is formed from
+/// `sigmoid(x)` and `sigmoid(-x)`, never as a difference near 1). The gradient is fused:
+/// `a ((p - t) m^gamma + gamma ce (1 - 2t) p (1 - p) m^(gamma - 1))` with `m = 1 - p_t` and
+/// `a` the alpha factor; at an infinite logit it is NaN for `gamma > 0` (as autograd gives it).
+///
+/// Errors: a target outside [0, 1] or NaN ([`crate::Error::ProbabilityOutOfRange`]), `gamma`
+/// negative or not finite, `alpha` not finite ([`crate::Error::InvalidOption`]).
+///
+/// ```
+/// use xent::{Context, Input, SigmoidFocalLoss};
+///
+/// let ctx = Context::new()?;
+/// let x = [2.0f32, -1.0, 0.5, -3.0];
+/// let out = ctx.compute(&SigmoidFocalLoss::default(), Input::new(&x, [2, 2]).with_grad(), &[1.0f32, 0.0, 0.0, 1.0])?;
+/// let want = xent::reference::compute(&SigmoidFocalLoss::default(), Input::new(&x, [2, 2]), &[1.0f32, 0.0, 0.0, 1.0])?;
+/// for (g, w) in out.loss.values().iter().zip(want.loss.values()) {
+///     assert!((f64::from(*g) - w).abs() <= 1e-5 * w.abs() + 1e-6);
+/// }
+/// # Ok::<(), xent::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SigmoidFocalLoss {
+    /// Weight of positives, `1 - alpha` of negatives; below 0 turns the factor off. Default
+    /// 0.25.
+    pub alpha: f32,
+    /// Focusing exponent, >= 0 (0 gives BCE with logits, times the alpha factor). Default 2.
+    pub gamma: f32,
+    /// How element losses are combined. Default `None`, as torchvision's.
+    pub reduction: Reduction,
+}
+
+impl Default for SigmoidFocalLoss {
+    fn default() -> Self {
+        SigmoidFocalLoss {
+            alpha: 0.25,
+            gamma: 2.0,
+            reduction: Reduction::None,
+        }
+    }
+}
+
 /// Log-softmax over the class dimension of (N, C) logits, `torch.nn.functional.log_softmax(x,
 /// dim=1)`: `logp[n, c] = (x[n, c] - m_n) - log(sum_c exp(x[n, c] - m_n))` with `m_n` the row's
 /// max. Its "loss" is the (N, C) log-softmax, unreduced; its backward takes an (N, C) upstream
@@ -221,7 +267,8 @@ pub struct BinaryCrossEntropyWithLogits {
 pub struct LogSoftmax;
 
 /// A loss as a value: one of xent's loss descriptors ([`CrossEntropy`],
-/// [`BinaryCrossEntropy`], [`BinaryCrossEntropyWithLogits`], [`LogSoftmax`]), which
+/// [`BinaryCrossEntropy`], [`BinaryCrossEntropyWithLogits`], [`SigmoidFocalLoss`],
+/// [`LogSoftmax`]), which
 /// [`Context::compute`](crate::Context::compute), [`Context::prepare`](crate::Context::prepare)
 /// and [`reference::compute`](crate::reference::compute) take. Sealed: implemented by xent's
 /// descriptors only.
@@ -245,6 +292,8 @@ pub(crate) mod sealed {
         BinaryCrossEntropy(&'a super::BinaryCrossEntropy),
         /// Binary cross-entropy with logits.
         BinaryCrossEntropyWithLogits(&'a super::BinaryCrossEntropyWithLogits),
+        /// Sigmoid focal loss.
+        SigmoidFocalLoss(&'a super::SigmoidFocalLoss),
     }
 }
 
@@ -266,6 +315,7 @@ descriptor!(LogSoftmax, _s => Spec::LogSoftmax);
 descriptor!(CrossEntropy, s => Spec::CrossEntropy(s));
 descriptor!(BinaryCrossEntropy, s => Spec::BinaryCrossEntropy(s));
 descriptor!(BinaryCrossEntropyWithLogits, s => Spec::BinaryCrossEntropyWithLogits(s));
+descriptor!(SigmoidFocalLoss, s => Spec::SigmoidFocalLoss(s));
 
 /// Which binary cross-entropy, with its options: the two share their kernels' shape and host
 /// path.
@@ -275,6 +325,8 @@ pub(crate) enum BinaryLoss<'a> {
     Probs(&'a BinaryCrossEntropy),
     /// With logits.
     Logits(&'a BinaryCrossEntropyWithLogits),
+    /// Sigmoid focal loss (on logits).
+    Focal(&'a SigmoidFocalLoss),
 }
 
 impl BinaryLoss<'_> {
@@ -283,6 +335,7 @@ impl BinaryLoss<'_> {
         match self {
             BinaryLoss::Probs(o) => o.reduction,
             BinaryLoss::Logits(o) => o.reduction,
+            BinaryLoss::Focal(o) => o.reduction,
         }
     }
 }
@@ -295,6 +348,7 @@ impl Spec<'_> {
             Spec::CrossEntropy(_) => "cross-entropy",
             Spec::BinaryCrossEntropy(_) => "binary cross-entropy",
             Spec::BinaryCrossEntropyWithLogits(_) => "binary cross-entropy with logits",
+            Spec::SigmoidFocalLoss(_) => "sigmoid focal loss",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! typed error before anything is dispatched.
 
 use crate::error::{Error, Result};
-use crate::loss::{BinaryLoss, ClassIndex, CrossEntropy, Reduction};
+use crate::loss::{BinaryLoss, ClassIndex, CrossEntropy, Reduction, SigmoidFocalLoss};
 
 /// Checks an (N, C) logits buffer against its class count; returns N.
 pub(crate) fn rows_of(logits: &[f32], classes: usize) -> Result<usize> {
@@ -167,6 +167,7 @@ pub(crate) fn binary(input: &[f32], target: &[f32], loss: BinaryLoss<'_>) -> Res
     let weight = match loss {
         BinaryLoss::Probs(o) => o.weight.as_deref(),
         BinaryLoss::Logits(o) => o.weight.as_deref(),
+        BinaryLoss::Focal(_) => None,
     };
     length("target", target.len(), input.len(), "the input's shape")?;
     period("weight", weight, input.len())?;
@@ -175,8 +176,29 @@ pub(crate) fn binary(input: &[f32], target: &[f32], loss: BinaryLoss<'_>) -> Res
         BinaryLoss::Logits(o) => {
             period("pos_weight", o.pos_weight.as_deref(), input.len()).map(drop)?
         }
+        BinaryLoss::Focal(o) => focal(o)?,
     }
     probabilities("target", target)
+}
+
+/// Checks the focal loss's options: `gamma` finite and >= 0 (a negative one makes a perfect
+/// prediction's loss infinite), `alpha` finite.
+pub(crate) fn focal(options: &SigmoidFocalLoss) -> Result<()> {
+    if !(options.gamma.is_finite() && options.gamma >= 0.0) {
+        return Err(Error::InvalidOption {
+            name: "gamma",
+            value: options.gamma.to_string(),
+            reason: "it must be finite and at least 0".into(),
+        });
+    }
+    if !options.alpha.is_finite() {
+        return Err(Error::InvalidOption {
+            name: "alpha",
+            value: options.alpha.to_string(),
+            reason: "it must be finite (below 0 turns the alpha factor off)".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Checks the upstream gradient and returns it, ones when `None`: one value for `Mean` and

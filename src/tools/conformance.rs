@@ -5,7 +5,7 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::loss::{
     BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Descriptor, Input, LogSoftmax,
-    Loss, Output, Reduction, Targets,
+    Loss, Output, Reduction, SigmoidFocalLoss, Targets,
 };
 use crate::reference;
 
@@ -255,6 +255,35 @@ fn cases() -> Vec<Case> {
                     &t[..],
                 )
             },
+        ));
+    }
+    // Sigmoid focal loss: torchvision's defaults, then alpha off with a fractional gamma, on
+    // logits that reach where sigmoid saturates and beyond, with hard and soft targets.
+    for (k, r) in [Reduction::None, Reduction::Mean, Reduction::Sum]
+        .into_iter()
+        .enumerate()
+    {
+        let mut rng = Rng(11 + k as u64);
+        let len = 10_001;
+        let mut x = rng.vec(len, -20.0, 20.0);
+        x[0] = 1e4;
+        x[1] = -1e4;
+        let mut t = rng.vec(len, 0.0, 1.0);
+        for i in (0..len).step_by(2) {
+            t[i] = (i % 4 / 2) as f32;
+        }
+        let (alpha, gamma) = [(0.25, 2.0), (-1.0, 0.5), (0.75, 3.5)][k];
+        let options = SigmoidFocalLoss {
+            alpha,
+            gamma,
+            reduction: r,
+        };
+        out.push(case(
+            format!(
+                "focal alpha {alpha} gamma {gamma}, |x| = 1e4 {len} {}",
+                reduction_name(r)
+            ),
+            move |ctx| both(ctx, &options, || Input::new(&x, [len]).with_grad(), &t[..]),
         ));
     }
     for (n, c) in [(100, 1000), (4, 5000)] {

@@ -909,3 +909,89 @@ fn eval_takes_float64_fortran_order_and_any_integer_labels() {
         }
     }
 }
+
+#[test]
+fn eval_focal_matches_the_reference_and_checks_its_options() {
+    let dir = scratch("eval_focal");
+    let mut rng = Rng::new(93);
+    let shape = vec![3, 5, 7];
+    let x = rng.vec(105, -10.0, 10.0);
+    let mut t = rng.vec(105, 0.0, 1.0);
+    t[0] = 1.0;
+    t[1] = 0.0;
+    let xs = save(&dir, "x.npy", &Array::f32(shape.clone(), x.clone()));
+    let ts = save(&dir, "t.npy", &Array::f32(shape.clone(), t.clone()));
+    let loss = dir.join("loss.npy").to_string_lossy().into_owned();
+    let grad = dir.join("grad.npy").to_string_lossy().into_owned();
+    let ctx = &contexts()[0];
+    let base = [
+        "eval",
+        "focal",
+        "--input",
+        &xs,
+        "--target",
+        &ts,
+        "--loss-out",
+        &loss,
+    ];
+    // torchvision's defaults: alpha 0.25, gamma 2, reduction none.
+    let cases: [(&[&str], xent::SigmoidFocalLoss); 2] = [
+        (&["--grad-out", &grad], xent::SigmoidFocalLoss::default()),
+        (
+            &[
+                "--alpha",
+                "-1",
+                "--gamma",
+                "0.5",
+                "--reduction",
+                "mean",
+                "--grad-out",
+                &grad,
+            ],
+            xent::SigmoidFocalLoss {
+                alpha: -1.0,
+                gamma: 0.5,
+                reduction: Reduction::Mean,
+            },
+        ),
+    ];
+    for (extra, options) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let o = xent(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let want = reference::compute(&options, grad_input(&x, shape.clone(), None), &t).unwrap();
+        let (loss_shape, loss_values) = load_f32(&loss);
+        let want_shape = match options.reduction {
+            Reduction::None => shape.clone(),
+            _ => vec![],
+        };
+        assert_eq!(loss_shape, want_shape);
+        assert_close(ctx, "eval focal", &loss_values, want.loss.values());
+        let (grad_shape, grad_values) = load_f32(&grad);
+        assert_eq!(grad_shape, shape);
+        assert_grad_close(
+            ctx,
+            "eval focal",
+            &grad_values,
+            want.grad.as_deref().unwrap(),
+        );
+    }
+    // A bad option: exit 1, one line naming it, and no output file.
+    let fresh = dir.join("fresh.npy").to_string_lossy().into_owned();
+    let o = xent(&[
+        "eval",
+        "focal",
+        "--input",
+        &xs,
+        "--target",
+        &ts,
+        "--gamma",
+        "-1",
+        "--loss-out",
+        &fresh,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("gamma"), "{}", stderr(&o));
+    assert!(!Path::new(&fresh).exists());
+}

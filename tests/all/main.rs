@@ -8,6 +8,7 @@ mod docs;
 mod dtypes;
 mod errors;
 mod failures;
+mod focal;
 mod forward;
 mod gradients;
 mod prepared;

@@ -15,7 +15,10 @@ use proptest::test_runner::Config;
 #[allow(unused_imports)]
 use crate::common::api::*;
 use crate::common::{assert_close, assert_grad_close, contexts, proptest_config};
-use xent::{reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Reduction};
+use xent::{
+    reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Reduction,
+    SigmoidFocalLoss,
+};
 
 fn config() -> Config {
     proptest_config("XENT_PROPTEST_CASES", 24)
@@ -214,6 +217,31 @@ proptest! {
                 .unwrap();
             assert_close(ctx, "random bce logits", got.loss.values(), &in_f32(want.loss.values()));
             assert_grad_close(ctx, "random bce logits", got.grad.as_deref().unwrap(), &in_f32(want.grad.as_deref().unwrap()));
+        }
+    }
+
+    #[test]
+    fn random_focal_loss_matches_the_reference(
+        (input, target, alpha, gamma, reduction, upstream) in
+            (0usize..2000, reduction())
+            .prop_flat_map(|(len, reduction)| (
+                proptest::collection::vec(logit(), len),
+                proptest::collection::vec(probability(), len),
+                prop_oneof![Just(-1.0f32), 0.0f32..=1.0],
+                prop_oneof![Just(0.0f32), Just(2.0f32), 0.0f32..6.0],
+                Just(reduction),
+                upstream(reduction, len),
+            ))
+    ) {
+        let options = SigmoidFocalLoss { alpha, gamma, reduction };
+        let up = Some(&upstream[..]);
+        let want = reference::compute(&options, grad_input(&input, flat(&input), up), &target).unwrap();
+        for ctx in contexts() {
+            let got = ctx
+                .compute(&options, grad_input(&input, flat(&input), up), &target)
+                .unwrap();
+            assert_close(ctx, "random focal", got.loss.values(), &in_f32(want.loss.values()));
+            assert_grad_close(ctx, "random focal", got.grad.as_deref().unwrap(), &in_f32(want.grad.as_deref().unwrap()));
         }
     }
 }

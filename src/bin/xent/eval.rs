@@ -1,4 +1,4 @@
-//! `xent eval ce` and `xent eval bce`: losses and gradients of arrays in .npy files.
+//! `xent eval ce`, `bce` and `focal`: losses and gradients of arrays in .npy files.
 
 use clap::ValueEnum;
 
@@ -6,7 +6,7 @@ use crate::files;
 use xent::tools::npy::{self, Array, Data};
 use xent::{
     BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Error, Input, Loss,
-    Reduction, Targets,
+    Output, Reduction, SigmoidFocalLoss, Targets,
 };
 
 /// The loss to evaluate.
@@ -19,6 +19,9 @@ pub enum Command {
     /// Binary cross-entropy of an input of any shape (probabilities, or logits with --logits)
     /// against a target of the same shape. Floats of any float type (computed in float32).
     Bce(BceArgs),
+    /// Sigmoid focal loss (torchvision.ops.sigmoid_focal_loss) of logits of any shape against
+    /// targets in [0, 1] of the same shape; reduction none unless --reduction says otherwise.
+    Focal(FocalArgs),
 }
 
 /// `--reduction`, as PyTorch's.
@@ -84,12 +87,32 @@ pub struct BceArgs {
     out: Outputs,
 }
 
+/// Arguments of `xent eval focal`.
+#[derive(clap::Args)]
+pub struct FocalArgs {
+    /// Logits of any shape.
+    #[arg(long, value_name = "X.npy")]
+    input: String,
+    /// Targets of the input's shape, in [0, 1].
+    #[arg(long, value_name = "T.npy")]
+    target: String,
+    /// Weight of positives (1 - alpha of negatives); below 0 turns the factor off.
+    #[arg(long, default_value_t = 0.25, allow_hyphen_values = true)]
+    alpha: f32,
+    /// Focusing exponent, at least 0.
+    #[arg(long, default_value_t = 2.0, allow_hyphen_values = true)]
+    gamma: f32,
+    #[command(flatten)]
+    out: Outputs,
+}
+
 /// The arguments every `xent eval` loss takes: the reduction, where the results go, and the
 /// adapter.
 #[derive(clap::Args)]
 pub struct Outputs {
-    #[arg(long, value_enum, default_value = "mean")]
-    reduction: ReductionArg,
+    /// How losses are combined (default: mean; none for focal, as torchvision).
+    #[arg(long, value_enum)]
+    reduction: Option<ReductionArg>,
     /// Where to write the float32 loss: shape () for mean and sum; for none, one per row (ce)
     /// or the input's shape (bce).
     #[arg(long, value_name = "LOSS.npy")]
@@ -268,7 +291,7 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         weight,
         ignore_index: args.ignore_index,
         label_smoothing: args.label_smoothing,
-        reduction: args.out.reduction.into(),
+        reduction: args.out.reduction(Reduction::Mean),
     };
     let target = read(&args.target)?;
     let files = [
@@ -318,6 +341,17 @@ fn input(values: &[f32], shape: Vec<usize>, want_grad: bool) -> Input<'_> {
     }
 }
 
+/// Writes an elementwise loss's results: the loss (unreduced: the input's shape) and the
+/// gradient (the input's shape) where asked.
+fn write_elementwise(out: &Outputs, result: Output, shape: Vec<usize>) -> Result<(), String> {
+    let grad = out
+        .grad_out
+        .as_deref()
+        .zip(result.grad)
+        .map(|(p, g)| (p, Array::f32(shape.clone(), g)));
+    write_outputs(&out.loss_out, loss_array(result.loss, shape), grad)
+}
+
 fn run_bce(args: &BceArgs) -> Result<(), String> {
     let inputs = [
         Some(args.input.as_str()),
@@ -349,7 +383,7 @@ fn run_bce(args: &BceArgs) -> Result<(), String> {
         ),
     ];
     let ctx = context(args.out.adapter.as_deref())?;
-    let reduction: Reduction = args.out.reduction.into();
+    let reduction = args.out.reduction(Reduction::Mean);
     let want_grad = args.out.grad_out.is_some();
     let x = input(&input_values, shape.clone(), want_grad);
     let result = if args.logits {
@@ -364,13 +398,7 @@ fn run_bce(args: &BceArgs) -> Result<(), String> {
         ctx.compute(&options, x, &target)
     }
     .map_err(|e| blame(e, &files))?;
-    let grad = args
-        .out
-        .grad_out
-        .as_deref()
-        .zip(result.grad)
-        .map(|(p, g)| (p, Array::f32(shape.clone(), g)));
-    write_outputs(&args.out.loss_out, loss_array(result.loss, shape), grad)
+    write_elementwise(&args.out, result, shape)
 }
 
 /// Runs `xent eval`.
@@ -378,7 +406,39 @@ pub fn run(command: &Command) -> Result<(), String> {
     match command {
         Command::Ce(args) => run_ce(args),
         Command::Bce(args) => run_bce(args),
+        Command::Focal(args) => run_focal(args),
     }
+}
+
+impl Outputs {
+    /// `--reduction`, or the loss's own default.
+    fn reduction(&self, default: Reduction) -> Reduction {
+        self.reduction.map_or(default, Reduction::from)
+    }
+}
+
+fn run_focal(args: &FocalArgs) -> Result<(), String> {
+    check_paths(
+        &[Some(args.input.as_str()), Some(args.target.as_str())],
+        &args.out,
+    )?;
+    let (shape, x) = read_f32(&args.input, None)?;
+    let (_, target) = read_f32(&args.target, Some(&shape))?;
+    let files = [
+        ("input", args.input.as_str()),
+        ("target", args.target.as_str()),
+    ];
+    let ctx = context(args.out.adapter.as_deref())?;
+    let options = SigmoidFocalLoss {
+        alpha: args.alpha,
+        gamma: args.gamma,
+        reduction: args.out.reduction(Reduction::None),
+    };
+    let input = input(&x, shape.clone(), args.out.grad_out.is_some());
+    let result = ctx
+        .compute(&options, input, &target)
+        .map_err(|e| blame(e, &files))?;
+    write_elementwise(&args.out, result, shape)
 }
 
 #[cfg(test)]
