@@ -5,11 +5,12 @@
 use crate::error::{Error, Operation, Result};
 use crate::gpu::lanes::usable_subgroup_size;
 use crate::gpu::Gpu;
-use crate::host::categorical::{copy_gradient, HostTargets};
+use crate::host::categorical::{copy_gradient, HostTargets, RowInput};
 use crate::host::{Host, DEFAULT_HOST_CALL_BUDGET};
 use crate::kernels::binary::prepare_binary;
 use crate::kernels::cross_entropy::{prepare_cross_entropy, CategoricalTargets};
 use crate::kernels::log_softmax;
+use crate::kernels::nll::prepare_nll;
 use crate::loss::call::{check, Call, Given};
 use crate::loss::inputs::Values;
 use crate::loss::{Descriptor, GpuInput, GpuTargets, Input, Loss, Output, Targets};
@@ -449,7 +450,21 @@ impl Context {
             } => {
                 let labels = targets.to_i64()?;
                 let targets = HostTargets::Indices(&labels);
-                host.cross_entropy(values, classes, targets, options, upstream, mode)
+                let input = (values, RowInput::Logits);
+                host.cross_entropy(input, classes, targets, options, upstream, mode)
+                    .await?
+            }
+            Call::Nll {
+                options,
+                classes,
+                targets,
+                ..
+            } => {
+                let labels = targets.to_i64()?;
+                let targets = HostTargets::Indices(&labels);
+                let input = (values, RowInput::LogProbs);
+                let options = options.as_cross_entropy();
+                host.cross_entropy(input, classes, targets, &options, upstream, mode)
                     .await?
             }
             Call::Probs {
@@ -459,7 +474,8 @@ impl Context {
                 ..
             } => {
                 let targets = HostTargets::Probs(targets);
-                host.cross_entropy(values, classes, targets, options, upstream, mode)
+                let input = (values, RowInput::Logits);
+                host.cross_entropy(input, classes, targets, options, upstream, mode)
                     .await?
             }
             Call::Binary { loss, targets, .. } => {
@@ -566,6 +582,15 @@ impl Context {
             } => {
                 let targets = CategoricalTargets::Probs(targets);
                 prepare_cross_entropy(gpu, x, targets, (rows, classes), options, grad)
+            }
+            Call::Nll {
+                options,
+                rows,
+                classes,
+                targets,
+            } => {
+                let options = options.as_cross_entropy();
+                prepare_nll(gpu, x, targets, (rows, classes), &options, grad)
             }
             Call::Binary { loss, len, targets } => prepare_binary(gpu, x, targets, len, loss, grad),
         })

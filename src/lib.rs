@@ -2,14 +2,14 @@
 //!
 //! The cross-entropy family of losses on any GPU, as WGSL compute shaders run through wgpu:
 //! log-softmax, categorical cross-entropy with class-index or probability targets, binary
-//! cross-entropy on probabilities or on logits, and sigmoid focal loss, with their gradients,
-//! and PyTorch's options and semantics.
+//! cross-entropy on probabilities or on logits, the NLL loss on log-probabilities and sigmoid
+//! focal loss, with their gradients, and PyTorch's options and semantics.
 //!
 //! ## Quick start: a loss is a value
 //!
 //! A loss is a descriptor ([`CrossEntropy`], [`BinaryCrossEntropy`],
-//! [`BinaryCrossEntropyWithLogits`], [`SigmoidFocalLoss`], [`LogSoftmax`]) carrying PyTorch's
-//! options; a [`Context`]
+//! [`BinaryCrossEntropyWithLogits`], [`SigmoidFocalLoss`], [`NllLoss`], [`LogSoftmax`])
+//! carrying PyTorch's options; a [`Context`]
 //! computes any of them with one verb, `compute(loss, input, targets)`:
 //!
 //! ```
@@ -93,8 +93,8 @@ pub use error::{Error, Operation, Result};
 pub use gpu::tensor::GpuTensor;
 pub use loss::{
     BinaryCrossEntropy, BinaryCrossEntropyWithLogits, ClassIndex, CrossEntropy, Descriptor,
-    GpuInput, GpuTargets, Indices, Input, LogSoftmax, Loss, Output, Reduction, SigmoidFocalLoss,
-    Targets,
+    GpuInput, GpuTargets, Indices, Input, LogSoftmax, Loss, NllLoss, Output, Reduction,
+    SigmoidFocalLoss, Targets,
 };
 pub use plan::Tuning;
 pub use prepared::{GradMode, PreparedLoss};

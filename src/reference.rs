@@ -13,7 +13,7 @@ use crate::loss::{
     validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Loss, Output,
     Reduction, SigmoidFocalLoss,
 };
-use crate::loss::{BinaryLoss, Descriptor, Input, Targets};
+use crate::loss::{BinaryLoss, Descriptor, Input, NllLoss, Targets};
 
 /// Computes `loss` on the host in f64, as [`Context::compute`](crate::Context::compute) does
 /// on the GPU, with the same checks: the loss and, when the input asks for it, its gradient.
@@ -53,6 +53,17 @@ pub fn compute<'a>(
         } => {
             let labels = targets.to_i64()?;
             let rows = validate::cross_entropy_indices(values, classes, &labels, options)?;
+            (rows, options.reduction)
+        }
+        Call::Nll {
+            options,
+            classes,
+            targets,
+            ..
+        } => {
+            let labels = targets.to_i64()?;
+            let options = options.as_cross_entropy();
+            let rows = validate::cross_entropy_indices(values, classes, &labels, &options)?;
             (rows, options.reduction)
         }
         Call::Probs {
@@ -105,6 +116,12 @@ pub fn compute<'a>(
             targets,
             ..
         } => cross_entropy_probs_f64(&x, classes, &widen(targets), options, up),
+        Call::Nll {
+            options,
+            classes,
+            targets,
+            ..
+        } => nll_f64(&x, classes, &targets.to_i64()?, options, up),
         Call::Binary {
             loss: BinaryLoss::Probs(o),
             targets,
@@ -183,6 +200,38 @@ fn scale(upstream: &[f64], reduction: Reduction, denominator: f64, i: usize) -> 
         Reduction::Sum => upstream[0],
         Reduction::Mean => upstream[0] / denominator,
     }
+}
+
+/// The NLL loss of log-probabilities in f64: per-row losses `-w_y x[n, y]`, the mean over the
+/// summed weight of the non-ignored targets, and with `upstream` the gradient (`-w_y` times the
+/// scale at each target, 0 elsewhere). Labels are already checked.
+fn nll_f64(
+    x: &[f64],
+    classes: usize,
+    labels: &[i64],
+    options: &NllLoss,
+    upstream: Option<&[f64]>,
+) -> (Loss<f64>, Vec<f64>) {
+    let weight = |c: usize| options.weight.as_ref().map_or(1.0, |w| f64::from(w[c]));
+    let target = |&y: &i64| (y != options.ignore_index).then_some(y as usize);
+    let targets: Vec<Option<usize>> = labels.iter().map(target).collect();
+    let denominator: f64 = targets.iter().flatten().map(|&c| weight(c)).sum();
+    let losses = targets
+        .iter()
+        .enumerate()
+        .map(|(n, y)| y.map_or(0.0, |c| -weight(c) * x[n * classes + c]))
+        .collect();
+    let mut grad = Vec::new();
+    if let Some(upstream) = upstream {
+        grad = vec![0.0; x.len()];
+        for (n, y) in targets.iter().enumerate() {
+            if let Some(c) = *y {
+                grad[n * classes + c] =
+                    -weight(c) * scale(upstream, options.reduction, denominator, n);
+            }
+        }
+    }
+    (reduce(losses, denominator, options.reduction), grad)
 }
 
 /// Class-index cross-entropy in f64: per-row losses, the mean's denominator, and with
@@ -535,6 +584,25 @@ mod tests {
             check_loss("bce_with_logits", &x, (9, len, reduction), |x, u| {
                 bce_logits_f64(x, &t, &options, 3, u)
             });
+        }
+    }
+
+    #[test]
+    fn nll_gradients_match_finite_differences() {
+        let (n, c) = (5, 4);
+        let x = values(16, n * c, -4.0, 0.0);
+        let labels = [0i64, 3, -100, 1, 3];
+        for reduction in REDUCTIONS {
+            for weight in [None, Some(vec![0.5f32, 2.0, 1.0, 1.5])] {
+                let options = NllLoss {
+                    weight,
+                    reduction,
+                    ..Default::default()
+                };
+                check_loss(&format!("{options:?}"), &x, (17, n, reduction), |x, u| {
+                    nll_f64(x, c, &labels, &options, u)
+                });
+            }
         }
     }
 

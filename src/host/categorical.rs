@@ -5,6 +5,7 @@ use crate::gpu::tensor::GpuTensor;
 use crate::host::parts::Batch;
 use crate::host::{Host, HostKey, HostLoss, HostResult};
 use crate::kernels::cross_entropy::{gpu_labels, prepare_cross_entropy, CategoricalTargets};
+use crate::kernels::nll::prepare_nll;
 use crate::loss::{validate, CrossEntropy, Reduction};
 use crate::plan::Tuning;
 use crate::prepared::GradMode;
@@ -61,6 +62,15 @@ fn host_batch(rows: usize, classes: usize, reduction: Reduction, mode: GradMode)
     }
 }
 
+/// What the rows of a categorical host call hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RowInput {
+    /// Logits: cross-entropy.
+    Logits,
+    /// Log-probabilities: the NLL loss (class-index targets only).
+    LogProbs,
+}
+
 /// The targets of a categorical host call.
 #[derive(Clone, Copy)]
 pub(crate) enum HostTargets<'a> {
@@ -71,12 +81,14 @@ pub(crate) enum HostTargets<'a> {
 }
 
 impl Host {
-    /// Categorical cross-entropy of host slices: validation (the upstream gradient defaults
-    /// to ones where `mode` asks for a gradient), then upload, prepare, run and read back; in
-    /// parts when the batch does not fit one buffer (see `host::parts`).
+    /// Categorical cross-entropy (or, on log-probabilities, the NLL loss) of host slices:
+    /// validation (the upstream gradient defaults to ones where `mode` asks for a gradient),
+    /// then upload, prepare, run and read back; in parts when the batch does not fit one
+    /// buffer (see `host::parts`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn cross_entropy(
         &self,
-        logits: &[f32],
+        (logits, input): (&[f32], RowInput),
         classes: usize,
         targets: HostTargets<'_>,
         options: &CrossEntropy,
@@ -86,7 +98,10 @@ impl Host {
         let (rows, loss) = match targets {
             HostTargets::Indices(t) => (
                 validate::cross_entropy_indices(logits, classes, t, options)?,
-                HostLoss::CrossEntropy,
+                match input {
+                    RowInput::Logits => HostLoss::CrossEntropy,
+                    RowInput::LogProbs => HostLoss::Nll,
+                },
             ),
             HostTargets::Probs(t) => (
                 validate::cross_entropy_probs(logits, classes, t, options)?,
@@ -144,13 +159,16 @@ impl Host {
                     ("targets", target_bytes),
                 ];
                 self.run(key, &inputs, upstream, |gpu, b| {
-                    let t = GpuTensor::new(&b[1]);
+                    let (x, t) = (GpuTensor::new(&b[0]), GpuTensor::new(&b[1]));
+                    let shape = (part.len(), classes);
+                    if input == RowInput::LogProbs {
+                        return prepare_nll(gpu, x, t, shape, &options, mode);
+                    }
                     let t = match targets {
                         HostTargets::Indices(_) => CategoricalTargets::Indices(t),
                         HostTargets::Probs(_) => CategoricalTargets::Probs(t),
                     };
-                    let shape = (part.len(), classes);
-                    prepare_cross_entropy(gpu, GpuTensor::new(&b[0]), t, shape, &options, mode)
+                    prepare_cross_entropy(gpu, x, t, shape, &options, mode)
                 })
                 .await
             },

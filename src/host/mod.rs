@@ -51,6 +51,7 @@ pub(crate) enum HostLoss {
     Bce,
     BceLogits,
     Focal,
+    Nll,
 }
 
 /// The key of a host call: everything the prepared loss bakes in. A kept call is reused only

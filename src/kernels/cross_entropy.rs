@@ -37,14 +37,14 @@ struct Params {
 }
 
 /// Where one dispatch (a chunk of rows) sits in the whole batch.
-struct ChunkPos {
-    rows: std::ops::Range<usize>,
+pub(super) struct ChunkPos {
+    pub(super) rows: std::ops::Range<usize>,
     /// Index of the chunk's first (loss, weight) pair in the pair buffer.
-    pair_base: usize,
+    pub(super) pair_base: usize,
     /// Rows of the whole batch.
-    total_rows: usize,
+    pub(super) total_rows: usize,
     /// Segments per row and logits per segment (1 and C unless rows are split).
-    segments: (u32, u32),
+    pub(super) segments: (u32, u32),
 }
 
 /// `ignore_index` as the GPU's i32 labels can hold it, or `None` when it is beyond i32: then no
@@ -84,7 +84,7 @@ fn constants(
 }
 
 /// Checks a prepared categorical loss's shape and options; returns the logit count.
-fn check_prepared(rows: usize, classes: usize, options: &CrossEntropy) -> Result<usize> {
+pub(super) fn check_prepared(rows: usize, classes: usize, options: &CrossEntropy) -> Result<usize> {
     if classes == 0 {
         return Err(Error::InvalidShape {
             reason: "the number of classes must be at least 1".into(),
@@ -104,13 +104,13 @@ fn check_prepared(rows: usize, classes: usize, options: &CrossEntropy) -> Result
 }
 
 /// The class weights on the GPU (a placeholder when there are none).
-fn weight_buffer(gpu: &Gpu, options: &CrossEntropy) -> Result<wgpu::Buffer> {
+pub(super) fn weight_buffer(gpu: &Gpu, options: &CrossEntropy) -> Result<wgpu::Buffer> {
     buffers::upload(gpu, "weight", options.weight.as_deref().unwrap_or(&[]))
 }
 
 /// The kernel parameters of one chunk, with the element positions of the logits' and targets'
 /// windows.
-fn params_buffer(
+pub(super) fn params_buffer(
     gpu: &Gpu,
     classes: usize,
     options: &CrossEntropy,
@@ -282,7 +282,7 @@ pub(crate) fn prepare_cross_entropy(
 /// Adds the denominator of the mean of class-index cross-entropy over (rows, classes) (the
 /// summed weight of the non-ignored targets), in chunks of whole blocks of the targets; it
 /// ends in the first f32 of `into`.
-fn denominator(
+pub(super) fn denominator(
     gpu: &Gpu,
     program: &mut Program,
     (rows, classes): (usize, usize),

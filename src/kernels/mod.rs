@@ -7,5 +7,6 @@ pub(crate) mod binary;
 pub(crate) mod cross_entropy;
 pub(crate) mod launch;
 pub(crate) mod log_softmax;
+pub(crate) mod nll;
 pub(crate) mod outputs;
 pub(crate) mod shaders;

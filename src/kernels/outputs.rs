@@ -171,6 +171,17 @@ impl LossBuffers {
     }
 
     /// A program to push the loss's dispatches to: it starts by clearing a bf16 gradient.
+    /// Makes room for the (loss, weight) pairs of `groups` workgroups, for a kernel whose
+    /// chunks are not whole workgroups of one grid (each chunk's grid then starts its own
+    /// pairs, counted once the chunks are known).
+    pub(crate) fn set_groups(&mut self, gpu: &Gpu, groups: u32) -> Result<()> {
+        if self.reduction != Reduction::None && groups != self.grid.groups {
+            self.stage = buffers::output(gpu, "xent loss", 2 * groups as usize)?;
+            self.grid.groups = groups;
+        }
+        Ok(())
+    }
+
     pub(crate) fn program(&self) -> Program {
         let mut program = Program::default();
         if self.clear_grad {

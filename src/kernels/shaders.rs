@@ -39,6 +39,7 @@ pub(crate) enum Kernel {
     Bce,
     BceLogits,
     Focal,
+    Nll,
     ReducePairs,
     /// The read ceiling of benchmarks (`tools`, native only).
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
@@ -48,7 +49,7 @@ pub(crate) enum Kernel {
 impl Kernel {
     /// All kernels, for validation.
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    pub(crate) const ALL: [Kernel; 10] = [
+    pub(crate) const ALL: [Kernel; 11] = [
         Kernel::LogSoftmax,
         Kernel::CrossEntropy,
         Kernel::CrossEntropyDenominator,
@@ -57,6 +58,7 @@ impl Kernel {
         Kernel::Bce,
         Kernel::BceLogits,
         Kernel::Focal,
+        Kernel::Nll,
         Kernel::ReducePairs,
         Kernel::ReadBandwidth,
     ];
@@ -72,6 +74,7 @@ impl Kernel {
             Kernel::Bce => "bce.wgsl",
             Kernel::BceLogits => "bce_logits.wgsl",
             Kernel::Focal => "focal.wgsl",
+            Kernel::Nll => "nll.wgsl",
             Kernel::ReducePairs => "reduce_pairs.wgsl",
             Kernel::ReadBandwidth => "read_bandwidth.wgsl",
         }
@@ -181,6 +184,10 @@ impl Kernel {
             Kernel::Bce => (&elementwise, include_str!("../../shaders/bce.wgsl")),
             Kernel::BceLogits => (&elementwise, include_str!("../../shaders/bce_logits.wgsl")),
             Kernel::Focal => (&elementwise, include_str!("../../shaders/focal.wgsl")),
+            Kernel::Nll => (
+                &[MATH, GRID, LOSS_OPTIONS, ELEMENTWISE, CATEGORICAL_PARAMS],
+                include_str!("../../shaders/nll.wgsl"),
+            ),
             Kernel::ReducePairs => (
                 &[GRID, ELEMENTWISE],
                 include_str!("../../shaders/reduce_pairs.wgsl"),
@@ -210,6 +217,7 @@ impl Kernel {
                 CROSS_ENTROPY_PROBS_IN_PLACE.get_or_init(|| writable(CROSS_ENTROPY_PROBS))
             }
             (Kernel::Bce | Kernel::Focal, _) => BCE,
+            (Kernel::Nll, _) => NLL,
             (Kernel::BceLogits, _) => BCE_LOGITS,
             (Kernel::ReducePairs, _) => REDUCE_PAIRS,
             (Kernel::ReadBandwidth, _) => READ_BANDWIDTH,
@@ -263,6 +271,17 @@ const CROSS_ENTROPY_DENOMINATOR: &[Slot] = &[
     slot("labels", Read),
     slot("weight", Read),
     slot("out", ReadWrite),
+];
+const NLL: &[Slot] = &[
+    slot("params", Uniform),
+    slot("x_data", Read),
+    slot("labels", Read),
+    slot("weight", Read),
+    slot("denominator", Read),
+    slot("out", ReadWrite),
+    slot("upstream", Read),
+    slot("grad_data", ReadWrite),
+    slot("status", ReadWrite),
 ];
 const LABEL_STATUS: &[Slot] = &[
     slot("params", Uniform),

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::loss::inputs::{GpuTargets, Indices, Targets};
-use crate::loss::{BinaryLoss, CrossEntropy, Spec};
+use crate::loss::{BinaryLoss, CrossEntropy, NllLoss, Spec};
 
 /// A loss with its targets, its input's shape checked.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +23,13 @@ pub(crate) enum Call<'a, I, V> {
         rows: usize,
         classes: usize,
         targets: V,
+    },
+    /// Negative log-likelihood of log-probabilities with class indices.
+    Nll {
+        options: &'a NllLoss,
+        rows: usize,
+        classes: usize,
+        targets: I,
     },
     /// Binary cross-entropy over `len` elements.
     Binary {
@@ -154,6 +161,18 @@ pub(crate) fn check<'a, I, V>(
                 Given::None => {
                     return Err(wrong_targets(name, "class indices or probabilities", given))
                 }
+            }
+        }
+        Spec::NllLoss(options) => {
+            let (rows, classes) = rows_classes(name, shape)?;
+            match targets {
+                Given::Indices(targets) => Call::Nll {
+                    options,
+                    rows,
+                    classes,
+                    targets,
+                },
+                _ => return Err(wrong_targets(name, "class indices", given)),
             }
         }
         Spec::BinaryCrossEntropy(_)

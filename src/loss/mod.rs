@@ -203,6 +203,63 @@ pub struct BinaryCrossEntropyWithLogits {
     pub reduction: Reduction,
 }
 
+/// Negative log-likelihood, `torch.nn.functional.nll_loss`: (N, C) log-probabilities `x` (for
+/// instance [`LogSoftmax`]'s output) and N class indices `y` ([`Targets::Indices`]):
+/// `l_n = -w_{y_n} x[n, y_n]`, 0 for rows whose target is `ignore_index`. `Mean` divides by
+/// the summed weight of the non-ignored targets (NaN when every row is ignored, as PyTorch);
+/// the gradient is `-w_{y_n}` (times the upstream scale) at each row's target and 0 elsewhere.
+/// The input is taken as given, as PyTorch takes it: nothing checks that rows are
+/// log-probabilities.
+///
+/// Errors: a class index outside [0, C) that is not `ignore_index`
+/// ([`crate::Error::LabelOutOfRange`]: on the host before anything runs, for GPU tensors when
+/// results are read), a weight of the wrong length or not finite.
+///
+/// ```
+/// use xent::{Context, CrossEntropy, Input, LogSoftmax, NllLoss, Targets};
+///
+/// let ctx = Context::new()?;
+/// let logits = [2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0];
+/// let logp = ctx.compute(&LogSoftmax, Input::new(&logits, [2, 3]), Targets::None)?.loss;
+/// let nll = ctx.compute(&NllLoss::default(), Input::new(logp.values(), [2, 3]), &[0u32, 2])?;
+/// let ce = ctx.compute(&CrossEntropy::default(), Input::new(&logits, [2, 3]), &[0u32, 2])?;
+/// assert!((nll.loss.scalar().unwrap() - ce.loss.scalar().unwrap()).abs() < 1e-6);
+/// # Ok::<(), xent::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct NllLoss {
+    /// Per-class weight, length C; all ones when `None`. Must be finite.
+    pub weight: Option<Vec<f32>>,
+    /// Rows whose target equals this value contribute nothing (loss 0, weight 0). Default
+    /// -100.
+    pub ignore_index: i64,
+    /// How row losses are combined. Default `Mean`.
+    pub reduction: Reduction,
+}
+
+impl Default for NllLoss {
+    fn default() -> Self {
+        NllLoss {
+            weight: None,
+            ignore_index: -100,
+            reduction: Reduction::Mean,
+        }
+    }
+}
+
+impl NllLoss {
+    /// The same weight, `ignore_index` and reduction as cross-entropy options (no label
+    /// smoothing): the categorical checks, parameters and denominator serve both.
+    pub(crate) fn as_cross_entropy(&self) -> CrossEntropy {
+        CrossEntropy {
+            weight: self.weight.clone(),
+            ignore_index: self.ignore_index,
+            label_smoothing: 0.0,
+            reduction: self.reduction,
+        }
+    }
+}
+
 /// Sigmoid focal loss, `torchvision.ops.sigmoid_focal_loss`: logits `x` of any shape, targets
 /// ([`Targets::Values`]) of the same shape in [0, 1]. With `p = sigmoid(x)`,
 /// `ce = binary_cross_entropy_with_logits(x, t)` per element and `p_t = p t + (1 - p)(1 - t)`,
@@ -268,7 +325,7 @@ pub struct LogSoftmax;
 
 /// A loss as a value: one of xent's loss descriptors ([`CrossEntropy`],
 /// [`BinaryCrossEntropy`], [`BinaryCrossEntropyWithLogits`], [`SigmoidFocalLoss`],
-/// [`LogSoftmax`]), which
+/// [`NllLoss`], [`LogSoftmax`]), which
 /// [`Context::compute`](crate::Context::compute), [`Context::prepare`](crate::Context::prepare)
 /// and [`reference::compute`](crate::reference::compute) take. Sealed: implemented by xent's
 /// descriptors only.
@@ -294,6 +351,8 @@ pub(crate) mod sealed {
         BinaryCrossEntropyWithLogits(&'a super::BinaryCrossEntropyWithLogits),
         /// Sigmoid focal loss.
         SigmoidFocalLoss(&'a super::SigmoidFocalLoss),
+        /// Negative log-likelihood.
+        NllLoss(&'a super::NllLoss),
     }
 }
 
@@ -316,6 +375,7 @@ descriptor!(CrossEntropy, s => Spec::CrossEntropy(s));
 descriptor!(BinaryCrossEntropy, s => Spec::BinaryCrossEntropy(s));
 descriptor!(BinaryCrossEntropyWithLogits, s => Spec::BinaryCrossEntropyWithLogits(s));
 descriptor!(SigmoidFocalLoss, s => Spec::SigmoidFocalLoss(s));
+descriptor!(NllLoss, s => Spec::NllLoss(s));
 
 /// Which binary cross-entropy, with its options: the two share their kernels' shape and host
 /// path.
@@ -349,6 +409,7 @@ impl Spec<'_> {
             Spec::BinaryCrossEntropy(_) => "binary cross-entropy",
             Spec::BinaryCrossEntropyWithLogits(_) => "binary cross-entropy with logits",
             Spec::SigmoidFocalLoss(_) => "sigmoid focal loss",
+            Spec::NllLoss(_) => "NLL loss",
         }
     }
 }

@@ -995,3 +995,74 @@ fn eval_focal_matches_the_reference_and_checks_its_options() {
     assert!(stderr(&o).contains("gamma"), "{}", stderr(&o));
     assert!(!Path::new(&fresh).exists());
 }
+
+#[test]
+fn eval_nll_matches_the_reference_and_names_a_bad_target() {
+    let dir = scratch("eval_nll");
+    let mut rng = Rng::new(97);
+    let (n, c) = (6, 4);
+    let logp = rng.vec(n * c, -5.0, 0.0);
+    let weight = rng.vec(c, 0.5, 2.0);
+    let labels = vec![3i32, 0, -1, 2, 1, 3];
+    let ls = save(&dir, "logp.npy", &Array::f32(vec![n, c], logp.clone()));
+    let ws = save(&dir, "w.npy", &Array::f32(vec![c], weight.clone()));
+    let ts = save(
+        &dir,
+        "t.npy",
+        &Array {
+            shape: vec![n],
+            data: Data::I32(labels.clone()),
+        },
+    );
+    let loss = dir.join("loss.npy").to_string_lossy().into_owned();
+    let grad = dir.join("grad.npy").to_string_lossy().into_owned();
+    let o = xent(&[
+        "eval",
+        "nll",
+        "--input",
+        &ls,
+        "--target",
+        &ts,
+        "--weight",
+        &ws,
+        "--ignore-index",
+        "-1",
+        "--reduction",
+        "sum",
+        "--loss-out",
+        &loss,
+        "--grad-out",
+        &grad,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let options = xent::NllLoss {
+        weight: Some(weight),
+        ignore_index: -1,
+        reduction: Reduction::Sum,
+    };
+    let want = reference::compute(&options, grad_input(&logp, [n, c], None), &labels).unwrap();
+    let ctx = &contexts()[0];
+    let (loss_shape, loss_values) = load_f32(&loss);
+    assert!(loss_shape.is_empty());
+    assert_close(ctx, "eval nll", &loss_values, want.loss.values());
+    let (grad_shape, grad_values) = load_f32(&grad);
+    assert_eq!(grad_shape, vec![n, c]);
+    assert_grad_close(ctx, "eval nll", &grad_values, want.grad.as_deref().unwrap());
+    // A class index outside [0, C): exit 1, one line naming the target file, no output.
+    let fresh = dir.join("fresh.npy").to_string_lossy().into_owned();
+    let o = xent(&[
+        "eval",
+        "nll",
+        "--input",
+        &ls,
+        "--target",
+        &ts,
+        "--loss-out",
+        &fresh,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("t.npy") && err.contains("-1"), "{err}");
+    assert!(!Path::new(&fresh).exists());
+}

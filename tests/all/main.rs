@@ -11,6 +11,7 @@ mod failures;
 mod focal;
 mod forward;
 mod gradients;
+mod nll;
 mod prepared;
 mod properties;
 mod random;

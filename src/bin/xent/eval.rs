@@ -1,4 +1,4 @@
-//! `xent eval ce`, `bce` and `focal`: losses and gradients of arrays in .npy files.
+//! `xent eval ce`, `bce`, `focal` and `nll`: losses and gradients of arrays in .npy files.
 
 use clap::ValueEnum;
 
@@ -6,7 +6,7 @@ use crate::files;
 use xent::tools::npy::{self, Array, Data};
 use xent::{
     BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Error, Input, Loss,
-    Output, Reduction, SigmoidFocalLoss, Targets,
+    NllLoss, Output, Reduction, SigmoidFocalLoss, Targets,
 };
 
 /// The loss to evaluate.
@@ -22,6 +22,9 @@ pub enum Command {
     /// Sigmoid focal loss (torchvision.ops.sigmoid_focal_loss) of logits of any shape against
     /// targets in [0, 1] of the same shape; reduction none unless --reduction says otherwise.
     Focal(FocalArgs),
+    /// The NLL loss (torch.nn.functional.nll_loss) of (N, C) log-probabilities against (N,)
+    /// class indices of any integer type.
+    Nll(NllArgs),
 }
 
 /// `--reduction`, as PyTorch's.
@@ -83,6 +86,25 @@ pub struct BceArgs {
     /// that broadcasts to the input's (--logits only).
     #[arg(long, value_name = "P.npy")]
     pos_weight: Option<String>,
+    #[command(flatten)]
+    out: Outputs,
+}
+
+/// Arguments of `xent eval nll`.
+#[derive(clap::Args)]
+pub struct NllArgs {
+    /// (N, C) log-probabilities (taken as given, as PyTorch takes them).
+    #[arg(long, value_name = "LOGP.npy")]
+    input: String,
+    /// (N,) class indices (any integer type).
+    #[arg(long, value_name = "T.npy")]
+    target: String,
+    /// (C,) class weights.
+    #[arg(long, value_name = "W.npy")]
+    weight: Option<String>,
+    /// Rows whose class index equals this are ignored.
+    #[arg(long, default_value_t = -100, allow_hyphen_values = true)]
+    ignore_index: i64,
     #[command(flatten)]
     out: Outputs,
 }
@@ -268,27 +290,9 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         args.weight.as_deref(),
     ];
     check_paths(&inputs, &args.out)?;
-    let (shape, logits) = read_f32(&args.logits, None)?;
-    let [n, c] = shape[..] else {
-        return Err(format!(
-            "{}: shape {} but a 2-D (N, C) array was expected",
-            args.logits,
-            npy::shape_text(&shape)
-        ));
-    };
-    if c == 0 {
-        return Err(format!(
-            "{}: shape {} has no classes",
-            args.logits,
-            npy::shape_text(&shape)
-        ));
-    }
-    let weight = match &args.weight {
-        Some(path) => Some(read_f32(path, Some(&[c]))?.1),
-        None => None,
-    };
+    let (n, c, logits) = read_rows(&args.logits)?;
     let options = CrossEntropy {
-        weight,
+        weight: read_class_weight(args.weight.as_deref(), c)?,
         ignore_index: args.ignore_index,
         label_smoothing: args.label_smoothing,
         reduction: args.out.reduction(Reduction::Mean),
@@ -322,13 +326,79 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         } => format!("--label-smoothing: {e}"),
         e => blame(e, &files),
     })?;
-    let grad = args
-        .out
+    write_rows(&args.out, result, (n, c))
+}
+
+/// A 2-D (N, C) float array with C >= 1.
+fn read_rows(path: &str) -> Result<(usize, usize, Vec<f32>), String> {
+    let (shape, values) = read_f32(path, None)?;
+    match shape[..] {
+        [n, c] if c > 0 => Ok((n, c, values)),
+        [_, 0] => Err(format!(
+            "{path}: shape {} has no classes",
+            npy::shape_text(&shape)
+        )),
+        _ => Err(format!(
+            "{path}: shape {} but a 2-D (N, C) array was expected",
+            npy::shape_text(&shape)
+        )),
+    }
+}
+
+/// `--weight`: C class weights, when given.
+fn read_class_weight(path: Option<&str>, classes: usize) -> Result<Option<Vec<f32>>, String> {
+    path.map(|p| read_f32(p, Some(&[classes])).map(|(_, w)| w))
+        .transpose()
+}
+
+/// Writes a row loss's results: the loss (unreduced: one per row) and the (N, C) gradient
+/// where asked.
+fn write_rows(out: &Outputs, result: Output, (n, c): (usize, usize)) -> Result<(), String> {
+    let grad = out
         .grad_out
         .as_deref()
         .zip(result.grad)
         .map(|(p, g)| (p, Array::f32(vec![n, c], g)));
-    write_outputs(&args.out.loss_out, loss_array(result.loss, vec![n]), grad)
+    write_outputs(&out.loss_out, loss_array(result.loss, vec![n]), grad)
+}
+
+fn run_nll(args: &NllArgs) -> Result<(), String> {
+    let inputs = [
+        Some(args.input.as_str()),
+        Some(args.target.as_str()),
+        args.weight.as_deref(),
+    ];
+    check_paths(&inputs, &args.out)?;
+    let (n, c, logp) = read_rows(&args.input)?;
+    let options = NllLoss {
+        weight: read_class_weight(args.weight.as_deref(), c)?,
+        ignore_index: args.ignore_index,
+        reduction: args.out.reduction(Reduction::Mean),
+    };
+    let target = read(&args.target)?;
+    let targets: Targets = match (&target.data, target.shape.as_slice()) {
+        (Data::I64(t), [rows]) if *rows == n => t.into(),
+        (Data::I32(t), [rows]) if *rows == n => t.into(),
+        _ => {
+            return Err(format!(
+                "{}: {} of shape {} but ({n},) integer class indices were expected",
+                args.target,
+                target.dtype().name(),
+                target.shape_text()
+            ))
+        }
+    };
+    let files = [
+        ("input", args.input.as_str()),
+        ("target", args.target.as_str()),
+        ("weight", args.weight.as_deref().unwrap_or("--weight")),
+    ];
+    let ctx = context(args.out.adapter.as_deref())?;
+    let want_grad = args.out.grad_out.is_some();
+    let result = ctx
+        .compute(&options, input(&logp, vec![n, c], want_grad), targets)
+        .map_err(|e| blame(e, &files))?;
+    write_rows(&args.out, result, (n, c))
 }
 
 /// The input of a loss, asking for its gradient when one is written.
@@ -407,6 +477,7 @@ pub fn run(command: &Command) -> Result<(), String> {
         Command::Ce(args) => run_ce(args),
         Command::Bce(args) => run_bce(args),
         Command::Focal(args) => run_focal(args),
+        Command::Nll(args) => run_nll(args),
     }
 }
 

@@ -1,0 +1,116 @@
+//! The negative log-likelihood kernel (log-probabilities and class indices): from options and
+//! GPU tensors to a recorded program. It shares the categorical kernels' parameters, class
+//! weights, mean denominator and label status.
+
+use crate::error::Result;
+use crate::gpu::buffers;
+use crate::gpu::program::whole;
+use crate::gpu::tensor::GpuTensor;
+use crate::gpu::Gpu;
+use crate::kernels::cross_entropy::{
+    check_prepared, denominator, params_buffer, weight_buffer, ChunkPos,
+};
+use crate::kernels::launch;
+use crate::kernels::outputs::LossBuffers;
+use crate::kernels::shaders::{Kernel, KernelKey};
+use crate::loss::{CrossEntropy, Reduction};
+use crate::plan;
+use crate::prepared::{GradMode, PreparedLoss, StatusKind, TargetStatus};
+
+/// Prepares the NLL loss of (rows, classes) log-probabilities in `logp` (at any 4-byte
+/// offset, rows optionally strided) against i32 class indices in `labels`. `options` carries
+/// the weight, `ignore_index` and reduction (its label smoothing is 0). The gradient is
+/// packed (rows, classes) in a buffer of xent's (an in-place one is refused by `loss::call`
+/// before this); targets outside [0, C) that are not
+/// `ignore_index` give their rows NaN and are reported when results are read.
+pub(crate) fn prepare_nll(
+    gpu: &Gpu,
+    logp: GpuTensor<'_>,
+    labels: GpuTensor<'_>,
+    (rows, classes): (usize, usize),
+    options: &CrossEntropy,
+    grad: GradMode,
+) -> Result<PreparedLoss> {
+    let len = check_prepared(rows, classes, options)?;
+    let labels = labels.four_byte("targets")?;
+    // Every caller tensor against its shape before anything is allocated.
+    logp.check_extent("input", rows, classes)?;
+    labels.check_extent("targets", rows, 1)?;
+    let with_grad = grad != GradMode::Off;
+    // A thread's items are rows, or with the gradient the elements of its (rows, classes).
+    let per_row = if with_grad { classes } else { 1 };
+    let limits = gpu.limits();
+    let grid = plan::elementwise_grid(rows * per_row, limits)?;
+    let mut buffers = LossBuffers::new(gpu, options.reduction, rows, grid, grad, len, &logp)?;
+    // Chunks of whole rows, each its own grid with its own pairs: whole blocks of items could
+    // be thousands of rows, more than a binding holds. So a cut run's sums are deterministic
+    // but not the bits of an uncut one.
+    let callers = [logp.row_bytes(classes), labels.row_bytes(1)];
+    let owned = buffers.item_bytes(classes);
+    let chunks = plan::chunks(rows, &callers, &owned, 1, limits)?;
+    let grids = chunks
+        .iter()
+        .map(|range| plan::elementwise_grid(range.len() * per_row, limits))
+        .collect::<Result<Vec<_>>>()?;
+    buffers.set_groups(gpu, grids.iter().map(|g| g.groups).sum())?;
+    let weight = weight_buffer(gpu, options)?;
+    let denominator_buffer = buffers::output(gpu, "xent nll denominator", 1)?;
+    let mut program = buffers.program();
+    let kind = StatusKind::Labels {
+        classes,
+        ignore_index: options.ignore_index,
+    };
+    let status = TargetStatus::new(gpu, kind)?;
+    program.clear(&status.buffer);
+    if with_grad && options.reduction == Reduction::Mean {
+        let weights = (options, &weight);
+        let shape = (rows, classes);
+        denominator(
+            gpu,
+            &mut program,
+            shape,
+            &labels,
+            weights,
+            &denominator_buffer,
+        )?;
+    }
+    let mut constants = launch::elementwise_constants();
+    constants.extend(launch::loss_constants(options.reduction, with_grad));
+    constants.push(("HAS_WEIGHT", u32::from(options.weight.is_some())));
+    let key = KernelKey::typed(Kernel::Nll, constants, buffers.types);
+    let status_key = KernelKey::new(Kernel::LabelStatus, Vec::new());
+    let mut pair_base = 0;
+    for (range, chunk_grid) in chunks.into_iter().zip(grids) {
+        let x = logp.rows_window(limits, "input", range.clone(), classes)?;
+        let t = labels.rows_window(limits, "targets", range.clone(), 1)?;
+        let chunk = ChunkPos {
+            pair_base,
+            rows: range.clone(),
+            total_rows: rows,
+            segments: (1, classes as u32),
+        };
+        let params = params_buffer(gpu, classes, options, &x, &t, &chunk)?;
+        let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
+        let bindings = [
+            ("params", whole(&params)),
+            ("x_data", x.binding),
+            ("labels", t.binding.clone()),
+            ("weight", whole(&weight)),
+            ("denominator", whole(&denominator_buffer)),
+            out,
+            upstream,
+            grad_part,
+            ("status", whole(&status.buffer)),
+        ];
+        launch::dispatch(gpu, &mut program, &key, chunk_grid, &bindings)?;
+        pair_base += chunk_grid.groups as usize;
+        let status_bindings = [
+            ("params", whole(&params)),
+            ("labels", t.binding),
+            ("status", whole(&status.buffer)),
+        ];
+        let one = plan::grid(1, limits)?;
+        launch::dispatch(gpu, &mut program, &status_key, one, &status_bindings)?;
+    }
+    Ok(buffers.finish(gpu, program)?.watch(status))
+}
