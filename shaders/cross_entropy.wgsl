@@ -108,7 +108,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     let y_in_cache = cached && ROW_THREADS == 1u;
     var x_y = 0.0;
     if (valid && !ignored && !bad_label && head && !y_in_cache) {
-        x_y = load_x(base + u32(y));
+        x_y = load_logit(base + u32(y));
     }
 
     var cache: array<f32, CACHE>;
@@ -123,7 +123,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
                     qs[k] = smoothing_coefficient(c);
                 }
                 if (y_in_cache && k == u32(y)) {
-                    x_y = cache[k];
+                    x_y = cached_logit(cache[k]);
                 }
             }
             st = state_push_cached(st, cache, qs, lane, classes);
@@ -174,14 +174,17 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
             for (var k = 0u; k < cache_slots(); k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
-                    let p = exp((cache[k] - st.m) - ls);
-                    write_grad(grad_base + c, grad_value(p, c, yc, a, b, st.q, ignored, bad_label));
+                    let p = exp((cached_logit(cache[k]) - st.m) - ls);
+                    let g = grad_value(p, c, yc, a, b, st.q, ignored, bad_label);
+                    write_grad(grad_base + c, capped_grad(cache[k], g));
                 }
             }
         } else {
             for (var c = span.lo + lane; c < span.hi; c = c + ROW_THREADS) {
-                let p = exp((load_x(base + c) - st.m) - ls);
-                write_grad(grad_base + c, grad_value(p, c, yc, a, b, st.q, ignored, bad_label));
+                let x = load_x(base + c);
+                let p = exp((capped(x) - st.m) - ls);
+                let g = grad_value(p, c, yc, a, b, st.q, ignored, bad_label);
+                write_grad(grad_base + c, capped_grad(x, g));
             }
         }
     }

@@ -93,14 +93,15 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
             for (var k = 0u; k < cache_slots(); k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
-                    let p = exp((cache_x[k] - st.m) - ls);
-                    write_grad(grad_base + c, s * (p * st.q - cache_q[k]));
+                    let p = exp((cached_logit(cache_x[k]) - st.m) - ls);
+                    write_grad(grad_base + c, capped_grad(cache_x[k], s * (p * st.q - cache_q[k])));
                 }
             }
         } else {
             for (var c = span.lo + lane; c < span.hi; c = c + ROW_THREADS) {
-                let p = exp((load_x(base + c) - st.m) - ls);
-                write_grad(grad_base + c, s * (p * st.q - coefficient(t_base + c, c)));
+                let x = load_x(base + c);
+                let p = exp((capped(x) - st.m) - ls);
+                write_grad(grad_base + c, capped_grad(x, s * (p * st.q - coefficient(t_base + c, c))));
             }
         }
     }

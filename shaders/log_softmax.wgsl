@@ -30,6 +30,16 @@ fn upstream_at(i: u32) -> f32 {
     return 0.0;
 }
 
+// The logits as the row state reads them, from memory and from a thread's cache (row_state's
+// hooks): as they are.
+fn load_logit(i: u32) -> f32 {
+    return load_x(i);
+}
+
+fn cached_logit(v: f32) -> f32 {
+    return v;
+}
+
 // The first upstream value of a row (row_state's hook).
 fn row_q_base(row: u32) -> u32 {
     return row * params.classes;

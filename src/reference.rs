@@ -109,13 +109,23 @@ pub fn compute<'a>(
             classes,
             targets,
             ..
-        } => cross_entropy_f64(&x, classes, &targets.to_i64()?, options, up),
+        } => {
+            let labels = targets.to_i64()?;
+            softcapped(&x, options.softcap, |z| {
+                cross_entropy_f64(z, classes, &labels, options, up)
+            })
+        }
         Call::Probs {
             options,
             classes,
             targets,
             ..
-        } => cross_entropy_probs_f64(&x, classes, &widen(targets), options, up),
+        } => {
+            let t = widen(targets);
+            softcapped(&x, options.softcap, |z| {
+                cross_entropy_probs_f64(z, classes, &t, options, up)
+            })
+        }
         Call::Nll {
             options,
             classes,
@@ -200,6 +210,25 @@ fn scale(upstream: &[f64], reduction: Reduction, denominator: f64, i: usize) -> 
         Reduction::Sum => upstream[0],
         Reduction::Mean => upstream[0] / denominator,
     }
+}
+
+/// `loss` of the logits read through a softcap S (`S tanh(x / S)`, PyTorch's expression), its
+/// gradient taken back through it (times `1 / cosh^2(x / S)`); `loss` of `x` itself without one.
+fn softcapped(
+    x: &[f64],
+    softcap: Option<f32>,
+    loss: impl FnOnce(&[f64]) -> (Loss<f64>, Vec<f64>),
+) -> (Loss<f64>, Vec<f64>) {
+    let Some(s) = softcap.map(f64::from) else {
+        return loss(x);
+    };
+    let z: Vec<f64> = x.iter().map(|v| s * (v / s).tanh()).collect();
+    let (out, mut grad) = loss(&z);
+    for (g, v) in grad.iter_mut().zip(x) {
+        let c = (v / s).cosh();
+        *g /= c * c;
+    }
+    (out, grad)
 }
 
 /// The NLL loss of log-probabilities in f64: per-row losses `-w_y x[n, y]`, the mean over the
@@ -584,6 +613,36 @@ mod tests {
             check_loss("bce_with_logits", &x, (9, len, reduction), |x, u| {
                 bce_logits_f64(x, &t, &options, 3, u)
             });
+        }
+    }
+
+    #[test]
+    fn softcapped_gradients_match_finite_differences() {
+        let (n, c) = (4, 5);
+        let x = values(18, n * c, -40.0, 40.0);
+        let labels = [0i64, 4, -100, 2];
+        let t = values(19, n * c, 0.0, 1.0);
+        for reduction in REDUCTIONS {
+            let options = CrossEntropy {
+                weight: Some(vec![0.5, 2.0, 1.0, 1.5, 0.7]),
+                label_smoothing: 0.2,
+                reduction,
+                softcap: Some(15.0),
+                ..Default::default()
+            };
+            let cap = options.softcap;
+            check_loss(
+                &format!("indices {options:?}"),
+                &x,
+                (20, n, reduction),
+                |x, u| softcapped(x, cap, |z| cross_entropy_f64(z, c, &labels, &options, u)),
+            );
+            check_loss(
+                &format!("probs {options:?}"),
+                &x,
+                (21, n, reduction),
+                |x, u| softcapped(x, cap, |z| cross_entropy_probs_f64(z, c, &t, &options, u)),
+            );
         }
     }
 

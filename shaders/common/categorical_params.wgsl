@@ -29,7 +29,9 @@ struct Params {
     // 1 when ignore_index is an i32 (a GPU target can equal it); 0 when it is beyond i32, so
     // no target is ignored.
     ignores: u32,
-    _pad1: u32,
+    // The logit softcap S (0: none); cross-entropy reads S tanh(x / S) for every logit x
+    // (common/softcap.wgsl).
+    softcap: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

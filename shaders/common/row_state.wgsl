@@ -130,8 +130,8 @@ fn state_add(st: RowState, x: f32, q: f32) -> RowState {
 const BLOCK: u32 = 8u;
 
 // Pushes the values x[base + c] (with coefficients element_q(q_base, c)) for c = first,
-// first + ROW_THREADS, ... < end, a block at a time. Needs the kernel's `load_x` and
-// `element_q`.
+// first + ROW_THREADS, ... < end, a block at a time. Needs the kernel's `load_logit` (its
+// logits as the loss sees them) and `element_q`.
 fn state_push_row(start: RowState, base: u32, q_base: u32, first: u32, end: u32) -> RowState {
     var st = start;
     for (var c0 = first; c0 < end; c0 = c0 + BLOCK * ROW_THREADS) {
@@ -140,7 +140,7 @@ fn state_push_row(start: RowState, base: u32, q_base: u32, first: u32, end: u32)
         for (var j = 0u; j < BLOCK; j = j + 1u) {
             let c = c0 + j * ROW_THREADS;
             if (c < end) {
-                xs[j] = load_x(base + c);
+                xs[j] = load_logit(base + c);
                 m = max(m, xs[j]);
             }
         }
@@ -162,16 +162,20 @@ fn state_push_row(start: RowState, base: u32, q_base: u32, first: u32, end: u32)
 // Pushes a thread's cached values xs[k] (class lane + k ROW_THREADS, while < classes) with
 // coefficients qs[k], all at once: one max, one rescale.
 fn state_push_cached(start: RowState, xs: array<f32, CACHE>, qs: array<f32, CACHE>, lane: u32, classes: u32) -> RowState {
+    // The cache holds the values as loaded; the kernel's `cached_logit` gives what the loss
+    // reads (a softcapped logit, say).
+    var zs = xs;
     var m = start.m;
     for (var k = 0u; k < cache_slots(); k = k + 1u) {
         if (lane + k * ROW_THREADS < classes) {
-            m = max(m, xs[k]);
+            zs[k] = cached_logit(xs[k]);
+            m = max(m, zs[k]);
         }
     }
     var st = state_rescaled(start, m);
     for (var k = 0u; k < cache_slots(); k = k + 1u) {
         if (lane + k * ROW_THREADS < classes) {
-            st = state_add(st, xs[k], qs[k]);
+            st = state_add(st, zs[k], qs[k]);
         }
     }
     return st;

@@ -32,7 +32,9 @@ fn host_key(
     mode: GradMode,
     tuning: Tuning,
 ) -> HostKey {
-    let weights = [options.weight.as_deref()];
+    // The softcap is baked in as the weights are: compared bit for bit.
+    let softcap = options.softcap.map(|s| [s]);
+    let weights = [options.weight.as_deref(), softcap.as_ref().map(|s| &s[..])];
     HostKey {
         ignore_index: options.ignore_index,
         smoothing: options.label_smoothing.to_bits(),

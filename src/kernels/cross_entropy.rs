@@ -33,7 +33,7 @@ struct Params {
     segments: u32,
     segment_len: u32,
     ignores: u32,
-    _pad: u32,
+    softcap: f32,
 }
 
 /// Where one dispatch (a chunk of rows) sits in the whole batch.
@@ -80,6 +80,7 @@ fn constants(
     c.push(("HAS_WEIGHT", u32::from(options.weight.is_some())));
     c.push(("USE_Q", u32::from(use_q)));
     c.push(("IN_PLACE", u32::from(mode == GradMode::InPlace)));
+    c.push(("SOFTCAP", u32::from(options.softcap.is_some())));
     c
 }
 
@@ -90,13 +91,7 @@ pub(super) fn check_prepared(rows: usize, classes: usize, options: &CrossEntropy
             reason: "the number of classes must be at least 1".into(),
         });
     }
-    validate::label_smoothing(options.label_smoothing)?;
-    validate::weights(
-        "weight",
-        options.weight.as_deref(),
-        classes,
-        "one weight per class",
-    )?;
+    validate::cross_entropy_options(options, classes)?;
     rows.checked_mul(classes)
         .ok_or_else(|| Error::InvalidShape {
             reason: format!("{rows} x {classes} logits overflow"),
@@ -136,7 +131,7 @@ pub(super) fn params_buffer(
             reduction: options.reduction.shader_code(),
             segments: chunk.segments.0,
             segment_len: chunk.segments.1,
-            _pad: 0,
+            softcap: options.softcap.unwrap_or(0.0),
         },
     )
 }

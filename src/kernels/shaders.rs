@@ -10,6 +10,7 @@ const GRID: &str = include_str!("../../shaders/common/grid.wgsl");
 const ROW_STATE: &str = include_str!("../../shaders/common/row_state.wgsl");
 const ELEMENTWISE: &str = include_str!("../../shaders/common/elementwise.wgsl");
 const ELEMENTWISE_LOSS: &str = include_str!("../../shaders/common/elementwise_loss.wgsl");
+const SOFTCAP: &str = include_str!("../../shaders/common/softcap.wgsl");
 const ELEMENTWISE_MAIN: &str = include_str!("../../shaders/common/elementwise_main.wgsl");
 const LOSS_OPTIONS: &str = include_str!("../../shaders/common/loss_options.wgsl");
 const IN_PLACE: &str = include_str!("../../shaders/common/in_place.wgsl");
@@ -153,6 +154,7 @@ impl Kernel {
             ROW_STATE,
             IN_PLACE,
             CATEGORICAL_PARAMS,
+            SOFTCAP,
             CATEGORICAL_MAIN,
         ];
         let elementwise = [

@@ -129,6 +129,21 @@ pub struct CrossEntropy {
     /// How row losses are combined. Default `Mean`: for class indices the sum divided by the
     /// summed weight of the non-ignored targets; for probabilities the sum divided by N.
     pub reduction: Reduction,
+    /// Logit softcap S > 0 (Gemma 2): every logit `x` is replaced by `S tanh(x / S)` before
+    /// anything else, and the gradient flows through it (times `1 - tanh^2(x / S)`). `None`
+    /// (the default) leaves the logits as they are.
+    ///
+    /// ```
+    /// use xent::{Context, CrossEntropy, Input};
+    ///
+    /// let ctx = Context::new()?;
+    /// let capped = CrossEntropy { softcap: Some(30.0), ..Default::default() };
+    /// let out = ctx.compute(&capped, Input::new(&[80.0f32, 0.0, -5.0], [1, 3]).with_grad(), &[1u32])?;
+    /// // 80 is read as 30 tanh(8/3) = 29.71, so the loss is about 29.71, not 80.
+    /// assert!((out.loss.scalar().unwrap() - 29.71).abs() < 0.01);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub softcap: Option<f32>,
 }
 
 impl Default for CrossEntropy {
@@ -138,6 +153,7 @@ impl Default for CrossEntropy {
             ignore_index: -100,
             label_smoothing: 0.0,
             reduction: Reduction::Mean,
+            softcap: None,
         }
     }
 }
@@ -256,6 +272,7 @@ impl NllLoss {
             ignore_index: self.ignore_index,
             label_smoothing: 0.0,
             reduction: self.reduction,
+            softcap: None,
         }
     }
 }

@@ -52,7 +52,7 @@ pub(crate) fn weights(
 }
 
 /// Checks label smoothing is in [0, 1].
-pub(crate) fn label_smoothing(e: f32) -> Result<()> {
+fn label_smoothing(e: f32) -> Result<()> {
     if !(0.0..=1.0).contains(&e) {
         return Err(Error::InvalidOption {
             name: "label_smoothing",
@@ -61,6 +61,18 @@ pub(crate) fn label_smoothing(e: f32) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Checks a logit softcap is finite and above 0 when given.
+pub(crate) fn softcap(s: Option<f32>) -> Result<()> {
+    match s {
+        Some(s) if !(s.is_finite() && s > 0.0) => Err(Error::InvalidOption {
+            name: "softcap",
+            value: s.to_string(),
+            reason: "it must be finite and above 0 (None turns it off)".into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Checks every class-index target is in [0, C) or equal to `ignore_index`.
@@ -151,8 +163,10 @@ pub(crate) fn cross_entropy_probs(
     Ok(rows)
 }
 
-fn cross_entropy_options(options: &CrossEntropy, classes: usize) -> Result<()> {
+/// Checks cross-entropy's options for `classes` classes: label smoothing, softcap, weights.
+pub(crate) fn cross_entropy_options(options: &CrossEntropy, classes: usize) -> Result<()> {
     label_smoothing(options.label_smoothing)?;
+    softcap(options.softcap)?;
     weights(
         "weight",
         options.weight.as_deref(),

@@ -19,6 +19,13 @@ pub enum Shape {
         /// C.
         classes: usize,
     },
+    /// Class-index cross-entropy with a logit softcap of 30, reduction mean.
+    SoftcapCrossEntropy {
+        /// N.
+        rows: usize,
+        /// C.
+        classes: usize,
+    },
     /// BCE with logits over `len` elements, reduction mean.
     BceWithLogits {
         /// Element count.
@@ -69,11 +76,14 @@ const PRESET_SHAPES: [PresetShapes; 3] = [
 ];
 
 impl Case {
-    /// The kernel's name: `ce_fwd`, `ce_fwd_grad`, `bce_logits_fwd`, `bce_logits_fwd_grad`.
+    /// The kernel's name: `ce_fwd`, `ce_fwd_grad`, `ce_softcap_fwd`, `ce_softcap_fwd_grad`,
+    /// `bce_logits_fwd`, `bce_logits_fwd_grad`.
     pub fn kernel(&self) -> &'static str {
         match (self.shape, self.grad) {
             (Shape::CrossEntropy { .. }, false) => "ce_fwd",
             (Shape::CrossEntropy { .. }, true) => "ce_fwd_grad",
+            (Shape::SoftcapCrossEntropy { .. }, false) => "ce_softcap_fwd",
+            (Shape::SoftcapCrossEntropy { .. }, true) => "ce_softcap_fwd_grad",
             (Shape::BceWithLogits { .. }, false) => "bce_logits_fwd",
             (Shape::BceWithLogits { .. }, true) => "bce_logits_fwd_grad",
         }
@@ -82,7 +92,8 @@ impl Case {
     /// The shape as text: `NxC` or the element count.
     pub fn shape_name(&self) -> String {
         match self.shape {
-            Shape::CrossEntropy { rows, classes } => format!("{rows}x{classes}"),
+            Shape::CrossEntropy { rows, classes }
+            | Shape::SoftcapCrossEntropy { rows, classes } => format!("{rows}x{classes}"),
             Shape::BceWithLogits { len } => format!("{len}"),
         }
     }
@@ -96,7 +107,8 @@ impl Case {
     /// gradient written once with `grad`.
     pub fn bytes(&self) -> u64 {
         let (elements, reads) = match self.shape {
-            Shape::CrossEntropy { rows, classes } => (rows * classes, 1),
+            Shape::CrossEntropy { rows, classes }
+            | Shape::SoftcapCrossEntropy { rows, classes } => (rows * classes, 1),
             Shape::BceWithLogits { len } => (len, 2),
         };
         (4 * elements * (reads + usize::from(self.grad))) as u64
@@ -109,8 +121,13 @@ impl Case {
         } else {
             GradMode::Off
         };
+        let softcap = match self.shape {
+            Shape::SoftcapCrossEntropy { .. } => Some(30.0),
+            _ => None,
+        };
         match self.shape {
-            Shape::CrossEntropy { rows, classes } => {
+            Shape::CrossEntropy { rows, classes }
+            | Shape::SoftcapCrossEntropy { rows, classes } => {
                 let len = checked_len(rows, classes)?;
                 // Checked before the host data is generated, so a shape too large for the
                 // adapter is an error, not a failed host allocation.
@@ -120,7 +137,10 @@ impl Case {
                     .collect();
                 let labels: Vec<i32> = (0..rows).map(|r| ((r * 31) % classes) as i32).collect();
                 let (l, t) = (storage(ctx, &logits)?, storage(ctx, &labels)?);
-                let options = CrossEntropy::default();
+                let options = CrossEntropy {
+                    softcap,
+                    ..Default::default()
+                };
                 let input = GpuInput::new(&l, [rows, classes]).with_grad(mode);
                 ctx.prepare(&options, input, GpuTargets::indices(&t))
             }
@@ -164,7 +184,8 @@ fn storage<T: bytemuck::Pod>(ctx: &Context, data: &[T]) -> Result<wgpu::Buffer> 
     }))
 }
 
-/// The cases of a preset (see [`PRESETS`]): each shape forward, then forward + gradient.
+/// The cases of a preset (see [`PRESETS`]): each shape forward, then forward + gradient; the
+/// preset's 1000-class shape also with a logit softcap.
 /// Unknown presets give an error naming the known ones.
 pub fn cases(preset: &str) -> Result<Vec<Case>> {
     let Some(&(_, rows_classes, bce_len)) = PRESET_SHAPES.iter().find(|p| p.0 == preset) else {
@@ -174,10 +195,19 @@ pub fn cases(preset: &str) -> Result<Vec<Case>> {
             reason: format!("use one of {}", PRESETS.join(", ")),
         });
     };
+    // The 1000-class batch once more with a softcap, next to the plain one.
+    let (rows, classes) = rows_classes
+        .iter()
+        .copied()
+        .find(|&(_, classes)| classes == 1000)
+        .unwrap_or(rows_classes[0]);
     let shapes = rows_classes
         .iter()
         .map(|&(rows, classes)| Shape::CrossEntropy { rows, classes })
-        .chain([Shape::BceWithLogits { len: bce_len }]);
+        .chain([
+            Shape::SoftcapCrossEntropy { rows, classes },
+            Shape::BceWithLogits { len: bce_len },
+        ]);
     Ok(shapes
         .into_iter()
         .flat_map(|shape| [Case { shape, grad: false }, Case { shape, grad: true }])

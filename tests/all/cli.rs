@@ -160,7 +160,7 @@ fn bench_quick_writes_json_records_and_a_plot() {
     let records = parsed.as_array().expect("an array of records");
     assert_eq!(
         records.len(),
-        10,
+        12,
         "one record per kernel and shape:\n{text}"
     );
     for record in records {
@@ -240,19 +240,23 @@ fn eval_ce_matches_the_reference_for_every_target_kind() {
     let loss = dir.join("loss.npy").to_string_lossy().into_owned();
     let grad = dir.join("grad.npy").to_string_lossy().into_owned();
     let ctx = &contexts()[0];
-    for (reduction, name) in [
-        (Reduction::Mean, "mean"),
-        (Reduction::Sum, "sum"),
-        (Reduction::None, "none"),
+    // Each reduction once without a softcap and once with one (--softcap 2).
+    for (reduction, name, softcap) in [
+        (Reduction::Mean, "mean", None),
+        (Reduction::Sum, "sum", None),
+        (Reduction::None, "none", None),
+        (Reduction::Mean, "mean", Some("2")),
+        (Reduction::None, "none", Some("2")),
     ] {
         let options = CrossEntropy {
             weight: Some(weight.clone()),
             ignore_index: -100,
             label_smoothing: 0.1,
             reduction,
+            softcap: softcap.map(|s| s.parse().unwrap()),
         };
         for target in [&t64, &t32, &tp] {
-            let o = xent(&[
+            let mut args = vec![
                 "eval",
                 "ce",
                 "--logits",
@@ -269,7 +273,9 @@ fn eval_ce_matches_the_reference_for_every_target_kind() {
                 &loss,
                 "--grad-out",
                 &grad,
-            ]);
+            ];
+            args.extend(softcap.iter().flat_map(|s| ["--softcap", s]));
+            let o = xent(&args);
             assert!(o.status.success(), "{}", stderr(&o));
             let want = if target == &tp {
                 reference::compute(&options, grad_input(&logits, nc(&logits, c), None), &probs)

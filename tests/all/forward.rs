@@ -45,6 +45,7 @@ fn ce_options(classes: usize, rng: &mut Rng, full: bool) -> Vec<CrossEntropy> {
                         ignore_index: if ignore_valid_class { 0 } else { -100 },
                         label_smoothing: smoothing,
                         reduction,
+                        softcap: None,
                     });
                 }
             }

@@ -63,6 +63,7 @@ fn cross_entropy_gradients_match_reference() {
                             ignore_index: 1 % c as i64,
                             label_smoothing: smoothing,
                             reduction,
+                            softcap: None,
                         };
                         let u = upstream(&mut rng, reduction, n);
                         let case = format!("cross_entropy_and_grad {n}x{c} {options:?}");

@@ -18,6 +18,7 @@ mod random;
 mod shaders;
 mod short_rows;
 mod sizes;
+mod softcap;
 mod split;
 mod subgroups;
 mod threads;

@@ -107,13 +107,25 @@ fn ce_case() -> impl Strategy<Value = CeCase> {
                 proptest::collection::vec(label, rows),
                 proptest::collection::vec(probability(), rows * classes),
                 weights(classes),
-                prop_oneof![Just(0.0f32), 0.0f32..=1.0],
+                (
+                    prop_oneof![Just(0.0f32), 0.0f32..=1.0],
+                    // A softcap from tiny to beyond every ordinary logit, or none.
+                    prop_oneof![2 => Just(None), 1 => (0.01f32..100.0).prop_map(Some)],
+                ),
                 upstream(reduction, rows),
                 Just((classes, reduction)),
             )
         })
         .prop_map(
-            |(logits, labels, probs, weight, label_smoothing, upstream, (classes, reduction))| {
+            |(
+                logits,
+                labels,
+                probs,
+                weight,
+                (label_smoothing, softcap),
+                upstream,
+                (classes, reduction),
+            )| {
                 CeCase {
                     classes,
                     logits,
@@ -123,6 +135,7 @@ fn ce_case() -> impl Strategy<Value = CeCase> {
                         weight,
                         label_smoothing,
                         reduction,
+                        softcap,
                         ..Default::default()
                     },
                     upstream,

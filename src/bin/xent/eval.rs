@@ -63,6 +63,9 @@ pub struct CeArgs {
     /// Label smoothing in [0, 1].
     #[arg(long, default_value_t = 0.0)]
     label_smoothing: f32,
+    /// Logit softcap S > 0: logits are read as S tanh(x / S).
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    softcap: Option<f32>,
     #[command(flatten)]
     out: Outputs,
 }
@@ -296,6 +299,7 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         ignore_index: args.ignore_index,
         label_smoothing: args.label_smoothing,
         reduction: args.out.reduction(Reduction::Mean),
+        softcap: args.softcap,
     };
     let target = read(&args.target)?;
     let files = [
@@ -324,6 +328,9 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
             name: "label_smoothing",
             ..
         } => format!("--label-smoothing: {e}"),
+        Error::InvalidOption {
+            name: "softcap", ..
+        } => format!("--softcap: {e}"),
         e => blame(e, &files),
     })?;
     write_rows(&args.out, result, (n, c))
