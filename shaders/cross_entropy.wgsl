@@ -12,6 +12,8 @@
 //   dx_{n,c} = s ((1 - e) w_y (p_c - [c == y]) + (e / C) (W p_c - w_c)),  0 for ignored rows,
 //   s = upstream[n] (none), upstream[0] (sum), upstream[0] / scratch[0].x (mean), where
 //   scratch[0].x = sum of w_y over non-ignored rows (cross_entropy_denominator.wgsl).
+// With Z_LOSS, a non-ignored row also has the z-loss: l_n += z lse_n^2 and
+// dx_{n,c} += s 2 z lse_n p_c (common/z_loss.wgsl).
 // Rows that fit a thread's cache (row_cached) are read once; longer rows are read twice.
 // IN_PLACE writes the gradient over the logits (each thread overwrites only elements it has
 // already read, and x_y is read before the row's first barrier). With split rows (SPLIT, see
@@ -58,7 +60,7 @@ fn smoothing_coefficient(c: u32) -> f32 {
 
 // The gradient of one logit with softmax probability p (see the header). Ignored rows get
 // exactly 0 and a bad label's row NaN (written as such: compilers may fold NaN * 0 to 0).
-fn grad_value(p: f32, c: u32, y: u32, a: f32, b: f32, w_sum: f32, ignored: bool, bad_label: bool) -> f32 {
+fn grad_value(p: f32, c: u32, y: u32, a: f32, b: f32, zc: f32, w_sum: f32, ignored: bool, bad_label: bool) -> f32 {
     if (bad_label) {
         return nan_f32();
     }
@@ -72,6 +74,9 @@ fn grad_value(p: f32, c: u32, y: u32, a: f32, b: f32, w_sum: f32, ignored: bool,
     var g = a * (p - onehot);
     if (USE_Q) {
         g = g + b * (w_sum * p - smoothing_coefficient(c));
+    }
+    if (Z_LOSS) {
+        g = g + zc * p;
     }
     return g;
 }
@@ -147,6 +152,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
         if (USE_Q) {
             l = (1.0 - e) * l + e_over_c * (st.q * ls - st.b);
         }
+        l = l + z_loss_term(st.m + ls);
         pair = vec2<f32>(l, wy);
     }
     if (!REDUCED && valid && head) {
@@ -159,6 +165,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
         // exactly zero (C = 1) and keeps its relative accuracy where p_c is near 1.
         var a = 0.0;
         var b = 0.0;
+        var zc = 0.0;
         if (!ignored && !bad_label) {
             var s = upstream[0];
             if (!REDUCED) {
@@ -168,6 +175,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
             }
             a = s * (1.0 - e) * class_weight(u32(y));
             b = s * e_over_c;
+            zc = z_loss_coefficient(s, st.m + ls);
         }
         let yc = u32(y);
         if (cached) {
@@ -175,7 +183,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
                     let p = exp((cached_logit(cache[k]) - st.m) - ls);
-                    let g = grad_value(p, c, yc, a, b, st.q, ignored, bad_label);
+                    let g = grad_value(p, c, yc, a, b, zc, st.q, ignored, bad_label);
                     write_grad(grad_base + c, capped_grad(cache[k], g));
                 }
             }
@@ -183,7 +191,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
             for (var c = span.lo + lane; c < span.hi; c = c + ROW_THREADS) {
                 let x = load_x(base + c);
                 let p = exp((capped(x) - st.m) - ls);
-                let g = grad_value(p, c, yc, a, b, st.q, ignored, bad_label);
+                let g = grad_value(p, c, yc, a, b, zc, st.q, ignored, bad_label);
                 write_grad(grad_base + c, capped_grad(x, g));
             }
         }

@@ -7,6 +7,8 @@
 // since the mean divides by N.
 // Gradient: dx_{n,c} = s (p_c Q_n - q_c), Q_n = sum_c q_c, with
 //   s = upstream[n] (none), upstream[0] (sum), upstream[0] / N (mean).
+// With Z_LOSS, every row also has the z-loss: l_n += z lse_n^2 and dx_{n,c} += s 2 z lse_n p_c
+// (common/z_loss.wgsl).
 // Rows that fit a thread's cache (row_cached) are read once; IN_PLACE writes the gradient over
 // the logits (each thread overwrites only elements it has already read). Rows may be split
 // (SPLIT, see common/row_state.wgsl). The entry point is common/categorical_main.wgsl.
@@ -76,7 +78,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     let head = lane == 0u && span.segment == 0u;
     var pair = vec2<f32>(0.0, 0.0);
     if (valid && head) {
-        pair = vec2<f32>(st.q * ls - st.b, 1.0);
+        pair = vec2<f32>(st.q * ls - st.b + z_loss_term(st.m + ls), 1.0);
     }
     if (!REDUCED && valid && head) {
         out[row] = pair.x;
@@ -89,19 +91,20 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
         } else if (params.reduction == 1u) {
             s = s / f32(params.total_rows);
         }
+        let zc = z_loss_coefficient(s, st.m + ls);
         if (cached) {
             for (var k = 0u; k < cache_slots(); k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
                     let p = exp((cached_logit(cache_x[k]) - st.m) - ls);
-                    write_grad(grad_base + c, capped_grad(cache_x[k], s * (p * st.q - cache_q[k])));
+                    write_grad(grad_base + c, capped_grad(cache_x[k], s * (p * st.q - cache_q[k]) + zc * p));
                 }
             }
         } else {
             for (var c = span.lo + lane; c < span.hi; c = c + ROW_THREADS) {
                 let x = load_x(base + c);
                 let p = exp((capped(x) - st.m) - ls);
-                write_grad(grad_base + c, capped_grad(x, s * (p * st.q - coefficient(t_base + c, c))));
+                write_grad(grad_base + c, capped_grad(x, s * (p * st.q - coefficient(t_base + c, c)) + zc * p));
             }
         }
     }

@@ -289,7 +289,7 @@ fn cross_entropy_f64(
                 let smooth: f64 = -(0..classes).map(|c| w(c) * logp[c]).sum::<f64>();
                 l = (1.0 - e) * l + e / classes as f64 * smooth;
             }
-            losses.push(l);
+            losses.push(l + z_loss_term(options, row));
             denominator += w(y);
         }
         logps.push(logp);
@@ -304,15 +304,44 @@ fn cross_entropy_f64(
             }
             let y = y as usize;
             let s = scale(upstream, options.reduction, denominator, n);
+            let zc = z_loss_coefficient(options, &logits[n * classes..(n + 1) * classes]);
             grad.extend((0..classes).map(|c| {
                 let p = logp[c].exp();
                 let hard = (1.0 - e) * w(y) * (p - if c == y { 1.0 } else { 0.0 });
                 let smooth = e / classes as f64 * (total_weight * p - w(c));
-                s * (hard + smooth)
+                s * (hard + smooth + zc * p)
             }));
         }
     }
     (reduce(losses, denominator, options.reduction), grad)
+}
+
+/// The log-sum-exp of a row of logits.
+fn log_sum_exp(row: &[f64]) -> f64 {
+    let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + row.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+}
+
+/// A counted row's z-loss `z lse^2` (0 without one).
+fn z_loss_term(options: &CrossEntropy, row: &[f64]) -> f64 {
+    let z = f64::from(options.z_loss);
+    if z == 0.0 {
+        return 0.0;
+    }
+    z * log_sum_exp(row).powi(2)
+}
+
+/// The coefficient of `p_c` in a counted row's z-loss gradient, before the row's scale:
+/// `2 z lse`.
+fn z_loss_coefficient(options: &CrossEntropy, row: &[f64]) -> f64 {
+    let z = f64::from(options.z_loss);
+    if z == 0.0 {
+        return 0.0;
+    }
+    2.0 * z * log_sum_exp(row)
 }
 
 /// Probability-target cross-entropy in f64, with the gradient when `upstream` is given.
@@ -337,11 +366,15 @@ fn cross_entropy_probs_f64(
         let q: Vec<f64> = (0..classes)
             .map(|c| w(c) * ((1.0 - e) * t[c] + e / classes as f64))
             .collect();
-        losses.push(-(0..classes).map(|c| q[c] * logp[c]).sum::<f64>());
+        losses.push(-(0..classes).map(|c| q[c] * logp[c]).sum::<f64>() + z_loss_term(options, row));
         if let Some(upstream) = upstream {
             let s = scale(upstream, options.reduction, rows as f64, n);
             let total: f64 = q.iter().sum();
-            grad.extend((0..classes).map(|c| s * (logp[c].exp() * total - q[c])));
+            let zc = z_loss_coefficient(options, row);
+            grad.extend((0..classes).map(|c| {
+                let p = logp[c].exp();
+                s * (p * total - q[c] + zc * p)
+            }));
         }
     }
     (reduce(losses, rows as f64, options.reduction), grad)
@@ -617,7 +650,7 @@ mod tests {
     }
 
     #[test]
-    fn softcapped_gradients_match_finite_differences() {
+    fn softcap_and_z_loss_gradients_match_finite_differences() {
         let (n, c) = (4, 5);
         let x = values(18, n * c, -40.0, 40.0);
         let labels = [0i64, 4, -100, 2];
@@ -628,6 +661,7 @@ mod tests {
                 label_smoothing: 0.2,
                 reduction,
                 softcap: Some(15.0),
+                z_loss: 0.05,
                 ..Default::default()
             };
             let cap = options.softcap;

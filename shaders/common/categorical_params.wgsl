@@ -32,6 +32,11 @@ struct Params {
     // The logit softcap S (0: none); cross-entropy reads S tanh(x / S) for every logit x
     // (common/softcap.wgsl).
     softcap: f32,
+    // The z-loss coefficient z (common/z_loss.wgsl).
+    z_loss: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -32,9 +32,9 @@ fn host_key(
     mode: GradMode,
     tuning: Tuning,
 ) -> HostKey {
-    // The softcap is baked in as the weights are: compared bit for bit.
-    let softcap = options.softcap.map(|s| [s]);
-    let weights = [options.weight.as_deref(), softcap.as_ref().map(|s| &s[..])];
+    // The softcap and z-loss are baked in as the weights are: compared bit for bit.
+    let scalars = [options.softcap.unwrap_or(0.0), options.z_loss];
+    let weights = [options.weight.as_deref(), Some(&scalars[..])];
     HostKey {
         ignore_index: options.ignore_index,
         smoothing: options.label_smoothing.to_bits(),

@@ -34,6 +34,8 @@ struct Params {
     segment_len: u32,
     ignores: u32,
     softcap: f32,
+    z_loss: f32,
+    _pad: [u32; 3],
 }
 
 /// Where one dispatch (a chunk of rows) sits in the whole batch.
@@ -81,6 +83,7 @@ fn constants(
     c.push(("USE_Q", u32::from(use_q)));
     c.push(("IN_PLACE", u32::from(mode == GradMode::InPlace)));
     c.push(("SOFTCAP", u32::from(options.softcap.is_some())));
+    c.push(("Z_LOSS", u32::from(options.z_loss > 0.0)));
     c
 }
 
@@ -132,6 +135,8 @@ pub(super) fn params_buffer(
             segments: chunk.segments.0,
             segment_len: chunk.segments.1,
             softcap: options.softcap.unwrap_or(0.0),
+            z_loss: options.z_loss,
+            _pad: [0; 3],
         },
     )
 }

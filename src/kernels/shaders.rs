@@ -11,6 +11,7 @@ const ROW_STATE: &str = include_str!("../../shaders/common/row_state.wgsl");
 const ELEMENTWISE: &str = include_str!("../../shaders/common/elementwise.wgsl");
 const ELEMENTWISE_LOSS: &str = include_str!("../../shaders/common/elementwise_loss.wgsl");
 const SOFTCAP: &str = include_str!("../../shaders/common/softcap.wgsl");
+const Z_LOSS: &str = include_str!("../../shaders/common/z_loss.wgsl");
 const ELEMENTWISE_MAIN: &str = include_str!("../../shaders/common/elementwise_main.wgsl");
 const LOSS_OPTIONS: &str = include_str!("../../shaders/common/loss_options.wgsl");
 const IN_PLACE: &str = include_str!("../../shaders/common/in_place.wgsl");
@@ -155,6 +156,7 @@ impl Kernel {
             IN_PLACE,
             CATEGORICAL_PARAMS,
             SOFTCAP,
+            Z_LOSS,
             CATEGORICAL_MAIN,
         ];
         let elementwise = [

@@ -144,6 +144,25 @@ pub struct CrossEntropy {
     /// # Ok::<(), xent::Error>(())
     /// ```
     pub softcap: Option<f32>,
+    /// z-loss coefficient z >= 0 (PaLM; Liger's `lse_square_scale`): every row that counts
+    /// (with class indices, every non-ignored row) adds `z * lse^2` to its loss, unweighted,
+    /// where `lse` is the log-sum-exp of its (softcapped) logits. Reduced as the
+    /// cross-entropy term: `Sum` adds it, `Mean` divides it by the same denominator. Default 0
+    /// (none).
+    ///
+    /// ```
+    /// use xent::{Context, CrossEntropy, Input};
+    ///
+    /// let ctx = Context::new()?;
+    /// let logits = [0.0f32, 0.0]; // lse = ln 2
+    /// let plain = ctx.compute(&CrossEntropy::default(), Input::new(&logits, [1, 2]), &[0u32])?;
+    /// let with_z = CrossEntropy { z_loss: 1e-2, ..Default::default() };
+    /// let out = ctx.compute(&with_z, Input::new(&logits, [1, 2]), &[0u32])?;
+    /// let extra = out.loss.scalar().unwrap() - plain.loss.scalar().unwrap();
+    /// assert!((extra - 1e-2 * 2f32.ln().powi(2)).abs() < 1e-7);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub z_loss: f32,
 }
 
 impl Default for CrossEntropy {
@@ -154,6 +173,7 @@ impl Default for CrossEntropy {
             label_smoothing: 0.0,
             reduction: Reduction::Mean,
             softcap: None,
+            z_loss: 0.0,
         }
     }
 }
@@ -273,6 +293,7 @@ impl NllLoss {
             label_smoothing: 0.0,
             reduction: self.reduction,
             softcap: None,
+            z_loss: 0.0,
         }
     }
 }

@@ -167,6 +167,13 @@ pub(crate) fn cross_entropy_probs(
 pub(crate) fn cross_entropy_options(options: &CrossEntropy, classes: usize) -> Result<()> {
     label_smoothing(options.label_smoothing)?;
     softcap(options.softcap)?;
+    if !(options.z_loss.is_finite() && options.z_loss >= 0.0) {
+        return Err(Error::InvalidOption {
+            name: "z_loss",
+            value: options.z_loss.to_string(),
+            reason: "it must be finite and at least 0".into(),
+        });
+    }
     weights(
         "weight",
         options.weight.as_deref(),

@@ -19,8 +19,9 @@ pub enum Shape {
         /// C.
         classes: usize,
     },
-    /// Class-index cross-entropy with a logit softcap of 30, reduction mean.
-    SoftcapCrossEntropy {
+    /// Class-index cross-entropy with a logit softcap of 30 and a z-loss of 1e-4, reduction
+    /// mean.
+    CappedCrossEntropy {
         /// N.
         rows: usize,
         /// C.
@@ -76,14 +77,14 @@ const PRESET_SHAPES: [PresetShapes; 3] = [
 ];
 
 impl Case {
-    /// The kernel's name: `ce_fwd`, `ce_fwd_grad`, `ce_softcap_fwd`, `ce_softcap_fwd_grad`,
-    /// `bce_logits_fwd`, `bce_logits_fwd_grad`.
+    /// The kernel's name: `ce_fwd`, `ce_fwd_grad`, `ce_softcap_zloss_fwd`,
+    /// `ce_softcap_zloss_fwd_grad`, `bce_logits_fwd`, `bce_logits_fwd_grad`.
     pub fn kernel(&self) -> &'static str {
         match (self.shape, self.grad) {
             (Shape::CrossEntropy { .. }, false) => "ce_fwd",
             (Shape::CrossEntropy { .. }, true) => "ce_fwd_grad",
-            (Shape::SoftcapCrossEntropy { .. }, false) => "ce_softcap_fwd",
-            (Shape::SoftcapCrossEntropy { .. }, true) => "ce_softcap_fwd_grad",
+            (Shape::CappedCrossEntropy { .. }, false) => "ce_softcap_zloss_fwd",
+            (Shape::CappedCrossEntropy { .. }, true) => "ce_softcap_zloss_fwd_grad",
             (Shape::BceWithLogits { .. }, false) => "bce_logits_fwd",
             (Shape::BceWithLogits { .. }, true) => "bce_logits_fwd_grad",
         }
@@ -92,8 +93,9 @@ impl Case {
     /// The shape as text: `NxC` or the element count.
     pub fn shape_name(&self) -> String {
         match self.shape {
-            Shape::CrossEntropy { rows, classes }
-            | Shape::SoftcapCrossEntropy { rows, classes } => format!("{rows}x{classes}"),
+            Shape::CrossEntropy { rows, classes } | Shape::CappedCrossEntropy { rows, classes } => {
+                format!("{rows}x{classes}")
+            }
             Shape::BceWithLogits { len } => format!("{len}"),
         }
     }
@@ -107,8 +109,9 @@ impl Case {
     /// gradient written once with `grad`.
     pub fn bytes(&self) -> u64 {
         let (elements, reads) = match self.shape {
-            Shape::CrossEntropy { rows, classes }
-            | Shape::SoftcapCrossEntropy { rows, classes } => (rows * classes, 1),
+            Shape::CrossEntropy { rows, classes } | Shape::CappedCrossEntropy { rows, classes } => {
+                (rows * classes, 1)
+            }
             Shape::BceWithLogits { len } => (len, 2),
         };
         (4 * elements * (reads + usize::from(self.grad))) as u64
@@ -121,13 +124,12 @@ impl Case {
         } else {
             GradMode::Off
         };
-        let softcap = match self.shape {
-            Shape::SoftcapCrossEntropy { .. } => Some(30.0),
-            _ => None,
+        let (softcap, z_loss) = match self.shape {
+            Shape::CappedCrossEntropy { .. } => (Some(30.0), 1e-4),
+            _ => (None, 0.0),
         };
         match self.shape {
-            Shape::CrossEntropy { rows, classes }
-            | Shape::SoftcapCrossEntropy { rows, classes } => {
+            Shape::CrossEntropy { rows, classes } | Shape::CappedCrossEntropy { rows, classes } => {
                 let len = checked_len(rows, classes)?;
                 // Checked before the host data is generated, so a shape too large for the
                 // adapter is an error, not a failed host allocation.
@@ -139,6 +141,7 @@ impl Case {
                 let (l, t) = (storage(ctx, &logits)?, storage(ctx, &labels)?);
                 let options = CrossEntropy {
                     softcap,
+                    z_loss,
                     ..Default::default()
                 };
                 let input = GpuInput::new(&l, [rows, classes]).with_grad(mode);
@@ -185,7 +188,7 @@ fn storage<T: bytemuck::Pod>(ctx: &Context, data: &[T]) -> Result<wgpu::Buffer> 
 }
 
 /// The cases of a preset (see [`PRESETS`]): each shape forward, then forward + gradient; the
-/// preset's 1000-class shape also with a logit softcap.
+/// preset's 1000-class shape also with a logit softcap and a z-loss.
 /// Unknown presets give an error naming the known ones.
 pub fn cases(preset: &str) -> Result<Vec<Case>> {
     let Some(&(_, rows_classes, bce_len)) = PRESET_SHAPES.iter().find(|p| p.0 == preset) else {
@@ -195,7 +198,7 @@ pub fn cases(preset: &str) -> Result<Vec<Case>> {
             reason: format!("use one of {}", PRESETS.join(", ")),
         });
     };
-    // The 1000-class batch once more with a softcap, next to the plain one.
+    // The 1000-class batch once more with a softcap and a z-loss, next to the plain one.
     let (rows, classes) = rows_classes
         .iter()
         .copied()
@@ -205,7 +208,7 @@ pub fn cases(preset: &str) -> Result<Vec<Case>> {
         .iter()
         .map(|&(rows, classes)| Shape::CrossEntropy { rows, classes })
         .chain([
-            Shape::SoftcapCrossEntropy { rows, classes },
+            Shape::CappedCrossEntropy { rows, classes },
             Shape::BceWithLogits { len: bce_len },
         ]);
     Ok(shapes

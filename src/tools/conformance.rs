@@ -137,6 +137,7 @@ fn cases() -> Vec<Case> {
             label_smoothing: 0.1,
             reduction: r,
             softcap: None,
+            z_loss: 0.0,
         };
         let long = CrossEntropy {
             weight: Some(rng.vec(5000, 0.2, 2.0)),
@@ -154,17 +155,20 @@ fn cases() -> Vec<Case> {
             8.0,
         ));
         out.push(ce_case("indices long rows", 8, 5000, long, seed, 8.0));
-        // Logits up to +-60 read through a softcap of 20, in long rows and in short ones;
-        // weights from a stream of their own leave the other cases' inputs as they were.
-        for (n, c) in [(64, 1000), (3000, 7)] {
+        // Logits up to +-60 read through a softcap of 20, in long rows and in short ones, with
+        // and without a z-loss; weights from a stream of their own leave the other cases'
+        // inputs as they were.
+        for (n, c, z_loss) in [(64, 1000, 0.0), (3000, 7, 1e-3)] {
             let capped = CrossEntropy {
                 weight: Some(Rng(seed + 60).vec(c, 0.2, 2.0)),
                 label_smoothing: 0.1,
                 reduction: r,
                 softcap: Some(20.0),
+                z_loss,
                 ..Default::default()
             };
-            out.push(ce_case("indices softcap 20", n, c, capped, seed + 60, 60.0));
+            let label = format!("indices softcap 20 z-loss {z_loss}");
+            out.push(ce_case(&label, n, c, capped, seed + 60, 60.0));
         }
         // Too few rows to fill any adapter: rows are split (see the launch plan).
         let split = CrossEntropy {

@@ -240,7 +240,8 @@ fn eval_ce_matches_the_reference_for_every_target_kind() {
     let loss = dir.join("loss.npy").to_string_lossy().into_owned();
     let grad = dir.join("grad.npy").to_string_lossy().into_owned();
     let ctx = &contexts()[0];
-    // Each reduction once without a softcap and once with one (--softcap 2).
+    // Each reduction once plain and once with a softcap and a z-loss (--softcap 2
+    // --z-loss 0.01).
     for (reduction, name, softcap) in [
         (Reduction::Mean, "mean", None),
         (Reduction::Sum, "sum", None),
@@ -254,6 +255,7 @@ fn eval_ce_matches_the_reference_for_every_target_kind() {
             label_smoothing: 0.1,
             reduction,
             softcap: softcap.map(|s| s.parse().unwrap()),
+            z_loss: if softcap.is_some() { 0.01 } else { 0.0 },
         };
         for target in [&t64, &t32, &tp] {
             let mut args = vec![
@@ -274,7 +276,11 @@ fn eval_ce_matches_the_reference_for_every_target_kind() {
                 "--grad-out",
                 &grad,
             ];
-            args.extend(softcap.iter().flat_map(|s| ["--softcap", s]));
+            args.extend(
+                softcap
+                    .iter()
+                    .flat_map(|s| ["--softcap", s, "--z-loss", "0.01"]),
+            );
             let o = xent(&args);
             assert!(o.status.success(), "{}", stderr(&o));
             let want = if target == &tp {

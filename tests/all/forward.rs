@@ -46,6 +46,7 @@ fn ce_options(classes: usize, rng: &mut Rng, full: bool) -> Vec<CrossEntropy> {
                         label_smoothing: smoothing,
                         reduction,
                         softcap: None,
+                        z_loss: 0.0,
                     });
                 }
             }

@@ -64,6 +64,7 @@ fn cross_entropy_gradients_match_reference() {
                             label_smoothing: smoothing,
                             reduction,
                             softcap: None,
+                            z_loss: 0.0,
                         };
                         let u = upstream(&mut rng, reduction, n);
                         let case = format!("cross_entropy_and_grad {n}x{c} {options:?}");

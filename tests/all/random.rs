@@ -111,6 +111,7 @@ fn ce_case() -> impl Strategy<Value = CeCase> {
                     prop_oneof![Just(0.0f32), 0.0f32..=1.0],
                     // A softcap from tiny to beyond every ordinary logit, or none.
                     prop_oneof![2 => Just(None), 1 => (0.01f32..100.0).prop_map(Some)],
+                    prop_oneof![2 => Just(0.0f32), 1 => 0.0f32..0.1],
                 ),
                 upstream(reduction, rows),
                 Just((classes, reduction)),
@@ -122,7 +123,7 @@ fn ce_case() -> impl Strategy<Value = CeCase> {
                 labels,
                 probs,
                 weight,
-                (label_smoothing, softcap),
+                (label_smoothing, softcap, z_loss),
                 upstream,
                 (classes, reduction),
             )| {
@@ -136,6 +137,7 @@ fn ce_case() -> impl Strategy<Value = CeCase> {
                         label_smoothing,
                         reduction,
                         softcap,
+                        z_loss,
                         ..Default::default()
                     },
                     upstream,

@@ -1,7 +1,8 @@
-//! The logit softcap of cross-entropy on the GPU against the float64 reference: on every row
-//! path (rows cached in registers, long rows read twice, rows split across workgroups, chunks),
-//! with class indices and probabilities, weights and smoothing, the gradient separate and in
-//! place, and at infinite logits; a bad softcap is an error.
+//! The logit softcap and the z-loss of cross-entropy on the GPU against the float64 reference:
+//! on every row path (rows cached in registers, long rows read twice, rows split across
+//! workgroups, chunks), each alone and together, with class indices and probabilities, weights
+//! and smoothing, the gradient separate and in place, and at infinite logits; bad values are
+//! errors.
 
 #[allow(unused_imports)]
 use crate::common::api::*;
@@ -52,7 +53,7 @@ fn check_both_targets(
 }
 
 #[test]
-fn softcapped_cross_entropy_matches_the_reference_on_every_row_path() {
+fn softcap_and_z_loss_match_the_reference_on_every_row_path() {
     let mut rng = Rng::new(98);
     for whole in contexts() {
         let cut = whole.with_tuning(Tuning {
@@ -72,7 +73,8 @@ fn softcapped_cross_entropy_matches_the_reference_on_every_row_path() {
                     weight: (k != 1).then(|| rng.vec(classes, 0.2, 2.0)),
                     label_smoothing: [0.0, 0.1, 0.3][k],
                     reduction,
-                    softcap: Some([30.0, 5.0, 0.5][k]),
+                    softcap: [Some(30.0), None, Some(0.5)][k],
+                    z_loss: [1e-4, 0.01, 0.0][k],
                     ..Default::default()
                 };
                 check_both_targets(ctx, &options, &x, classes, &mut rng);
@@ -109,6 +111,23 @@ fn softcap_takes_infinite_logits_to_its_bounds() {
         );
         assert_close(ctx, "softcap inf", got.loss.values(), want.loss.values());
         assert_grad_close(ctx, "softcap inf", &got.grad.unwrap(), &want.grad.unwrap());
+    }
+}
+
+#[test]
+fn a_z_loss_must_be_finite_and_not_negative() {
+    let ctx = &contexts()[0];
+    for z in [-1e-3f32, f32::NAN, f32::INFINITY] {
+        let options = CrossEntropy {
+            z_loss: z,
+            ..Default::default()
+        };
+        let got = ctx.compute(&options, Input::new(&[0.0f32, 1.0], [1, 2]), &[0u32]);
+        assert!(
+            matches!(got, Err(Error::InvalidOption { name: "z_loss", .. })),
+            "{z}: {:?}",
+            got.map(|o| o.loss)
+        );
     }
 }
 

@@ -66,6 +66,14 @@ pub struct CeArgs {
     /// Logit softcap S > 0: logits are read as S tanh(x / S).
     #[arg(long, value_name = "S", allow_hyphen_values = true)]
     softcap: Option<f32>,
+    /// z-loss coefficient Z >= 0: adds Z lse^2 per counted row.
+    #[arg(
+        long,
+        value_name = "Z",
+        default_value_t = 0.0,
+        allow_hyphen_values = true
+    )]
+    z_loss: f32,
     #[command(flatten)]
     out: Outputs,
 }
@@ -300,6 +308,7 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         label_smoothing: args.label_smoothing,
         reduction: args.out.reduction(Reduction::Mean),
         softcap: args.softcap,
+        z_loss: args.z_loss,
     };
     let target = read(&args.target)?;
     let files = [
@@ -331,6 +340,7 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         Error::InvalidOption {
             name: "softcap", ..
         } => format!("--softcap: {e}"),
+        Error::InvalidOption { name: "z_loss", .. } => format!("--z-loss: {e}"),
         e => blame(e, &files),
     })?;
     write_rows(&args.out, result, (n, c))
