@@ -343,7 +343,7 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         Error::InvalidOption { name: "z_loss", .. } => format!("--z-loss: {e}"),
         e => blame(e, &files),
     })?;
-    write_rows(&args.out, result, (n, c))
+    write_results(&args.out, result, vec![n], vec![n, c])
 }
 
 /// A 2-D (N, C) float array with C >= 1.
@@ -366,17 +366,6 @@ fn read_rows(path: &str) -> Result<(usize, usize, Vec<f32>), String> {
 fn read_class_weight(path: Option<&str>, classes: usize) -> Result<Option<Vec<f32>>, String> {
     path.map(|p| read_f32(p, Some(&[classes])).map(|(_, w)| w))
         .transpose()
-}
-
-/// Writes a row loss's results: the loss (unreduced: one per row) and the (N, C) gradient
-/// where asked.
-fn write_rows(out: &Outputs, result: Output, (n, c): (usize, usize)) -> Result<(), String> {
-    let grad = out
-        .grad_out
-        .as_deref()
-        .zip(result.grad)
-        .map(|(p, g)| (p, Array::f32(vec![n, c], g)));
-    write_outputs(&out.loss_out, loss_array(result.loss, vec![n]), grad)
 }
 
 fn run_nll(args: &NllArgs) -> Result<(), String> {
@@ -415,7 +404,7 @@ fn run_nll(args: &NllArgs) -> Result<(), String> {
     let result = ctx
         .compute(&options, input(&logp, vec![n, c], want_grad), targets)
         .map_err(|e| blame(e, &files))?;
-    write_rows(&args.out, result, (n, c))
+    write_results(&args.out, result, vec![n], vec![n, c])
 }
 
 /// The input of a loss, asking for its gradient when one is written.
@@ -428,15 +417,20 @@ fn input(values: &[f32], shape: Vec<usize>, want_grad: bool) -> Input<'_> {
     }
 }
 
-/// Writes an elementwise loss's results: the loss (unreduced: the input's shape) and the
-/// gradient (the input's shape) where asked.
-fn write_elementwise(out: &Outputs, result: Output, shape: Vec<usize>) -> Result<(), String> {
+/// Writes a loss's results: the loss (reduced: shape (); unreduced: `items`, one per row or
+/// element) and, where asked, the gradient of the input's shape `input`.
+fn write_results(
+    out: &Outputs,
+    result: Output,
+    items: Vec<usize>,
+    input: Vec<usize>,
+) -> Result<(), String> {
     let grad = out
         .grad_out
         .as_deref()
         .zip(result.grad)
-        .map(|(p, g)| (p, Array::f32(shape.clone(), g)));
-    write_outputs(&out.loss_out, loss_array(result.loss, shape), grad)
+        .map(|(p, g)| (p, Array::f32(input, g)));
+    write_outputs(&out.loss_out, loss_array(result.loss, items), grad)
 }
 
 fn run_bce(args: &BceArgs) -> Result<(), String> {
@@ -485,7 +479,7 @@ fn run_bce(args: &BceArgs) -> Result<(), String> {
         ctx.compute(&options, x, &target)
     }
     .map_err(|e| blame(e, &files))?;
-    write_elementwise(&args.out, result, shape)
+    write_results(&args.out, result, shape.clone(), shape)
 }
 
 /// Runs `xent eval`.
@@ -526,7 +520,7 @@ fn run_focal(args: &FocalArgs) -> Result<(), String> {
     let result = ctx
         .compute(&options, input, &target)
         .map_err(|e| blame(e, &files))?;
-    write_elementwise(&args.out, result, shape)
+    write_results(&args.out, result, shape.clone(), shape)
 }
 
 #[cfg(test)]
