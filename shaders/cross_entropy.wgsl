@@ -89,7 +89,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     let lane = span.lane;
     let classes = params.classes;
     let valid = row < params.rows;
-    let base = params.x_first + row * params.x_stride;
+    let base = row_logits(row);
     let grad_base = grad_row_base(row, classes, base);
     let cached = row_cached(classes);
 
@@ -113,7 +113,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     let y_in_cache = cached && ROW_THREADS == 1u;
     var x_y = 0.0;
     if (valid && !ignored && !bad_label && head && !y_in_cache) {
-        x_y = load_logit(base + u32(y));
+        x_y = load_logit(class_at(base, u32(y)));
     }
 
     var cache: array<f32, CACHE>;
@@ -124,7 +124,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
             for (var k = 0u; k < cache_slots(); k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
-                    cache[k] = load_x(base + c);
+                    cache[k] = load_x(class_at(base, c));
                     qs[k] = smoothing_coefficient(c);
                 }
                 if (y_in_cache && k == u32(y)) {
@@ -184,15 +184,15 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
                 if (c < classes) {
                     let p = exp((cached_logit(cache[k]) - st.m) - ls);
                     let g = grad_value(p, c, yc, a, b, zc, st.q, ignored, bad_label);
-                    write_grad(grad_base + c, capped_grad(cache[k], g));
+                    write_grad(class_at(grad_base, c), capped_grad(cache[k], g));
                 }
             }
         } else {
             for (var c = span.lo + lane; c < span.hi; c = c + ROW_THREADS) {
-                let x = load_x(base + c);
+                let x = load_x(class_at(base, c));
                 let p = exp((capped(x) - st.m) - ls);
                 let g = grad_value(p, c, yc, a, b, zc, st.q, ignored, bad_label);
-                write_grad(grad_base + c, capped_grad(x, g));
+                write_grad(class_at(grad_base, c), capped_grad(x, g));
             }
         }
     }

@@ -32,13 +32,13 @@ fn coefficient(i: u32, c: u32) -> f32 {
 
 // The first target of a row (row_state's hook).
 fn row_q_base(row: u32) -> u32 {
-    return params.t_first + row * params.t_stride;
+    return row_first(params.t_first, params.t_stride, row);
 }
 
 // The row-state coefficient of class c of the row whose targets start at t_base
 // (state_push_row's hook).
 fn element_q(t_base: u32, c: u32) -> f32 {
-    return coefficient(t_base + c, c);
+    return coefficient(class_at(t_base, c), c);
 }
 
 // One row of the thread's (see thread_rows): its loss (or, reduced, its (loss, weight)
@@ -49,7 +49,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     let lane = span.lane;
     let classes = params.classes;
     let valid = row < params.rows;
-    let base = params.x_first + row * params.x_stride;
+    let base = row_logits(row);
     let t_base = row_q_base(row);
     let grad_base = grad_row_base(row, classes, base);
     let cached = row_cached(classes);
@@ -62,8 +62,8 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
             for (var k = 0u; k < cache_slots(); k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
-                    cache_x[k] = load_x(base + c);
-                    cache_q[k] = coefficient(t_base + c, c);
+                    cache_x[k] = load_x(class_at(base, c));
+                    cache_q[k] = coefficient(class_at(t_base, c), c);
                 }
             }
             st = state_push_cached(st, cache_x, cache_q, lane, classes);
@@ -97,14 +97,14 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
                     let p = exp((cached_logit(cache_x[k]) - st.m) - ls);
-                    write_grad(grad_base + c, capped_grad(cache_x[k], s * (p * st.q - cache_q[k]) + zc * p));
+                    write_grad(class_at(grad_base, c), capped_grad(cache_x[k], s * (p * st.q - cache_q[k]) + zc * p));
                 }
             }
         } else {
             for (var c = span.lo + lane; c < span.hi; c = c + ROW_THREADS) {
-                let x = load_x(base + c);
+                let x = load_x(class_at(base, c));
                 let p = exp((capped(x) - st.m) - ls);
-                write_grad(grad_base + c, capped_grad(x, s * (p * st.q - coefficient(t_base + c, c)) + zc * p));
+                write_grad(class_at(grad_base, c), capped_grad(x, s * (p * st.q - coefficient(class_at(t_base, c), c)) + zc * p));
             }
         }
     }

@@ -40,6 +40,16 @@ fn cached_logit(v: f32) -> f32 {
     return v;
 }
 
+// Where a row's logits start, and class c of a row (row_state's hooks): rows of C
+// consecutive values.
+fn row_logits(row: u32) -> u32 {
+    return params.x_first + row * params.x_stride;
+}
+
+fn class_at(base: u32, c: u32) -> u32 {
+    return base + c;
+}
+
 // The first upstream value of a row (row_state's hook).
 fn row_q_base(row: u32) -> u32 {
     return row * params.classes;
@@ -58,7 +68,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     let lane = span.lane;
     let classes = params.classes;
     let valid = row < params.rows;
-    let x_base = params.x_first + row * params.x_stride;
+    let x_base = row_logits(row);
     let base = row_q_base(row);
     let cached = row_cached(classes);
 

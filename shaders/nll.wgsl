@@ -1,4 +1,5 @@
-// Negative log-likelihood (torch.nn.functional.nll_loss) of log-probabilities x (N, C) and
+// Negative log-likelihood (torch.nn.functional.nll_loss) of log-probabilities x (N, C), or
+// (N, C, d1, ..., dk) with a row per position (STRIDED, common/categorical_params.wgsl), and
 // class indices y: forward, and with GRAD the gradient in the same pass.
 //   l_n = -w_{y_n} x[n, y_n]  (0 where y_n is ignore_index),
 //   dl_n/dx[n, c] = -w_{y_n} where c = y_n, and 0 elsewhere and for ignored rows.
@@ -56,8 +57,15 @@ fn main(@builtin(local_invocation_index) local: u32,
             var n = i;
             var c = 0u;
             if (GRAD) {
-                n = i / params.classes;
-                c = i % params.classes;
+                // Element i of the packed gradient, of the input's shape: class c of row n.
+                if (STRIDED) {
+                    let p = i % params.positions;
+                    c = (i / params.positions) % params.classes;
+                    n = i / (params.classes * params.positions) * params.positions + p;
+                } else {
+                    n = i / params.classes;
+                    c = i % params.classes;
+                }
             }
             let y = labels[params.t_first + n];
             let ignored = is_ignored(y);
@@ -75,7 +83,7 @@ fn main(@builtin(local_invocation_index) local: u32,
                 var w = 0.0;
                 if (valid) {
                     w = class_weight(owner);
-                    l = -w * load_x(params.x_first + n * params.x_stride + c);
+                    l = -w * load_x(class_at(row_logits(n), c));
                     g = -w * row_scale(n);
                 } else if (!ignored) {
                     l = nan_f32();

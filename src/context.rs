@@ -444,38 +444,35 @@ impl Context {
             }
             Call::Indices {
                 options,
-                classes,
+                shape,
                 targets,
-                ..
             } => {
                 let labels = targets.to_i64()?;
                 let targets = HostTargets::Indices(&labels);
                 let input = (values, RowInput::Logits);
-                host.cross_entropy(input, classes, targets, options, upstream, mode)
+                host.cross_entropy(input, shape, targets, options, upstream, mode)
                     .await?
             }
             Call::Nll {
                 options,
-                classes,
+                shape,
                 targets,
-                ..
             } => {
                 let labels = targets.to_i64()?;
                 let targets = HostTargets::Indices(&labels);
                 let input = (values, RowInput::LogProbs);
                 let options = options.as_cross_entropy();
-                host.cross_entropy(input, classes, targets, &options, upstream, mode)
+                host.cross_entropy(input, shape, targets, &options, upstream, mode)
                     .await?
             }
             Call::Probs {
                 options,
-                classes,
+                shape,
                 targets,
-                ..
             } => {
                 let targets = HostTargets::Probs(targets);
                 let input = (values, RowInput::Logits);
-                host.cross_entropy(input, classes, targets, options, upstream, mode)
+                host.cross_entropy(input, shape, targets, options, upstream, mode)
                     .await?
             }
             Call::Binary { loss, targets, .. } => {
@@ -567,30 +564,27 @@ impl Context {
             }
             Call::Indices {
                 options,
-                rows,
-                classes,
+                shape,
                 targets,
             } => {
                 let targets = CategoricalTargets::Indices(targets);
-                prepare_cross_entropy(gpu, x, targets, (rows, classes), options, grad)
+                prepare_cross_entropy(gpu, x, targets, shape, options, grad)
             }
             Call::Probs {
                 options,
-                rows,
-                classes,
+                shape,
                 targets,
             } => {
                 let targets = CategoricalTargets::Probs(targets);
-                prepare_cross_entropy(gpu, x, targets, (rows, classes), options, grad)
+                prepare_cross_entropy(gpu, x, targets, shape, options, grad)
             }
             Call::Nll {
                 options,
-                rows,
-                classes,
+                shape,
                 targets,
             } => {
                 let options = options.as_cross_entropy();
-                prepare_nll(gpu, x, targets, (rows, classes), &options, grad)
+                prepare_nll(gpu, x, targets, shape, &options, grad)
             }
             Call::Binary { loss, len, targets } => prepare_binary(gpu, x, targets, len, loss, grad),
         })

@@ -259,15 +259,21 @@ pub(crate) fn segments(rows: usize, classes: usize, tuning: &Tuning) -> usize {
 }
 
 /// The plan for a row kernel over `rows` rows of `classes` logits for an adapter's `limits`
-/// and `tuning`, merging rows through subgroups of `subgroup_size` where one is given.
+/// and `tuning`, merging rows through subgroups of `subgroup_size` where one is given. Rows
+/// whose classes lie apart (`strided`: the positions of an (N, C, d1, ..., dk) input) get a
+/// thread each and are never split, so that neighbouring threads read neighbouring values.
 pub(crate) fn row_plan(
     rows: usize,
     classes: usize,
+    strided: bool,
     limits: &wgpu::Limits,
     tuning: Tuning,
     subgroup_size: Option<u32>,
 ) -> Result<RowPlan> {
-    let mut segments = segments(rows, classes, &tuning);
+    let mut segments = match strided {
+        true => 1,
+        false => segments(rows, classes, &tuning),
+    };
     let mut segment_len = classes;
     if segments > 1 {
         // Equal segments but the last, none empty.
@@ -277,7 +283,10 @@ pub(crate) fn row_plan(
     let (row_threads, rows_per_thread) = if segments > 1 {
         (WORKGROUP_SIZE, 1)
     } else {
-        let threads = row_threads(classes, tuning.row_elements_per_thread);
+        let threads = match strided {
+            true => 1,
+            false => row_threads(classes, tuning.row_elements_per_thread),
+        };
         (threads, rows_per_thread(rows, threads, &tuning))
     };
     let rows_per_group = (WORKGROUP_SIZE / row_threads) as usize * rows_per_thread;

@@ -8,7 +8,7 @@
 //! central finite differences of the losses.
 
 use crate::error::Result;
-use crate::loss::call::{check, Call, Given};
+use crate::loss::call::{check, Call, ClassShape, Given};
 use crate::loss::{
     validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Loss, Output,
     Reduction, SigmoidFocalLoss,
@@ -47,32 +47,29 @@ pub fn compute<'a>(
         Call::LogSoftmax { .. } => (values.len(), Reduction::None),
         Call::Indices {
             options,
-            classes,
+            shape,
             targets,
-            ..
         } => {
             let labels = targets.to_i64()?;
-            let rows = validate::cross_entropy_indices(values, classes, &labels, options)?;
+            let rows = validate::cross_entropy_indices(values, shape.classes, &labels, options)?;
             (rows, options.reduction)
         }
         Call::Nll {
             options,
-            classes,
+            shape,
             targets,
-            ..
         } => {
             let labels = targets.to_i64()?;
             let options = options.as_cross_entropy();
-            let rows = validate::cross_entropy_indices(values, classes, &labels, &options)?;
+            let rows = validate::cross_entropy_indices(values, shape.classes, &labels, &options)?;
             (rows, options.reduction)
         }
         Call::Probs {
             options,
-            classes,
+            shape,
             targets,
-            ..
         } => {
-            let rows = validate::cross_entropy_probs(values, classes, targets, options)?;
+            let rows = validate::cross_entropy_probs(values, shape.classes, targets, options)?;
             (rows, options.reduction)
         }
         Call::Binary { loss, targets, .. } => {
@@ -102,36 +99,44 @@ pub fn compute<'a>(
         )?)),
     };
     let (x, up) = (widen(values), upstream.as_deref());
+    // K-dimensional categorical inputs as rows of consecutive classes, one per position.
+    let class_shape = match call {
+        Call::Indices { shape, .. } | Call::Probs { shape, .. } | Call::Nll { shape, .. } => {
+            Some(shape)
+        }
+        _ => None,
+    };
+    let x = match class_shape {
+        Some(shape) => to_rows(&x, shape),
+        None => x,
+    };
     let (loss, grad) = match call {
         Call::LogSoftmax { classes, .. } => log_softmax_f64(&x, classes, up),
         Call::Indices {
             options,
-            classes,
+            shape,
             targets,
-            ..
         } => {
             let labels = targets.to_i64()?;
             softcapped(&x, options.softcap, |z| {
-                cross_entropy_f64(z, classes, &labels, options, up)
+                cross_entropy_f64(z, shape.classes, &labels, options, up)
             })
         }
         Call::Probs {
             options,
-            classes,
+            shape,
             targets,
-            ..
         } => {
-            let t = widen(targets);
+            let t = to_rows(&widen(targets), shape);
             softcapped(&x, options.softcap, |z| {
-                cross_entropy_probs_f64(z, classes, &t, options, up)
+                cross_entropy_probs_f64(z, shape.classes, &t, options, up)
             })
         }
         Call::Nll {
             options,
-            classes,
+            shape,
             targets,
-            ..
-        } => nll_f64(&x, classes, &targets.to_i64()?, options, up),
+        } => nll_f64(&x, shape.classes, &targets.to_i64()?, options, up),
         Call::Binary {
             loss: BinaryLoss::Probs(o),
             targets,
@@ -151,10 +156,40 @@ pub fn compute<'a>(
             ..
         } => focal_f64(&x, &widen(targets), o, up),
     };
+    let grad = match class_shape {
+        Some(shape) if !grad.is_empty() => from_rows(&grad, shape),
+        _ => grad,
+    };
     Ok(Output {
         loss,
         grad: upstream.map(|_| grad),
     })
+}
+
+/// The values of an (N, C, P) layout (P = d1 * ... * dk) as N P rows of C consecutive
+/// values, one per position; (N, C) values as they are.
+fn to_rows<T: Copy>(values: &[T], shape: ClassShape) -> Vec<T> {
+    transpose_samples(values, shape.classes, shape.positions)
+}
+
+/// Rows of consecutive classes (see [`to_rows`]) back in the (N, C, P) layout.
+fn from_rows<T: Copy>(rows: &[T], shape: ClassShape) -> Vec<T> {
+    transpose_samples(rows, shape.positions, shape.classes)
+}
+
+/// Each sample of `height * width` values, read as a `height` by `width` row-major matrix,
+/// written out transposed.
+fn transpose_samples<T: Copy>(values: &[T], height: usize, width: usize) -> Vec<T> {
+    if height == 1 || width == 1 {
+        return values.to_vec();
+    }
+    let mut out = Vec::with_capacity(values.len());
+    for sample in values.chunks(height * width) {
+        for w in 0..width {
+            out.extend((0..height).map(|h| sample[h * width + w]));
+        }
+    }
+    out
 }
 
 fn widen(v: &[f32]) -> Vec<f64> {
@@ -697,6 +732,71 @@ mod tests {
                 });
             }
         }
+    }
+
+    /// K-dimensional inputs go through the reference as rows of positions and back: the
+    /// gradient moved back to the (N, C, d) layout is that of the loss of the (N, C, d)
+    /// values, class indices, probabilities and NLL.
+    #[test]
+    fn k_dimensional_gradients_match_finite_differences() {
+        let shape = ClassShape {
+            rows: 6,
+            classes: 4,
+            positions: 3,
+        };
+        let x = values(30, 24, -3.0, 3.0);
+        let t = values(31, 24, 0.0, 1.0);
+        let labels = [0i64, 3, -100, 1, 2, 2];
+        let options = CrossEntropy {
+            weight: Some(vec![0.5, 2.0, 1.0, 1.5]),
+            label_smoothing: 0.2,
+            softcap: Some(2.0),
+            z_loss: 0.1,
+            ..Default::default()
+        };
+        type Computed = (Loss<f64>, Vec<f64>);
+        type RowLoss<'a> = &'a dyn Fn(&[f64], Option<&[f64]>) -> Computed;
+        fn moved(
+            shape: ClassShape,
+            f: RowLoss<'_>,
+        ) -> impl Fn(&[f64], Option<&[f64]>) -> Computed + '_ {
+            move |x, u| {
+                let (loss, grad) = f(&to_rows(x, shape), u);
+                (loss, from_rows(&grad, shape))
+            }
+        }
+        check_loss(
+            "k-dim indices",
+            &x,
+            (32, 6, Reduction::Mean),
+            moved(shape, &|x, u| {
+                softcapped(x, options.softcap, |z| {
+                    cross_entropy_f64(z, 4, &labels, &options, u)
+                })
+            }),
+        );
+        let rows_t = to_rows(&t, shape);
+        check_loss(
+            "k-dim probs",
+            &x,
+            (33, 6, Reduction::None),
+            moved(shape, &|x, u| {
+                softcapped(x, options.softcap, |z| {
+                    cross_entropy_probs_f64(z, 4, &rows_t, &options, u)
+                })
+            }),
+        );
+        let nll = NllLoss {
+            reduction: Reduction::Sum,
+            ..Default::default()
+        };
+        check_loss(
+            "k-dim nll",
+            &x,
+            (34, 6, Reduction::Sum),
+            moved(shape, &|x, u| nll_f64(x, 4, &labels, &nll, u)),
+        );
+        assert_eq!(from_rows(&to_rows(&x, shape), shape), x);
     }
 
     #[test]

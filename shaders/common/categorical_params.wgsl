@@ -10,7 +10,7 @@ struct Params {
     ignore_index: i32,
     smoothing: f32,
     // Logits and targets (class indices, or probabilities of the logits' shape): element index
-    // of row 0 in their binding, and elements between rows.
+    // of row 0 in their binding, and elements between rows (between samples with STRIDED).
     x_first: u32,
     x_stride: u32,
     t_first: u32,
@@ -34,7 +34,9 @@ struct Params {
     softcap: f32,
     // The z-loss coefficient z (common/z_loss.wgsl).
     z_loss: f32,
-    _pad0: u32,
+    // Positions per sample P = d1 * ... * dk of an (N, C, d1, ..., dk) input (STRIDED), 1 for
+    // (N, C).
+    positions: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -44,4 +46,32 @@ struct Params {
 // Whether a class-index target is ignore_index.
 fn is_ignored(y: i32) -> bool {
     return params.ignores != 0u && y == params.ignore_index;
+}
+
+// K-dimensional inputs (N, C, d1, ..., dk), P = params.positions > 1: a row is a position
+// (n, p), row n P + p, whose C values lie P apart; x_stride and t_stride are then the elements
+// between samples. Rows of one thread each (ROW_THREADS == 1) so that neighbouring threads
+// read neighbouring positions. Off: rows of C consecutive values.
+override STRIDED: bool = false;
+
+// Index of the first value of row `row` in a binding whose row 0 (sample 0) starts at `first`,
+// with `stride` elements between rows (samples).
+fn row_first(first: u32, stride: u32, row: u32) -> u32 {
+    if (STRIDED) {
+        return first + (row / params.positions) * stride + row % params.positions;
+    }
+    return first + row * stride;
+}
+
+// Index of class c of the row whose first value is at `base` (row_state's hook).
+fn class_at(base: u32, c: u32) -> u32 {
+    if (STRIDED) {
+        return base + c * params.positions;
+    }
+    return base + c;
+}
+
+// Index of the first logit of row `row` (row_state's hook).
+fn row_logits(row: u32) -> u32 {
+    return row_first(params.x_first, params.x_stride, row);
 }

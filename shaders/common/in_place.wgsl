@@ -4,12 +4,13 @@
 
 override IN_PLACE: bool = false;
 
-// Index of row `row`'s first gradient element; `x_base` is that of its first logit.
+// Index of row `row`'s first gradient element; `x_base` is that of its first logit. A packed
+// gradient has the input's shape: (N, C), or (N, C, d1, ..., dk) with STRIDED.
 fn grad_row_base(row: u32, classes: u32, x_base: u32) -> u32 {
     if (IN_PLACE) {
         return x_base;
     }
-    return row * classes;
+    return row_first(0u, classes * params.positions, row);
 }
 
 fn write_grad(i: u32, value: f32) {

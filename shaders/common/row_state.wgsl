@@ -25,8 +25,8 @@ override SUBGROUP: u32 = 0u;
 //   2. `main`: the workgroups of a row merge its segments' states in segment order
 //      (split_row_state), then each handles its own segment (gradient, log-softmax output);
 //      one of them forms the row's loss. Needs `scratch` (declared by the host, last
-//      binding of every row kernel), the kernel's `params` (rows, classes, x_first, x_stride,
-//      segments, segment_len) and its `row_q_base`.
+//      binding of every row kernel), the kernel's `params` (rows, classes, segments,
+//      segment_len), its `row_logits` and its `row_q_base`.
 override SPLIT: bool = false;
 
 // Where split rows' segment states start in `scratch`: scratch[0].x is the mean's denominator
@@ -129,9 +129,9 @@ fn state_add(st: RowState, x: f32, q: f32) -> RowState {
 // independent of one another (more of them in flight).
 const BLOCK: u32 = 8u;
 
-// Pushes the values x[base + c] (with coefficients element_q(q_base, c)) for c = first,
-// first + ROW_THREADS, ... < end, a block at a time. Needs the kernel's `load_logit` (its
-// logits as the loss sees them) and `element_q`.
+// Pushes the values x[class_at(base, c)] (with coefficients element_q(q_base, c)) for
+// c = first, first + ROW_THREADS, ... < end, a block at a time. Needs the kernel's `load_logit`
+// (its logits as the loss sees them), `class_at` (where class c of a row is) and `element_q`.
 fn state_push_row(start: RowState, base: u32, q_base: u32, first: u32, end: u32) -> RowState {
     var st = start;
     for (var c0 = first; c0 < end; c0 = c0 + BLOCK * ROW_THREADS) {
@@ -140,7 +140,7 @@ fn state_push_row(start: RowState, base: u32, q_base: u32, first: u32, end: u32)
         for (var j = 0u; j < BLOCK; j = j + 1u) {
             let c = c0 + j * ROW_THREADS;
             if (c < end) {
-                xs[j] = load_logit(base + c);
+                xs[j] = load_logit(class_at(base, c));
                 m = max(m, xs[j]);
             }
         }
@@ -373,7 +373,7 @@ fn segment_states(@builtin(local_invocation_index) local: u32,
     let span = row_span(group, local, 0u);
     var st = state_empty();
     if (span.row < params.rows) {
-        let base = params.x_first + span.row * params.x_stride;
+        let base = row_logits(span.row);
         st = state_push_row(st, base, row_q_base(span.row), span.lo + span.lane, span.hi);
     }
     st = row_reduce(local, st);

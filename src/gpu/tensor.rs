@@ -67,7 +67,9 @@ impl<'a> GpuTensor<'a> {
         GpuTensor { offset, ..self }
     }
 
-    /// The same tensor with rows `row_stride` elements apart (a slice of a wider matrix).
+    /// The same tensor with rows `row_stride` elements apart (a slice of a wider matrix). For a
+    /// K-dimensional (N, C, d1, ..., dk) input, a row is a sample: its C x d1 x ... x dk
+    /// values are consecutive, and samples lie `row_stride` elements apart.
     pub fn with_row_stride(self, row_stride: usize) -> Self {
         GpuTensor {
             row_stride: Some(row_stride),

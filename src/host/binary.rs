@@ -87,7 +87,7 @@ impl Host {
                     vec![Some(&focal_options[..])]
                 }
             };
-            let shape = [part.len(), 1];
+            let shape = [part.len(), 1, 1];
             let key = HostKey::new(kind, shape, mode, reduction, tuning, &options);
             let inputs = bce_inputs(input, target, &part);
             self.run(key, &inputs, upstream, |gpu, b| {

@@ -6,6 +6,7 @@ use crate::host::parts::Batch;
 use crate::host::{Host, HostKey, HostLoss, HostResult};
 use crate::kernels::cross_entropy::{gpu_labels, prepare_cross_entropy, CategoricalTargets};
 use crate::kernels::nll::prepare_nll;
+use crate::loss::call::ClassShape;
 use crate::loss::{validate, CrossEntropy, Reduction};
 use crate::plan::Tuning;
 use crate::prepared::GradMode;
@@ -26,8 +27,7 @@ pub(crate) fn copy_gradient(logits: &mut [f32], grad: &[f32]) -> Result<()> {
 /// The key under which a host call's prepared loss is kept for reuse.
 fn host_key(
     loss: HostLoss,
-    rows: usize,
-    classes: usize,
+    shape: ClassShape,
     options: &CrossEntropy,
     mode: GradMode,
     tuning: Tuning,
@@ -40,7 +40,7 @@ fn host_key(
         smoothing: options.label_smoothing.to_bits(),
         ..HostKey::new(
             loss,
-            [rows, classes],
+            [shape.rows, shape.classes, shape.positions],
             mode,
             options.reduction,
             tuning,
@@ -49,17 +49,18 @@ fn host_key(
     }
 }
 
-/// A categorical host call's batch of `rows` rows: a row's logits are its largest input
-/// (probability targets are as large); its loss (`None`) and gradient are read back.
-fn host_batch(rows: usize, classes: usize, reduction: Reduction, mode: GradMode) -> Batch {
-    let row = (classes as u64).saturating_mul(4);
+/// A categorical host call's batch of rows, in parts of whole samples: a row's logits are its
+/// largest input (probability targets are as large); its loss (`None`) and gradient are read
+/// back.
+fn host_batch(shape: ClassShape, reduction: Reduction, mode: GradMode) -> Batch {
+    let row = (shape.classes as u64).saturating_mul(4);
     let loss = if reduction == Reduction::None { 4 } else { 0 };
     let grad = if mode == GradMode::Off { 0 } else { row };
     Batch {
-        items: rows,
+        items: shape.rows,
         largest_input: row,
         outputs: grad.saturating_add(loss),
-        multiple: 1,
+        multiple: shape.positions,
         upstream_per_item: 1,
     }
 }
@@ -91,12 +92,13 @@ impl Host {
     pub(crate) async fn cross_entropy(
         &self,
         (logits, input): (&[f32], RowInput),
-        classes: usize,
+        shape: ClassShape,
         targets: HostTargets<'_>,
         options: &CrossEntropy,
         upstream: Option<&[f32]>,
         mode: GradMode,
     ) -> Result<HostResult> {
+        let classes = shape.classes;
         let (rows, loss) = match targets {
             HostTargets::Indices(t) => (
                 validate::cross_entropy_indices(logits, classes, t, options)?,
@@ -135,7 +137,7 @@ impl Host {
         };
         let tuning = self.gpu.tuning();
         self.in_parts(
-            host_batch(rows, classes, options.reduction, mode),
+            host_batch(shape, options.reduction, mode),
             options.reduction,
             upstream.as_deref(),
             denominator,
@@ -155,14 +157,17 @@ impl Host {
                     }
                     HostTargets::Probs(t) => bytemuck::cast_slice(&t[values.clone()]),
                 };
-                let key = host_key(loss, part.len(), classes, &options, mode, tuning);
+                let shape = ClassShape {
+                    rows: part.len(),
+                    ..shape
+                };
+                let key = host_key(loss, shape, &options, mode, tuning);
                 let inputs = [
                     ("logits", bytemuck::cast_slice(&logits[values])),
                     ("targets", target_bytes),
                 ];
                 self.run(key, &inputs, upstream, |gpu, b| {
                     let (x, t) = (GpuTensor::new(&b[0]), GpuTensor::new(&b[1]));
-                    let shape = (part.len(), classes);
                     if input == RowInput::LogProbs {
                         return prepare_nll(gpu, x, t, shape, &options, mode);
                     }

@@ -54,7 +54,7 @@ impl Host {
                 || rows as f64,
                 |part, _, upstream| async move {
                     let values = part.start * classes..part.end * classes;
-                    let shape = [part.len(), classes];
+                    let shape = [part.len(), classes, 1];
                     let key = HostKey::new(
                         HostLoss::LogSoftmax,
                         shape,

@@ -60,8 +60,9 @@ pub(crate) enum HostLoss {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct HostKey {
     pub(crate) loss: HostLoss,
-    /// Items (rows or elements) and, for row losses, classes.
-    pub(crate) shape: [usize; 2],
+    /// Items (rows or elements) and, for row losses, classes and positions per sample (see
+    /// `ClassShape`).
+    pub(crate) shape: [usize; 3],
     pub(crate) mode: GradMode,
     pub(crate) reduction: Reduction,
     pub(crate) tuning: Tuning,
@@ -76,7 +77,7 @@ impl HostKey {
     /// A key with no categorical options.
     pub(crate) fn new(
         loss: HostLoss,
-        shape: [usize; 2],
+        shape: [usize; 3],
         mode: GradMode,
         reduction: Reduction,
         tuning: Tuning,

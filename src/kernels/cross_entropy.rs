@@ -9,6 +9,7 @@ use crate::gpu::Gpu;
 use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
+use crate::loss::call::ClassShape;
 use crate::loss::{validate, CrossEntropy, Reduction};
 use crate::plan::{self, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::prepared::{GradMode, PreparedLoss, StatusKind, TargetStatus};
@@ -35,7 +36,8 @@ struct Params {
     ignores: u32,
     softcap: f32,
     z_loss: f32,
-    _pad: [u32; 3],
+    positions: u32,
+    _pad: [u32; 2],
 }
 
 /// Where one dispatch (a chunk of rows) sits in the whole batch.
@@ -69,12 +71,13 @@ pub(crate) fn gpu_labels(targets: &[i64], ignore_index: i64) -> (Vec<i32>, i64) 
 
 /// Row-kernel constants shared by both target kinds.
 fn constants(
-    plan: &RowPlan,
+    (plan, shape): (&RowPlan, ClassShape),
     options: &CrossEntropy,
     use_q: bool,
     mode: GradMode,
 ) -> Vec<(&'static str, u32)> {
     let mut c = launch::row_constants(plan);
+    c.push(("STRIDED", u32::from(shape.strided())));
     c.extend(launch::loss_constants(
         options.reduction,
         mode != GradMode::Off,
@@ -88,7 +91,8 @@ fn constants(
 }
 
 /// Checks a prepared categorical loss's shape and options; returns the logit count.
-pub(super) fn check_prepared(rows: usize, classes: usize, options: &CrossEntropy) -> Result<usize> {
+pub(super) fn check_prepared(shape: ClassShape, options: &CrossEntropy) -> Result<usize> {
+    let ClassShape { rows, classes, .. } = shape;
     if classes == 0 {
         return Err(Error::InvalidShape {
             reason: "the number of classes must be at least 1".into(),
@@ -110,7 +114,7 @@ pub(super) fn weight_buffer(gpu: &Gpu, options: &CrossEntropy) -> Result<wgpu::B
 /// windows.
 pub(super) fn params_buffer(
     gpu: &Gpu,
-    classes: usize,
+    shape: ClassShape,
     options: &CrossEntropy,
     logits: &Window<'_>,
     targets: &Window<'_>,
@@ -120,7 +124,7 @@ pub(super) fn params_buffer(
         gpu,
         &Params {
             rows: chunk.rows.len() as u32,
-            classes: classes as u32,
+            classes: shape.classes as u32,
             ignore_index: gpu_ignore_index(options.ignore_index).unwrap_or(0),
             ignores: u32::from(gpu_ignore_index(options.ignore_index).is_some()),
             smoothing: options.label_smoothing,
@@ -136,25 +140,37 @@ pub(super) fn params_buffer(
             segment_len: chunk.segments.1,
             softcap: options.softcap.unwrap_or(0.0),
             z_loss: options.z_loss,
-            _pad: [0; 3],
+            positions: shape.positions as u32,
+            _pad: [0; 2],
         },
     )
 }
 
-/// The chunks of rows a categorical loss is dispatched in: every binding of a chunk (logits,
-/// targets with `target_row_bytes` per row, and xent's outputs) fits the device.
-fn row_chunks(
+/// The chunks of rows a categorical loss is dispatched in: whole samples (whole rows of an
+/// (N, C) input), every binding of a chunk fitting the device: the logits, targets with
+/// `target_sample_bytes` per sample, and xent's outputs. Chunks of an (N, C) input other than
+/// the last are whole workgroups; those of K-dimensional inputs are not, so each chunk's grid
+/// starts its own (loss, weight) pairs.
+pub(super) fn sample_chunks(
     gpu: &Gpu,
-    plan: &RowPlan,
-    rows: usize,
-    classes: usize,
+    (shape, granule): (ClassShape, usize),
     logits: &GpuTensor<'_>,
-    target_row_bytes: u64,
+    target_sample_bytes: u64,
     buffers: &LossBuffers,
 ) -> Result<Vec<std::ops::Range<usize>>> {
-    let callers = [logits.row_bytes(classes), target_row_bytes];
-    let owned = buffers.item_bytes(classes);
-    plan::chunks(rows, &callers, &owned, plan.rows_per_group, gpu.limits())
+    let positions = shape.positions as u64;
+    let callers = [logits.row_bytes(shape.sample_len()), target_sample_bytes];
+    let owned: Vec<u64> = buffers
+        .item_bytes(shape.classes)
+        .into_iter()
+        .map(|b| b.saturating_mul(positions))
+        .collect();
+    let granule = if shape.strided() { 1 } else { granule };
+    let samples = plan::chunks(shape.samples(), &callers, &owned, granule, gpu.limits())?;
+    Ok(samples
+        .into_iter()
+        .map(|r| r.start * shape.positions..r.end * shape.positions)
+        .collect())
 }
 
 /// The targets of a categorical loss on the GPU.
@@ -169,26 +185,35 @@ pub(crate) enum CategoricalTargets<'a> {
     Probs(GpuTensor<'a>),
 }
 
-/// Prepares categorical cross-entropy on GPU buffers: `logits` holds (rows, classes) values
-/// (row-major, at any 4-byte offset, rows optionally strided: a slice of a larger buffer). An
-/// in-place gradient follows the logits' layout; a separate one is packed (rows, classes).
+/// Prepares categorical cross-entropy on GPU buffers: `logits` holds (N, C) values (row-major,
+/// at any 4-byte offset, rows optionally strided: a slice of a larger buffer), or (N, C, d1,
+/// ..., dk) values (samples optionally strided) with class indices (N, d1, ..., dk) or
+/// probabilities of the logits' shape. An in-place gradient follows the logits' layout; a
+/// separate one is packed in the logits' shape.
 pub(crate) fn prepare_cross_entropy(
     gpu: &Gpu,
     logits: GpuTensor<'_>,
     targets: CategoricalTargets<'_>,
-    (rows, classes): (usize, usize),
+    shape: ClassShape,
     options: &CrossEntropy,
     grad: GradMode,
 ) -> Result<PreparedLoss> {
-    let len = check_prepared(rows, classes, options)?;
-    let (indices, targets, target_cols) = match targets {
-        CategoricalTargets::Indices(t) => (true, t, 1),
-        CategoricalTargets::Probs(t) => (false, t, classes),
+    let len = check_prepared(shape, options)?;
+    let ClassShape { rows, classes, .. } = shape;
+    let (indices, targets) = match targets {
+        CategoricalTargets::Indices(t) => (true, t),
+        CategoricalTargets::Probs(t) => (false, t),
     };
     let targets = targets.four_byte("targets")?;
     // Every caller tensor against its shape before anything is allocated.
-    logits.check_extent("logits", rows, classes)?;
-    targets.check_extent("targets", rows, target_cols)?;
+    logits.check_extent("logits", shape.samples(), shape.sample_len())?;
+    let target_sample_bytes = if indices {
+        targets.check_extent("targets", rows, 1)?;
+        targets.row_bytes(1).saturating_mul(shape.positions as u64)
+    } else {
+        targets.check_extent("targets", shape.samples(), shape.sample_len())?;
+        targets.row_bytes(shape.sample_len())
+    };
     if grad == GradMode::InPlace && logits.buffer == targets.buffer {
         return Err(Error::InvalidLayout {
             what: "targets",
@@ -199,11 +224,17 @@ pub(crate) fn prepare_cross_entropy(
                 .into(),
         });
     }
-    let plan = launch::row_plan(gpu, rows, classes)?;
+    let plan = launch::row_plan(gpu, rows, classes, shape.strided())?;
     let weight = weight_buffer(gpu, options)?;
-    let buffers = LossBuffers::new(gpu, options.reduction, rows, plan.grid, grad, len, &logits)?;
-    let target_bytes = targets.row_bytes(target_cols);
-    let chunks = row_chunks(gpu, &plan, rows, classes, &logits, target_bytes, &buffers)?;
+    let mut buffers =
+        LossBuffers::new(gpu, options.reduction, rows, plan.grid, grad, len, &logits)?;
+    let granule = (shape, plan.rows_per_group);
+    let chunks = sample_chunks(gpu, granule, &logits, target_sample_bytes, &buffers)?;
+    let grids = chunks
+        .iter()
+        .map(|r| plan.grid_for(r.len(), gpu.limits()))
+        .collect::<Result<Vec<_>>>()?;
+    buffers.set_groups(gpu, grids.iter().map(|g| g.groups).sum())?;
     let scratch = launch::scratch(gpu, &plan, &chunks)?;
     let mut program = buffers.program();
     let status = indices
@@ -219,14 +250,7 @@ pub(crate) fn prepare_cross_entropy(
         program.clear(&status.buffer);
         if grad != GradMode::Off && options.reduction == Reduction::Mean {
             let weights = (options, &weight);
-            denominator(
-                gpu,
-                &mut program,
-                (rows, classes),
-                &targets,
-                weights,
-                &scratch,
-            )?;
+            denominator(gpu, &mut program, shape, &targets, weights, &scratch)?;
         }
     }
     // Probabilities always weigh classes by q = w t'; class indices only with smoothing.
@@ -240,13 +264,21 @@ pub(crate) fn prepare_cross_entropy(
     };
     let key = KernelKey::typed(
         kernel,
-        constants(&plan, options, use_q, grad),
+        constants((&plan, shape), options, use_q, grad),
         buffers.types,
     );
     let status_key = KernelKey::new(Kernel::LabelStatus, Vec::new());
-    for range in chunks {
-        let inputs = (&logits, &targets, target_cols);
-        let (x, t, params) = chunk_inputs(gpu, &plan, rows, range.clone(), inputs, options)?;
+    let mut pair_base = 0;
+    for (range, grid) in chunks.into_iter().zip(grids) {
+        let chunk = ChunkPos {
+            rows: range.clone(),
+            pair_base,
+            total_rows: rows,
+            segments: (plan.segments, plan.segment_len),
+        };
+        pair_base += grid.groups as usize;
+        let (x, t, params) =
+            chunk_inputs(gpu, shape, (&logits, &targets, indices), &chunk, options)?;
         let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
         let mut bindings = vec![
             ("params", whole(&params)),
@@ -279,18 +311,19 @@ pub(crate) fn prepare_cross_entropy(
     })
 }
 
-/// Adds the denominator of the mean of class-index cross-entropy over (rows, classes) (the
-/// summed weight of the non-ignored targets), in chunks of whole blocks of the targets; it
-/// ends in the first f32 of `into`.
+/// Adds the denominator of the mean of class-index cross-entropy over `shape` (the summed
+/// weight of the non-ignored targets, one per row), in chunks of whole blocks of the targets;
+/// it ends in the first f32 of `into`.
 pub(super) fn denominator(
     gpu: &Gpu,
     program: &mut Program,
-    (rows, classes): (usize, usize),
+    shape: ClassShape,
     targets: &GpuTensor<'_>,
     (options, weight): (&CrossEntropy, &wgpu::Buffer),
     into: &wgpu::Buffer,
 ) -> Result<()> {
     let block = (WORKGROUP_SIZE * ELEMENTWISE_ITEMS) as usize;
+    let rows = shape.rows;
     let chunks = plan::chunks(rows, &[targets.row_bytes(1)], &[], block, gpu.limits())?;
     let grids = chunks
         .iter()
@@ -308,9 +341,11 @@ pub(super) fn denominator(
             rows: range.clone(),
             pair_base,
             total_rows: rows,
-            segments: (1, classes as u32),
+            segments: (1, shape.classes as u32),
         };
-        let params = params_buffer(gpu, classes, options, &y, &y, &chunk)?;
+        // The labels are read as a list: one per row.
+        let list = ClassShape::rows(rows, shape.classes);
+        let params = params_buffer(gpu, list, options, &y, &y, &chunk)?;
         let bindings = [
             ("params", whole(&params)),
             ("labels", y.binding),
@@ -324,25 +359,24 @@ pub(super) fn denominator(
     Ok(())
 }
 
-/// The windows of one chunk of rows of the logits and of the targets (`target_cols` per
-/// row), and the chunk's kernel parameters.
+/// The windows of one chunk of rows (whole samples) of the logits and of the targets (class
+/// indices, one per row, or probabilities of the logits' shape), and the chunk's kernel
+/// parameters.
 fn chunk_inputs<'a>(
     gpu: &Gpu,
-    plan: &RowPlan,
-    total_rows: usize,
-    rows: std::ops::Range<usize>,
-    (logits, targets, target_cols): (&GpuTensor<'a>, &GpuTensor<'a>, usize),
+    shape: ClassShape,
+    (logits, targets, indices): (&GpuTensor<'a>, &GpuTensor<'a>, bool),
+    chunk: &ChunkPos,
     options: &CrossEntropy,
 ) -> Result<(Window<'a>, Window<'a>, wgpu::Buffer)> {
-    let classes = plan.classes;
-    let x = logits.rows_window(gpu.limits(), "logits", rows.clone(), classes)?;
-    let t = targets.rows_window(gpu.limits(), "targets", rows.clone(), target_cols)?;
-    let chunk = ChunkPos {
-        pair_base: plan.groups_for(rows.start),
-        rows,
-        total_rows,
-        segments: (plan.segments, plan.segment_len),
+    let limits = gpu.limits();
+    let p = shape.positions;
+    let samples = chunk.rows.start / p..chunk.rows.end / p;
+    let x = logits.rows_window(limits, "logits", samples.clone(), shape.sample_len())?;
+    let t = match indices {
+        true => targets.rows_window(limits, "targets", chunk.rows.clone(), 1)?,
+        false => targets.rows_window(limits, "targets", samples, shape.sample_len())?,
     };
-    let params = params_buffer(gpu, classes, options, &x, &t, &chunk)?;
+    let params = params_buffer(gpu, shape, options, &x, &t, chunk)?;
     Ok((x, t, params))
 }

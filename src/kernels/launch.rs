@@ -52,10 +52,18 @@ pub(crate) fn dispatch(
     Ok(())
 }
 
-/// The plan of a row kernel over `rows` rows of `classes` logits on `gpu`.
-pub(crate) fn row_plan(gpu: &Gpu, rows: usize, classes: usize) -> Result<RowPlan> {
+/// The plan of a row kernel over `rows` rows of `classes` logits on `gpu` (`strided`: classes
+/// lie apart, see [`plan::row_plan`]).
+pub(crate) fn row_plan(gpu: &Gpu, rows: usize, classes: usize, strided: bool) -> Result<RowPlan> {
     let subgroups = gpu.subgroup_size();
-    plan::row_plan(rows, classes, gpu.limits(), gpu.tuning(), subgroups)
+    plan::row_plan(
+        rows,
+        classes,
+        strided,
+        gpu.limits(),
+        gpu.tuning(),
+        subgroups,
+    )
 }
 
 /// Override constants every row kernel takes; a `SUBGROUP` above 0 also builds the kernel

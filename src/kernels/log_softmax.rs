@@ -55,7 +55,7 @@ pub(crate) fn prepare_log_softmax<'a>(
         })?;
     let logits = logits.into();
     logits.check_extent("logits", rows, classes)?;
-    let plan = launch::row_plan(gpu, rows, classes)?;
+    let plan = launch::row_plan(gpu, rows, classes, false)?;
     // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
     let buffers = LossBuffers::new(gpu, Reduction::None, len, plan.grid, grad, len, &logits)?;
     let owned: Vec<u64> = buffers

@@ -8,33 +8,36 @@ use crate::gpu::program::whole;
 use crate::gpu::tensor::GpuTensor;
 use crate::gpu::Gpu;
 use crate::kernels::cross_entropy::{
-    check_prepared, denominator, params_buffer, weight_buffer, ChunkPos,
+    check_prepared, denominator, params_buffer, sample_chunks, weight_buffer, ChunkPos,
 };
 use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
+use crate::loss::call::ClassShape;
 use crate::loss::{CrossEntropy, Reduction};
 use crate::plan;
 use crate::prepared::{GradMode, PreparedLoss, StatusKind, TargetStatus};
 
-/// Prepares the NLL loss of (rows, classes) log-probabilities in `logp` (at any 4-byte
-/// offset, rows optionally strided) against i32 class indices in `labels`. `options` carries
+/// Prepares the NLL loss of (N, C) log-probabilities in `logp` (at any 4-byte offset, rows
+/// optionally strided), or (N, C, d1, ..., dk) ones (samples optionally strided), against i32
+/// class indices in `labels`, one per row (position). `options` carries
 /// the weight, `ignore_index` and reduction (its label smoothing is 0). The gradient is
-/// packed (rows, classes) in a buffer of xent's (an in-place one is refused by `loss::call`
+/// packed in the input's shape in a buffer of xent's (an in-place one is refused by `loss::call`
 /// before this); targets outside [0, C) that are not
 /// `ignore_index` give their rows NaN and are reported when results are read.
 pub(crate) fn prepare_nll(
     gpu: &Gpu,
     logp: GpuTensor<'_>,
     labels: GpuTensor<'_>,
-    (rows, classes): (usize, usize),
+    shape: ClassShape,
     options: &CrossEntropy,
     grad: GradMode,
 ) -> Result<PreparedLoss> {
-    let len = check_prepared(rows, classes, options)?;
+    let len = check_prepared(shape, options)?;
+    let ClassShape { rows, classes, .. } = shape;
     let labels = labels.four_byte("targets")?;
     // Every caller tensor against its shape before anything is allocated.
-    logp.check_extent("input", rows, classes)?;
+    logp.check_extent("input", shape.samples(), shape.sample_len())?;
     labels.check_extent("targets", rows, 1)?;
     let with_grad = grad != GradMode::Off;
     // A thread's items are rows, or with the gradient the elements of its (rows, classes).
@@ -42,12 +45,11 @@ pub(crate) fn prepare_nll(
     let limits = gpu.limits();
     let grid = plan::elementwise_grid(rows * per_row, limits)?;
     let mut buffers = LossBuffers::new(gpu, options.reduction, rows, grid, grad, len, &logp)?;
-    // Chunks of whole rows, each its own grid with its own pairs: whole blocks of items could
-    // be thousands of rows, more than a binding holds. So a cut run's sums are deterministic
-    // but not the bits of an uncut one.
-    let callers = [logp.row_bytes(classes), labels.row_bytes(1)];
-    let owned = buffers.item_bytes(classes);
-    let chunks = plan::chunks(rows, &callers, &owned, 1, limits)?;
+    // Chunks of whole samples (rows), each its own grid with its own pairs: whole blocks of
+    // items could be thousands of rows, more than a binding holds. So a cut run's sums are
+    // deterministic but not the bits of an uncut one.
+    let label_bytes = labels.row_bytes(1).saturating_mul(shape.positions as u64);
+    let chunks = sample_chunks(gpu, (shape, 1), &logp, label_bytes, &buffers)?;
     let grids = chunks
         .iter()
         .map(|range| plan::elementwise_grid(range.len() * per_row, limits))
@@ -64,7 +66,6 @@ pub(crate) fn prepare_nll(
     program.clear(&status.buffer);
     if with_grad && options.reduction == Reduction::Mean {
         let weights = (options, &weight);
-        let shape = (rows, classes);
         denominator(
             gpu,
             &mut program,
@@ -77,11 +78,13 @@ pub(crate) fn prepare_nll(
     let mut constants = launch::elementwise_constants();
     constants.extend(launch::loss_constants(options.reduction, with_grad));
     constants.push(("HAS_WEIGHT", u32::from(options.weight.is_some())));
+    constants.push(("STRIDED", u32::from(shape.strided())));
     let key = KernelKey::typed(Kernel::Nll, constants, buffers.types);
     let status_key = KernelKey::new(Kernel::LabelStatus, Vec::new());
     let mut pair_base = 0;
     for (range, chunk_grid) in chunks.into_iter().zip(grids) {
-        let x = logp.rows_window(limits, "input", range.clone(), classes)?;
+        let samples = range.start / shape.positions..range.end / shape.positions;
+        let x = logp.rows_window(limits, "input", samples, shape.sample_len())?;
         let t = labels.rows_window(limits, "targets", range.clone(), 1)?;
         let chunk = ChunkPos {
             pair_base,
@@ -89,7 +92,7 @@ pub(crate) fn prepare_nll(
             total_rows: rows,
             segments: (1, classes as u32),
         };
-        let params = params_buffer(gpu, classes, options, &x, &t, &chunk)?;
+        let params = params_buffer(gpu, shape, options, &x, &t, &chunk)?;
         let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);
         let bindings = [
             ("params", whole(&params)),

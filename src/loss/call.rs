@@ -13,22 +13,19 @@ pub(crate) enum Call<'a, I, V> {
     /// Categorical cross-entropy with class indices.
     Indices {
         options: &'a CrossEntropy,
-        rows: usize,
-        classes: usize,
+        shape: ClassShape,
         targets: I,
     },
     /// Categorical cross-entropy with probabilities.
     Probs {
         options: &'a CrossEntropy,
-        rows: usize,
-        classes: usize,
+        shape: ClassShape,
         targets: V,
     },
     /// Negative log-likelihood of log-probabilities with class indices.
     Nll {
         options: &'a NllLoss,
-        rows: usize,
-        classes: usize,
+        shape: ClassShape,
         targets: I,
     },
     /// Binary cross-entropy over `len` elements.
@@ -37,6 +34,43 @@ pub(crate) enum Call<'a, I, V> {
         len: usize,
         targets: V,
     },
+}
+
+/// A categorical input as the kernels see it: `rows` rows of `classes` values. A row is a
+/// position: of an (N, C, d1, ..., dk) input, `positions` = d1 * ... * dk per sample, whose
+/// classes lie `positions` values apart (rows = N * positions); of (N, C) or unbatched (C,)
+/// inputs, `positions` is 1 and a row's classes are consecutive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClassShape {
+    pub(crate) rows: usize,
+    pub(crate) classes: usize,
+    pub(crate) positions: usize,
+}
+
+impl ClassShape {
+    /// (N, C) rows of consecutive classes.
+    pub(crate) fn rows(rows: usize, classes: usize) -> ClassShape {
+        ClassShape {
+            rows,
+            classes,
+            positions: 1,
+        }
+    }
+
+    /// Samples (of `positions` rows each).
+    pub(crate) fn samples(&self) -> usize {
+        self.rows / self.positions
+    }
+
+    /// Values per sample: C x d1 x ... x dk.
+    pub(crate) fn sample_len(&self) -> usize {
+        self.classes * self.positions
+    }
+
+    /// Whether a row's classes lie apart (an input with dimensions after the classes).
+    pub(crate) fn strided(&self) -> bool {
+        self.positions > 1
+    }
 }
 
 /// The kind of targets a call was given, for the dispatch.
@@ -88,6 +122,38 @@ fn rows_classes(loss: &str, shape: &[usize]) -> Result<(usize, usize)> {
             reason: format!("{loss} takes inputs of shape [N, C]; got {shape:?}"),
         }),
     }
+}
+
+/// The shape of a cross-entropy or NLL input, as PyTorch takes it: (C,) unbatched, (N, C), or
+/// (N, C, d1, ..., dk) with the classes second. The element count has been checked.
+fn class_shape(loss: &str, shape: &[usize]) -> Result<ClassShape> {
+    let (samples, classes, positions) = match *shape {
+        [] => {
+            return Err(Error::InvalidShape {
+                reason: format!(
+                    "{loss} takes inputs of shape (C,), (N, C) or (N, C, d1, ..., dk); got a \
+                     scalar"
+                ),
+            })
+        }
+        [classes] => (1, classes, 1),
+        [n, classes, ref rest @ ..] => (n, classes, rest.iter().product::<usize>()),
+    };
+    if classes == 0 {
+        return Err(Error::InvalidShape {
+            reason: "the number of classes must be at least 1".into(),
+        });
+    }
+    // Elements were checked not to overflow, so neither does a part of them.
+    let rows = samples * positions;
+    Ok(match rows {
+        0 => ClassShape::rows(0, classes),
+        _ => ClassShape {
+            rows,
+            classes,
+            positions,
+        },
+    })
 }
 
 /// The error for targets of the wrong kind.
@@ -144,18 +210,16 @@ pub(crate) fn check<'a, I, V>(
             Call::LogSoftmax { rows, classes }
         }
         Spec::CrossEntropy(options) => {
-            let (rows, classes) = rows_classes(name, shape)?;
+            let shape = class_shape(name, shape)?;
             match targets {
                 Given::Indices(targets) => Call::Indices {
                     options,
-                    rows,
-                    classes,
+                    shape,
                     targets,
                 },
                 Given::Values(targets) => Call::Probs {
                     options,
-                    rows,
-                    classes,
+                    shape,
                     targets,
                 },
                 Given::None => {
@@ -164,12 +228,11 @@ pub(crate) fn check<'a, I, V>(
             }
         }
         Spec::NllLoss(options) => {
-            let (rows, classes) = rows_classes(name, shape)?;
+            let shape = class_shape(name, shape)?;
             match targets {
                 Given::Indices(targets) => Call::Nll {
                     options,
-                    rows,
-                    classes,
+                    shape,
                     targets,
                 },
                 _ => return Err(wrong_targets(name, "class indices", given)),

@@ -9,9 +9,9 @@ use crate::prepared::GradMode;
 /// The input of a loss on the host (logits, or BCE's input), with its shape and whether the
 /// gradient with respect to it is wanted.
 ///
-/// Shapes are PyTorch's: `[N, C]` for log-softmax and categorical cross-entropy (row-major);
-/// any shape for binary cross-entropy (its `weight` and `pos_weight` may span a trailing part
-/// of it).
+/// Shapes are PyTorch's, row-major: `[N, C]` for log-softmax; `[N, C]`, `[C]` (unbatched) or
+/// `[N, C, d1, ..., dk]` for cross-entropy and the NLL loss; any shape for the binary losses
+/// (their `weight` and `pos_weight` may span a trailing part of it).
 ///
 /// ```
 /// use xent::Input;
@@ -256,7 +256,7 @@ impl<'a> GpuInput<'a> {
 /// # let new = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
 /// #     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
 /// let (labels, probabilities) = (new(8), new(24));
-/// let indices = xent::GpuTargets::indices(&labels); // (N,) i32 class indices
+/// let indices = xent::GpuTargets::indices(&labels); // (N,) or (N, d1, ..., dk) i32 class indices
 /// let values = xent::GpuTargets::values(&probabilities); // (N, C) f32, or BCE's shape
 /// assert!(matches!(indices, xent::GpuTargets::Indices(_)));
 /// assert!(matches!(values, xent::GpuTargets::Values(_)));

@@ -10,7 +10,8 @@ pub use inputs::{GpuInput, GpuTargets, Indices, Input, Output, Targets};
 /// How per-item losses are combined, as PyTorch's `reduction` argument.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Reduction {
-    /// One loss per row (categorical) or per element (binary).
+    /// One loss per row (categorical; per position of a K-dimensional input) or per element
+    /// (binary).
     None,
     /// The (weighted) mean; see each loss for its denominator. NaN for an empty batch, and
     /// for categorical cross-entropy with class indices when every row is ignored (as PyTorch).
@@ -93,6 +94,31 @@ impl ClassIndex for i64 {
 /// Categorical cross-entropy, `torch.nn.functional.cross_entropy`, with PyTorch's options,
 /// names and defaults. Inputs are (N, C) logits; targets are N class indices
 /// ([`Targets::Indices`]) or (N, C) probabilities ([`Targets::Values`]).
+///
+/// As in PyTorch, logits may also be unbatched, (C,) with one class index or (C,)
+/// probabilities, or K-dimensional, (N, C, d1, ..., dk) with the classes second (segmentation
+/// maps, sequences) and targets (N, d1, ..., dk) class indices or probabilities of the logits'
+/// shape. Every position (n, d1, ..., dk) is then a row below: `Reduction::None` gives one
+/// loss per position in (N, d1, ..., dk) order, `Mean` divides by the summed weight of the
+/// non-ignored positions (by the number of positions with probabilities), and the gradient
+/// has the logits' shape. On the GPU a K-dimensional sample's C x d1 x ... x dk logits must
+/// fit one storage binding (their classes lie a sample apart, so a sample is not cut); an
+/// error says so otherwise.
+///
+/// ```
+/// use xent::{Context, CrossEntropy, Input, Reduction};
+///
+/// let ctx = Context::new()?;
+/// // Two 2 x 2 maps over 3 classes: logits (2, 3, 2, 2), one class per pixel (2, 2, 2).
+/// let logits: Vec<f32> = (0..24).map(|i| (i % 7) as f32 * 0.5).collect();
+/// let labels = [0i64, 1, 2, 1, 2, 2, 0, -100];
+/// let per_pixel = CrossEntropy { reduction: Reduction::None, ..Default::default() };
+/// let out = ctx.compute(&per_pixel, Input::new(&logits, [2, 3, 2, 2]).with_grad(), &labels)?;
+/// assert_eq!(out.loss.values().len(), 8); // (2, 2, 2)
+/// assert_eq!(out.loss.values()[7], 0.0); // ignored
+/// assert_eq!(out.grad.unwrap().len(), 24); // the logits' shape
+/// # Ok::<(), xent::Error>(())
+/// ```
 ///
 /// Per row with class indices, `l_n = -w[y_n] logp[n, y_n]` (with label smoothing `e`:
 /// `(1 - e) * that + (e / C) * -sum_c w[c] logp[n, c]`); rows whose target equals
@@ -240,7 +266,9 @@ pub struct BinaryCrossEntropyWithLogits {
 }
 
 /// Negative log-likelihood, `torch.nn.functional.nll_loss`: (N, C) log-probabilities `x` (for
-/// instance [`LogSoftmax`]'s output) and N class indices `y` ([`Targets::Indices`]):
+/// instance [`LogSoftmax`]'s output) and N class indices `y` ([`Targets::Indices`]), or, as
+/// for [`CrossEntropy`], unbatched (C,) with one class index or (N, C, d1, ..., dk) with
+/// (N, d1, ..., dk) class indices, each position a row below:
 /// `l_n = -w_{y_n} x[n, y_n]`, 0 for rows whose target is `ignore_index`. `Mean` divides by
 /// the summed weight of the non-ignored targets (NaN when every row is ignored, as PyTorch);
 /// the gradient is `-w_{y_n}` (times the upstream scale) at each row's target and 0 elsewhere.

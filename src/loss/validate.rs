@@ -131,7 +131,7 @@ pub(crate) fn period(what: &'static str, values: Option<&[f32]>, len: usize) -> 
     Ok(v.len())
 }
 
-/// Checks the inputs of class-index cross-entropy; returns N.
+/// Checks the inputs of class-index cross-entropy; returns the rows (positions).
 pub(crate) fn cross_entropy_indices<L: ClassIndex>(
     logits: &[f32],
     classes: usize,
@@ -139,13 +139,19 @@ pub(crate) fn cross_entropy_indices<L: ClassIndex>(
     options: &CrossEntropy,
 ) -> Result<usize> {
     let rows = rows_of(logits, classes)?;
-    length("targets", targets.len(), rows, "one class index per row")?;
+    length(
+        "targets",
+        targets.len(),
+        rows,
+        "one class index per row: (N,) for (N, C) logits, (N, d1, ..., dk) for (N, C, d1, ..., \
+         dk), one for unbatched (C,)",
+    )?;
     cross_entropy_options(options, classes)?;
     labels(targets, classes, options.ignore_index)?;
     Ok(rows)
 }
 
-/// Checks the inputs of probability-target cross-entropy; returns N.
+/// Checks the inputs of probability-target cross-entropy; returns the rows (positions).
 pub(crate) fn cross_entropy_probs(
     logits: &[f32],
     classes: usize,
@@ -157,7 +163,7 @@ pub(crate) fn cross_entropy_probs(
         "targets",
         targets.len(),
         logits.len(),
-        "probability targets have the logits' shape (N, C)",
+        "probability targets have the logits' shape",
     )?;
     cross_entropy_options(options, classes)?;
     Ok(rows)

@@ -27,6 +27,12 @@ pub enum Shape {
         /// C.
         classes: usize,
     },
+    /// Class-index cross-entropy of K-dimensional (N, C, H, W) logits (a segmentation map:
+    /// classes `H W` values apart, a row per pixel), reduction mean.
+    SegmentationCrossEntropy {
+        /// (N, C, H, W).
+        shape: [usize; 4],
+    },
     /// BCE with logits over `len` elements, reduction mean.
     BceWithLogits {
         /// Element count.
@@ -47,11 +53,13 @@ pub struct Case {
 /// machine), `quick` (seconds anywhere).
 pub const PRESETS: [&str; 3] = ["gpu", "cpu-software", "quick"];
 
-/// A preset's name, its cross-entropy shapes (rows, classes) and its BCE length.
-type PresetShapes = (&'static str, &'static [(usize, usize)], usize);
+/// A preset's name, its cross-entropy shapes (rows, classes), its segmentation shape (N, C, H,
+/// W) and its BCE length.
+type PresetShapes = (&'static str, &'static [(usize, usize)], [usize; 4], usize);
 
-/// Each preset's cross-entropy shapes (rows, classes), then its BCE-with-logits length. The
-/// last cross-entropy shape has too few rows to fill the adapter: its rows are split.
+/// Each preset's cross-entropy shapes (rows, classes), its segmentation shape, then its
+/// BCE-with-logits length. The last cross-entropy shape has too few rows to fill the adapter:
+/// its rows are split.
 const PRESET_SHAPES: [PresetShapes; 3] = [
     (
         "gpu",
@@ -62,40 +70,49 @@ const PRESET_SHAPES: [PresetShapes; 3] = [
             (4194304, 10),
             (8, 1 << 20),
         ],
+        [16, 21, 512, 512],
         1 << 28,
     ),
     (
         "cpu-software",
         &[(1024, 32768), (16384, 1000), (1048576, 10), (1, 1 << 23)],
+        [4, 21, 256, 256],
         1 << 24,
     ),
     (
         "quick",
         &[(64, 32768), (2048, 1000), (65536, 10), (1, 1 << 20)],
+        [2, 21, 64, 64],
         1 << 20,
     ),
 ];
 
 impl Case {
     /// The kernel's name: `ce_fwd`, `ce_fwd_grad`, `ce_softcap_zloss_fwd`,
-    /// `ce_softcap_zloss_fwd_grad`, `bce_logits_fwd`, `bce_logits_fwd_grad`.
+    /// `ce_softcap_zloss_fwd_grad`, `ce_kdim_fwd`, `ce_kdim_fwd_grad`, `bce_logits_fwd`,
+    /// `bce_logits_fwd_grad`.
     pub fn kernel(&self) -> &'static str {
         match (self.shape, self.grad) {
             (Shape::CrossEntropy { .. }, false) => "ce_fwd",
             (Shape::CrossEntropy { .. }, true) => "ce_fwd_grad",
             (Shape::CappedCrossEntropy { .. }, false) => "ce_softcap_zloss_fwd",
             (Shape::CappedCrossEntropy { .. }, true) => "ce_softcap_zloss_fwd_grad",
+            (Shape::SegmentationCrossEntropy { .. }, false) => "ce_kdim_fwd",
+            (Shape::SegmentationCrossEntropy { .. }, true) => "ce_kdim_fwd_grad",
             (Shape::BceWithLogits { .. }, false) => "bce_logits_fwd",
             (Shape::BceWithLogits { .. }, true) => "bce_logits_fwd_grad",
         }
     }
 
-    /// The shape as text: `NxC` or the element count.
+    /// The shape as text: `NxC`, `NxCxHxW` or the element count.
     pub fn shape_name(&self) -> String {
         match self.shape {
             Shape::CrossEntropy { rows, classes } | Shape::CappedCrossEntropy { rows, classes } => {
                 format!("{rows}x{classes}")
             }
+            Shape::SegmentationCrossEntropy {
+                shape: [n, c, h, w],
+            } => format!("{n}x{c}x{h}x{w}"),
             Shape::BceWithLogits { len } => format!("{len}"),
         }
     }
@@ -112,6 +129,7 @@ impl Case {
             Shape::CrossEntropy { rows, classes } | Shape::CappedCrossEntropy { rows, classes } => {
                 (rows * classes, 1)
             }
+            Shape::SegmentationCrossEntropy { shape } => (shape.iter().product(), 1),
             Shape::BceWithLogits { len } => (len, 2),
         };
         (4 * elements * (reads + usize::from(self.grad))) as u64
@@ -146,6 +164,21 @@ impl Case {
                 };
                 let input = GpuInput::new(&l, [rows, classes]).with_grad(mode);
                 ctx.prepare(&options, input, GpuTargets::indices(&t))
+            }
+            Shape::SegmentationCrossEntropy { shape } => {
+                let [n, classes, h, w] = shape;
+                let positions = checked_len(n, h).and_then(|nh| checked_len(nh, w))?;
+                let len = checked_len(positions, classes)?;
+                fits(ctx, len)?;
+                let logits: Vec<f32> = (0..len)
+                    .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
+                    .collect();
+                let labels: Vec<i32> = (0..positions)
+                    .map(|r| ((r * 31) % classes) as i32)
+                    .collect();
+                let (l, t) = (storage(ctx, &logits)?, storage(ctx, &labels)?);
+                let input = GpuInput::new(&l, shape).with_grad(mode);
+                ctx.prepare(&CrossEntropy::default(), input, GpuTargets::indices(&t))
             }
             Shape::BceWithLogits { len } => {
                 fits(ctx, len)?;
@@ -188,10 +221,13 @@ fn storage<T: bytemuck::Pod>(ctx: &Context, data: &[T]) -> Result<wgpu::Buffer> 
 }
 
 /// The cases of a preset (see [`PRESETS`]): each shape forward, then forward + gradient; the
-/// preset's 1000-class shape also with a logit softcap and a z-loss.
+/// preset's 1000-class shape also with a logit softcap and a z-loss, and its segmentation
+/// map.
 /// Unknown presets give an error naming the known ones.
 pub fn cases(preset: &str) -> Result<Vec<Case>> {
-    let Some(&(_, rows_classes, bce_len)) = PRESET_SHAPES.iter().find(|p| p.0 == preset) else {
+    let Some(&(_, rows_classes, segmentation, bce_len)) =
+        PRESET_SHAPES.iter().find(|p| p.0 == preset)
+    else {
         return Err(Error::InvalidOption {
             name: "preset",
             value: preset.into(),
@@ -209,6 +245,9 @@ pub fn cases(preset: &str) -> Result<Vec<Case>> {
         .map(|&(rows, classes)| Shape::CrossEntropy { rows, classes })
         .chain([
             Shape::CappedCrossEntropy { rows, classes },
+            Shape::SegmentationCrossEntropy {
+                shape: segmentation,
+            },
             Shape::BceWithLogits { len: bce_len },
         ]);
     Ok(shapes

@@ -25,6 +25,17 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A refused run: exit 1, one line on stderr naming each of `names`, and no file at `fresh`.
+fn assert_refused(o: &Output, names: &[&str], fresh: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for name in names {
+        assert!(err.contains(name), "{name} not in {err}");
+    }
+    assert!(!Path::new(fresh).exists(), "{fresh} written");
+}
+
 /// A fresh scratch folder under the target directory.
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -160,7 +171,7 @@ fn bench_quick_writes_json_records_and_a_plot() {
     let records = parsed.as_array().expect("an array of records");
     assert_eq!(
         records.len(),
-        12,
+        14,
         "one record per kernel and shape:\n{text}"
     );
     for record in records {
@@ -422,7 +433,8 @@ fn eval_rejects_bad_input_with_one_line_and_no_output() {
             data: Data::I64(vec![0; 3]),
         },
     );
-    let flat = save(&dir, "flat.npy", &Array::f32(vec![6], vec![0.0; 6]));
+    // A scalar has no class dimension ((C,), (N, C) and (N, C, d...) have one).
+    let flat = save(&dir, "flat.npy", &Array::f32(vec![], vec![0.0]));
     let p_out_of_range = save(&dir, "p.npy", &Array::f32(vec![2], vec![0.5, 1.5]));
     let t2 = save(&dir, "t2.npy", &Array::f32(vec![2], vec![0.5, 0.5]));
     let t_out_of_range = save(&dir, "t_bad.npy", &Array::f32(vec![2], vec![0.5, 2.0]));
@@ -1002,10 +1014,7 @@ fn eval_focal_matches_the_reference_and_checks_its_options() {
         "--loss-out",
         &fresh,
     ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
-    assert!(stderr(&o).contains("gamma"), "{}", stderr(&o));
-    assert!(!Path::new(&fresh).exists());
+    assert_refused(&o, &["gamma"], &fresh);
 }
 
 #[test]
@@ -1072,9 +1081,111 @@ fn eval_nll_matches_the_reference_and_names_a_bad_target() {
         "--loss-out",
         &fresh,
     ]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("t.npy") && err.contains("-1"), "{err}");
-    assert!(!Path::new(&fresh).exists());
+    assert_refused(&o, &["t.npy", "-1"], &fresh);
+}
+
+/// `xent eval ce` and `eval nll` on K-dimensional (N, C, d1, d2) and unbatched (C,) inputs:
+/// losses of the targets' shape, gradients of the logits', as the reference gives them; a
+/// target of another shape is one line naming the file and the shapes expected.
+#[test]
+fn eval_takes_k_dimensional_and_unbatched_inputs() {
+    let dir = scratch("eval_kdim");
+    let mut rng = Rng::new(175);
+    let loss = dir.join("loss.npy").to_string_lossy().into_owned();
+    let grad = dir.join("grad.npy").to_string_lossy().into_owned();
+    let ctx = &contexts()[0];
+    for (shape, positions) in [(vec![2, 5, 3, 4], vec![2, 3, 4]), (vec![5], vec![])] {
+        let len: usize = shape.iter().product();
+        let count: usize = positions.iter().product();
+        let x = rng.vec(len, -4.0, 4.0);
+        let labels: Vec<i64> = (0..count)
+            .map(|i| {
+                if i % 4 == 3 {
+                    -100
+                } else {
+                    rng.below(5) as i64
+                }
+            })
+            .collect();
+        let xs = save(&dir, "x.npy", &Array::f32(shape.clone(), x.clone()));
+        let ts = save(
+            &dir,
+            "t.npy",
+            &Array {
+                shape: positions.clone(),
+                data: Data::I64(labels.clone()),
+            },
+        );
+        for loss_kind in ["ce", "nll"] {
+            let input_flag = if loss_kind == "ce" {
+                "--logits"
+            } else {
+                "--input"
+            };
+            let args = [
+                "eval",
+                loss_kind,
+                input_flag,
+                &xs,
+                "--target",
+                &ts,
+                "--reduction",
+                "none",
+                "--loss-out",
+                &loss,
+                "--grad-out",
+                &grad,
+            ];
+            let o = xent(&args);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let input = grad_input(&x, shape.clone(), None);
+            let none = Reduction::None;
+            let want = match loss_kind {
+                "ce" => {
+                    let options = CrossEntropy {
+                        reduction: none,
+                        ..Default::default()
+                    };
+                    reference::compute(&options, input, &labels)
+                }
+                _ => {
+                    let options = xent::NllLoss {
+                        reduction: none,
+                        ..Default::default()
+                    };
+                    reference::compute(&options, input, &labels)
+                }
+            }
+            .unwrap();
+            let case = format!("eval {loss_kind} {shape:?}");
+            let (loss_shape, loss_values) = load_f32(&loss);
+            assert_eq!(loss_shape, positions, "{case}");
+            assert_close(ctx, &case, &loss_values, want.loss.values());
+            let (grad_shape, grad_values) = load_f32(&grad);
+            assert_eq!(grad_shape, shape, "{case}");
+            assert_grad_close(ctx, &case, &grad_values, want.grad.as_deref().unwrap());
+        }
+    }
+    // Class indices of the logits' shape rather than the positions': one line, no output.
+    let xs = save(&dir, "x.npy", &Array::f32(vec![2, 5, 3], vec![0.0; 30]));
+    let wrong = save(
+        &dir,
+        "wrong.npy",
+        &Array {
+            shape: vec![2, 5, 3],
+            data: Data::I64(vec![0; 30]),
+        },
+    );
+    let fresh = dir.join("fresh.npy").to_string_lossy().into_owned();
+    let o = xent(&[
+        "eval",
+        "ce",
+        "--logits",
+        &xs,
+        "--target",
+        &wrong,
+        "--loss-out",
+        &fresh,
+    ]);
+    assert_refused(&o, &["wrong.npy", "(2, 3)"], &fresh);
 }

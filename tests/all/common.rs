@@ -27,6 +27,15 @@ pub fn contexts() -> &'static [Context] {
     })
 }
 
+/// `ctx` told its storage bindings hold at most `bytes`, so that larger problems are cut into
+/// chunks as on a smaller adapter.
+pub fn with_binding_limit(ctx: &Context, bytes: u64) -> Context {
+    ctx.with_tuning(xent::Tuning {
+        max_storage_binding_bytes: Some(bytes),
+        ..ctx.tuning()
+    })
+}
+
 /// The adapter's name and plan, for failure messages.
 pub fn name(ctx: &Context) -> String {
     let info = ctx.adapter_info();

@@ -78,7 +78,9 @@ fn shape_errors() {
             ..
         })
     ));
-    for shape in [vec![6], vec![1, 2, 3], vec![1, 6, 1], vec![]] {
+    // A scalar has no class dimension, and C = 0 no class ((C,), (N, C) and (N, C, d1, ...)
+    // are cross-entropy's shapes).
+    for shape in [vec![], vec![1, 0, 3], vec![0]] {
         let values = vec![1.0; shape.iter().product()];
         let got = ctx.compute(&opts, Input::new(&values, shape.clone()), &[0u32]);
         assert!(
@@ -86,6 +88,16 @@ fn shape_errors() {
             "{shape:?}: {got:?}"
         );
     }
+    // (1, 6, 2) logits take a class index per position: two, not one.
+    assert!(matches!(
+        ctx.compute(&opts, Input::new(&[1.0; 12], [1, 6, 2]), &[0u32]),
+        Err(Error::ShapeMismatch {
+            what: "targets",
+            expected: 2,
+            got: 1,
+            ..
+        })
+    ));
     assert!(matches!(
         ctx.compute(&LogSoftmax, Input::new(&[], [2, 0]), Targets::None)
             .map(|o| o.loss.into_values()),

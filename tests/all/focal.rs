@@ -4,8 +4,8 @@
 
 #[allow(unused_imports)]
 use crate::common::api::*;
-use crate::common::{assert_close, assert_grad_close, contexts, Rng};
-use xent::{reference, Error, Reduction, SigmoidFocalLoss, Tuning};
+use crate::common::{assert_close, assert_grad_close, contexts, with_binding_limit, Rng};
+use xent::{reference, Error, Reduction, SigmoidFocalLoss};
 
 const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
 const ALPHAS: [f32; 4] = [0.25, -1.0, 1.0, 0.6];
@@ -51,10 +51,7 @@ fn focal_loss_and_gradient_match_the_reference() {
             }
         }
         // Cut into chunks (64 KiB bindings): each alpha and gamma once, every reduction.
-        let cut = whole.with_tuning(Tuning {
-            max_storage_binding_bytes: Some(64 << 10),
-            ..whole.tuning()
-        });
+        let cut = with_binding_limit(whole, 64 << 10);
         let (x, t) = batch(&mut rng, 100_003);
         for (k, reduction) in REDUCTIONS.into_iter().enumerate() {
             for (alpha, gamma) in ALPHAS.into_iter().zip(GAMMAS.into_iter().cycle().skip(k)) {

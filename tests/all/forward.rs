@@ -4,10 +4,11 @@
 
 #[allow(unused_imports)]
 use crate::common::api::*;
-use crate::common::{assert_close, assert_grad_close, assert_loss, contexts, Rng};
+use crate::common::{
+    assert_close, assert_grad_close, assert_loss, contexts, with_binding_limit, Rng,
+};
 use xent::{
     reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Loss, Reduction,
-    Tuning,
 };
 
 const CLASSES: [usize; 6] = [1, 2, 255, 256, 257, 32768];
@@ -432,10 +433,7 @@ fn bce_weights_broadcast_over_the_leading_dimensions() {
     let repeat = |w: &[f32]| -> Vec<f32> { (0..len).map(|i| w[i % w.len()]).collect() };
     let trailing = [len, 7 * 3000, 3000, 1];
     for whole in contexts() {
-        let cut = whole.with_tuning(Tuning {
-            max_storage_binding_bytes: Some(64 << 10),
-            ..whole.tuning()
-        });
+        let cut = with_binding_limit(whole, 64 << 10);
         for ctx in [whole, &cut] {
             for (k, &period) in trailing.iter().enumerate() {
                 let w = rng.vec(period, 0.5, 2.0);

@@ -11,6 +11,7 @@ mod failures;
 mod focal;
 mod forward;
 mod gradients;
+mod kdim;
 mod nll;
 mod prepared;
 mod properties;

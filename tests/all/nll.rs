@@ -4,9 +4,9 @@
 
 #[allow(unused_imports)]
 use crate::common::api::*;
-use crate::common::{assert_close, assert_grad_close, contexts, Rng};
+use crate::common::{assert_close, assert_grad_close, contexts, with_binding_limit, Rng};
 use wgpu::util::DeviceExt;
-use xent::{reference, Error, GradMode, NllLoss, Reduction, Tuning};
+use xent::{reference, Error, GradMode, NllLoss, Reduction};
 
 const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
 
@@ -42,10 +42,7 @@ fn assert_nll(ctx: &xent::Context, options: &NllLoss, x: &[f32], labels: &[i64],
 fn nll_matches_the_reference() {
     let mut rng = Rng::new(95);
     for whole in contexts() {
-        let cut = whole.with_tuning(Tuning {
-            max_storage_binding_bytes: Some(64 << 10),
-            ..whole.tuning()
-        });
+        let cut = with_binding_limit(whole, 64 << 10);
         for (rows, classes, ctx) in [
             (1, 1, whole),
             (0, 3, whole),

@@ -3,7 +3,7 @@
 
 #[allow(unused_imports)]
 use crate::common::api::*;
-use crate::common::{assert_close, assert_grad_close, contexts, Rng};
+use crate::common::{assert_close, assert_grad_close, contexts, with_binding_limit, Rng};
 use wgpu::util::DeviceExt;
 use xent::{reference, CrossEntropy, Error, GradMode, Reduction};
 
@@ -737,10 +737,7 @@ fn binary_values_that_never_saw_the_host_give_nan_and_an_error_not_a_value() {
     let mut bad_input = input.clone();
     bad_input[200_000] = 1.5;
     for whole in contexts() {
-        let ctx = &whole.with_tuning(xent::Tuning {
-            max_storage_binding_bytes: Some(1 << 20),
-            ..whole.tuning()
-        });
+        let ctx = &with_binding_limit(whole, 1 << 20);
         let t_buf = storage(ctx, &targets);
         let good_t = storage(ctx, &vec![0.5f32; n]);
         let x_buf = storage(ctx, &input);

@@ -8,7 +8,7 @@
 use crate::common::api::*;
 use crate::common::{
     assert_close, assert_cross_entropy_every_way, assert_cross_entropy_probs_with_grad,
-    assert_grad_close, assert_loss, contexts, gpu_label_status, Rng,
+    assert_grad_close, assert_loss, contexts, gpu_label_status, with_binding_limit, Rng,
 };
 use xent::{reference, Context, CrossEntropy, Error, Reduction, Tuning};
 
@@ -113,10 +113,7 @@ fn several_rows_per_thread_in_chunks_match_the_whole_batch() {
     let labels: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
     for base in contexts() {
         let whole = &four_rows_per_thread(base);
-        let cut = &whole.with_tuning(Tuning {
-            max_storage_binding_bytes: Some(64 << 10),
-            ..whole.tuning()
-        });
+        let cut = &with_binding_limit(whole, 64 << 10);
         for reduction in [Reduction::None, Reduction::Mean] {
             let options = CrossEntropy {
                 reduction,

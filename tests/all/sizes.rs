@@ -4,7 +4,9 @@
 
 #[allow(unused_imports)]
 use crate::common::api::*;
-use crate::common::{assert_close, assert_grad_close, contexts, gpu_label_status, Rng};
+use crate::common::{
+    assert_close, assert_grad_close, contexts, gpu_label_status, with_binding_limit, Rng,
+};
 use xent::{
     reference, BinaryCrossEntropyWithLogits, CrossEntropy, Error, Output, Reduction, Tuning,
 };
@@ -274,10 +276,7 @@ fn chunked_label_status_names_the_batch_row() {
     labels[2500] = 300;
     labels[2999] = -2;
     for whole in contexts() {
-        let cut = whole.with_tuning(Tuning {
-            max_storage_binding_bytes: Some(1 << 20),
-            ..whole.tuning()
-        });
+        let cut = with_binding_limit(whole, 1 << 20);
         assert_eq!(
             gpu_label_status(&cut, n, c, &labels),
             Err(Error::LabelOutOfRange {
@@ -494,10 +493,7 @@ fn buffers_past_the_limit_are_cut_into_parts() {
 #[test]
 fn rows_wider_than_a_limit_are_an_error_naming_it() {
     let base = &contexts()[0];
-    let binding = base.with_tuning(Tuning {
-        max_storage_binding_bytes: Some(1 << 20),
-        ..base.tuning()
-    });
+    let binding = with_binding_limit(base, 1 << 20);
     let buffer = base.with_tuning(Tuning {
         max_buffer_bytes: Some(1 << 20),
         ..base.tuning()

@@ -6,8 +6,8 @@
 
 #[allow(unused_imports)]
 use crate::common::api::*;
-use crate::common::{assert_close, assert_grad_close, contexts, Rng};
-use xent::{reference, CrossEntropy, Error, Reduction, Tuning};
+use crate::common::{assert_close, assert_grad_close, contexts, with_binding_limit, Rng};
+use xent::{reference, CrossEntropy, Error, Reduction};
 
 const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
 
@@ -56,10 +56,7 @@ fn check_both_targets(
 fn softcap_and_z_loss_match_the_reference_on_every_row_path() {
     let mut rng = Rng::new(98);
     for whole in contexts() {
-        let cut = whole.with_tuning(Tuning {
-            max_storage_binding_bytes: Some(64 << 10),
-            ..whole.tuning()
-        });
+        let cut = with_binding_limit(whole, 64 << 10);
         // Short rows (cached), long rows (read twice), few long rows (split), and chunks.
         for (rows, classes, ctx) in [
             (333, 7, whole),

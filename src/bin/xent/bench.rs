@@ -182,8 +182,15 @@ pub fn run(args: &Args) -> Result<(), String> {
         ceiling.kernel.bytes() >> 20,
         ceiling.samples,
     );
+    // The name column as wide as the longest name.
+    let width = records
+        .iter()
+        .map(|r| r.case.name().len())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     say!(
-        "{:<34} {:>11} {:>9} {:>7}",
+        "{:<width$} {:>11} {:>9} {:>7}",
         "kernel/shape",
         "median ms",
         "GB/s",
@@ -191,7 +198,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     );
     for r in &records {
         say!(
-            "{:<34} {:>11.3} {:>9.2} {:>7.3}",
+            "{:<width$} {:>11.3} {:>9.2} {:>7.3}",
             r.case.name(),
             r.median_s * 1e3,
             r.gbps(),

@@ -48,16 +48,17 @@ impl From<ReductionArg> for Reduction {
 /// Arguments of `xent eval ce`.
 #[derive(clap::Args)]
 pub struct CeArgs {
-    /// (N, C) logits.
+    /// Logits: (N, C), unbatched (C,), or (N, C, d1, ..., dk) with the classes second.
     #[arg(long, value_name = "L.npy")]
     logits: String,
-    /// (N,) class indices (any integer type), or (N, C) probabilities.
+    /// Class indices (any integer type) of shape (N,), () or (N, d1, ..., dk), or float
+    /// probabilities of the logits' shape.
     #[arg(long, value_name = "T.npy")]
     target: String,
     /// (C,) class weights.
     #[arg(long, value_name = "W.npy")]
     weight: Option<String>,
-    /// Rows whose class index equals this are ignored.
+    /// Positions whose class index equals this are ignored.
     #[arg(long, default_value_t = -100, allow_hyphen_values = true)]
     ignore_index: i64,
     /// Label smoothing in [0, 1].
@@ -104,16 +105,17 @@ pub struct BceArgs {
 /// Arguments of `xent eval nll`.
 #[derive(clap::Args)]
 pub struct NllArgs {
-    /// (N, C) log-probabilities (taken as given, as PyTorch takes them).
+    /// Log-probabilities (taken as given, as PyTorch takes them): (N, C), (C,) or (N, C, d1,
+    /// ..., dk).
     #[arg(long, value_name = "LOGP.npy")]
     input: String,
-    /// (N,) class indices (any integer type).
+    /// Class indices (any integer type) of shape (N,), () or (N, d1, ..., dk).
     #[arg(long, value_name = "T.npy")]
     target: String,
     /// (C,) class weights.
     #[arg(long, value_name = "W.npy")]
     weight: Option<String>,
-    /// Rows whose class index equals this are ignored.
+    /// Positions whose class index equals this are ignored.
     #[arg(long, default_value_t = -100, allow_hyphen_values = true)]
     ignore_index: i64,
     #[command(flatten)]
@@ -146,8 +148,8 @@ pub struct Outputs {
     /// How losses are combined (default: mean; none for focal, as torchvision).
     #[arg(long, value_enum)]
     reduction: Option<ReductionArg>,
-    /// Where to write the float32 loss: shape () for mean and sum; for none, one per row (ce)
-    /// or the input's shape (bce).
+    /// Where to write the float32 loss: shape () for mean and sum; for none, the targets'
+    /// shape (ce, nll: one per position) or the input's shape (bce, focal).
     #[arg(long, value_name = "LOSS.npy")]
     loss_out: String,
     /// Where to write the float32 gradient with respect to the input (its shape).
@@ -301,7 +303,8 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         args.weight.as_deref(),
     ];
     check_paths(&inputs, &args.out)?;
-    let (n, c, logits) = read_rows(&args.logits)?;
+    let (shape, c, logits) = read_classes(&args.logits)?;
+    let positions = position_shape(&shape);
     let options = CrossEntropy {
         weight: read_class_weight(args.weight.as_deref(), c)?,
         ignore_index: args.ignore_index,
@@ -318,20 +321,23 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
     ];
     let ctx = context(args.out.adapter.as_deref())?;
     let want_grad = args.out.grad_out.is_some();
-    let targets: Targets = match (&target.data, target.shape.as_slice()) {
-        (Data::I64(t), [rows]) if *rows == n => t.into(),
-        (Data::I32(t), [rows]) if *rows == n => t.into(),
-        (Data::F32(t), [rows, cols]) if *rows == n && *cols == c => t.into(),
+    let targets: Targets = match &target.data {
+        Data::I64(t) if target.shape == positions => t.into(),
+        Data::I32(t) if target.shape == positions => t.into(),
+        Data::F32(t) if target.shape == shape => t.into(),
         _ => {
             return Err(format!(
-                "{}: {} of shape {} but ({n},) integer class indices or ({n}, {c}) float probabilities were expected",
+                "{}: {} of shape {} but {} integer class indices or {} float probabilities \
+                 were expected",
                 args.target,
                 target.dtype().name(),
-                target.shape_text()
+                target.shape_text(),
+                npy::shape_text(&positions),
+                npy::shape_text(&shape),
             ))
         }
     };
-    let result = ctx.compute(&options, input(&logits, vec![n, c], want_grad), targets);
+    let result = ctx.compute(&options, input(&logits, shape.clone(), want_grad), targets);
     let result = result.map_err(|e| match e {
         Error::InvalidOption {
             name: "label_smoothing",
@@ -343,22 +349,37 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         Error::InvalidOption { name: "z_loss", .. } => format!("--z-loss: {e}"),
         e => blame(e, &files),
     })?;
-    write_results(&args.out, result, vec![n], vec![n, c])
+    write_results(&args.out, result, positions, shape)
 }
 
-/// A 2-D (N, C) float array with C >= 1.
-fn read_rows(path: &str) -> Result<(usize, usize, Vec<f32>), String> {
+/// A float array of classes as PyTorch's cross-entropy takes it: (C,), (N, C) or (N, C, d1,
+/// ..., dk), with C >= 1; its shape and C.
+fn read_classes(path: &str) -> Result<(Vec<usize>, usize, Vec<f32>), String> {
     let (shape, values) = read_f32(path, None)?;
-    match shape[..] {
-        [n, c] if c > 0 => Ok((n, c, values)),
-        [_, 0] => Err(format!(
+    let classes = match shape[..] {
+        [c] | [_, c, ..] => c,
+        [] => {
+            return Err(format!(
+                "{path}: a scalar but a (C,), (N, C) or (N, C, d1, ..., dk) array was expected"
+            ))
+        }
+    };
+    if classes == 0 {
+        return Err(format!(
             "{path}: shape {} has no classes",
             npy::shape_text(&shape)
-        )),
-        _ => Err(format!(
-            "{path}: shape {} but a 2-D (N, C) array was expected",
-            npy::shape_text(&shape)
-        )),
+        ));
+    }
+    Ok((shape, classes, values))
+}
+
+/// The shape of the positions of a (C,), (N, C) or (N, C, d1, ..., dk) input: (), (N,) or
+/// (N, d1, ..., dk), that of class-index targets and of an unreduced loss.
+fn position_shape(shape: &[usize]) -> Vec<usize> {
+    match shape {
+        [_] => Vec::new(),
+        [n, _, rest @ ..] => std::iter::once(*n).chain(rest.iter().copied()).collect(),
+        [] => Vec::new(),
     }
 }
 
@@ -375,22 +396,24 @@ fn run_nll(args: &NllArgs) -> Result<(), String> {
         args.weight.as_deref(),
     ];
     check_paths(&inputs, &args.out)?;
-    let (n, c, logp) = read_rows(&args.input)?;
+    let (shape, c, logp) = read_classes(&args.input)?;
+    let positions = position_shape(&shape);
     let options = NllLoss {
         weight: read_class_weight(args.weight.as_deref(), c)?,
         ignore_index: args.ignore_index,
         reduction: args.out.reduction(Reduction::Mean),
     };
     let target = read(&args.target)?;
-    let targets: Targets = match (&target.data, target.shape.as_slice()) {
-        (Data::I64(t), [rows]) if *rows == n => t.into(),
-        (Data::I32(t), [rows]) if *rows == n => t.into(),
+    let targets: Targets = match &target.data {
+        Data::I64(t) if target.shape == positions => t.into(),
+        Data::I32(t) if target.shape == positions => t.into(),
         _ => {
             return Err(format!(
-                "{}: {} of shape {} but ({n},) integer class indices were expected",
+                "{}: {} of shape {} but {} integer class indices were expected",
                 args.target,
                 target.dtype().name(),
-                target.shape_text()
+                target.shape_text(),
+                npy::shape_text(&positions),
             ))
         }
     };
@@ -402,9 +425,9 @@ fn run_nll(args: &NllArgs) -> Result<(), String> {
     let ctx = context(args.out.adapter.as_deref())?;
     let want_grad = args.out.grad_out.is_some();
     let result = ctx
-        .compute(&options, input(&logp, vec![n, c], want_grad), targets)
+        .compute(&options, input(&logp, shape.clone(), want_grad), targets)
         .map_err(|e| blame(e, &files))?;
-    write_results(&args.out, result, vec![n], vec![n, c])
+    write_results(&args.out, result, positions, shape)
 }
 
 /// The input of a loss, asking for its gradient when one is written.
