@@ -13,7 +13,8 @@
 //   s = upstream[n] (none), upstream[0] (sum), upstream[0] / scratch[0].x (mean), where
 //   scratch[0].x = sum of w_y over non-ignored rows (cross_entropy_denominator.wgsl).
 // With Z_LOSS, a non-ignored row also has the z-loss: l_n += z lse_n^2 and
-// dx_{n,c} += s 2 z lse_n p_c (common/z_loss.wgsl).
+// dx_{n,c} += s 2 z lse_n p_c (common/z_loss.wgsl). With LSE, every row's lse_n is also an
+// output (write_lse, ibid.).
 // Rows that fit a thread's cache (row_cached) are read once; longer rows are read twice.
 // IN_PLACE writes the gradient over the logits (each thread overwrites only elements it has
 // already read, and x_y is read before the row's first barrier). With split rows (SPLIT, see
@@ -157,6 +158,9 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     }
     if (!REDUCED && valid && head) {
         out[row] = pair.x;
+    }
+    if (valid && head) {
+        write_lse(row, st.m + ls);
     }
 
     if (GRAD && valid) {

@@ -8,7 +8,7 @@
 // Gradient: dx_{n,c} = s (p_c Q_n - q_c), Q_n = sum_c q_c, with
 //   s = upstream[n] (none), upstream[0] (sum), upstream[0] / N (mean).
 // With Z_LOSS, every row also has the z-loss: l_n += z lse_n^2 and dx_{n,c} += s 2 z lse_n p_c
-// (common/z_loss.wgsl).
+// (common/z_loss.wgsl). With LSE, every row's lse_n is also an output (write_lse, ibid.).
 // Rows that fit a thread's cache (row_cached) are read once; IN_PLACE writes the gradient over
 // the logits (each thread overwrites only elements it has already read). Rows may be split
 // (SPLIT, see common/row_state.wgsl). The entry point is common/categorical_main.wgsl.
@@ -82,6 +82,9 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     }
     if (!REDUCED && valid && head) {
         out[row] = pair.x;
+    }
+    if (valid && head) {
+        write_lse(row, st.m + ls);
     }
 
     if (GRAD && valid) {

@@ -428,7 +428,7 @@ impl Context {
         let upstream = input.upstream();
         let values = input.values();
         let host = &self.host;
-        let (loss, grad) = match call {
+        let out = match call {
             Call::LogSoftmax { classes, .. } => {
                 let ones;
                 let upstream = match (mode, upstream) {
@@ -440,7 +440,11 @@ impl Context {
                     }
                 };
                 let (logp, grad) = host.log_softmax(values, classes, upstream).await?;
-                (Loss::Unreduced(logp), grad)
+                Output {
+                    loss: Loss::Unreduced(logp),
+                    grad,
+                    lse: None,
+                }
             }
             Call::Indices {
                 options,
@@ -481,11 +485,12 @@ impl Context {
             }
         };
         if let Values::InPlace(values) = &mut input.values {
+            let grad = out.grad.as_deref();
             let grad = grad.ok_or_else(|| Error::Readback("the gradient was not read".into()))?;
-            copy_gradient(values, &grad)?;
-            return Ok(Output { loss, grad: None });
+            copy_gradient(values, grad)?;
+            return Ok(Output { grad: None, ..out });
         }
-        Ok(Output { loss, grad })
+        Ok(out)
     }
 
     /// Prepares a loss on GPU tensors your program owns: pipelines compiled, buffers and bind

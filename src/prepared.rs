@@ -80,6 +80,9 @@ pub struct PreparedLoss {
     pub(crate) grad: Option<GradOut>,
     pub(crate) upstream: wgpu::Buffer,
     pub(crate) upstream_len: usize,
+    /// Cross-entropy's per-row log-sum-exp ([`crate::CrossEntropy::return_lse`]) and its
+    /// length.
+    pub(crate) lse: Option<(wgpu::Buffer, usize)>,
     pub(crate) status: Option<TargetStatus>,
     pub(crate) stamp: RunStamp,
 }
@@ -353,6 +356,13 @@ impl PreparedLoss {
         self.grad.as_ref().map(|g| &g.buffer)
     }
 
+    /// The f32 buffer of per-row log-sum-exp values (one per row, or per position of a
+    /// K-dimensional input, ignored ones included) of a cross-entropy prepared with
+    /// [`CrossEntropy::return_lse`](crate::CrossEntropy::return_lse); `None` otherwise.
+    pub fn lse_buffer(&self) -> Option<&wgpu::Buffer> {
+        self.lse.as_ref().map(|(buffer, _)| buffer)
+    }
+
     /// Sets the upstream gradient the gradient is scaled by: one value for `Mean` and `Sum`,
     /// one per row (categorical) or element (binary) for `None`. Written through the queue, so
     /// it takes effect for work submitted afterwards.
@@ -422,6 +432,48 @@ impl PreparedLoss {
         self.gpu.block_on(self.read_grad_async())
     }
 
+    /// Reads the per-row log-sum-exp back without blocking (see
+    /// [`read_loss_async`](Self::read_loss_async)); `None` unless the loss was prepared with
+    /// [`CrossEntropy::return_lse`](crate::CrossEntropy::return_lse). A recorded out-of-range
+    /// target is an error, as for the loss.
+    pub async fn read_lse_async(&self) -> Result<Option<Vec<f32>>> {
+        let Some((buffer, len)) = &self.lse else {
+            return Ok(None);
+        };
+        let values = self.read("read_lse", Some((buffer, *len))).await?;
+        Ok(Some(values.into_iter().next().unwrap_or_default()))
+    }
+
+    /// Reads the per-row log-sum-exp back (waits for submitted work); see
+    /// [`read_lse_async`](Self::read_lse_async).
+    ///
+    /// ```
+    /// use xent::wgpu::{self, util::DeviceExt};
+    /// use xent::{Context, CrossEntropy, GpuInput, GpuTargets};
+    ///
+    /// let ctx = Context::new()?;
+    /// let buffer = |contents: &[u8]| {
+    ///     ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///         label: None,
+    ///         contents,
+    ///         usage: wgpu::BufferUsages::STORAGE,
+    ///     })
+    /// };
+    /// let logits = buffer(xent::bytemuck::cast_slice(&[0.0f32, 0.0, 1.0, 1.0]));
+    /// let labels = buffer(xent::bytemuck::cast_slice(&[0i32, 1]));
+    /// let loss = CrossEntropy { return_lse: true, ..Default::default() };
+    /// let prepared = ctx.prepare(&loss, GpuInput::new(&logits, [2, 2]), GpuTargets::indices(&labels))?;
+    /// prepared.run()?;
+    /// let lse = prepared.read_lse()?.unwrap();
+    /// // log(e^0 + e^0) = ln 2, log(e^1 + e^1) = 1 + ln 2
+    /// assert!((lse[0] - 2f32.ln()).abs() < 1e-6 && (lse[1] - 1.0 - 2f32.ln()).abs() < 1e-6);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_lse(&self) -> Result<Option<Vec<f32>>> {
+        self.gpu.block_on(self.read_lse_async())
+    }
+
     /// Checks the targets of the last recorded run without blocking (reads back 16 bytes):
     /// [`Error::LabelOutOfRange`] if a class index was outside [0, C) and not `ignore_index`,
     /// [`Error::ProbabilityOutOfRange`] if a binary target (or a probability of
@@ -476,11 +528,14 @@ impl PreparedLoss {
     }
 
     /// The buffers a host call reads back after recording this loss: the loss, the gradient
-    /// if any, then the target status if any.
+    /// if any, the log-sum-exp if any, then the target status if any.
     pub(crate) fn outputs(&self) -> Vec<(&wgpu::Buffer, usize)> {
         let mut sources = vec![(&self.loss, self.loss_len)];
         if let Some(grad) = &self.grad {
             sources.push((&grad.buffer, grad.words()));
+        }
+        if let Some((buffer, len)) = &self.lse {
+            sources.push((buffer, *len));
         }
         if let Some(status) = &self.status {
             sources.push((&status.buffer, status.kind.words()));

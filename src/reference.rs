@@ -160,10 +160,34 @@ pub fn compute<'a>(
         Some(shape) if !grad.is_empty() => from_rows(&grad, shape),
         _ => grad,
     };
+    let lse = match call {
+        Call::Indices { options, shape, .. } | Call::Probs { options, shape, .. }
+            if options.return_lse =>
+        {
+            Some(rows_lse(&x, shape.classes, options.softcap))
+        }
+        _ => None,
+    };
     Ok(Output {
         loss,
         grad: upstream.map(|_| grad),
+        lse,
     })
+}
+
+/// Each row's log-sum-exp over its (softcapped) logits, `CrossEntropy::return_lse`: NaN for
+/// a row that holds NaN or (uncapped) +inf, as that row's loss is; -inf for a row of -inf.
+fn rows_lse(x: &[f64], classes: usize, softcap: Option<f32>) -> Vec<f64> {
+    let cap = |v: f64| softcap.map_or(v, |s| f64::from(s) * (v / f64::from(s)).tanh());
+    x.chunks(classes)
+        .map(|row| {
+            let row: Vec<f64> = row.iter().map(|&v| cap(v)).collect();
+            if row.iter().any(|v| v.is_nan() || *v == f64::INFINITY) {
+                return f64::NAN;
+            }
+            log_sum_exp(&row)
+        })
+        .collect()
 }
 
 /// The values of an (N, C, P) layout (P = d1 * ... * dk) as N P rows of C consecutive

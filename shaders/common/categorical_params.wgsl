@@ -37,8 +37,10 @@ struct Params {
     // Positions per sample P = d1 * ... * dk of an (N, C, d1, ..., dk) input (STRIDED), 1 for
     // (N, C).
     positions: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // With LSE (common/z_loss.wgsl): the f32 index in `scratch` of this dispatch's row 0
+    // log-sum-exp.
+    lse_first: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

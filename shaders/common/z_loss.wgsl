@@ -1,3 +1,5 @@
+// The log-sum-exp of cross-entropy's rows: the z-loss term, and the per-row output.
+//
 // The z-loss of cross-entropy (PaLM; Liger's lse_square_scale): with Z_LOSS, every row that
 // counts (class indices: not ignored) adds z lse_n^2 to its loss, unweighted, where lse_n is
 // the log-sum-exp of its (softcapped) logits; its gradient adds 2 z lse_n p_c times the row's
@@ -20,4 +22,17 @@ fn z_loss_coefficient(s: f32, lse: f32) -> f32 {
         return s * 2.0 * params.z_loss * lse;
     }
     return 0.0;
+}
+
+// The per-row log-sum-exp output (CrossEntropy::return_lse): with LSE, the one thread that
+// forms a row's loss writes lse_n (for every row, ignored ones included) to f32
+// params.lse_first + row of `scratch`, which the host copies out after the dispatch (the
+// categorical kernels have no storage binding to spare for an output of its own).
+override LSE: bool = false;
+
+fn write_lse(row: u32, lse: f32) {
+    if (LSE) {
+        let i = params.lse_first + row;
+        scratch[i / 4u][i % 4u] = lse;
+    }
 }

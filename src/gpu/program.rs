@@ -1,11 +1,11 @@
-//! [`Program`]: dispatches with everything bound (and buffers to clear), created once and
-//! recorded into any number of command encoders without allocating.
+//! [`Program`]: dispatches with everything bound (and buffers to clear or copy between),
+//! created once and recorded into any number of command encoders without allocating.
 
 use crate::gpu::device::Gpu;
 use crate::gpu::pipelines::Pipeline;
 use crate::plan::Grid;
 
-/// One dispatch with everything bound, or a buffer to clear.
+/// One dispatch with everything bound, a buffer to clear, or bytes to copy.
 enum Step {
     Dispatch {
         pipeline: wgpu::ComputePipeline,
@@ -13,6 +13,11 @@ enum Step {
         grid: Grid,
     },
     Clear(wgpu::Buffer),
+    Copy {
+        from: (wgpu::Buffer, u64),
+        to: (wgpu::Buffer, u64),
+        bytes: u64,
+    },
 }
 
 /// Work in order, ready to record. Recording allocates nothing.
@@ -58,15 +63,41 @@ impl Program {
         self.steps.push(Step::Clear(buffer.clone()));
     }
 
-    /// Records every step, in order: clears between compute passes, consecutive dispatches in
-    /// one compute pass.
+    /// Adds a copy of `bytes` bytes (a multiple of 4, as both offsets) from `from` (a buffer
+    /// and a byte offset) to `to`.
+    pub(crate) fn copy(
+        &mut self,
+        (from, from_offset): (&wgpu::Buffer, u64),
+        (to, to_offset): (&wgpu::Buffer, u64),
+        bytes: u64,
+    ) {
+        if bytes == 0 {
+            return;
+        }
+        self.steps.push(Step::Copy {
+            from: (from.clone(), from_offset),
+            to: (to.clone(), to_offset),
+            bytes,
+        });
+    }
+
+    /// Records every step, in order: clears and copies between compute passes, consecutive
+    /// dispatches in one compute pass.
     pub(crate) fn record(&self, encoder: &mut wgpu::CommandEncoder) {
         let mut i = 0;
         while i < self.steps.len() {
-            if let Step::Clear(buffer) = &self.steps[i] {
-                encoder.clear_buffer(buffer, 0, None);
-                i += 1;
-                continue;
+            match &self.steps[i] {
+                Step::Clear(buffer) => {
+                    encoder.clear_buffer(buffer, 0, None);
+                    i += 1;
+                    continue;
+                }
+                Step::Copy { from, to, bytes } => {
+                    encoder.copy_buffer_to_buffer(&from.0, from.1, &to.0, to.1, *bytes);
+                    i += 1;
+                    continue;
+                }
+                Step::Dispatch { .. } => {}
             }
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("xent"),

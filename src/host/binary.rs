@@ -6,10 +6,10 @@ use std::ops::Range;
 use crate::error::Result;
 use crate::gpu::tensor::GpuTensor;
 use crate::host::parts::Batch;
-use crate::host::{Host, HostKey, HostLoss, HostResult};
+use crate::host::{Host, HostKey, HostLoss};
 use crate::kernels::binary::prepare_binary;
 use crate::loss::{
-    validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, BinaryLoss, Reduction,
+    validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, BinaryLoss, Output, Reduction,
     SigmoidFocalLoss,
 };
 use crate::prepared::GradMode;
@@ -47,7 +47,7 @@ impl Host {
         loss: BinaryLoss<'_>,
         upstream: Option<&[f32]>,
         mode: GradMode,
-    ) -> Result<HostResult> {
+    ) -> Result<Output> {
         validate::binary(input, target, loss)?;
         let reduction = loss.reduction();
         let tuning = self.gpu.tuning();
@@ -118,7 +118,7 @@ impl Host {
     /// The host path of both BCEs over `len` elements, in parts of a multiple of `multiple`
     /// elements when they do not fit one buffer (see `host::parts`); `run_part` runs one part
     /// as one host call.
-    async fn bce<F: Future<Output = Result<HostResult>>>(
+    async fn bce<F: Future<Output = Result<Output>>>(
         &self,
         len: usize,
         reduction: Reduction,
@@ -126,7 +126,7 @@ impl Host {
         upstream: Option<&[f32]>,
         mode: GradMode,
         run_part: impl FnMut(Range<usize>, Reduction, Option<Vec<f32>>) -> F,
-    ) -> Result<HostResult> {
+    ) -> Result<Output> {
         let upstream = match mode {
             GradMode::Off => None,
             _ => Some(validate::upstream(upstream, reduction, len, "element")?),

@@ -3,11 +3,11 @@
 use crate::error::{Error, Result};
 use crate::gpu::tensor::GpuTensor;
 use crate::host::parts::Batch;
-use crate::host::{Host, HostKey, HostLoss, HostResult};
+use crate::host::{Host, HostKey, HostLoss};
 use crate::kernels::cross_entropy::{gpu_labels, prepare_cross_entropy, CategoricalTargets};
 use crate::kernels::nll::prepare_nll;
 use crate::loss::call::ClassShape;
-use crate::loss::{validate, CrossEntropy, Reduction};
+use crate::loss::{validate, CrossEntropy, Output, Reduction};
 use crate::plan::Tuning;
 use crate::prepared::GradMode;
 
@@ -38,6 +38,7 @@ fn host_key(
     HostKey {
         ignore_index: options.ignore_index,
         smoothing: options.label_smoothing.to_bits(),
+        lse: options.return_lse,
         ..HostKey::new(
             loss,
             [shape.rows, shape.classes, shape.positions],
@@ -50,16 +51,21 @@ fn host_key(
 }
 
 /// A categorical host call's batch of rows, in parts of whole samples: a row's logits are its
-/// largest input (probability targets are as large); its loss (`None`) and gradient are read
-/// back.
-fn host_batch(shape: ClassShape, reduction: Reduction, mode: GradMode) -> Batch {
+/// largest input (probability targets are as large); its loss (`None`), gradient and
+/// log-sum-exp are read back.
+fn host_batch(shape: ClassShape, options: &CrossEntropy, mode: GradMode) -> Batch {
     let row = (shape.classes as u64).saturating_mul(4);
-    let loss = if reduction == Reduction::None { 4 } else { 0 };
+    let loss = if options.reduction == Reduction::None {
+        4
+    } else {
+        0
+    };
     let grad = if mode == GradMode::Off { 0 } else { row };
+    let lse = if options.return_lse { 4 } else { 0 };
     Batch {
         items: shape.rows,
         largest_input: row,
-        outputs: grad.saturating_add(loss),
+        outputs: grad.saturating_add(loss + lse),
         multiple: shape.positions,
         upstream_per_item: 1,
     }
@@ -97,7 +103,7 @@ impl Host {
         options: &CrossEntropy,
         upstream: Option<&[f32]>,
         mode: GradMode,
-    ) -> Result<HostResult> {
+    ) -> Result<Output> {
         let classes = shape.classes;
         let (rows, loss) = match targets {
             HostTargets::Indices(t) => (
@@ -137,7 +143,7 @@ impl Host {
         };
         let tuning = self.gpu.tuning();
         self.in_parts(
-            host_batch(shape, options.reduction, mode),
+            host_batch(shape, options, mode),
             options.reduction,
             upstream.as_deref(),
             denominator,

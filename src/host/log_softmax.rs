@@ -46,7 +46,7 @@ impl Host {
             upstream_per_item: classes,
         };
         let tuning = self.gpu.tuning();
-        let (logp, grad) = self
+        let out = self
             .in_parts(
                 batch,
                 Reduction::None,
@@ -71,6 +71,6 @@ impl Host {
                 },
             )
             .await?;
-        Ok((logp.into_values(), grad))
+        Ok((out.loss.into_values(), out.grad))
     }
 }

@@ -17,13 +17,10 @@ use crate::gpu::buffers;
 use crate::gpu::device::lock;
 use crate::gpu::pool::Pool;
 use crate::gpu::Gpu;
-use crate::loss::{Loss, Reduction};
+use crate::loss::{Loss, Output, Reduction};
 use crate::plan::Tuning;
 use crate::prepared::{decode, GradMode, GradOut, PreparedLoss};
 use parts::{parts, Batch};
-
-/// A host call's result: the loss and, with a gradient, the gradient.
-pub(crate) type HostResult = (Loss, Option<Vec<f32>>);
 
 /// Bytes of kept host calls (their inputs and outputs on the GPU) a context keeps, by default.
 pub(crate) const DEFAULT_HOST_CALL_BUDGET: u64 = 256 << 20;
@@ -69,6 +66,8 @@ pub(crate) struct HostKey {
     /// `ignore_index` and the bits of `label_smoothing` (categorical cross-entropy).
     pub(crate) ignore_index: i64,
     pub(crate) smoothing: u32,
+    /// Whether the per-row log-sum-exp is an output (categorical cross-entropy).
+    pub(crate) lse: bool,
     /// The bits of each weight vector, `None` where it is absent.
     pub(crate) weights: Vec<Option<Vec<u32>>>,
 }
@@ -91,6 +90,7 @@ impl HostKey {
             tuning,
             ignore_index: 0,
             smoothing: 0,
+            lse: false,
             weights: weights
                 .iter()
                 .map(|w| w.map(|w| w.iter().map(|v| v.to_bits()).collect()))
@@ -134,14 +134,14 @@ impl Host {
     /// One host call in one submission: inside error scopes, upload `inputs` (reusing the
     /// buffers and prepared loss of an earlier call with an equal `key` when one is free, else
     /// creating them with `prepare` on new buffers), set the upstream gradient, record, copy
-    /// the loss and gradient out; then read them back.
+    /// the loss, gradient and log-sum-exp out; then read them back.
     pub(crate) async fn run(
         &self,
         key: HostKey,
         inputs: &[(&'static str, &[u8])],
         upstream: Option<Vec<f32>>,
         prepare: impl FnOnce(&Gpu, &[wgpu::Buffer]) -> Result<PreparedLoss>,
-    ) -> Result<HostResult> {
+    ) -> Result<Output> {
         let gpu = &self.gpu;
         let (call, readback) = gpu
             .checked(Operation::Run, || {
@@ -185,27 +185,29 @@ impl Host {
         let prepared = &call.prepared;
         let mut values = prepared.checked_values(values)?.into_iter();
         let loss = prepared.loss_from(values.next().unwrap_or_default());
-        let grad = match (&prepared.grad, values.next()) {
-            (Some(g), Some(words)) => Some(decode(words, g.len, g.dtype)),
-            _ => None,
-        };
+        let grad = (prepared.grad.as_ref())
+            .map(|g| decode(values.next().unwrap_or_default(), g.len, g.dtype));
+        let lse = prepared
+            .lse
+            .as_ref()
+            .map(|_| values.next().unwrap_or_default());
         let bytes = call.bytes(inputs);
         lock(&self.calls).put(key, call, bytes);
-        Ok((loss, grad))
+        Ok(Output { loss, grad, lse })
     }
     /// Runs a host call in the parts [`parts()`] gives, with `run_part(range, reduction,
     /// upstream)` running the items `range` as one host call, and puts the results together
     /// (see the module header). `denominator` gives the batch's `Mean` denominator; it is only
     /// called for a `Mean` that is cut. `upstream` is as the caller passed it (checked): per
     /// item for `None`, one value otherwise, or absent without a gradient.
-    pub(crate) async fn in_parts<F: Future<Output = Result<HostResult>>>(
+    pub(crate) async fn in_parts<F: Future<Output = Result<Output>>>(
         &self,
         batch: Batch,
         reduction: Reduction,
         upstream: Option<&[f32]>,
         denominator: impl FnOnce() -> f64,
         mut run_part: impl FnMut(Range<usize>, Reduction, Option<Vec<f32>>) -> F,
-    ) -> Result<HostResult> {
+    ) -> Result<Output> {
         let ranges = parts(batch, self.gpu.limits())?;
         if ranges.len() == 1 {
             return run_part(0..batch.items, reduction, upstream.map(<[f32]>::to_vec)).await;
@@ -225,6 +227,7 @@ impl Host {
         let mut values = Vec::new();
         let mut sum = 0.0f64;
         let mut grad: Option<Vec<f32>> = None;
+        let mut lse: Option<Vec<f32>> = None;
         for range in ranges {
             let up = match part_reduction {
                 Reduction::None => {
@@ -232,14 +235,16 @@ impl Host {
                 }
                 _ => part_upstream,
             };
-            let (loss, part_grad) =
-                run_part(range, part_reduction, up.map(<[f32]>::to_vec)).await?;
-            match loss {
+            let part = run_part(range, part_reduction, up.map(<[f32]>::to_vec)).await?;
+            match part.loss {
                 Loss::Unreduced(v) => values.extend(v),
                 Loss::Reduced(v) => sum += f64::from(v),
             }
-            if let Some(g) = part_grad {
+            if let Some(g) = part.grad {
                 grad.get_or_insert_with(Vec::new).extend(g);
+            }
+            if let Some(l) = part.lse {
+                lse.get_or_insert_with(Vec::new).extend(l);
             }
         }
         let loss = match (reduction, divisor) {
@@ -247,15 +252,17 @@ impl Host {
             (_, Some(d)) => Loss::Reduced((sum / d) as f32),
             (_, None) => Loss::Reduced(sum as f32),
         };
-        Ok((loss, grad))
+        Ok(Output { loss, grad, lse })
     }
 }
 
 impl HostCall {
     /// The bytes of its inputs (as uploaded) and outputs on the GPU.
     fn bytes(&self, inputs: &[(&'static str, &[u8])]) -> u64 {
-        let outputs =
-            self.prepared.loss_len + self.prepared.grad.as_ref().map_or(0, GradOut::words);
+        let prepared = &self.prepared;
+        let outputs = prepared.loss_len
+            + prepared.grad.as_ref().map_or(0, GradOut::words)
+            + prepared.lse.as_ref().map_or(0, |(_, len)| *len);
         inputs.iter().map(|(_, d)| d.len() as u64).sum::<u64>() + 4 * outputs as u64
     }
 }

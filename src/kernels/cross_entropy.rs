@@ -37,7 +37,8 @@ struct Params {
     softcap: f32,
     z_loss: f32,
     positions: u32,
-    _pad: [u32; 2],
+    lse_first: u32,
+    _pad: u32,
 }
 
 /// Where one dispatch (a chunk of rows) sits in the whole batch.
@@ -49,6 +50,9 @@ pub(super) struct ChunkPos {
     pub(super) total_rows: usize,
     /// Segments per row and logits per segment (1 and C unless rows are split).
     pub(super) segments: (u32, u32),
+    /// The f32 index in `scratch` where the kernel writes the chunk's log-sum-exp values
+    /// (with [`CrossEntropy::return_lse`]; 0 otherwise).
+    pub(super) lse_first: usize,
 }
 
 /// `ignore_index` as the GPU's i32 labels can hold it, or `None` when it is beyond i32: then no
@@ -87,6 +91,7 @@ fn constants(
     c.push(("IN_PLACE", u32::from(mode == GradMode::InPlace)));
     c.push(("SOFTCAP", u32::from(options.softcap.is_some())));
     c.push(("Z_LOSS", u32::from(options.z_loss > 0.0)));
+    c.push(("LSE", u32::from(options.return_lse)));
     c
 }
 
@@ -141,14 +146,16 @@ pub(super) fn params_buffer(
             softcap: options.softcap.unwrap_or(0.0),
             z_loss: options.z_loss,
             positions: shape.positions as u32,
-            _pad: [0; 2],
+            lse_first: chunk.lse_first as u32,
+            _pad: 0,
         },
     )
 }
 
 /// The chunks of rows a categorical loss is dispatched in: whole samples (whole rows of an
 /// (N, C) input), every binding of a chunk fitting the device: the logits, targets with
-/// `target_sample_bytes` per sample, and xent's outputs. Chunks of an (N, C) input other than
+/// `target_sample_bytes` per sample, and xent's outputs with `owned_row_bytes` per row
+/// ([`LossBuffers::item_bytes`], and any more). Chunks of an (N, C) input other than
 /// the last are whole workgroups; those of K-dimensional inputs are not, so each chunk's grid
 /// starts its own (loss, weight) pairs.
 pub(super) fn sample_chunks(
@@ -156,13 +163,12 @@ pub(super) fn sample_chunks(
     (shape, granule): (ClassShape, usize),
     logits: &GpuTensor<'_>,
     target_sample_bytes: u64,
-    buffers: &LossBuffers,
+    owned_row_bytes: &[u64],
 ) -> Result<Vec<std::ops::Range<usize>>> {
     let positions = shape.positions as u64;
     let callers = [logits.row_bytes(shape.sample_len()), target_sample_bytes];
-    let owned: Vec<u64> = buffers
-        .item_bytes(shape.classes)
-        .into_iter()
+    let owned: Vec<u64> = owned_row_bytes
+        .iter()
         .map(|b| b.saturating_mul(positions))
         .collect();
     let granule = if shape.strided() { 1 } else { granule };
@@ -229,13 +235,21 @@ pub(crate) fn prepare_cross_entropy(
     let mut buffers =
         LossBuffers::new(gpu, options.reduction, rows, plan.grid, grad, len, &logits)?;
     let granule = (shape, plan.rows_per_group);
-    let chunks = sample_chunks(gpu, granule, &logits, target_sample_bytes, &buffers)?;
+    let mut owned = buffers.item_bytes(classes);
+    if options.return_lse {
+        owned.push(4);
+    }
+    let chunks = sample_chunks(gpu, granule, &logits, target_sample_bytes, &owned)?;
     let grids = chunks
         .iter()
         .map(|r| plan.grid_for(r.len(), gpu.limits()))
         .collect::<Result<Vec<_>>>()?;
     buffers.set_groups(gpu, grids.iter().map(|g| g.groups).sum())?;
-    let scratch = launch::scratch(gpu, &plan, &chunks)?;
+    let (scratch, lse_first) = launch::scratch(gpu, &plan, &chunks, options.return_lse)?;
+    let lse = options
+        .return_lse
+        .then(|| buffers::output(gpu, "xent log-sum-exp", rows))
+        .transpose()?;
     let mut program = buffers.program();
     let status = indices
         .then(|| {
@@ -275,6 +289,7 @@ pub(crate) fn prepare_cross_entropy(
             pair_base,
             total_rows: rows,
             segments: (plan.segments, plan.segment_len),
+            lse_first,
         };
         pair_base += grid.groups as usize;
         let (x, t, params) =
@@ -294,6 +309,11 @@ pub(crate) fn prepare_cross_entropy(
             bindings.push(("status", whole(&status.buffer)));
         }
         launch::push_rows(gpu, &mut program, &plan, &key, range.len(), &bindings)?;
+        if let Some(lse) = &lse {
+            let from = (&scratch, 4 * lse_first as u64);
+            let to = (lse, 4 * range.start as u64);
+            program.copy(from, to, 4 * range.len() as u64);
+        }
         if let Some(status) = &status {
             let status_bindings = [
                 ("params", whole(&params)),
@@ -304,7 +324,8 @@ pub(crate) fn prepare_cross_entropy(
             launch::dispatch(gpu, &mut program, &status_key, one, &status_bindings)?;
         }
     }
-    let prepared = buffers.finish(gpu, program)?;
+    let mut prepared = buffers.finish(gpu, program)?;
+    prepared.lse = lse.map(|buffer| (buffer, rows));
     Ok(match status {
         Some(status) => prepared.watch(status),
         None => prepared,
@@ -342,6 +363,7 @@ pub(super) fn denominator(
             pair_base,
             total_rows: rows,
             segments: (1, shape.classes as u32),
+            lse_first: 0,
         };
         // The labels are read as a list: one per row.
         let list = ClassShape::rows(rows, shape.classes);

@@ -81,19 +81,25 @@ pub(crate) fn row_constants(plan: &RowPlan) -> Vec<(&'static str, u32)> {
 
 /// A row kernel's `scratch` binding (see shaders/common/row_state.wgsl): one vec4 for the
 /// mean's denominator, then room for the segment states of the largest of `chunks` of rows
-/// when rows are split.
+/// when rows are split, then, with `per_row_tail`, one f32 per row of the largest chunk
+/// (cross-entropy's log-sum-exp output, shaders/common/z_loss.wgsl). Returns the buffer and
+/// the f32 index where that tail starts.
 pub(crate) fn scratch(
     gpu: &Gpu,
     plan: &RowPlan,
     chunks: &[std::ops::Range<usize>],
-) -> Result<wgpu::Buffer> {
+    per_row_tail: bool,
+) -> Result<(wgpu::Buffer, usize)> {
+    let rows = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
     let states = if plan.split() {
-        let rows = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
         rows * plan.segments as usize
     } else {
         0
     };
-    buffers::output(gpu, "xent row scratch", 4 * (1 + states))
+    let tail_first = 4 * (1 + states);
+    let tail = if per_row_tail { rows } else { 0 };
+    let buffer = buffers::output(gpu, "xent row scratch", tail_first + tail)?;
+    Ok((buffer, tail_first))
 }
 
 /// Adds a row kernel's dispatch over a chunk of `rows` rows, buffers bound by slot name: for

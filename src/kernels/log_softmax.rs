@@ -65,7 +65,7 @@ pub(crate) fn prepare_log_softmax<'a>(
         .collect();
     let callers = [logits.row_bytes(classes)];
     let chunks = plan::chunks(rows, &callers, &owned, plan.rows_per_group, gpu.limits())?;
-    let scratch = launch::scratch(gpu, &plan, &chunks)?;
+    let (scratch, _) = launch::scratch(gpu, &plan, &chunks, false)?;
     let with_grad = grad != GradMode::Off;
     let mut constants = launch::row_constants(&plan);
     constants.extend(launch::loss_constants(Reduction::None, with_grad));

@@ -49,7 +49,8 @@ pub(crate) fn prepare_nll(
     // items could be thousands of rows, more than a binding holds. So a cut run's sums are
     // deterministic but not the bits of an uncut one.
     let label_bytes = labels.row_bytes(1).saturating_mul(shape.positions as u64);
-    let chunks = sample_chunks(gpu, (shape, 1), &logp, label_bytes, &buffers)?;
+    let owned = buffers.item_bytes(classes);
+    let chunks = sample_chunks(gpu, (shape, 1), &logp, label_bytes, &owned)?;
     let grids = chunks
         .iter()
         .map(|range| plan::elementwise_grid(range.len() * per_row, limits))
@@ -91,6 +92,7 @@ pub(crate) fn prepare_nll(
             rows: range.clone(),
             total_rows: rows,
             segments: (1, classes as u32),
+            lse_first: 0,
         };
         let params = params_buffer(gpu, shape, options, &x, &t, &chunk)?;
         let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);

@@ -210,6 +210,7 @@ impl LossBuffers {
             grad: self.grad,
             upstream: self.upstream,
             upstream_len: self.upstream_len,
+            lse: None,
             status: None,
             stamp: RunStamp::new(gpu)?,
         })

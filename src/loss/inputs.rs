@@ -297,4 +297,8 @@ pub struct Output<T = f32> {
     /// The gradient with the input's shape; `None` when it was not asked for, or was written
     /// over the input ([`Input::in_place`]).
     pub grad: Option<Vec<T>>,
+    /// Cross-entropy's log-sum-exp per row (per position of a K-dimensional input: the
+    /// targets' shape without classes), ignored rows included, with
+    /// [`CrossEntropy::return_lse`](crate::CrossEntropy::return_lse); `None` otherwise.
+    pub lse: Option<Vec<T>>,
 }

@@ -189,6 +189,24 @@ pub struct CrossEntropy {
     /// # Ok::<(), xent::Error>(())
     /// ```
     pub z_loss: f32,
+    /// Also return each row's log-sum-exp `lse_n` over classes of its (softcapped) logits,
+    /// for every row (every position of a K-dimensional input), ignored ones included: in
+    /// [`Output::lse`](crate::Output::lse), or from a prepared loss by
+    /// [`PreparedLoss::read_lse`](crate::PreparedLoss::read_lse) and
+    /// [`lse_buffer`](crate::PreparedLoss::lse_buffer). For callers that log it (z-loss
+    /// monitoring) or reuse it (softmax of the logits as `exp(x - lse)`). Default `false`.
+    ///
+    /// ```
+    /// use xent::{Context, CrossEntropy, Input};
+    ///
+    /// let ctx = Context::new()?;
+    /// let loss = CrossEntropy { return_lse: true, ..Default::default() };
+    /// let out = ctx.compute(&loss, Input::new(&[0.0f32, 0.0, 3.0, 3.0], [2, 2]), &[0u32, 1])?;
+    /// let lse = out.lse.unwrap(); // ln 2 and 3 + ln 2
+    /// assert!((lse[0] - 2f32.ln()).abs() < 1e-6 && (lse[1] - 3.0 - 2f32.ln()).abs() < 1e-6);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub return_lse: bool,
 }
 
 impl Default for CrossEntropy {
@@ -200,6 +218,7 @@ impl Default for CrossEntropy {
             reduction: Reduction::Mean,
             softcap: None,
             z_loss: 0.0,
+            return_lse: false,
         }
     }
 }
@@ -322,6 +341,7 @@ impl NllLoss {
             reduction: self.reduction,
             softcap: None,
             z_loss: 0.0,
+            return_lse: false,
         }
     }
 }

@@ -21,9 +21,11 @@ pub const GRAD_TOL: f64 = 1e-5;
 pub struct CaseReport {
     /// The case's name.
     pub case: String,
-    /// Whether loss and gradient are within tolerance (and the call succeeded).
+    /// Whether loss, gradient and log-sum-exp (where the case asks for it) are within
+    /// tolerance (and the call succeeded).
     pub passed: bool,
-    /// Worst relative error of the loss values (`|gpu - ref| / max(|ref|, ATOL / RTOL)`).
+    /// Worst relative error of the loss values, and of the log-sum-exp values where the case
+    /// returns them (`|gpu - ref| / max(|ref|, ATOL / RTOL)`).
     pub loss_error: f64,
     /// Worst gradient error relative to the gradient's largest magnitude.
     pub grad_error: f64,
@@ -138,6 +140,7 @@ fn cases() -> Vec<Case> {
             reduction: r,
             softcap: None,
             z_loss: 0.0,
+            return_lse: false,
         };
         let long = CrossEntropy {
             weight: Some(rng.vec(5000, 0.2, 2.0)),
@@ -347,8 +350,12 @@ fn cases() -> Vec<Case> {
             reduction: r,
             softcap: Some(5.0),
             z_loss: 1e-3,
+            return_lse: true,
         };
-        let name = format!("ce k-dim every option {shape:?} {}", reduction_name(r));
+        let name = format!(
+            "ce k-dim every option and log-sum-exp {shape:?} {}",
+            reduction_name(r)
+        );
         let (x, t) = (logits.clone(), labels.clone());
         out.push(case(name, move |ctx| {
             both(ctx, &options, || Input::new(&x, shape).with_grad(), &t[..])
@@ -432,10 +439,11 @@ fn cases() -> Vec<Case> {
     let masked_targets = vec![0i64, 2, 4, 1]; // the last target is a -inf logit: loss +inf
     let none = CrossEntropy {
         reduction: Reduction::None,
+        return_lse: true,
         ..Default::default()
     };
     out.push(case(
-        "ce -inf masks (and a -inf target)".into(),
+        "ce -inf masks (and a -inf target), with log-sum-exp".into(),
         move |ctx| {
             let input = || Input::new(&masked, [4, c]).with_grad();
             let mut pair = both(ctx, &none, input, &masked_targets)?;
@@ -488,10 +496,11 @@ fn cases() -> Vec<Case> {
     let mut nan_rows = Rng(12).vec(3 * 100, -3.0, 3.0);
     nan_rows[150] = f32::NAN;
     out.push(case(
-        "ce NaN in a row gives that row NaN".into(),
+        "ce NaN in a row gives that row NaN (log-sum-exp too)".into(),
         move |ctx| {
             let o = CrossEntropy {
                 reduction: Reduction::None,
+                return_lse: true,
                 ..Default::default()
             };
             let targets = [5i64, 6, 7];
@@ -544,12 +553,18 @@ fn judge(name: &str, gpu: &Output, cpu: &Output<f64>) -> CaseReport {
         (&gpu.loss, &cpu.loss),
         (Loss::Reduced(_), Loss::Reduced(_)) | (Loss::Unreduced(_), Loss::Unreduced(_))
     );
-    let (loss_ok, loss_error) = compare(
-        gpu.loss.values(),
-        cpu.loss.values(),
-        |w| RTOL * w.abs() + ATOL,
-        |w| w.abs().max(ATOL / RTOL),
-    );
+    let values = |got: &[f32], want: &[f64]| {
+        compare(
+            got,
+            want,
+            |w| RTOL * w.abs() + ATOL,
+            |w| w.abs().max(ATOL / RTOL),
+        )
+    };
+    let (loss_ok, loss_error) = values(gpu.loss.values(), cpu.loss.values());
+    let (gpu_lse, cpu_lse) = (gpu.lse.as_deref(), cpu.lse.as_deref());
+    let (lse_ok, lse_error) = values(gpu_lse.unwrap_or_default(), cpu_lse.unwrap_or_default());
+    let lse_ok = lse_ok && gpu_lse.is_some() == cpu_lse.is_some();
     let (gpu_grad, cpu_grad) = (gpu.grad.as_deref(), cpu.grad.as_deref());
     let max_grad = cpu_grad
         .unwrap_or_default()
@@ -562,18 +577,24 @@ fn judge(name: &str, gpu: &Output, cpu: &Output<f64>) -> CaseReport {
         |_| GRAD_TOL * max_grad,
         |_| max_grad.max(f64::MIN_POSITIVE),
     );
-    let passed = same_kind && loss_ok && grad_ok && gpu_grad.is_some() == cpu_grad.is_some();
+    let passed =
+        same_kind && loss_ok && grad_ok && lse_ok && gpu_grad.is_some() == cpu_grad.is_some();
     let detail = (!passed).then(|| {
-        format!(
+        let mut detail = format!(
             "loss {} (worst rel {loss_error:.2e}), gradient {} (worst {grad_error:.2e} of max |grad|)",
             if loss_ok && same_kind { "ok" } else { "differs" },
             if grad_ok { "ok" } else { "differs" }
-        )
+        );
+        if cpu_lse.is_some() || gpu_lse.is_some() {
+            let verdict = if lse_ok { "ok" } else { "differs" };
+            detail.push_str(&format!(", log-sum-exp {verdict} (worst rel {lse_error:.2e})"));
+        }
+        detail
     });
     CaseReport {
         case: name.to_string(),
         passed,
-        loss_error,
+        loss_error: loss_error.max(lse_error),
         grad_error,
         detail,
     }

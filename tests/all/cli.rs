@@ -267,6 +267,7 @@ fn eval_ce_matches_the_reference_for_every_target_kind() {
             reduction,
             softcap: softcap.map(|s| s.parse().unwrap()),
             z_loss: if softcap.is_some() { 0.01 } else { 0.0 },
+            return_lse: false,
         };
         for target in [&t64, &t32, &tp] {
             let mut args = vec![
@@ -1188,4 +1189,70 @@ fn eval_takes_k_dimensional_and_unbatched_inputs() {
         &fresh,
     ]);
     assert_refused(&o, &["wrong.npy", "(2, 3)"], &fresh);
+}
+
+/// `xent eval ce --lse-out` writes each position's log-sum-exp of the softcapped logits, in
+/// the class-index targets' shape ((N, d1, d2), or () unbatched), as the reference gives it;
+/// an --lse-out that names another output is refused before anything is written.
+#[test]
+fn eval_ce_writes_the_log_sum_exp() {
+    let mut rng = Rng::new(183);
+    let dir = scratch("eval-lse");
+    let loss = dir.join("loss.npy").to_string_lossy().into_owned();
+    let lse = dir.join("lse.npy").to_string_lossy().into_owned();
+    let ctx = &contexts()[0];
+    for (shape, positions) in [(vec![2, 5, 3, 4], vec![2, 3, 4]), (vec![5], vec![])] {
+        let x = rng.vec(shape.iter().product(), -40.0, 40.0);
+        let count: usize = positions.iter().product();
+        let labels: Vec<i64> = (0..count).map(|_| rng.below(5) as i64).collect();
+        let xs = save(&dir, "x.npy", &Array::f32(shape.clone(), x.clone()));
+        let target = Array {
+            shape: positions.clone(),
+            data: Data::I64(labels.clone()),
+        };
+        let ts = save(&dir, "t.npy", &target);
+        let o = xent(&[
+            "eval",
+            "ce",
+            "--logits",
+            &xs,
+            "--target",
+            &ts,
+            "--softcap",
+            "30",
+            "--loss-out",
+            &loss,
+            "--lse-out",
+            &lse,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let options = CrossEntropy {
+            softcap: Some(30.0),
+            return_lse: true,
+            ..Default::default()
+        };
+        let want = reference::compute(&options, Input::new(&x, shape.clone()), &labels).unwrap();
+        let (lse_shape, lse_values) = load_f32(&lse);
+        assert_eq!(lse_shape, positions);
+        assert_close(
+            ctx,
+            "eval ce --lse-out",
+            &lse_values,
+            want.lse.as_deref().unwrap(),
+        );
+        let fresh = dir.join("fresh.npy").to_string_lossy().into_owned();
+        let o = xent(&[
+            "eval",
+            "ce",
+            "--logits",
+            &xs,
+            "--target",
+            &ts,
+            "--loss-out",
+            &fresh,
+            "--lse-out",
+            &xs,
+        ]);
+        assert_refused(&o, &["x.npy"], &fresh);
+    }
 }

@@ -36,6 +36,18 @@ pub fn with_binding_limit(ctx: &Context, bytes: u64) -> Context {
     })
 }
 
+/// A GPU buffer holding `data`, as a caller's tensor: `STORAGE`, and `COPY_SRC` so that an
+/// in-place gradient can be read back from it.
+pub fn storage<T: bytemuck::Pod>(ctx: &Context, data: &[T]) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt;
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("test input"),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        })
+}
+
 /// The adapter's name and plan, for failure messages.
 pub fn name(ctx: &Context) -> String {
     let info = ctx.adapter_info();
@@ -155,6 +167,21 @@ pub fn assert_loss(ctx: &Context, case: &str, got: &Loss, want: &Loss<f64>) {
     assert_close(ctx, case, got.values(), want.values());
 }
 
+/// Asserts a GPU result's log-sum-exp output is there exactly when the reference's is
+/// (`CrossEntropy::return_lse`), and equals it within the stated tolerance.
+pub fn assert_lse(ctx: &Context, case: &str, got: &xent::Output, want: &xent::Output<f64>) {
+    match (&got.lse, &want.lse) {
+        (Some(got), Some(want)) => assert_close(ctx, &format!("{case} lse"), got, want),
+        (None, None) => {}
+        (got, want) => panic!(
+            "{case} on {}: lse {:?} vs {:?} values",
+            name(ctx),
+            got.as_ref().map(Vec::len),
+            want.as_ref().map(Vec::len)
+        ),
+    }
+}
+
 /// Asserts GPU values equal reference values within the stated tolerance.
 pub fn assert_close(ctx: &Context, case: &str, got: &[f32], want: &[f64]) {
     let r = compare(got, want, RTOL, ATOL);
@@ -241,17 +268,8 @@ pub fn gpu_label_status(
     classes: usize,
     labels: &[i32],
 ) -> Result<(), xent::Error> {
-    use wgpu::util::DeviceExt;
-    let buffer = |bytes: &[u8]| {
-        ctx.device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents: bytes,
-                usage: wgpu::BufferUsages::STORAGE,
-            })
-    };
-    let logits = buffer(bytemuck::cast_slice(&vec![0.25f32; rows * classes]));
-    let labels = buffer(bytemuck::cast_slice(labels));
+    let logits = storage(ctx, &vec![0.25f32; rows * classes]);
+    let labels = storage(ctx, labels);
     let prepared = ctx
         .prepare(
             &xent::CrossEntropy::default(),
@@ -277,13 +295,14 @@ pub fn assert_cross_entropy_every_way(
         xent::reference::compute(options, grad_input(x, nc(x, classes), None), labels).unwrap();
     let got = ctx
         .compute(options, Input::new(x, nc(x, classes)), labels)
-        .map(|o| o.loss)
         .unwrap();
-    assert_loss(ctx, case, &got, &want.loss);
+    assert_loss(ctx, case, &got.loss, &want.loss);
+    assert_lse(ctx, case, &got, &want);
     let got = ctx
         .compute(options, grad_input(x, nc(x, classes), None), labels)
         .unwrap();
     assert_loss(ctx, case, &got.loss, &want.loss);
+    assert_lse(ctx, case, &got, &want);
     assert_grad_close(
         ctx,
         case,
@@ -291,11 +310,11 @@ pub fn assert_cross_entropy_every_way(
         want.grad.as_deref().unwrap(),
     );
     let mut in_place = x.to_vec();
-    let loss = ctx
+    let got = ctx
         .compute(options, overwritten(&mut in_place, classes, None), labels)
-        .map(|o| o.loss)
         .unwrap();
-    assert_loss(ctx, case, &loss, &want.loss);
+    assert_loss(ctx, case, &got.loss, &want.loss);
+    assert_lse(ctx, case, &got, &want);
     assert_grad_close(ctx, case, &in_place, want.grad.as_deref().unwrap());
 }
 
@@ -314,6 +333,7 @@ pub fn assert_cross_entropy_probs_with_grad(
         .compute(options, grad_input(x, nc(x, classes), None), t)
         .unwrap();
     assert_loss(ctx, case, &got.loss, &want.loss);
+    assert_lse(ctx, case, &got, &want);
     assert_grad_close(
         ctx,
         case,
@@ -321,11 +341,11 @@ pub fn assert_cross_entropy_probs_with_grad(
         want.grad.as_deref().unwrap(),
     );
     let mut in_place = x.to_vec();
-    let loss = ctx
+    let got = ctx
         .compute(options, overwritten(&mut in_place, classes, None), t)
-        .map(|o| o.loss)
         .unwrap();
-    assert_loss(ctx, case, &loss, &want.loss);
+    assert_loss(ctx, case, &got.loss, &want.loss);
+    assert_lse(ctx, case, &got, &want);
     assert_grad_close(ctx, case, &in_place, want.grad.as_deref().unwrap());
 }
 

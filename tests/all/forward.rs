@@ -48,6 +48,7 @@ fn ce_options(classes: usize, rng: &mut Rng, full: bool) -> Vec<CrossEntropy> {
                         reduction,
                         softcap: None,
                         z_loss: 0.0,
+                        return_lse: false,
                     });
                 }
             }

@@ -65,6 +65,7 @@ fn cross_entropy_gradients_match_reference() {
                             reduction,
                             softcap: None,
                             z_loss: 0.0,
+                            return_lse: false,
                         };
                         let u = upstream(&mut rng, reduction, n);
                         let case = format!("cross_entropy_and_grad {n}x{c} {options:?}");

@@ -6,9 +6,9 @@
 #[allow(unused_imports)]
 use crate::common::api::*;
 use crate::common::{
-    assert_close, assert_grad_close, assert_loss, contexts, with_binding_limit, Rng,
+    assert_close, assert_grad_close, assert_loss, assert_lse, contexts, storage,
+    with_binding_limit, Rng,
 };
-use wgpu::util::DeviceExt;
 use xent::{reference, CrossEntropy, Error, GradMode, Loss, NllLoss, Reduction};
 
 /// Shapes with dimensions after the classes, an unbatched one, and empty ones.
@@ -23,7 +23,7 @@ const SHAPES: [&[usize]; 7] = [
 ];
 
 /// Option sets in which every pair of (weight, ignore_index, smoothing, softcap, z-loss,
-/// reduction) values occurs.
+/// reduction) values occurs, and the log-sum-exp output with each reduction and softcap.
 fn option_sets(classes: usize, rng: &mut Rng) -> Vec<CrossEntropy> {
     let weight = Some(rng.vec(classes, 0.2, 3.0));
     let set = |w: bool, ignore: i64, e: f32, cap: Option<f32>, z: f32, r: Reduction| CrossEntropy {
@@ -33,6 +33,7 @@ fn option_sets(classes: usize, rng: &mut Rng) -> Vec<CrossEntropy> {
         reduction: r,
         softcap: cap,
         z_loss: z,
+        return_lse: r != Reduction::Mean || cap.is_some(),
     };
     vec![
         set(false, -100, 0.0, None, 0.0, Reduction::Mean),
@@ -91,11 +92,13 @@ fn assert_matches(
     let got = ctx.compute(loss, Input::new(x, shape), targets).unwrap();
     let want = reference::compute(loss, Input::new(x, shape), targets).unwrap();
     assert_loss(ctx, case, &got.loss, &want.loss);
+    assert_lse(ctx, case, &got, &want);
     let got = ctx
         .compute(loss, grad_input(x, shape, None), targets)
         .unwrap();
     let want = reference::compute(loss, grad_input(x, shape, None), targets).unwrap();
     assert_loss(ctx, case, &got.loss, &want.loss);
+    assert_lse(ctx, case, &got, &want);
     assert_grad_close(ctx, case, &got.grad.unwrap(), want.grad.as_ref().unwrap());
 }
 
@@ -235,17 +238,9 @@ fn k_dimensional_gpu_tensors_and_in_place_gradients() {
             let at = front + s * stride;
             padded[at..at + c * d].copy_from_slice(&x[s * c * d..(s + 1) * c * d]);
         }
-        let buffer = |bytes: &[u8]| {
-            ctx.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: None,
-                    contents: bytes,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                })
-        };
-        let logits = buffer(bytemuck::cast_slice(&padded));
+        let logits = storage(ctx, &padded);
         let gpu_labels: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
-        let labels_buffer = buffer(bytemuck::cast_slice(&gpu_labels));
+        let labels_buffer = storage(ctx, &gpu_labels);
         let tensor = xent::GpuTensor::new(&logits)
             .at(4 * front as u64)
             .with_row_stride(stride);

@@ -4,8 +4,7 @@
 
 #[allow(unused_imports)]
 use crate::common::api::*;
-use crate::common::{assert_close, assert_grad_close, contexts, with_binding_limit, Rng};
-use wgpu::util::DeviceExt;
+use crate::common::{assert_close, assert_grad_close, contexts, storage, with_binding_limit, Rng};
 use xent::{reference, Error, GradMode, NllLoss, Reduction};
 
 const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
@@ -124,18 +123,8 @@ fn nll_with_every_row_ignored_is_nan_for_mean_with_a_zero_gradient() {
 #[test]
 fn nll_labels_from_gpu_tensors_are_checked_and_in_place_is_refused() {
     for ctx in contexts() {
-        let buffer = |bytes: &[u8]| {
-            ctx.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: None,
-                    contents: bytes,
-                    usage: wgpu::BufferUsages::STORAGE,
-                })
-        };
-        let logp = buffer(bytemuck::cast_slice(&[
-            -1.0f32, -0.5, -2.0, -0.1, -0.3, -3.0,
-        ]));
-        let labels = buffer(bytemuck::cast_slice(&[1i32, 5, -7]));
+        let logp = storage(ctx, &[-1.0f32, -0.5, -2.0, -0.1, -0.3, -3.0]);
+        let labels = storage(ctx, &[1i32, 5, -7]);
         for grad in [GradMode::Off, GradMode::Separate] {
             let prepared = ctx
                 .prepare(

@@ -3,18 +3,9 @@
 
 #[allow(unused_imports)]
 use crate::common::api::*;
-use crate::common::{assert_close, assert_grad_close, contexts, with_binding_limit, Rng};
+use crate::common::{assert_close, assert_grad_close, contexts, storage, with_binding_limit, Rng};
 use wgpu::util::DeviceExt;
 use xent::{reference, CrossEntropy, Error, GradMode, Reduction};
-
-fn storage<T: bytemuck::Pod>(ctx: &xent::Context, data: &[T]) -> wgpu::Buffer {
-    ctx.device()
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("test input"),
-            contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        })
-}
 
 #[test]
 fn prepared_loss_records_into_the_callers_encoder_again_and_again() {

@@ -5,7 +5,8 @@
 #[allow(unused_imports)]
 use crate::common::api::*;
 use crate::common::{
-    assert_close, assert_grad_close, contexts, gpu_label_status, with_binding_limit, Rng,
+    assert_close, assert_grad_close, assert_lse, contexts, gpu_label_status, with_binding_limit,
+    Rng,
 };
 use xent::{
     reference, BinaryCrossEntropyWithLogits, CrossEntropy, Error, Output, Reduction, Tuning,
@@ -113,6 +114,7 @@ fn bindings_past_the_limit_are_cut_into_chunks_with_identical_results() {
                 weight: Some(weight.clone()),
                 label_smoothing: 0.1,
                 reduction,
+                return_lse: true,
                 ..Default::default()
             };
             let case = format!("chunked ce {n}x{c} {reduction:?}");
@@ -126,6 +128,11 @@ fn bindings_past_the_limit_are_cut_into_chunks_with_identical_results() {
                 reference::compute(&options, grad_input(&logits, nc(&logits, c), None), &labels)
                     .unwrap();
             assert_close(cut, &case, got.loss.values(), want.loss.values());
+            assert_lse(cut, &case, &got, &want);
+            assert_eq!(
+                got.lse, uncut.lse,
+                "{case}: cut and uncut log-sum-exp differ"
+            );
             assert_grad_close(
                 cut,
                 &case,
@@ -354,6 +361,11 @@ fn buffers_past_the_limit_are_cut_into_parts() {
     // per-item values (all of `None`, gradients of `Sum`).
     let check = |case: &str, reduction, got: &Output, uncut: &Output, want: &Output<f64>| {
         assert_close(cut, case, got.loss.values(), want.loss.values());
+        assert_lse(cut, case, got, want);
+        assert!(
+            got.lse == uncut.lse,
+            "{case}: cut and uncut log-sum-exp differ"
+        );
         assert_grad_close(
             cut,
             case,
@@ -378,6 +390,7 @@ fn buffers_past_the_limit_are_cut_into_parts() {
             weight: Some(weight.clone()),
             label_smoothing: 0.1,
             reduction,
+            return_lse: reduction != Reduction::Sum,
             ..Default::default()
         };
         let upstream = match reduction {

@@ -63,6 +63,7 @@ fn split_class_index_losses_match_the_reference() {
                 reduction,
                 label_smoothing: smoothing,
                 weight: weighted.then(|| weight.clone()),
+                return_lse: reduction != Reduction::Mean,
                 ..Default::default()
             };
             let case = format!("split ce {n}x{c} {reduction:?} smoothing {smoothing}");
@@ -90,6 +91,7 @@ fn split_probability_targets_and_log_softmax_match_the_reference() {
                 label_smoothing: 0.1,
                 weight: Some(weight.clone()),
                 reduction,
+                return_lse: reduction == Reduction::Sum,
                 ..Default::default()
             };
             let case = format!("split ce probs {n}x{c} {reduction:?}");

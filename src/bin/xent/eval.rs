@@ -75,6 +75,10 @@ pub struct CeArgs {
         allow_hyphen_values = true
     )]
     z_loss: f32,
+    /// Where to write each position's float32 log-sum-exp over classes of the (softcapped)
+    /// logits, ignored positions included: the class-index targets' shape.
+    #[arg(long, value_name = "LSE.npy")]
+    lse_out: Option<String>,
     #[command(flatten)]
     out: Outputs,
 }
@@ -255,21 +259,17 @@ fn loss_array(loss: Loss, shape: Vec<usize>) -> Array {
     }
 }
 
-/// Writes the outputs only once everything is computed; removes a half-written pair.
-fn write_outputs(loss_out: &str, loss: Array, grad: Option<(&str, Array)>) -> Result<(), String> {
-    let mut outputs = vec![(loss_out, npy::to_bytes(&loss))];
-    if let Some((path, grad)) = grad {
-        outputs.push((path, npy::to_bytes(&grad)));
-    }
-    files::write_all(&outputs)
-}
-
 /// Refuses, before anything runs, outputs that cannot be written or that name an input or
-/// each other.
-fn check_paths(inputs: &[Option<&str>], out: &Outputs) -> Result<(), String> {
+/// each other: those of `out`, and `lse_out` (`eval ce`).
+fn check_paths(
+    inputs: &[Option<&str>],
+    out: &Outputs,
+    lse_out: Option<&str>,
+) -> Result<(), String> {
     let inputs: Vec<&str> = inputs.iter().flatten().copied().collect();
     let mut outputs = vec![out.loss_out.as_str()];
     outputs.extend(out.grad_out.as_deref());
+    outputs.extend(lse_out);
     files::check_outputs(&inputs, &outputs)
 }
 
@@ -302,7 +302,7 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         Some(args.target.as_str()),
         args.weight.as_deref(),
     ];
-    check_paths(&inputs, &args.out)?;
+    check_paths(&inputs, &args.out, args.lse_out.as_deref())?;
     let (shape, c, logits) = read_classes(&args.logits)?;
     let positions = position_shape(&shape);
     let options = CrossEntropy {
@@ -312,6 +312,7 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         reduction: args.out.reduction(Reduction::Mean),
         softcap: args.softcap,
         z_loss: args.z_loss,
+        return_lse: args.lse_out.is_some(),
     };
     let target = read(&args.target)?;
     let files = [
@@ -349,7 +350,8 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
         Error::InvalidOption { name: "z_loss", .. } => format!("--z-loss: {e}"),
         e => blame(e, &files),
     })?;
-    write_results(&args.out, result, positions, shape)
+    let lse_out = args.lse_out.as_deref();
+    write_results(&args.out, result, (positions, shape), lse_out)
 }
 
 /// A float array of classes as PyTorch's cross-entropy takes it: (C,), (N, C) or (N, C, d1,
@@ -395,7 +397,7 @@ fn run_nll(args: &NllArgs) -> Result<(), String> {
         Some(args.target.as_str()),
         args.weight.as_deref(),
     ];
-    check_paths(&inputs, &args.out)?;
+    check_paths(&inputs, &args.out, None)?;
     let (shape, c, logp) = read_classes(&args.input)?;
     let positions = position_shape(&shape);
     let options = NllLoss {
@@ -427,7 +429,7 @@ fn run_nll(args: &NllArgs) -> Result<(), String> {
     let result = ctx
         .compute(&options, input(&logp, shape.clone(), want_grad), targets)
         .map_err(|e| blame(e, &files))?;
-    write_results(&args.out, result, positions, shape)
+    write_results(&args.out, result, (positions, shape), None)
 }
 
 /// The input of a loss, asking for its gradient when one is written.
@@ -440,20 +442,27 @@ fn input(values: &[f32], shape: Vec<usize>, want_grad: bool) -> Input<'_> {
     }
 }
 
-/// Writes a loss's results: the loss (reduced: shape (); unreduced: `items`, one per row or
-/// element) and, where asked, the gradient of the input's shape `input`.
+/// Writes a loss's results once everything is computed (a half-written set is removed): the
+/// loss (reduced: shape (); unreduced: `items`, one per row or element), where asked the
+/// gradient of the input's shape `input`, and the log-sum-exp of shape `items` to `lse_out`.
 fn write_results(
     out: &Outputs,
     result: Output,
-    items: Vec<usize>,
-    input: Vec<usize>,
+    (items, input): (Vec<usize>, Vec<usize>),
+    lse_out: Option<&str>,
 ) -> Result<(), String> {
-    let grad = out
-        .grad_out
-        .as_deref()
-        .zip(result.grad)
-        .map(|(p, g)| (p, Array::f32(input, g)));
-    write_outputs(&out.loss_out, loss_array(result.loss, items), grad)
+    let lse = lse_out
+        .zip(result.lse)
+        .map(|(p, v)| (p, Array::f32(items.clone(), v)));
+    let grad = out.grad_out.as_deref().zip(result.grad);
+    let grad = grad.map(|(p, g)| (p, Array::f32(input, g)));
+    let loss = (out.loss_out.as_str(), loss_array(result.loss, items));
+    let outputs: Vec<(&str, Vec<u8>)> = std::iter::once(loss)
+        .chain(grad)
+        .chain(lse)
+        .map(|(path, array)| (path, npy::to_bytes(&array)))
+        .collect();
+    files::write_all(&outputs)
 }
 
 fn run_bce(args: &BceArgs) -> Result<(), String> {
@@ -463,7 +472,7 @@ fn run_bce(args: &BceArgs) -> Result<(), String> {
         args.weight.as_deref(),
         args.pos_weight.as_deref(),
     ];
-    check_paths(&inputs, &args.out)?;
+    check_paths(&inputs, &args.out, None)?;
     let (shape, input_values) = read_f32(&args.input, None)?;
     let (_, target) = read_f32(&args.target, Some(&shape))?;
     let weight = match &args.weight {
@@ -502,7 +511,7 @@ fn run_bce(args: &BceArgs) -> Result<(), String> {
         ctx.compute(&options, x, &target)
     }
     .map_err(|e| blame(e, &files))?;
-    write_results(&args.out, result, shape.clone(), shape)
+    write_results(&args.out, result, (shape.clone(), shape), None)
 }
 
 /// Runs `xent eval`.
@@ -526,6 +535,7 @@ fn run_focal(args: &FocalArgs) -> Result<(), String> {
     check_paths(
         &[Some(args.input.as_str()), Some(args.target.as_str())],
         &args.out,
+        None,
     )?;
     let (shape, x) = read_f32(&args.input, None)?;
     let (_, target) = read_f32(&args.target, Some(&shape))?;
@@ -543,7 +553,7 @@ fn run_focal(args: &FocalArgs) -> Result<(), String> {
     let result = ctx
         .compute(&options, input, &target)
         .map_err(|e| blame(e, &files))?;
-    write_results(&args.out, result, shape.clone(), shape)
+    write_results(&args.out, result, (shape.clone(), shape), None)
 }
 
 #[cfg(test)]
