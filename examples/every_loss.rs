@@ -5,7 +5,7 @@
 
 use xent::{
     reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Input,
-    LogSoftmax, Loss, Reduction, SigmoidFocalLoss, Targets,
+    LogSoftmax, Loss, NllLoss, Reduction, SigmoidFocalLoss, Targets,
 };
 
 /// |gpu - ref| <= RTOL |ref| + ATOL, the tolerance xent's tests state.
@@ -89,6 +89,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pos_weight = rng.vec(classes, 0.5, 3.0);
 
     let shape = [rows, classes];
+    let logp = ctx
+        .compute(&LogSoftmax, Input::new(&logits, shape), Targets::None)?
+        .loss
+        .into_values();
+    let logp_ref = reference::compute(&LogSoftmax, Input::new(&logits, shape), Targets::None)?
+        .loss
+        .into_values();
     let mut results: Vec<(String, Loss, Loss<f64>)> = Vec::new();
     for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
         let ce = CrossEntropy {
@@ -106,6 +113,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             format!("cross_entropy (probabilities, weight, smoothing 0.1) {reduction:?}"),
             ctx.compute(&ce, Input::new(&logits, shape), &probs)?.loss,
             reference::compute(&ce, Input::new(&logits, shape), &probs)?.loss,
+        ));
+        // Gemma 2's logit softcap and PaLM's z-loss, with each row's log-sum-exp returned.
+        let capped = CrossEntropy {
+            softcap: Some(30.0),
+            z_loss: 1e-4,
+            return_lse: true,
+            reduction,
+            ..Default::default()
+        };
+        let got = ctx.compute(&capped, Input::new(&logits, shape), &labels)?;
+        let want = reference::compute(&capped, Input::new(&logits, shape), &labels)?;
+        results.push((
+            format!("cross_entropy (softcap 30, z-loss 1e-4) {reduction:?}"),
+            got.loss,
+            want.loss,
+        ));
+        if reduction == Reduction::None {
+            results.push((
+                "  its log-sum-exp per row (return_lse)".into(),
+                Loss::Unreduced(got.lse.unwrap_or_default()),
+                Loss::Unreduced(want.lse.unwrap_or_default()),
+            ));
+        }
+        // The same values read as one K-dimensional sample: (1, C, N), a position per row.
+        let kdim = [1, classes, rows];
+        results.push((
+            format!("cross_entropy K-dimensional (1, C, N) {reduction:?}"),
+            ctx.compute(&ce, Input::new(&logits, kdim), &labels)?.loss,
+            reference::compute(&ce, Input::new(&logits, kdim), &labels)?.loss,
+        ));
+        // The NLL loss of log-probabilities (the log-softmax of the logits, computed once).
+        let nll = NllLoss {
+            weight: Some(weight.clone()),
+            reduction,
+            ..Default::default()
+        };
+        results.push((
+            format!("nll_loss (log-probabilities, weight) {reduction:?}"),
+            ctx.compute(&nll, Input::new(&logp, shape), &labels)?.loss,
+            reference::compute(&nll, Input::new(&logp, shape), &labels)?.loss,
         ));
         let bce = BinaryCrossEntropy {
             weight: None,
@@ -137,13 +184,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             reference::compute(&focal, Input::new(&logits, shape), &t)?.loss,
         ));
     }
-    let logp = ctx
-        .compute(&LogSoftmax, Input::new(&logits, shape), Targets::None)?
-        .loss
-        .into_values();
-    let logp_ref = reference::compute(&LogSoftmax, Input::new(&logits, shape), Targets::None)?
-        .loss
-        .into_values();
 
     println!(
         "{:<62} {:>14} {:>14} {:>10}",
