@@ -12,3 +12,5 @@ fi
 cargo test --release "$@"
 # The pipeline example must converge (it exits non-zero otherwise).
 cargo run --release --example train_classifier
+# A vocabulary split over two adapters must match the unsplit run (it exits non-zero otherwise).
+cargo run --release --example sharded_vocab

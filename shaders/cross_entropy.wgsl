@@ -21,6 +21,18 @@
 // common/row_state.wgsl), the segment that holds y forms the row's loss, so x_y is read by
 // the workgroup that alone writes over it.
 //
+// A vocabulary split across devices (SHARD): this dispatch holds classes [F, F + C) of a
+// vocabulary of V = params.class_total (F = params.class_first); targets, class weights and the
+// smoothing's 1 / V are the whole vocabulary's. Rows are not split; the row's head thread
+// reads and writes a vec4 per row at vec4 params.lse_first / 4 + row of `scratch`:
+//   SHARD 1 writes the shard's state (lse_k, t_k, W_k, b_k): its log-sum-exp, the target's
+//     (softcapped) logit if the target is in the shard (else 0), its summed class weight and
+//     b_k = sum_c w_c (x_c - lse_k), with USE_Q on;
+//   SHARD 2 reads the states of every shard merged (lse, t, W, b; see src/shard.rs) and gives
+//     the loss from them, l = (1 - e) w_y (lse - t) - (e / V) b + z lse^2, and the gradient of
+//     the shard's classes with p_c = exp(x_c - lse).
+override SHARD: u32 = 0u;
+
 // Label status: a target outside [0, C) that is not ignore_index makes its row's loss and
 // gradient NaN, and is recorded in `status` (cleared before the kernel runs): status[0] counts
 // such rows, status[1] keeps 0xffffffff - (first such row of the batch) by an atomic max, so 0
@@ -52,9 +64,10 @@ fn row_q_base(row: u32) -> u32 {
     return 0u;
 }
 
+// The smoothing's weight of class c of this dispatch (of the shard, with SHARD).
 fn smoothing_coefficient(c: u32) -> f32 {
     if (USE_Q) {
-        return class_weight(c);
+        return class_weight(params.class_first + c);
     }
     return 0.0;
 }
@@ -92,34 +105,41 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     let valid = row < params.rows;
     let base = row_logits(row);
     let grad_base = grad_row_base(row, classes, base);
-    let cached = row_cached(classes);
+    // A finishing shard reads its logits once, for the gradient: no cache.
+    let cached = row_cached(classes) && SHARD != 2u;
 
     var y = params.ignore_index;
     if (valid) {
         y = labels[params.t_first + row];
     }
     let ignored = !valid || is_ignored(y);
-    // A target outside [0, C) that is not ignore_index (possible only for targets that were
+    // A target outside [0, V) that is not ignore_index (possible only for targets that were
     // never on the host) makes the row's loss and gradient NaN rather than a plausible value.
-    let bad_label = !ignored && (y < 0 || u32(y) >= classes);
+    let bad_label = !ignored && (y < 0 || u32(y) >= params.class_total);
+    // The target's class in this dispatch (the shard's), or none (0xffffffff) when it is
+    // ignored, bad or in another shard.
+    var yl = 0xffffffffu;
+    if (!ignored && !bad_label && u32(y) - params.class_first < classes) {
+        yl = u32(y) - params.class_first;
+    }
     // The thread that forms the row's loss: lane 0 of the segment holding the target (of the
     // first segment for an ignored row or a bad label).
     var target_segment = 0u;
     if (SPLIT && !ignored && !bad_label) {
-        target_segment = u32(y) / params.segment_len;
+        target_segment = yl / params.segment_len;
     }
     let head = lane == 0u && span.segment == target_segment;
     // A cached row of one thread has x_y in that thread's cache, rather than loaded again
     // after the target it depends on (lavapipe, 1048576 x 10: forward 126 -> 115 ms).
     let y_in_cache = cached && ROW_THREADS == 1u;
     var x_y = 0.0;
-    if (valid && !ignored && !bad_label && head && !y_in_cache) {
-        x_y = load_logit(class_at(base, u32(y)));
+    if (valid && yl < classes && head && !y_in_cache && SHARD != 2u) {
+        x_y = load_logit(class_at(base, yl));
     }
 
     var cache: array<f32, CACHE>;
     var st = state_empty();
-    if (valid && !SPLIT) {
+    if (valid && !SPLIT && SHARD != 2u) {
         if (cached) {
             var qs: array<f32, CACHE>;
             for (var k = 0u; k < cache_slots(); k = k + 1u) {
@@ -128,7 +148,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
                     cache[k] = load_x(class_at(base, c));
                     qs[k] = smoothing_coefficient(c);
                 }
-                if (y_in_cache && k == u32(y)) {
+                if (y_in_cache && k == yl) {
                     x_y = cached_logit(cache[k]);
                 }
             }
@@ -138,9 +158,25 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
         }
     }
     st = merged_row_state(local, row, st);
-    let ls = state_log_sum(st);
+    var ls = state_log_sum(st);
+    let shard_at = params.lse_first / 4u + row;
+    if (SHARD == 1u) {
+        if (valid && head) {
+            scratch[shard_at] = vec4<f32>(st.m + ls, x_y, st.q, st.b - st.q * ls);
+        }
+        return vec2<f32>(0.0, 0.0);
+    }
+    if (SHARD == 2u && valid) {
+        // The merged state as a row state whose max is lse and whose sum is 1.
+        let merged = scratch[shard_at];
+        st.m = merged.x;
+        x_y = merged.y;
+        st.q = merged.z;
+        st.b = merged.w;
+        ls = 0.0;
+    }
     let e = params.smoothing;
-    let e_over_c = e / f32(classes);
+    let e_over_c = e / f32(params.class_total);
 
     var pair = vec2<f32>(0.0, 0.0);
     if (valid && head && bad_label) {
@@ -181,7 +217,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
             b = s * e_over_c;
             zc = z_loss_coefficient(s, st.m + ls);
         }
-        let yc = u32(y);
+        let yc = yl;
         if (cached) {
             for (var k = 0u; k < cache_slots(); k = k + 1u) {
                 let c = lane + k * ROW_THREADS;

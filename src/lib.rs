@@ -82,6 +82,7 @@ mod loss;
 mod plan;
 mod prepared;
 pub mod reference;
+mod shard;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tools;
 
@@ -98,6 +99,7 @@ pub use loss::{
 };
 pub use plan::Tuning;
 pub use prepared::{GradMode, PreparedLoss};
+pub use shard::{ShardStates, VocabShard};
 /// The wgpu xent is built on: create your device, buffers and encoders with it, so that both
 /// sides agree on one wgpu.
 pub use wgpu;

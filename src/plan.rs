@@ -258,21 +258,33 @@ pub(crate) fn segments(rows: usize, classes: usize, tuning: &Tuning) -> usize {
     wanted.min(classes / segment).clamp(1, MAX_SEGMENTS)
 }
 
-/// The plan for a row kernel over `rows` rows of `classes` logits for an adapter's `limits`
-/// and `tuning`, merging rows through subgroups of `subgroup_size` where one is given. Rows
-/// whose classes lie apart (`strided`: the positions of an (N, C, d1, ..., dk) input) get a
-/// thread each and are never split, so that neighbouring threads read neighbouring values.
+/// How a row kernel's rows lie and may be handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RowLayout {
+    /// Consecutive classes; long rows of a small batch may be split.
+    Contiguous,
+    /// Consecutive classes, never split (a kernel that keeps per-row state of its own).
+    Whole,
+    /// Classes that lie apart (the positions of an (N, C, d1, ..., dk) input): a thread per
+    /// row, never split, so that neighbouring threads read neighbouring values.
+    Strided,
+}
+
+/// The plan for a row kernel over `rows` rows of `classes` logits laid out as `layout`, for an
+/// adapter's `limits` and `tuning`, merging rows through subgroups of `subgroup_size` where
+/// one is given.
 pub(crate) fn row_plan(
     rows: usize,
     classes: usize,
-    strided: bool,
+    layout: RowLayout,
     limits: &wgpu::Limits,
     tuning: Tuning,
     subgroup_size: Option<u32>,
 ) -> Result<RowPlan> {
-    let mut segments = match strided {
-        true => 1,
-        false => segments(rows, classes, &tuning),
+    let strided = layout == RowLayout::Strided;
+    let mut segments = match layout {
+        RowLayout::Contiguous => segments(rows, classes, &tuning),
+        RowLayout::Whole | RowLayout::Strided => 1,
     };
     let mut segment_len = classes;
     if segments > 1 {

@@ -40,7 +40,13 @@ struct Params {
     // With LSE (common/z_loss.wgsl): the f32 index in `scratch` of this dispatch's row 0
     // log-sum-exp.
     lse_first: u32,
-    _pad: u32,
+    // A vocabulary split across devices (cross_entropy.wgsl's SHARD): the index of this
+    // shard's first class in the whole vocabulary, and the vocabulary's size (0 and C
+    // otherwise).
+    class_first: u32,
+    class_total: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -11,7 +11,7 @@ use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::loss::call::ClassShape;
 use crate::loss::{validate, CrossEntropy, Reduction};
-use crate::plan::{self, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
+use crate::plan::{self, RowLayout, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::prepared::{GradMode, PreparedLoss, StatusKind, TargetStatus};
 
 /// Mirrors `Params` of shaders/common/categorical_params.wgsl, shared by every categorical
@@ -38,7 +38,9 @@ struct Params {
     z_loss: f32,
     positions: u32,
     lse_first: u32,
-    _pad: u32,
+    class_first: u32,
+    class_total: u32,
+    _pad: [u32; 2],
 }
 
 /// Where one dispatch (a chunk of rows) sits in the whole batch.
@@ -51,8 +53,11 @@ pub(super) struct ChunkPos {
     /// Segments per row and logits per segment (1 and C unless rows are split).
     pub(super) segments: (u32, u32),
     /// The f32 index in `scratch` where the kernel writes the chunk's log-sum-exp values
-    /// (with [`CrossEntropy::return_lse`]; 0 otherwise).
+    /// (with [`CrossEntropy::return_lse`]) or reads and writes its shard states (0 otherwise).
     pub(super) lse_first: usize,
+    /// The first class of the logits in the vocabulary, and the vocabulary's size: (0, C)
+    /// unless the logits are a shard of it.
+    pub(super) vocab: (usize, usize),
 }
 
 /// `ignore_index` as the GPU's i32 labels can hold it, or `None` when it is beyond i32: then no
@@ -77,10 +82,14 @@ pub(crate) fn gpu_labels(targets: &[i64], ignore_index: i64) -> (Vec<i32>, i64) 
 fn constants(
     (plan, shape): (&RowPlan, ClassShape),
     options: &CrossEntropy,
-    use_q: bool,
+    (use_q, shard): (bool, u32),
     mode: GradMode,
 ) -> Vec<(&'static str, u32)> {
     let mut c = launch::row_constants(plan);
+    // Class-index kernels over a shard only (shaders/cross_entropy.wgsl).
+    if shard != 0 {
+        c.push(("SHARD", shard));
+    }
     c.push(("STRIDED", u32::from(shape.strided())));
     c.extend(launch::loss_constants(
         options.reduction,
@@ -147,7 +156,9 @@ pub(super) fn params_buffer(
             z_loss: options.z_loss,
             positions: shape.positions as u32,
             lse_first: chunk.lse_first as u32,
-            _pad: 0,
+            class_first: chunk.vocab.0 as u32,
+            class_total: chunk.vocab.1 as u32,
+            _pad: [0; 2],
         },
     )
 }
@@ -191,6 +202,44 @@ pub(crate) enum CategoricalTargets<'a> {
     Probs(GpuTensor<'a>),
 }
 
+/// A step of cross-entropy over a vocabulary split across devices ([`crate::shard`]): (N, C)
+/// logits of the classes [first, first + C) of a vocabulary of `total`, class-index targets.
+#[derive(Clone, Copy)]
+pub(crate) enum ShardStep<'a> {
+    /// Each row's state over this shard's classes, 4 f32 per row, into a buffer of its own
+    /// (the prepared loss's `lse` slot).
+    State { first: usize, total: usize },
+    /// The loss and this shard's gradient from the states of every shard merged, 4 f32 per
+    /// row in `merged`.
+    Finish {
+        first: usize,
+        total: usize,
+        merged: &'a wgpu::Buffer,
+    },
+}
+
+impl ShardStep<'_> {
+    /// The shard's first class and the vocabulary's size.
+    fn vocab(&self) -> (usize, usize) {
+        match *self {
+            ShardStep::State { first, total } | ShardStep::Finish { first, total, .. } => {
+                (first, total)
+            }
+        }
+    }
+
+    /// The kernel's `SHARD` constant.
+    fn code(&self) -> u32 {
+        match self {
+            ShardStep::State { .. } => 1,
+            ShardStep::Finish { .. } => 2,
+        }
+    }
+}
+
+/// f32 values of a shard state per row.
+pub(crate) const SHARD_STATE_LEN: usize = 4;
+
 /// Prepares categorical cross-entropy on GPU buffers: `logits` holds (N, C) values (row-major,
 /// at any 4-byte offset, rows optionally strided: a slice of a larger buffer), or (N, C, d1,
 /// ..., dk) values (samples optionally strided) with class indices (N, d1, ..., dk) or
@@ -204,8 +253,42 @@ pub(crate) fn prepare_cross_entropy(
     options: &CrossEntropy,
     grad: GradMode,
 ) -> Result<PreparedLoss> {
-    let len = check_prepared(shape, options)?;
+    prepare_rows(gpu, (logits, targets), shape, options, grad, None)
+}
+
+/// Prepares one step of cross-entropy over a shard of a vocabulary (see [`ShardStep`]): (N,
+/// C) logits, class indices of the whole vocabulary.
+pub(crate) fn prepare_shard_step(
+    gpu: &Gpu,
+    (logits, labels): (GpuTensor<'_>, GpuTensor<'_>),
+    shape: ClassShape,
+    options: &CrossEntropy,
+    grad: GradMode,
+    step: ShardStep<'_>,
+) -> Result<PreparedLoss> {
+    let targets = CategoricalTargets::Indices(labels);
+    prepare_rows(gpu, (logits, targets), shape, options, grad, Some(step))
+}
+
+/// [`prepare_cross_entropy`], or with `shard` a step of it over a shard of the vocabulary.
+fn prepare_rows(
+    gpu: &Gpu,
+    (logits, targets): (GpuTensor<'_>, CategoricalTargets<'_>),
+    shape: ClassShape,
+    options: &CrossEntropy,
+    grad: GradMode,
+    shard: Option<ShardStep<'_>>,
+) -> Result<PreparedLoss> {
     let ClassShape { rows, classes, .. } = shape;
+    // Options and targets are the whole vocabulary's.
+    let vocab = shard.map_or((0, classes), |s| s.vocab());
+    let vocab_shape = ClassShape {
+        classes: vocab.1,
+        ..shape
+    };
+    // A shard's classes are checked by its caller (crate::shard): at least 1, and within the
+    // vocabulary, so that these logits are fewer than the whole vocabulary's.
+    let len = check_prepared(vocab_shape, options)? / vocab.1 * classes;
     let (indices, targets) = match targets {
         CategoricalTargets::Indices(t) => (true, t),
         CategoricalTargets::Probs(t) => (false, t),
@@ -230,14 +313,25 @@ pub(crate) fn prepare_cross_entropy(
                 .into(),
         });
     }
-    let plan = launch::row_plan(gpu, rows, classes, shape.strided())?;
+    let layout = match (shard, shape.strided()) {
+        (Some(_), _) => RowLayout::Whole,
+        (None, true) => RowLayout::Strided,
+        (None, false) => RowLayout::Contiguous,
+    };
+    let plan = launch::row_plan(gpu, rows, classes, layout)?;
+    // What the kernel leaves per row in the tail of `scratch`: a shard state, or the lse.
+    let tail = match (shard, options.return_lse) {
+        (Some(_), _) => SHARD_STATE_LEN,
+        (None, true) => 1,
+        (None, false) => 0,
+    };
     let weight = weight_buffer(gpu, options)?;
     let mut buffers =
         LossBuffers::new(gpu, options.reduction, rows, plan.grid, grad, len, &logits)?;
     let granule = (shape, plan.rows_per_group);
     let mut owned = buffers.item_bytes(classes);
-    if options.return_lse {
-        owned.push(4);
+    if tail > 0 {
+        owned.push(4 * tail as u64);
     }
     let chunks = sample_chunks(gpu, granule, &logits, target_sample_bytes, &owned)?;
     let grids = chunks
@@ -245,16 +339,19 @@ pub(crate) fn prepare_cross_entropy(
         .map(|r| plan.grid_for(r.len(), gpu.limits()))
         .collect::<Result<Vec<_>>>()?;
     buffers.set_groups(gpu, grids.iter().map(|g| g.groups).sum())?;
-    let (scratch, lse_first) = launch::scratch(gpu, &plan, &chunks, options.return_lse)?;
-    let lse = options
-        .return_lse
-        .then(|| buffers::output(gpu, "xent log-sum-exp", rows))
-        .transpose()?;
+    let (scratch, lse_first) = launch::scratch(gpu, &plan, &chunks, tail)?;
+    // The per-row output copied out of the tail: the lse, or a shard's states.
+    let copied_out = match shard {
+        Some(ShardStep::State { .. }) | None if tail > 0 => {
+            Some(buffers::output(gpu, "xent row output", rows * tail)?)
+        }
+        _ => None,
+    };
     let mut program = buffers.program();
     let status = indices
         .then(|| {
             let kind = StatusKind::Labels {
-                classes,
+                classes: vocab.1,
                 ignore_index: options.ignore_index,
             };
             TargetStatus::new(gpu, kind)
@@ -264,21 +361,23 @@ pub(crate) fn prepare_cross_entropy(
         program.clear(&status.buffer);
         if grad != GradMode::Off && options.reduction == Reduction::Mean {
             let weights = (options, &weight);
-            denominator(gpu, &mut program, shape, &targets, weights, &scratch)?;
+            denominator(gpu, &mut program, vocab_shape, &targets, weights, &scratch)?;
         }
     }
     // Probabilities always weigh classes by q = w t'; class indices only with smoothing.
+    // A shard's state always carries its class-weight sums.
     let (kernel, use_q, target_slot) = match indices {
         true => (
             Kernel::CrossEntropy,
-            options.label_smoothing > 0.0,
+            options.label_smoothing > 0.0 || matches!(shard, Some(ShardStep::State { .. })),
             "labels",
         ),
         false => (Kernel::CrossEntropyProbs, true, "targets"),
     };
+    let shard_code = shard.map_or(0, |s| s.code());
     let key = KernelKey::typed(
         kernel,
-        constants((&plan, shape), options, use_q, grad),
+        constants((&plan, shape), options, (use_q, shard_code), grad),
         buffers.types,
     );
     let status_key = KernelKey::new(Kernel::LabelStatus, Vec::new());
@@ -290,6 +389,7 @@ pub(crate) fn prepare_cross_entropy(
             total_rows: rows,
             segments: (plan.segments, plan.segment_len),
             lse_first,
+            vocab,
         };
         pair_base += grid.groups as usize;
         let (x, t, params) =
@@ -308,11 +408,22 @@ pub(crate) fn prepare_cross_entropy(
         if let Some(status) = &status {
             bindings.push(("status", whole(&status.buffer)));
         }
+        let tail_at = (&scratch, 4 * lse_first as u64);
+        let (row_bytes, at) = (4 * tail as u64, range.start as u64);
+        if let Some(ShardStep::Finish { merged, .. }) = shard {
+            program.copy(
+                (merged, row_bytes * at),
+                tail_at,
+                row_bytes * range.len() as u64,
+            );
+        }
         launch::push_rows(gpu, &mut program, &plan, &key, range.len(), &bindings)?;
-        if let Some(lse) = &lse {
-            let from = (&scratch, 4 * lse_first as u64);
-            let to = (lse, 4 * range.start as u64);
-            program.copy(from, to, 4 * range.len() as u64);
+        if let Some(out) = &copied_out {
+            program.copy(
+                tail_at,
+                (out, row_bytes * at),
+                row_bytes * range.len() as u64,
+            );
         }
         if let Some(status) = &status {
             let status_bindings = [
@@ -325,7 +436,7 @@ pub(crate) fn prepare_cross_entropy(
         }
     }
     let mut prepared = buffers.finish(gpu, program)?;
-    prepared.lse = lse.map(|buffer| (buffer, rows));
+    prepared.lse = copied_out.map(|buffer| (buffer, rows * tail));
     Ok(match status {
         Some(status) => prepared.watch(status),
         None => prepared,
@@ -364,6 +475,7 @@ pub(super) fn denominator(
             total_rows: rows,
             segments: (1, shape.classes as u32),
             lse_first: 0,
+            vocab: (0, shape.classes),
         };
         // The labels are read as a list: one per row.
         let list = ClassShape::rows(rows, shape.classes);

@@ -52,18 +52,16 @@ pub(crate) fn dispatch(
     Ok(())
 }
 
-/// The plan of a row kernel over `rows` rows of `classes` logits on `gpu` (`strided`: classes
-/// lie apart, see [`plan::row_plan`]).
-pub(crate) fn row_plan(gpu: &Gpu, rows: usize, classes: usize, strided: bool) -> Result<RowPlan> {
+/// The plan of a row kernel over `rows` rows of `classes` logits laid out as `layout` on
+/// `gpu` (see [`plan::row_plan`]).
+pub(crate) fn row_plan(
+    gpu: &Gpu,
+    rows: usize,
+    classes: usize,
+    layout: plan::RowLayout,
+) -> Result<RowPlan> {
     let subgroups = gpu.subgroup_size();
-    plan::row_plan(
-        rows,
-        classes,
-        strided,
-        gpu.limits(),
-        gpu.tuning(),
-        subgroups,
-    )
+    plan::row_plan(rows, classes, layout, gpu.limits(), gpu.tuning(), subgroups)
 }
 
 /// Override constants every row kernel takes; a `SUBGROUP` above 0 also builds the kernel
@@ -81,14 +79,15 @@ pub(crate) fn row_constants(plan: &RowPlan) -> Vec<(&'static str, u32)> {
 
 /// A row kernel's `scratch` binding (see shaders/common/row_state.wgsl): one vec4 for the
 /// mean's denominator, then room for the segment states of the largest of `chunks` of rows
-/// when rows are split, then, with `per_row_tail`, one f32 per row of the largest chunk
-/// (cross-entropy's log-sum-exp output, shaders/common/z_loss.wgsl). Returns the buffer and
-/// the f32 index where that tail starts.
+/// when rows are split, then `tail_per_row` f32 per row of the largest chunk (cross-entropy's
+/// log-sum-exp output, shaders/common/z_loss.wgsl, or its shard states,
+/// shaders/cross_entropy.wgsl). Returns the buffer and the f32 index where that tail starts (a
+/// multiple of 4).
 pub(crate) fn scratch(
     gpu: &Gpu,
     plan: &RowPlan,
     chunks: &[std::ops::Range<usize>],
-    per_row_tail: bool,
+    tail_per_row: usize,
 ) -> Result<(wgpu::Buffer, usize)> {
     let rows = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
     let states = if plan.split() {
@@ -97,7 +96,7 @@ pub(crate) fn scratch(
         0
     };
     let tail_first = 4 * (1 + states);
-    let tail = if per_row_tail { rows } else { 0 };
+    let tail = rows.saturating_mul(tail_per_row);
     let buffer = buffers::output(gpu, "xent row scratch", tail_first + tail)?;
     Ok((buffer, tail_first))
 }

@@ -9,7 +9,7 @@ use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::loss::Reduction;
-use crate::plan;
+use crate::plan::{self, RowLayout};
 use crate::prepared::{GradMode, PreparedLoss};
 
 /// Mirrors `Params` of shaders/log_softmax.wgsl.
@@ -55,7 +55,7 @@ pub(crate) fn prepare_log_softmax<'a>(
         })?;
     let logits = logits.into();
     logits.check_extent("logits", rows, classes)?;
-    let plan = launch::row_plan(gpu, rows, classes, false)?;
+    let plan = launch::row_plan(gpu, rows, classes, RowLayout::Contiguous)?;
     // The log-softmax is an unreduced "loss" of `len` items with one upstream per item.
     let buffers = LossBuffers::new(gpu, Reduction::None, len, plan.grid, grad, len, &logits)?;
     let owned: Vec<u64> = buffers
@@ -65,7 +65,7 @@ pub(crate) fn prepare_log_softmax<'a>(
         .collect();
     let callers = [logits.row_bytes(classes)];
     let chunks = plan::chunks(rows, &callers, &owned, plan.rows_per_group, gpu.limits())?;
-    let (scratch, _) = launch::scratch(gpu, &plan, &chunks, false)?;
+    let (scratch, _) = launch::scratch(gpu, &plan, &chunks, 0)?;
     let with_grad = grad != GradMode::Off;
     let mut constants = launch::row_constants(&plan);
     constants.extend(launch::loss_constants(Reduction::None, with_grad));

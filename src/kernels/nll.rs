@@ -93,6 +93,7 @@ pub(crate) fn prepare_nll(
             total_rows: rows,
             segments: (1, classes as u32),
             lse_first: 0,
+            vocab: (0, classes),
         };
         let params = params_buffer(gpu, shape, options, &x, &t, &chunk)?;
         let [out, upstream, grad_part] = buffers.chunk(range.clone(), classes);

@@ -8,6 +8,7 @@ use crate::loss::{
     Loss, NllLoss, Output, Reduction, SigmoidFocalLoss, Targets,
 };
 use crate::reference;
+use crate::shard::VocabShard;
 
 /// Loss tolerance: `|gpu - ref| <= RTOL |ref| + ATOL` per value.
 pub const RTOL: f64 = 1e-5;
@@ -511,7 +512,88 @@ fn cases() -> Vec<Case> {
             Ok(pair)
         },
     ));
+    for r in REDUCTIONS {
+        let mut rng = Rng(40);
+        let (n, v) = (37, 3000);
+        let logits = rng.vec(n * v, -8.0, 8.0);
+        let mut labels = rng.labels(n, v);
+        labels.iter_mut().step_by(9).for_each(|l| *l = -100);
+        let options = CrossEntropy {
+            weight: Some(rng.vec(v, 0.2, 2.0)),
+            label_smoothing: 0.1,
+            reduction: r,
+            softcap: Some(20.0),
+            z_loss: 1e-3,
+            ..Default::default()
+        };
+        out.push(case(
+            format!(
+                "ce vocabulary split in 3 shards {n}x{v} {}",
+                reduction_name(r)
+            ),
+            move |ctx| {
+                split_vocabulary(ctx, &options, (&logits, [n, v]), &labels, &[0, 1000, 1001])
+            },
+        ));
+    }
     out
+}
+
+/// Cross-entropy with the vocabulary's classes split into shards starting at `starts`, all on
+/// `ctx`: the states of every shard merged, then each shard finished; the loss of the first
+/// shard and the gradients of all side by side, against the unsplit reference.
+fn split_vocabulary(
+    ctx: &Context,
+    options: &CrossEntropy,
+    (logits, [n, v]): (&[f32], [usize; 2]),
+    labels: &[i64],
+    starts: &[usize],
+) -> Result<(Output, Output<f64>)> {
+    let ranges: Vec<std::ops::Range<usize>> = starts
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| s..starts.get(k + 1).copied().unwrap_or(v))
+        .collect();
+    let parts: Vec<Vec<f32>> = ranges
+        .iter()
+        .map(|r| {
+            logits
+                .chunks(v)
+                .flat_map(|row| row[r.clone()].to_vec())
+                .collect()
+        })
+        .collect();
+    let shard = |k: usize| VocabShard {
+        first: ranges[k].start,
+        vocab: v,
+    };
+    let states = |k: usize| {
+        let input = Input::new(&parts[k], [n, ranges[k].len()]);
+        ctx.shard_states(options, shard(k), input, labels)
+    };
+    let mut merged = states(0)?;
+    for k in 1..parts.len() {
+        merged = states(k)?.merge(&merged)?;
+    }
+    let finish = |k: usize| {
+        let input = Input::new(&parts[k], [n, ranges[k].len()]).with_grad();
+        ctx.shard_finish(options, shard(k), input, labels, &merged)
+    };
+    let mut gpu = finish(0)?;
+    let mut grad = vec![0.0; n * v];
+    for (k, range) in ranges.iter().enumerate() {
+        let out = if k == 0 {
+            gpu.grad.take()
+        } else {
+            finish(k)?.grad
+        };
+        for (row, values) in out.unwrap_or_default().chunks(range.len()).enumerate() {
+            grad[row * v + range.start..row * v + range.end].copy_from_slice(values);
+        }
+    }
+    gpu.grad = Some(grad);
+    let cpu = reference::compute(options, Input::new(logits, [n, v]).with_grad(), labels)?;
+    Ok((gpu, cpu))
 }
 
 /// Names of every case, in order.

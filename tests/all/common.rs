@@ -281,6 +281,33 @@ pub fn gpu_label_status(
     prepared.check_targets()
 }
 
+/// Cross-entropy option sets in which every pair of (weight, ignore_index, smoothing,
+/// softcap, z-loss, reduction) values occurs, for `classes` classes (class weights drawn from
+/// `rng`; ignore_index -100 or the valid class 0).
+pub fn pairwise_options(classes: usize, rng: &mut Rng) -> Vec<xent::CrossEntropy> {
+    let weight = Some(rng.vec(classes, 0.2, 3.0));
+    let set = |w: bool, ignore: i64, e: f32, cap: Option<f32>, z: f32, r: xent::Reduction| {
+        xent::CrossEntropy {
+            weight: if w { weight.clone() } else { None },
+            ignore_index: ignore,
+            label_smoothing: e,
+            reduction: r,
+            softcap: cap,
+            z_loss: z,
+            return_lse: false,
+        }
+    };
+    vec![
+        set(false, -100, 0.0, None, 0.0, xent::Reduction::Mean),
+        set(true, 0, 0.1, Some(4.0), 0.0, xent::Reduction::None),
+        set(true, -100, 0.0, Some(2.5), 1e-2, xent::Reduction::Sum),
+        set(false, 0, 0.2, None, 1e-2, xent::Reduction::Mean),
+        set(true, -100, 0.3, None, 1e-3, xent::Reduction::None),
+        set(false, -100, 0.1, Some(3.0), 1e-2, xent::Reduction::Mean),
+        set(false, 0, 0.0, Some(5.0), 0.0, xent::Reduction::Sum),
+    ]
+}
+
 /// Asserts class-index cross-entropy on `ctx` equals the reference every way it runs: the
 /// forward loss, the loss with its gradient, and the gradient written over the logits.
 pub fn assert_cross_entropy_every_way(

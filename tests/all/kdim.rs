@@ -6,7 +6,7 @@
 #[allow(unused_imports)]
 use crate::common::api::*;
 use crate::common::{
-    assert_close, assert_grad_close, assert_loss, assert_lse, contexts, storage,
+    assert_close, assert_grad_close, assert_loss, assert_lse, contexts, pairwise_options, storage,
     with_binding_limit, Rng,
 };
 use xent::{reference, CrossEntropy, Error, GradMode, Loss, NllLoss, Reduction};
@@ -22,28 +22,15 @@ const SHAPES: [&[usize]; 7] = [
     &[2, 3, 0],
 ];
 
-/// Option sets in which every pair of (weight, ignore_index, smoothing, softcap, z-loss,
-/// reduction) values occurs, and the log-sum-exp output with each reduction and softcap.
+/// Option sets in which every pair of options occurs (see [`pairwise_options`]), and the
+/// log-sum-exp output with each reduction and softcap.
 fn option_sets(classes: usize, rng: &mut Rng) -> Vec<CrossEntropy> {
-    let weight = Some(rng.vec(classes, 0.2, 3.0));
-    let set = |w: bool, ignore: i64, e: f32, cap: Option<f32>, z: f32, r: Reduction| CrossEntropy {
-        weight: if w { weight.clone() } else { None },
-        ignore_index: ignore,
-        label_smoothing: e,
-        reduction: r,
-        softcap: cap,
-        z_loss: z,
-        return_lse: r != Reduction::Mean || cap.is_some(),
-    };
-    vec![
-        set(false, -100, 0.0, None, 0.0, Reduction::Mean),
-        set(true, 0, 0.1, Some(4.0), 0.0, Reduction::None),
-        set(true, -100, 0.0, Some(2.5), 1e-2, Reduction::Sum),
-        set(false, 0, 0.2, None, 1e-2, Reduction::Mean),
-        set(true, -100, 0.3, None, 1e-3, Reduction::None),
-        set(false, -100, 0.1, Some(3.0), 1e-2, Reduction::Mean),
-        set(false, 0, 0.0, Some(5.0), 0.0, Reduction::Sum),
-    ]
+    let sets = pairwise_options(classes, rng).into_iter();
+    sets.map(|o| CrossEntropy {
+        return_lse: o.reduction != Reduction::Mean || o.softcap.is_some(),
+        ..o
+    })
+    .collect()
 }
 
 /// Logits and labels of `shape`: one label per position (every fifth -100, every seventh 0).

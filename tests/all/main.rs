@@ -18,6 +18,7 @@ mod prepared;
 mod properties;
 mod random;
 mod shaders;
+mod shard;
 mod short_rows;
 mod sizes;
 mod softcap;

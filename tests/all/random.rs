@@ -16,7 +16,7 @@ use proptest::test_runner::Config;
 use crate::common::api::*;
 use crate::common::{assert_close, assert_grad_close, contexts, proptest_config};
 use xent::{
-    reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Reduction,
+    reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, NllLoss, Reduction,
     SigmoidFocalLoss,
 };
 
@@ -277,6 +277,42 @@ proptest! {
                 .unwrap();
             assert_close(ctx, "random focal", got.loss.values(), &in_f32(want.loss.values()));
             assert_grad_close(ctx, "random focal", got.grad.as_deref().unwrap(), &in_f32(want.grad.as_deref().unwrap()));
+        }
+    }
+
+    /// The NLL loss takes its input as given: any value, -inf included, as log-probabilities.
+    #[test]
+    fn random_nll_loss_matches_the_reference(
+        (shape, input, labels, weight, ignore_index, reduction, upstream) in
+            (shape(), positions(), reduction())
+            .prop_flat_map(|((samples, classes), positions, reduction)| {
+                let samples = if positions > 1 { samples.min(5) } else { samples };
+                let rows = samples * positions;
+                let shape = match positions {
+                    1 => vec![samples, classes],
+                    p => vec![samples, classes, p],
+                };
+                let label = prop_oneof![6 => 0..classes as i64, 1 => Just(-100i64)];
+                (
+                    Just(shape),
+                    proptest::collection::vec(logit(), rows * classes),
+                    proptest::collection::vec(label, rows),
+                    weights(classes),
+                    prop_oneof![Just(-100i64), 0..classes as i64],
+                    Just(reduction),
+                    upstream(reduction, rows),
+                )
+            })
+    ) {
+        let labels: Vec<i64> =
+            labels.iter().map(|&l| if l == -100 { ignore_index } else { l }).collect();
+        let options = NllLoss { weight, ignore_index, reduction };
+        let input = || grad_input(&input, shape.clone(), Some(&upstream[..]));
+        let want = reference::compute(&options, input(), &labels).unwrap();
+        for ctx in contexts() {
+            let got = ctx.compute(&options, input(), &labels).unwrap();
+            assert_close(ctx, "random nll", got.loss.values(), &in_f32(want.loss.values()));
+            assert_grad_close(ctx, "random nll", got.grad.as_deref().unwrap(), &in_f32(want.grad.as_deref().unwrap()));
         }
     }
 }

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Checks `xent eval` against PyTorch in float64, the README's Python recipe run for each
+feature: K-dimensional and unbatched cross-entropy (class indices and probabilities), logit
+softcap, z-loss and the log-sum-exp output, the NLL loss and the sigmoid focal loss, every
+reduction, with gradients. Inputs are float32; PyTorch computes on them widened to float64.
+Each output must match within 2e-5 of its largest magnitude, with NaN and infinities where
+PyTorch has them. Exits non-zero on any difference.
+
+Needs numpy and torch (any build): `python3 scripts/torch-check.py [path/to/xent]`
+(default: target/release/xent, built by `cargo build --release`).
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+TOL = 2e-5
+XENT = sys.argv[1] if len(sys.argv) > 1 else "target/release/xent"
+rng = np.random.default_rng(17)
+failures = []
+
+
+def close(name, got, want):
+    """Within TOL of the largest finite |want|; NaN and infinities in the same places."""
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        failures.append(f"{name}: shape {got.shape}, PyTorch {want.shape}")
+        return
+    same_special = np.array_equal(np.isnan(got), np.isnan(want)) and np.array_equal(
+        np.where(np.isinf(want), want, 0), np.where(np.isinf(got), got, 0)
+    )
+    finite = np.isfinite(want) & np.isfinite(got)
+    scale = max(np.abs(want[finite]).max(initial=0.0), 1e-30)
+    err = np.abs(got[finite] - want[finite]).max(initial=0.0) / scale
+    ok = same_special and err <= TOL
+    print(f"{'ok  ' if ok else 'FAIL'} {name}: worst {err:.2e} of the largest value")
+    if not ok:
+        failures.append(f"{name}: worst {err:.2e}, NaN/inf match {same_special}")
+
+
+def xent_eval(tmp, args, inputs, outputs):
+    """Runs `xent eval ARGS` with INPUTS saved as .npy; returns the OUTPUTS loaded."""
+    cmd = [XENT, "eval"] + args
+    for flag, array in inputs.items():
+        path = os.path.join(tmp, flag.strip("-") + ".npy")
+        np.save(path, array)
+        cmd += [flag, path]
+    for flag in outputs:
+        cmd += [flag, os.path.join(tmp, flag.strip("-") + ".npy")]
+    subprocess.run(cmd, check=True)
+    return [np.load(os.path.join(tmp, flag.strip("-") + ".npy")) for flag in outputs]
+
+
+def reduce(values, reduction, denominator):
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "mean":
+        return values.sum() / denominator
+    return values
+
+
+def ce_reference(x, target, weight, ignore_index, smoothing, softcap, z_loss, reduction):
+    """F.cross_entropy of the softcapped logits, plus z lse^2 per counted position, reduced
+    as the cross-entropy term; and the log-sum-exp over classes."""
+    z = softcap * torch.tanh(x / softcap) if softcap else x
+    w = torch.from_numpy(weight).double() if weight is not None else None
+    per = F.cross_entropy(z, target, weight=w, ignore_index=ignore_index,
+                          label_smoothing=smoothing, reduction="none")
+    lse = torch.logsumexp(z, dim=1 if z.dim() > 1 else 0)
+    if target.dtype == torch.int64:
+        counted = target != ignore_index
+        safe = torch.where(counted, target, torch.zeros_like(target))
+        wy = w[safe] if w is not None else torch.ones_like(per)
+        denominator = (wy * counted).sum()
+    else:
+        counted = torch.ones_like(per, dtype=torch.bool)
+        denominator = torch.tensor(float(per.numel()), dtype=torch.float64)
+    per = per + z_loss * lse**2 * counted
+    return reduce(per, reduction, denominator), lse
+
+
+def check_ce(tmp, name, shape, target, weight=None, ignore_index=-100, smoothing=0.0,
+             softcap=None, z_loss=0.0, masks=False):
+    x32 = rng.standard_normal(shape).astype(np.float32) * 4
+    if masks:
+        x32.reshape(-1)[1::7] = -np.inf
+    for reduction in ["none", "mean", "sum"]:
+        args = ["ce", "--reduction", reduction, "--ignore-index", str(ignore_index),
+                "--label-smoothing", str(smoothing), "--z-loss", str(z_loss)]
+        if softcap:
+            args += ["--softcap", str(softcap)]
+        inputs = {"--logits": x32, "--target": target}
+        if weight is not None:
+            inputs["--weight"] = weight
+        loss, grad, lse = xent_eval(tmp, args, inputs, ["--loss-out", "--grad-out", "--lse-out"])
+        x = torch.from_numpy(x32).double().requires_grad_(True)
+        t = torch.from_numpy(target)
+        t = t.long() if target.dtype.kind == "i" else t.double()
+        want, want_lse = ce_reference(x, t, weight, ignore_index, smoothing, softcap, z_loss,
+                                      reduction)
+        want.sum().backward()
+        case = f"{name} {reduction}"
+        close(case + " loss", loss, want.detach().numpy())
+        close(case + " gradient", grad, x.grad.numpy())
+        close(case + " log-sum-exp", lse, want_lse.detach().numpy())
+
+
+def check_nll(tmp):
+    shape = (4, 6, 3, 5)
+    logp32 = torch.log_softmax(torch.randn(shape, dtype=torch.float64), 1).float().numpy()
+    target = rng.integers(0, 6, (4, 3, 5)).astype(np.int64)
+    target.reshape(-1)[::4] = 2
+    weight = rng.uniform(0.2, 2.0, 6).astype(np.float32)
+    for reduction in ["none", "mean", "sum"]:
+        loss, grad = xent_eval(
+            tmp, ["nll", "--reduction", reduction, "--ignore-index", "2"],
+            {"--input": logp32, "--target": target, "--weight": weight},
+            ["--loss-out", "--grad-out"])
+        x = torch.from_numpy(logp32).double().requires_grad_(True)
+        want = F.nll_loss(x, torch.from_numpy(target), weight=torch.from_numpy(weight).double(),
+                          ignore_index=2, reduction=reduction)
+        want.sum().backward()
+        close(f"nll (4, 6, 3, 5) {reduction} loss", loss, want.detach().numpy())
+        close(f"nll (4, 6, 3, 5) {reduction} gradient", grad, x.grad.numpy())
+
+
+def check_focal(tmp):
+    x32 = (rng.standard_normal((7, 9)) * 6).astype(np.float32)
+    t32 = rng.uniform(0, 1, (7, 9)).astype(np.float32)
+    for alpha, gamma in [(0.25, 2.0), (-1.0, 0.5), (0.6, 0.0)]:
+        for reduction in ["none", "mean", "sum"]:
+            loss, grad = xent_eval(
+                tmp, ["focal", "--alpha", str(alpha), "--gamma", str(gamma),
+                      "--reduction", reduction],
+                {"--input": x32, "--target": t32}, ["--loss-out", "--grad-out"])
+            x = torch.from_numpy(x32).double().requires_grad_(True)
+            t = torch.from_numpy(t32).double()
+            # torchvision.ops.sigmoid_focal_loss, as written there.
+            p = torch.sigmoid(x)
+            ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
+            p_t = p * t + (1 - p) * (1 - t)
+            per = ce * ((1 - p_t) ** gamma)
+            if alpha >= 0:
+                per = (alpha * t + (1 - alpha) * (1 - t)) * per
+            want = reduce(per, reduction, per.numel())
+            want.sum().backward()
+            case = f"focal alpha {alpha} gamma {gamma} {reduction}"
+            close(case + " loss", loss, want.detach().numpy())
+            close(case + " gradient", grad, x.grad.numpy())
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        c = 5
+        labels = rng.integers(0, c, (2, 3, 4)).astype(np.int64)
+        labels.reshape(-1)[::5] = -100
+        weight = rng.uniform(0.2, 2.0, c).astype(np.float32)
+        check_ce(tmp, "ce (2, 5, 3, 4) weight, smoothing", (2, c, 3, 4), labels, weight=weight,
+                 smoothing=0.1)
+        probs = rng.uniform(0, 1, (2, c, 3, 4)).astype(np.float32)
+        probs /= probs.sum(axis=1, keepdims=True)
+        check_ce(tmp, "ce (2, 5, 3, 4) probabilities, weight", (2, c, 3, 4), probs,
+                 weight=weight, smoothing=0.2)
+        check_ce(tmp, "ce unbatched (5,)", (c,), np.array(3, dtype=np.int64))
+        check_ce(tmp, "ce (6, 40) softcap 30, z-loss 1e-3", (6, 40),
+                 rng.integers(0, 40, 6).astype(np.int64), softcap=30.0, z_loss=1e-3)
+        check_ce(tmp, "ce (6, 40) softcap 5, z-loss 1e-2, smoothing, ignore 0", (6, 40),
+                 rng.integers(0, 40, 6).astype(np.int64), ignore_index=0, smoothing=0.1,
+                 softcap=5.0, z_loss=1e-2)
+        check_ce(tmp, "ce (8, 13) -inf masks, z-loss", (8, 13),
+                 np.array([0, 2, 4, 6, 8, 10, 12, 3], dtype=np.int64), z_loss=1e-3, masks=True)
+        check_nll(tmp)
+        check_focal(tmp)
+    if failures:
+        print(f"\n{len(failures)} differences from PyTorch:")
+        for f in failures:
+            print("  " + f)
+        sys.exit(1)
+    print("\nevery output matches PyTorch float64")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+//! A vocabulary split across devices: each shard's states on one adapter (here lavapipe's
+//! Vulkan and GL adapters, the first and last contexts), merged on the host, finished on each,
+//! give the loss and gradients of the unsplit float64 reference.
+
+#[allow(unused_imports)]
+use crate::common::api::*;
+use crate::common::{
+    assert_close, assert_grad_close, contexts, pairwise_options, with_binding_limit, Rng,
+};
+use xent::{reference, CrossEntropy, Error, Reduction, ShardStates, VocabShard};
+
+/// The columns `cols` of (rows, width) row-major values.
+fn columns<T: Copy>(values: &[T], width: usize, cols: std::ops::Range<usize>) -> Vec<T> {
+    values
+        .chunks(width)
+        .flat_map(|row| row[cols.clone()].to_vec())
+        .collect()
+}
+
+#[test]
+fn a_split_vocabulary_gives_the_unsplit_loss_and_gradients() {
+    let mut rng = Rng::new(191);
+    let all = contexts();
+    let devices = [&all[0], &all[all.len() - 1]];
+    // (rows, vocabulary, where each shard starts): uneven shards, one of a single class,
+    // rows long enough for several threads each, and an empty batch.
+    let cases: [(usize, usize, &[usize]); 5] = [
+        (6, 7, &[0, 3]),
+        (33, 300, &[0, 1, 170]),
+        (3, 5000, &[0, 2500]),
+        (257, 40, &[0, 39]),
+        (0, 10, &[0, 5]),
+    ];
+    for (rows, vocab, starts) in cases {
+        let mut x = rng.vec(rows * vocab, -8.0, 8.0);
+        if rows > 1 {
+            x[vocab + 1] = f32::NEG_INFINITY;
+        }
+        let labels: Vec<i64> = (0..rows)
+            .map(|n| match n % 5 {
+                4 => -100,
+                _ => rng.below(vocab) as i64,
+            })
+            .collect();
+        let ranges: Vec<std::ops::Range<usize>> = starts
+            .iter()
+            .enumerate()
+            .map(|(k, &s)| s..starts.get(k + 1).copied().unwrap_or(vocab))
+            .collect();
+        // Every option set on one shape, a third of them (every option still) on the others.
+        let step = if vocab == 300 { 1 } else { 3 };
+        for options in pairwise_options(vocab, &mut rng).into_iter().step_by(step) {
+            let upstream = match options.reduction {
+                Reduction::None => rng.vec(rows, -1.0, 1.0),
+                _ => vec![0.75],
+            };
+            let case = format!(
+                "shards {rows}x{vocab} at {starts:?}, weighted {}, ignore {}, smoothing {}, \
+                 softcap {:?}, z-loss {}, {:?}",
+                options.weight.is_some(),
+                options.ignore_index,
+                options.label_smoothing,
+                options.softcap,
+                options.z_loss,
+                options.reduction
+            );
+            let ignore = |&l: &i64| if l == -100 { options.ignore_index } else { l };
+            let labels: Vec<i64> = labels.iter().map(ignore).collect();
+            let want = reference::compute(
+                &options,
+                Input::new(&x, [rows, vocab]).with_upstream(&upstream),
+                &labels,
+            )
+            .unwrap();
+            let parts: Vec<Vec<f32>> = ranges
+                .iter()
+                .map(|r| columns(&x, vocab, r.clone()))
+                .collect();
+            let shard = |k: usize| VocabShard {
+                first: ranges[k].start,
+                vocab,
+            };
+            // Each shard's states on its own device, merged here.
+            let mut merged: Option<ShardStates> = None;
+            for (k, part) in parts.iter().enumerate() {
+                let ctx = devices[k % 2];
+                let input = Input::new(part, [rows, ranges[k].len()]);
+                let states = ctx
+                    .shard_states(&options, shard(k), input, &labels)
+                    .unwrap();
+                assert_eq!(states.rows(), rows);
+                merged = Some(match merged {
+                    None => states,
+                    Some(m) => m.merge(&states).unwrap(),
+                });
+            }
+            let merged = merged.unwrap();
+            for (k, part) in parts.iter().enumerate() {
+                let ctx = devices[(k + 1) % 2];
+                let input = Input::new(part, [rows, ranges[k].len()]).with_upstream(&upstream);
+                let got = ctx
+                    .shard_finish(&options, shard(k), input, &labels, &merged)
+                    .unwrap();
+                let shard_case = format!("{case} shard {k}");
+                assert_close(ctx, &shard_case, got.loss.values(), want.loss.values());
+                let want_grad = columns(want.grad.as_deref().unwrap(), vocab, ranges[k].clone());
+                assert_grad_close(ctx, &shard_case, got.grad.as_deref().unwrap(), &want_grad);
+            }
+        }
+    }
+}
+
+/// Merging is exact up to rounding in any grouping: (a b) c and a (b c) agree.
+#[test]
+fn shard_states_merge_in_any_grouping() {
+    let mut rng = Rng::new(192);
+    let ctx = &contexts()[0];
+    let (rows, vocab) = (20, 90);
+    let x = rng.vec(rows * vocab, -30.0, 30.0);
+    let labels: Vec<i64> = (0..rows).map(|_| rng.below(vocab) as i64).collect();
+    let options = CrossEntropy {
+        label_smoothing: 0.2,
+        weight: Some(rng.vec(vocab, 0.5, 2.0)),
+        ..Default::default()
+    };
+    let states: Vec<ShardStates> = [0..30, 30..31, 31..90]
+        .into_iter()
+        .map(|r| {
+            let part = columns(&x, vocab, r.clone());
+            let shard = VocabShard {
+                first: r.start,
+                vocab,
+            };
+            let input = Input::new(&part, [rows, r.len()]);
+            ctx.shard_states(&options, shard, input, &labels).unwrap()
+        })
+        .collect();
+    let left = states[0]
+        .merge(&states[1])
+        .unwrap()
+        .merge(&states[2])
+        .unwrap();
+    let right = states[0]
+        .merge(&states[1].merge(&states[2]).unwrap())
+        .unwrap();
+    let want: Vec<f64> = right.values().iter().map(|&v| f64::from(v)).collect();
+    assert_close(ctx, "merge grouping", left.values(), &want);
+}
+
+#[test]
+fn shard_misuse_is_an_error() {
+    let ctx = &contexts()[0];
+    let options = CrossEntropy::default();
+    let x = [0.5f32; 6];
+    let shard = VocabShard {
+        first: 8,
+        vocab: 10,
+    };
+    // Three classes from class 8 overrun a vocabulary of 10.
+    let err = ctx
+        .shard_states(&options, shard, Input::new(&x, [2, 3]), &[0i64, 1])
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidShape { .. }), "{err}");
+    let shard = VocabShard {
+        first: 7,
+        vocab: 10,
+    };
+    // A target beyond the vocabulary.
+    let err = ctx
+        .shard_states(&options, shard, Input::new(&x, [2, 3]), &[0i64, 10])
+        .unwrap_err();
+    assert!(matches!(err, Error::LabelOutOfRange { .. }), "{err}");
+    // Probabilities, and the lse output, are not a shard's.
+    let t = [0.5f32; 6];
+    let err = ctx
+        .shard_states(&options, shard, Input::new(&x, [2, 3]), &t[..])
+        .unwrap_err();
+    assert!(matches!(err, Error::Misuse { .. }), "{err}");
+    let lse = CrossEntropy {
+        return_lse: true,
+        ..Default::default()
+    };
+    let err = ctx
+        .shard_states(&lse, shard, Input::new(&x, [2, 3]), &[0i64, 1])
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidOption { .. }), "{err}");
+    // Merged states of other rows.
+    let three = ShardStates::from_values(vec![0.0; 12]).unwrap();
+    let err = ctx
+        .shard_finish(&options, shard, Input::new(&x, [2, 3]), &[0i64, 1], &three)
+        .unwrap_err();
+    assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+    assert!(three
+        .merge(&ShardStates::from_values(vec![0.0; 8]).unwrap())
+        .is_err());
+}
+
+/// Shards whose logits exceed a storage binding run in chunks of rows: each chunk's states are
+/// copied out, and its merged states in, at its own rows.
+#[test]
+fn a_split_vocabulary_runs_in_chunks() {
+    let mut rng = Rng::new(193);
+    let (rows, vocab) = (700, 200);
+    let x = rng.vec(rows * vocab, -8.0, 8.0);
+    let labels: Vec<i64> = (0..rows).map(|_| rng.below(vocab) as i64).collect();
+    let options = CrossEntropy {
+        label_smoothing: 0.1,
+        z_loss: 1e-3,
+        reduction: Reduction::None,
+        ..Default::default()
+    };
+    let want =
+        reference::compute(&options, Input::new(&x, [rows, vocab]).with_grad(), &labels).unwrap();
+    // 128 KiB bindings hold 327 rows of a shard's 100 logits, chunks are whole workgroups of
+    // 256 rows: 3 chunks.
+    let ctx = &with_binding_limit(&contexts()[0], 128 << 10);
+    let ranges = [0..100, 100..200];
+    let parts: Vec<Vec<f32>> = ranges
+        .iter()
+        .map(|r| columns(&x, vocab, r.clone()))
+        .collect();
+    let shard = |k: usize| VocabShard {
+        first: ranges[k].start,
+        vocab,
+    };
+    let states = |k: usize| {
+        let input = Input::new(&parts[k], [rows, 100]);
+        ctx.shard_states(&options, shard(k), input, &labels)
+            .unwrap()
+    };
+    let merged = states(0).merge(&states(1)).unwrap();
+    for k in 0..2 {
+        let input = Input::new(&parts[k], [rows, 100]).with_grad();
+        let got = ctx
+            .shard_finish(&options, shard(k), input, &labels, &merged)
+            .unwrap();
+        let case = format!("chunked shard {k}");
+        assert_close(ctx, &case, got.loss.values(), want.loss.values());
+        let want_grad = columns(want.grad.as_deref().unwrap(), vocab, ranges[k].clone());
+        assert_grad_close(ctx, &case, got.grad.as_deref().unwrap(), &want_grad);
+    }
+}
