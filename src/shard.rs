@@ -214,7 +214,12 @@ fn check_shard(
                 .into(),
         });
     }
-    validate::length("logits", input.values().len(), rows * classes, "(N, C)")?;
+    let len = rows
+        .checked_mul(classes)
+        .ok_or_else(|| Error::InvalidShape {
+            reason: format!("{rows} x {classes} logits overflow"),
+        })?;
+    validate::length("logits", input.values().len(), len, "(N, C)")?;
     let labels = match targets {
         Targets::Indices(indices) => indices.to_i64()?,
         _ => {

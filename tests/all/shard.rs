@@ -240,3 +240,18 @@ fn a_split_vocabulary_runs_in_chunks() {
         assert_grad_close(ctx, &case, got.grad.as_deref().unwrap(), &want_grad);
     }
 }
+
+/// A shape whose size overflows is an error, not a panic.
+#[test]
+fn an_overflowing_shard_shape_is_an_error() {
+    let ctx = &contexts()[0];
+    let shard = VocabShard {
+        first: 0,
+        vocab: usize::MAX,
+    };
+    let input = Input::new(&[0.0f32; 4], [usize::MAX / 2, 4]);
+    let err = ctx
+        .shard_states(&CrossEntropy::default(), shard, input, &[0i64])
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidShape { .. }), "{err}");
+}
