@@ -158,7 +158,7 @@ pub enum Error {
         /// Which tensor or gradient.
         what: &'static str,
         /// The element type given.
-        dtype: crate::Dtype,
+        dtype: crate::dtype::Dtype,
         /// What it can be.
         reason: String,
     },

@@ -17,14 +17,14 @@
 //! loss is `(1 - e) w_y (lse - t) - (e / V) b + z lse^2`, and its gradient on class c is that
 //! of unsplit cross-entropy with `p_c = exp(z_c - lse)`.
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::gpu::buffers;
 use crate::gpu::tensor::GpuTensor;
 use crate::kernels::cross_entropy::{gpu_labels, prepare_shard_step, ShardStep, SHARD_STATE_LEN};
 use crate::loss::call::ClassShape;
-use crate::loss::{validate, CrossEntropy, Input, Output, Targets};
+use crate::loss::{validate, CrossEntropy, Input, Output, Reduction, Targets};
 use crate::prepared::GradMode;
-use crate::Context;
 
 /// Where one device's logits sit in a vocabulary split across devices: its (N, C) logits are
 /// the classes `first .. first + C` of a vocabulary of `vocab` classes.
@@ -283,7 +283,7 @@ impl Context {
         };
         let tensors = (GpuTensor::new(&logits), GpuTensor::new(&labels));
         let options = CrossEntropy {
-            reduction: crate::Reduction::None,
+            reduction: Reduction::None,
             ..call.options
         };
         let prepared = prepare_shard_step(gpu, tensors, call.shape, &options, GradMode::Off, step)?;
