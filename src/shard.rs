@@ -21,6 +21,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::gpu::buffers;
 use crate::gpu::tensor::GpuTensor;
+use crate::gpu::Gpu;
 use crate::kernels::cross_entropy::{gpu_labels, prepare_shard_step, ShardStep, SHARD_STATE_LEN};
 use crate::loss::call::ClassShape;
 use crate::loss::{validate, CrossEntropy, Input, Output, Reduction, Targets};
@@ -180,6 +181,16 @@ struct ShardCall {
     options: CrossEntropy,
 }
 
+impl ShardCall {
+    /// The shard's logits and labels in GPU buffers, as the kernel reads them.
+    fn upload(&self, gpu: &Gpu, logits: &[f32]) -> Result<[wgpu::Buffer; 2]> {
+        Ok([
+            buffers::upload(gpu, "logits", logits)?,
+            buffers::upload(gpu, "targets", &self.labels)?,
+        ])
+    }
+}
+
 /// Checks a shard's logits, targets and options against the vocabulary.
 fn check_shard(
     loss: &CrossEntropy,
@@ -275,8 +286,7 @@ impl Context {
     ) -> Result<ShardStates> {
         let call = check_shard(loss, shard, &input, targets.into())?;
         let gpu = self.gpu();
-        let logits = buffers::upload(gpu, "logits", input.values())?;
-        let labels = buffers::upload(gpu, "targets", &call.labels)?;
+        let [logits, labels] = call.upload(gpu, input.values())?;
         let step = ShardStep::State {
             first: shard.first,
             total: shard.vocab,
@@ -369,8 +379,7 @@ impl Context {
             )?),
         };
         let gpu = self.gpu();
-        let logits = buffers::upload(gpu, "logits", input.values())?;
-        let labels = buffers::upload(gpu, "targets", &call.labels)?;
+        let [logits, labels] = call.upload(gpu, input.values())?;
         let states = buffers::upload(gpu, "merged shard states", merged.values())?;
         let step = ShardStep::Finish {
             first: shard.first,

@@ -102,12 +102,24 @@ fn a_split_vocabulary_gives_the_unsplit_loss_and_gradients() {
                     .shard_finish(&options, shard(k), input, &labels, &merged)
                     .unwrap();
                 let shard_case = format!("{case} shard {k}");
-                assert_close(ctx, &shard_case, got.loss.values(), want.loss.values());
-                let want_grad = columns(want.grad.as_deref().unwrap(), vocab, ranges[k].clone());
-                assert_grad_close(ctx, &shard_case, got.grad.as_deref().unwrap(), &want_grad);
+                assert_shard_matches(ctx, &shard_case, &got, (&want, vocab), ranges[k].clone());
             }
         }
     }
+}
+
+/// Asserts a shard's finish gives the unsplit reference's loss (`want`, over `vocab` classes)
+/// and its gradient's columns `cols`.
+fn assert_shard_matches(
+    ctx: &xent::Context,
+    case: &str,
+    got: &xent::Output,
+    (want, vocab): (&xent::Output<f64>, usize),
+    cols: std::ops::Range<usize>,
+) {
+    assert_close(ctx, case, got.loss.values(), want.loss.values());
+    let want_grad = columns(want.grad.as_deref().unwrap(), vocab, cols);
+    assert_grad_close(ctx, case, got.grad.as_deref().unwrap(), &want_grad);
 }
 
 /// Merging is exact up to rounding in any grouping: (a b) c and a (b c) agree.
@@ -235,9 +247,7 @@ fn a_split_vocabulary_runs_in_chunks() {
             .shard_finish(&options, shard(k), input, &labels, &merged)
             .unwrap();
         let case = format!("chunked shard {k}");
-        assert_close(ctx, &case, got.loss.values(), want.loss.values());
-        let want_grad = columns(want.grad.as_deref().unwrap(), vocab, ranges[k].clone());
-        assert_grad_close(ctx, &case, got.grad.as_deref().unwrap(), &want_grad);
+        assert_shard_matches(ctx, &case, &got, (&want, vocab), ranges[k].clone());
     }
 }
 
