@@ -78,6 +78,7 @@ mod error;
 mod gpu;
 mod host;
 mod kernels;
+mod linear;
 mod loss;
 mod plan;
 mod prepared;
@@ -92,10 +93,11 @@ pub use context::{CacheBudget, Context};
 pub use dtype::Dtype;
 pub use error::{Error, Operation, Result};
 pub use gpu::tensor::GpuTensor;
+pub use linear::{GpuLinearInput, PreparedLinear};
 pub use loss::{
     BinaryCrossEntropy, BinaryCrossEntropyWithLogits, ClassIndex, CrossEntropy, Descriptor,
-    GpuInput, GpuTargets, Indices, Input, LogSoftmax, Loss, NllLoss, Output, Reduction,
-    SigmoidFocalLoss, Targets,
+    GpuInput, GpuTargets, Indices, Input, LinearCrossEntropy, LinearInput, LinearOutput,
+    LogSoftmax, Loss, NllLoss, Output, Reduction, SigmoidFocalLoss, Targets,
 };
 pub use plan::Tuning;
 pub use prepared::{GradMode, PreparedLoss};

@@ -502,7 +502,16 @@ impl PreparedLoss {
         what: &'static str,
         source: Option<(&wgpu::Buffer, usize)>,
     ) -> Result<Vec<Vec<f32>>> {
-        let mut sources: Vec<(&wgpu::Buffer, usize)> = source.into_iter().collect();
+        self.read_sources(what, source.into_iter().collect()).await
+    }
+
+    /// Reads `sources` (and the target status, if this loss has one) back in one copy; an
+    /// error if the status records an out-of-range target.
+    pub(crate) async fn read_sources(
+        &self,
+        what: &'static str,
+        mut sources: Vec<(&wgpu::Buffer, usize)>,
+    ) -> Result<Vec<Vec<f32>>> {
         if let Some(status) = &self.status {
             sources.push((&status.buffer, status.kind.words()));
         }

@@ -9,11 +9,13 @@
 
 use crate::error::Result;
 use crate::loss::call::{check, Call, ClassShape, Given};
+use crate::loss::linear::LinearShape;
 use crate::loss::{
     validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Loss, Output,
     Reduction, SigmoidFocalLoss,
 };
 use crate::loss::{BinaryLoss, Descriptor, Input, NllLoss, Targets};
+use crate::loss::{LinearCrossEntropy, LinearInput, LinearOutput};
 
 /// Computes `loss` on the host in f64, as [`Context::compute`](crate::Context::compute) does
 /// on the GPU, with the same checks: the loss and, when the input asks for it, its gradient.
@@ -173,6 +175,87 @@ pub fn compute<'a>(
         grad: upstream.map(|_| grad),
         lse,
     })
+}
+
+/// Computes fused linear cross-entropy `loss` on the host in f64, as
+/// [`Context::linear_cross_entropy`](crate::Context::linear_cross_entropy) does on the GPU,
+/// with the same checks: the logits `hidden classifier^T + bias` in f64, the cross-entropy
+/// of [`compute`] on them, and with gradients `dH = G classifier`, `dW = G^T hidden`,
+/// `db = sum over tokens of G`, where G is the logits' gradient.
+///
+/// ```
+/// use xent::{reference, LinearCrossEntropy, LinearInput};
+///
+/// // One token, D = 1, two classes with logits 1 and -1.
+/// let out = reference::linear_cross_entropy(&LinearCrossEntropy::default(), LinearInput::new(&[1.0], &[1.0, -1.0], [1, 1, 2]).with_grad(), &[0u32])?;
+/// let p0 = 1.0 / (1.0 + (-2f64).exp());
+/// assert!((out.loss.scalar().unwrap() + p0.ln()).abs() < 1e-12);
+/// // d loss / d hidden = sum_c (p_c - onehot_c) w_c = (p0 - 1) - (1 - p0).
+/// assert!((out.grad_hidden.unwrap()[0] - 2.0 * (p0 - 1.0)).abs() < 1e-12);
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub fn linear_cross_entropy<'a>(
+    loss: &LinearCrossEntropy,
+    input: LinearInput<'a>,
+    targets: impl Into<Targets<'a>>,
+) -> Result<LinearOutput<f64>> {
+    let call = crate::loss::linear::check(loss, &input, targets.into())?;
+    let bias = input.bias.map(widen);
+    let up = call.upstream.as_deref().map(widen);
+    let params = (
+        &widen(input.hidden)[..],
+        &widen(input.classifier)[..],
+        bias.as_deref(),
+    );
+    let (loss_value, grads) = linear_f64(params, call.shape, &call.labels, loss, up.as_deref());
+    let [dh, dw, db] = grads.map(Some);
+    Ok(LinearOutput {
+        loss: loss_value,
+        grad_hidden: up.as_ref().and(dh),
+        grad_classifier: up.as_ref().and(dw),
+        grad_bias: up.as_ref().and(bias.as_ref()).and(db),
+    })
+}
+
+/// Fused linear cross-entropy in f64 on (hidden, classifier, bias): the loss and, with
+/// `upstream`, the gradients of the three (empty without).
+fn linear_f64(
+    (h, w, b): (&[f64], &[f64], Option<&[f64]>),
+    shape: LinearShape,
+    labels: &[i64],
+    loss: &LinearCrossEntropy,
+    upstream: Option<&[f64]>,
+) -> (Loss<f64>, [Vec<f64>; 3]) {
+    let LinearShape { rows, dim, classes } = shape;
+    let mut logits = vec![0.0; rows * classes];
+    for (n, row) in logits.chunks_mut(classes).enumerate() {
+        let x = &h[n * dim..(n + 1) * dim];
+        for (c, out) in row.iter_mut().enumerate() {
+            let wc = &w[c * dim..(c + 1) * dim];
+            let dot: f64 = x.iter().zip(wc).map(|(a, b)| a * b).sum();
+            *out = dot + b.map_or(0.0, |b| b[c]);
+        }
+    }
+    let options = &loss.cross_entropy;
+    let (value, g) = softcapped(&logits, options.softcap, |z| {
+        cross_entropy_f64(z, classes, labels, options, upstream)
+    });
+    if upstream.is_none() {
+        return (value, [Vec::new(), Vec::new(), Vec::new()]);
+    }
+    let mut dh = vec![0.0; rows * dim];
+    let mut dw = vec![0.0; classes * dim];
+    let mut db = vec![0.0; classes];
+    for (n, grow) in g.chunks(classes).enumerate() {
+        for (c, &gc) in grow.iter().enumerate() {
+            db[c] += gc;
+            for d in 0..dim {
+                dh[n * dim + d] += gc * w[c * dim + d];
+                dw[c * dim + d] += gc * h[n * dim + d];
+            }
+        }
+    }
+    (value, [dh, dw, db])
 }
 
 /// Each row's log-sum-exp over its (softcapped) logits, `CrossEntropy::return_lse`: NaN for
@@ -656,6 +739,44 @@ mod tests {
                         cross_entropy_f64(x, c, &labels, &options, u)
                     });
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn linear_gradients_match_finite_differences() {
+        let shape = LinearShape {
+            rows: 4,
+            dim: 3,
+            classes: 5,
+        };
+        let (nh, nw) = (4 * 3, 5 * 3);
+        // hidden, classifier and bias side by side.
+        let x = values(11, nh + nw + 5, -1.5, 1.5);
+        let labels = [0i64, 4, -100, 2];
+        for reduction in REDUCTIONS {
+            for (smoothing, softcap, z_loss) in [(0.0, None, 0.0), (0.2, Some(2.0f32), 1e-2)] {
+                let loss = LinearCrossEntropy {
+                    cross_entropy: CrossEntropy {
+                        weight: Some(vec![0.5, 2.0, 1.0, 1.5, 0.7]),
+                        label_smoothing: smoothing,
+                        softcap,
+                        z_loss,
+                        reduction,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                check_loss(
+                    &format!("linear {loss:?}"),
+                    &x,
+                    (12, 4, reduction),
+                    |x, u| {
+                        let params = (&x[..nh], &x[nh..nh + nw], Some(&x[nh + nw..]));
+                        let (l, grads) = linear_f64(params, shape, &labels, &loss, u);
+                        (l, grads.concat())
+                    },
+                );
             }
         }
     }

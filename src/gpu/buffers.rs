@@ -25,6 +25,19 @@ pub(crate) fn output(gpu: &Gpu, what: &str, len: usize) -> Result<wgpu::Buffer> 
     upload(gpu, what, &vec![SENTINEL; len.max(1)])
 }
 
+/// A new storage buffer of `len` f32 values that xent's kernels write before they read
+/// (blocks of work; nothing to fill on the host).
+pub(crate) fn work(gpu: &Gpu, what: &str, len: usize) -> Result<wgpu::Buffer> {
+    let size = (len.max(1) as u64).saturating_mul(4);
+    check_buffer(what, size, gpu.limits())?;
+    Ok(gpu.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(what),
+        size,
+        usage: STORAGE,
+        mapped_at_creation: false,
+    }))
+}
+
 /// A new uniform buffer holding one `#[repr(C)]` params struct.
 pub(crate) fn uniform<T: bytemuck::Pod>(gpu: &Gpu, params: &T) -> Result<wgpu::Buffer> {
     gpu.create_buffer_init(

@@ -79,7 +79,7 @@ pub(crate) fn gpu_labels(targets: &[i64], ignore_index: i64) -> (Vec<i32>, i64) 
 }
 
 /// Row-kernel constants shared by both target kinds.
-fn constants(
+pub(super) fn constants(
     (plan, shape): (&RowPlan, ClassShape),
     options: &CrossEntropy,
     (use_q, shard): (bool, u32),

@@ -6,6 +6,7 @@
 pub(crate) mod binary;
 pub(crate) mod cross_entropy;
 pub(crate) mod launch;
+pub(crate) mod linear;
 pub(crate) mod log_softmax;
 pub(crate) mod nll;
 pub(crate) mod outputs;

@@ -43,6 +43,10 @@ pub(crate) enum Kernel {
     Focal,
     Nll,
     ReducePairs,
+    /// Matrix products of fused linear cross-entropy.
+    Matmul,
+    /// Row states of fused linear cross-entropy folded over blocks of classes.
+    MergeStates,
     /// The read ceiling of benchmarks (`tools`, native only).
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     ReadBandwidth,
@@ -51,7 +55,7 @@ pub(crate) enum Kernel {
 impl Kernel {
     /// All kernels, for validation.
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    pub(crate) const ALL: [Kernel; 11] = [
+    pub(crate) const ALL: [Kernel; 13] = [
         Kernel::LogSoftmax,
         Kernel::CrossEntropy,
         Kernel::CrossEntropyDenominator,
@@ -62,6 +66,8 @@ impl Kernel {
         Kernel::Focal,
         Kernel::Nll,
         Kernel::ReducePairs,
+        Kernel::Matmul,
+        Kernel::MergeStates,
         Kernel::ReadBandwidth,
     ];
 
@@ -78,6 +84,8 @@ impl Kernel {
             Kernel::Focal => "focal.wgsl",
             Kernel::Nll => "nll.wgsl",
             Kernel::ReducePairs => "reduce_pairs.wgsl",
+            Kernel::Matmul => "matmul.wgsl",
+            Kernel::MergeStates => "merge_states.wgsl",
             Kernel::ReadBandwidth => "read_bandwidth.wgsl",
         }
     }
@@ -196,6 +204,11 @@ impl Kernel {
                 &[GRID, ELEMENTWISE],
                 include_str!("../../shaders/reduce_pairs.wgsl"),
             ),
+            Kernel::Matmul => (&[GRID], include_str!("../../shaders/matmul.wgsl")),
+            Kernel::MergeStates => (
+                &[MATH, GRID],
+                include_str!("../../shaders/merge_states.wgsl"),
+            ),
             Kernel::ReadBandwidth => (&[GRID], include_str!("../../shaders/read_bandwidth.wgsl")),
         };
         let mut source = helpers.join("\n");
@@ -224,6 +237,8 @@ impl Kernel {
             (Kernel::Nll, _) => NLL,
             (Kernel::BceLogits, _) => BCE_LOGITS,
             (Kernel::ReducePairs, _) => REDUCE_PAIRS,
+            (Kernel::Matmul, _) => MATMUL,
+            (Kernel::MergeStates, _) => MERGE_STATES,
             (Kernel::ReadBandwidth, _) => READ_BANDWIDTH,
         }
     }
@@ -327,6 +342,18 @@ const REDUCE_PAIRS: &[Slot] = &[
     slot("params", Uniform),
     slot("pairs", Read),
     slot("out", ReadWrite),
+];
+const MATMUL: &[Slot] = &[
+    slot("params", Uniform),
+    slot("a", Read),
+    slot("b", Read),
+    slot("bias", Read),
+    slot("c", ReadWrite),
+];
+const MERGE_STATES: &[Slot] = &[
+    slot("params", Uniform),
+    slot("states", Read),
+    slot("merged", ReadWrite),
 ];
 const READ_BANDWIDTH: &[Slot] = &[
     slot("params", Uniform),

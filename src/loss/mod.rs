@@ -3,9 +3,11 @@
 
 pub(crate) mod call;
 pub(crate) mod inputs;
+pub(crate) mod linear;
 pub(crate) mod validate;
 
 pub use inputs::{GpuInput, GpuTargets, Indices, Input, Output, Targets};
+pub use linear::{LinearCrossEntropy, LinearInput, LinearOutput};
 
 /// How per-item losses are combined, as PyTorch's `reduction` argument.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -12,6 +12,7 @@ mod focal;
 mod forward;
 mod gradients;
 mod kdim;
+mod linear;
 mod lse;
 mod nll;
 mod prepared;
