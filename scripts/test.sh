@@ -12,5 +12,8 @@ fi
 cargo test --release "$@"
 # The pipeline example must converge (it exits non-zero otherwise).
 cargo run --release --example train_classifier
+# A byte-level language model trained with fused linear cross-entropy must reach its text's
+# bigram entropy (it exits non-zero otherwise).
+cargo run --release --example train_bigram_lm
 # A vocabulary split over two adapters must match the unsplit run (it exits non-zero otherwise).
 cargo run --release --example sharded_vocab

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Checks `xent eval` against PyTorch in float64, the README's Python recipe run for each
 feature: K-dimensional and unbatched cross-entropy (class indices and probabilities), logit
-softcap, z-loss and the log-sum-exp output, the NLL loss and the sigmoid focal loss, every
-reduction, with gradients. Inputs are float32; PyTorch computes on them widened to float64.
+softcap, z-loss and the log-sum-exp output, the NLL loss, the sigmoid focal loss and fused
+linear cross-entropy (`eval linear-ce`, against F.cross_entropy of hidden @ classifier.T +
+bias), every reduction, with gradients. Inputs are float32; PyTorch computes on them widened to float64.
 Each output must match within 2e-5 of its largest magnitude, with NaN and infinities where
 PyTorch has them. Exits non-zero on any difference.
 
-Needs numpy and torch (any build): `python3 scripts/torch-check.py [path/to/xent]`
-(default: target/release/xent, built by `cargo build --release`).
+Needs numpy and torch (any build): `python3 scripts/torch-check.py [path/to/xent] [--large]`
+(default: target/release/xent, built by `cargo build --release`). `--large` also checks
+linear-ce at N = 2048, D = 128, V = 131072 (minutes, and about 10 GiB for PyTorch).
 """
 
 import os
@@ -20,7 +22,9 @@ import torch
 import torch.nn.functional as F
 
 TOL = 2e-5
-XENT = sys.argv[1] if len(sys.argv) > 1 else "target/release/xent"
+ARGS = [a for a in sys.argv[1:] if a != "--large"]
+LARGE = "--large" in sys.argv[1:]
+XENT = ARGS[0] if ARGS else "target/release/xent"
 rng = np.random.default_rng(17)
 failures = []
 
@@ -155,6 +159,46 @@ def check_focal(tmp):
             close(case + " gradient", grad, x.grad.numpy())
 
 
+def check_linear(tmp, shape, ignore_index=-100, smoothing=0.0, softcap=None, z_loss=0.0,
+                 weighted=False, biased=True, reductions=("none", "mean", "sum"), block=None):
+    n, d, v = shape
+    h32 = rng.standard_normal((n, d)).astype(np.float32)
+    w32 = (rng.standard_normal((v, d)) * (2.0 / np.sqrt(d))).astype(np.float32)
+    b32 = rng.uniform(-0.5, 0.5, v).astype(np.float32)
+    target = rng.integers(0, v, n).astype(np.int64)
+    target[::7] = ignore_index
+    weight = rng.uniform(0.2, 2.0, v).astype(np.float32) if weighted else None
+    for reduction in reductions:
+        args = ["linear-ce", "--reduction", reduction, "--ignore-index", str(ignore_index),
+                "--label-smoothing", str(smoothing), "--z-loss", str(z_loss)]
+        if softcap:
+            args += ["--softcap", str(softcap)]
+        if block:
+            args += ["--block-bytes", str(block)]
+        inputs = {"--hidden": h32, "--classifier": w32, "--target": target}
+        outputs = ["--loss-out", "--grad-hidden-out", "--grad-classifier-out"]
+        if weight is not None:
+            inputs["--weight"] = weight
+        if biased:
+            inputs["--bias"] = b32
+            outputs.append("--grad-bias-out")
+        got = xent_eval(tmp, args, inputs, outputs)
+        h = torch.from_numpy(h32).double().requires_grad_(True)
+        w = torch.from_numpy(w32).double().requires_grad_(True)
+        b = torch.from_numpy(b32).double().requires_grad_(True)
+        x = h @ w.T + (b if biased else 0)
+        want, _ = ce_reference(x, torch.from_numpy(target), weight, ignore_index, smoothing,
+                               softcap, z_loss, reduction)
+        want.sum().backward()
+        case = f"linear-ce {shape} {reduction}"
+        wants = [want.detach().numpy(), h.grad.numpy(), w.grad.numpy()]
+        if biased:
+            wants.append(b.grad.numpy())
+        for what, g, wnt in zip(["loss", "d hidden", "d classifier", "d bias"], got, wants):
+            close(f"{case} {what}", g, wnt)
+        del x, want, h, w, b
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         c = 5
@@ -177,6 +221,16 @@ def main():
                  np.array([0, 2, 4, 6, 8, 10, 12, 3], dtype=np.int64), z_loss=1e-3, masks=True)
         check_nll(tmp)
         check_focal(tmp)
+        check_linear(tmp, (37, 16, 300))
+        check_linear(tmp, (65, 17, 2500), weighted=True, smoothing=0.1, softcap=30.0,
+                     z_loss=1e-3, block=40 << 10)
+        check_linear(tmp, (70, 32, 1100), ignore_index=0, smoothing=0.2, softcap=5.0,
+                     z_loss=1e-2, biased=False, block=64 << 10)
+        check_linear(tmp, (64, 128, 32000), weighted=True, smoothing=0.1, softcap=30.0,
+                     z_loss=1e-4, reductions=("mean",))
+        if LARGE:
+            check_linear(tmp, (2048, 128, 131072), weighted=True, smoothing=0.1,
+                         softcap=30.0, z_loss=1e-4, reductions=("mean",))
     if failures:
         print(f"\n{len(failures)} differences from PyTorch:")
         for f in failures:

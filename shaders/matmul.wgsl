@@ -43,14 +43,12 @@ override B_K_FAST: bool = false;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 const TILE: u32 = 64u;
-const TK: u32 = 16u;
+const TK: u32 = 32u;
 const THREADS: u32 = 256u;
-// Values per thread along each side of the tile: TILE / 16.
-const PER: u32 = 4u;
 
-// The staged operands, k-major: ta[k * TILE + i], tb[k * TILE + j].
-var<workgroup> ta: array<f32, 1024>;
-var<workgroup> tb: array<f32, 1024>;
+// The staged operands, k-major, four consecutive i (j) per vec4: ta[k * 16 + i / 4].
+var<workgroup> ta: array<vec4<f32>, 512>;
+var<workgroup> tb: array<vec4<f32>, 512>;
 
 fn load_a(i: u32, k: u32) -> f32 {
     if (i < params.m && k < params.k) {
@@ -66,24 +64,38 @@ fn load_b(k: u32, j: u32) -> f32 {
     return 0.0;
 }
 
-// Stages the TK-deep slices of A and B that start at k0.
+// Stages the TK-deep slices of A and B that start at k0: each thread fills two vec4 slots of
+// each (four consecutive i, or j, at one k). Where the operand is contiguous along k
+// (A_K_FAST, B_K_FAST), consecutive threads take consecutive k, so each of their loads reads
+// consecutive addresses; otherwise consecutive threads take consecutive slots along i (j).
+fn slot(e: u32, k_fast: bool) -> vec2<u32> {
+    if (k_fast) {
+        return vec2<u32>(e % TK, (e / TK) * 4u);
+    }
+    return vec2<u32>(e / 16u, (e % 16u) * 4u);
+}
+
 fn stage(local: u32, i0: u32, j0: u32, k0: u32) {
-    for (var r = 0u; r < TILE * TK / THREADS; r = r + 1u) {
+    for (var r = 0u; r < TILE * TK / (4u * THREADS); r = r + 1u) {
         let e = local + r * THREADS;
-        var kk = e / TILE;
-        var ii = e % TILE;
-        if (A_K_FAST) {
-            kk = e % TK;
-            ii = e / TK;
-        }
-        ta[kk * TILE + ii] = load_a(i0 + ii, k0 + kk);
-        var kb = e / TILE;
-        var jj = e % TILE;
-        if (B_K_FAST) {
-            kb = e % TK;
-            jj = e / TK;
-        }
-        tb[kb * TILE + jj] = load_b(k0 + kb, j0 + jj);
+        let sa = slot(e, A_K_FAST);
+        let ka = k0 + sa.x;
+        let ia = i0 + sa.y;
+        ta[sa.x * 16u + sa.y / 4u] = vec4<f32>(
+            load_a(ia, ka),
+            load_a(ia + 1u, ka),
+            load_a(ia + 2u, ka),
+            load_a(ia + 3u, ka),
+        );
+        let sb = slot(e, B_K_FAST);
+        let kb = k0 + sb.x;
+        let jb = j0 + sb.y;
+        tb[sb.x * 16u + sb.y / 4u] = vec4<f32>(
+            load_b(kb, jb),
+            load_b(kb, jb + 1u),
+            load_b(kb, jb + 2u),
+            load_b(kb, jb + 3u),
+        );
     }
 }
 
@@ -93,32 +105,32 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(workgroup_id) wid: vec3<u32>) {
     let i0 = wid.y * TILE;
     let j0 = wid.x * TILE;
-    var acc: array<f32, 16>;
+    // Thread (x, y) computes rows i0 + 4 y .. + 4 and columns j0 + 4 x .. + 4.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < params.k; k0 = k0 + TK) {
         stage(local, i0, j0, k0);
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk = kk + 1u) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var r = 0u; r < PER; r = r + 1u) {
-                av[r] = ta[kk * TILE + lid.y + 16u * r];
-                bv[r] = tb[kk * TILE + lid.x + 16u * r];
-            }
-            for (var r = 0u; r < PER; r = r + 1u) {
-                for (var s = 0u; s < PER; s = s + 1u) {
-                    acc[r * PER + s] = acc[r * PER + s] + av[r] * bv[s];
-                }
-            }
+            let av = ta[kk * 16u + lid.y];
+            let bv = tb[kk * 16u + lid.x];
+            acc0 = fma(vec4<f32>(av.x), bv, acc0);
+            acc1 = fma(vec4<f32>(av.y), bv, acc1);
+            acc2 = fma(vec4<f32>(av.z), bv, acc2);
+            acc3 = fma(vec4<f32>(av.w), bv, acc3);
         }
         workgroupBarrier();
     }
-    for (var r = 0u; r < PER; r = r + 1u) {
-        let i = i0 + lid.y + 16u * r;
-        for (var s = 0u; s < PER; s = s + 1u) {
-            let j = j0 + lid.x + 16u * s;
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var r = 0u; r < 4u; r = r + 1u) {
+        let i = i0 + 4u * lid.y + r;
+        for (var s = 0u; s < 4u; s = s + 1u) {
+            let j = j0 + 4u * lid.x + s;
             if (i < params.m && j < params.n) {
                 let at = params.c_first + i * params.c_i + j;
-                var v = acc[r * PER + s];
+                var v = accs[r][s];
                 if (HAS_BIAS) {
                     v = v + bias[params.bias_first + j];
                 }

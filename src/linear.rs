@@ -223,6 +223,70 @@ impl PreparedLinear {
     }
 }
 
+/// A checked host call's inputs uploaded, with the loss as the GPU compares its labels.
+struct HostLinear {
+    loss: LinearCrossEntropy,
+    shape: [usize; 3],
+    grads: bool,
+    upstream: Option<Vec<f32>>,
+    hidden: wgpu::Buffer,
+    classifier: wgpu::Buffer,
+    bias: Option<wgpu::Buffer>,
+    labels: wgpu::Buffer,
+}
+
+impl HostLinear {
+    /// Checks the call (before anything is allocated) and uploads its inputs.
+    fn new(
+        ctx: &Context,
+        loss: &LinearCrossEntropy,
+        input: LinearInput<'_>,
+        targets: Targets<'_>,
+    ) -> Result<HostLinear> {
+        let call = check(loss, &input, targets)?;
+        let gpu = ctx.gpu();
+        let (labels, ignore_index) = gpu_labels(&call.labels, loss.cross_entropy.ignore_index);
+        Ok(HostLinear {
+            loss: LinearCrossEntropy {
+                cross_entropy: crate::CrossEntropy {
+                    ignore_index,
+                    ..loss.cross_entropy.clone()
+                },
+                ..loss.clone()
+            },
+            shape: input.shape,
+            grads: input.wants_grad(),
+            upstream: call.upstream,
+            hidden: buffers::upload(gpu, "hidden", input.hidden)?,
+            classifier: buffers::upload(gpu, "classifier", input.classifier)?,
+            bias: match input.bias {
+                Some(b) => Some(buffers::upload(gpu, "bias", b)?),
+                None => None,
+            },
+            labels: buffers::upload(gpu, "targets", &labels)?,
+        })
+    }
+
+    /// The uploaded inputs as the GPU form takes them.
+    fn input(&self) -> GpuLinearInput<'_> {
+        GpuLinearInput {
+            hidden: GpuTensor::new(&self.hidden),
+            classifier: GpuTensor::new(&self.classifier),
+            bias: self.bias.as_ref().map(GpuTensor::new),
+            shape: self.shape,
+            grads: self.grads,
+        }
+    }
+
+    /// Gives `prepared` the call's upstream gradient, if any.
+    fn set_upstream(&self, prepared: &PreparedLinear) -> Result<()> {
+        match &self.upstream {
+            Some(upstream) => prepared.set_upstream(upstream),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Context {
     /// Computes fused linear cross-entropy `loss` on host slices: the loss of
     /// `hidden classifier^T (+ bias)` against class-index `targets` (one per token, of the
@@ -240,8 +304,13 @@ impl Context {
         input: LinearInput<'a>,
         targets: impl Into<Targets<'a>>,
     ) -> Result<LinearOutput> {
-        self.gpu()
-            .block_on(self.linear_cross_entropy_async(loss, input, targets))
+        // Each wait on its own (not one block_on around the whole call): a long run on a slow
+        // adapter waits for one block of work at a time.
+        let host = HostLinear::new(self, loss, input, targets.into())?;
+        let prepared = self.prepare_linear(&host.loss, host.input(), &host.labels)?;
+        host.set_upstream(&prepared)?;
+        prepared.run()?;
+        prepared.read()
     }
 
     /// [`linear_cross_entropy`](Self::linear_cross_entropy) without blocking.
@@ -251,30 +320,11 @@ impl Context {
         input: LinearInput<'a>,
         targets: impl Into<Targets<'a>>,
     ) -> Result<LinearOutput> {
-        let call = check(loss, &input, targets.into())?;
-        let gpu = self.gpu();
-        let (labels, ignore_index) = gpu_labels(&call.labels, loss.cross_entropy.ignore_index);
-        let loss = LinearCrossEntropy {
-            cross_entropy: crate::CrossEntropy {
-                ignore_index,
-                ..loss.cross_entropy.clone()
-            },
-            ..loss.clone()
-        };
-        let hidden = buffers::upload(gpu, "hidden", input.hidden)?;
-        let classifier = buffers::upload(gpu, "classifier", input.classifier)?;
-        let bias = match input.bias {
-            Some(b) => Some(buffers::upload(gpu, "bias", b)?),
-            None => None,
-        };
-        let labels = buffers::upload(gpu, "targets", &labels)?;
-        let mut gpu_input = GpuLinearInput::new(&hidden, &classifier, input.shape);
-        gpu_input.bias = bias.as_ref().map(GpuTensor::new);
-        gpu_input.grads = input.wants_grad();
-        let prepared = self.prepare_linear_async(&loss, gpu_input, &labels).await?;
-        if let Some(upstream) = &call.upstream {
-            prepared.set_upstream(upstream)?;
-        }
+        let host = HostLinear::new(self, loss, input, targets.into())?;
+        let prepared = self
+            .prepare_linear_async(&host.loss, host.input(), &host.labels)
+            .await?;
+        host.set_upstream(&prepared)?;
         prepared.run_async().await?;
         prepared.read_async().await
     }

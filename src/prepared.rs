@@ -315,21 +315,32 @@ impl PreparedLoss {
     }
 
     /// Records and submits the work, and resolves once the GPU has finished it (a convenience
-    /// for callers without their own encoder). [`run`](Self::run) is the blocking form.
+    /// for callers without their own encoder). [`run`](Self::run) is the blocking form. Long
+    /// work (fused linear cross-entropy's blocks) goes in several submissions, each awaited
+    /// before the next.
     pub async fn run_async(&self) -> Result<()> {
-        self.submit().await?;
-        self.gpu.work_done().await
+        for piece in 0..self.program.pieces() {
+            self.submit(piece).await?;
+            self.gpu.work_done().await?;
+        }
+        Ok(())
     }
 
-    /// Records, submits and waits for the work.
+    /// Records, submits and waits for the work (in pieces, as
+    /// [`run_async`](Self::run_async)).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn run(&self) -> Result<()> {
-        let index = self.gpu.block_on(self.submit())?;
-        self.gpu.wait_for(index)
+        for piece in 0..self.program.pieces() {
+            let index = self.gpu.block_on(self.submit(piece))?;
+            self.gpu.wait_for(index)?;
+        }
+        Ok(())
     }
 
-    /// Records the work into an encoder of its own and submits it, inside error scopes.
-    async fn submit(&self) -> Result<wgpu::SubmissionIndex> {
+    /// Records piece `piece` of the work into an encoder of its own (the last with the run's
+    /// stamp) and submits it, inside error scopes.
+    async fn submit(&self, piece: usize) -> Result<wgpu::SubmissionIndex> {
+        let last = piece + 1 == self.program.pieces();
         self.gpu
             .checked(Operation::Run, || {
                 let mut encoder =
@@ -338,7 +349,10 @@ impl PreparedLoss {
                         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                             label: Some("xent"),
                         });
-                self.record(&mut encoder);
+                self.program.record_piece(&mut encoder, piece);
+                if last {
+                    self.stamp.record(&mut encoder);
+                }
                 Ok(self.gpu.queue().submit([encoder.finish()]))
             })
             .await

@@ -50,6 +50,8 @@ struct Shared {
     staging: Mutex<Pool<u64, wgpu::Buffer>>,
     /// Buffers created through this device's contexts.
     buffers_created: AtomicU64,
+    /// Their bytes.
+    bytes_created: AtomicU64,
     /// Why the device was lost, once it is (known for devices xent created).
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -115,6 +117,7 @@ impl Gpu {
                 pipelines: Mutex::default(),
                 staging: Mutex::new(Pool::new(DEFAULT_READBACK_BUDGET)),
                 buffers_created: AtomicU64::new(0),
+                bytes_created: AtomicU64::new(0),
                 lost: Arc::default(),
             }),
         })
@@ -187,9 +190,18 @@ impl Gpu {
         &self.shared.staging
     }
 
+    /// The bytes of the buffers created so far (device memory xent asked for, freed or not).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub(crate) fn bytes_created(&self) -> u64 {
+        self.shared.bytes_created.load(Ordering::Relaxed)
+    }
+
     /// Creates a buffer (and counts it).
     pub(crate) fn create_buffer(&self, desc: &wgpu::BufferDescriptor<'_>) -> wgpu::Buffer {
         self.shared.buffers_created.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .bytes_created
+            .fetch_add(desc.size, Ordering::Relaxed);
         self.shared.device.create_buffer(desc)
     }
 

@@ -21,9 +21,16 @@ enum Step {
 }
 
 /// Work in order, ready to record. Recording allocates nothing.
+///
+/// Long work may be cut into pieces ([`cut`](Self::cut)) that a host run submits and waits
+/// for one after another ([`record_piece`](Self::record_piece)), so that no single
+/// submission runs for long (a software adapter can take minutes over what a GPU does in
+/// milliseconds, and waits are bounded).
 #[derive(Default)]
 pub(crate) struct Program {
     steps: Vec<Step>,
+    /// Where each piece but the last ends (step indices, increasing).
+    cuts: Vec<usize>,
 }
 
 impl Program {
@@ -81,11 +88,40 @@ impl Program {
         });
     }
 
+    /// Ends a piece here (nothing when the piece would be empty).
+    pub(crate) fn cut(&mut self) {
+        let len = self.steps.len();
+        if len > self.cuts.last().copied().unwrap_or(0) {
+            self.cuts.push(len);
+        }
+    }
+
+    /// How many pieces the work is in (at least one).
+    pub(crate) fn pieces(&self) -> usize {
+        let trailing = self.cuts.last() == Some(&self.steps.len());
+        self.cuts.len() + usize::from(!trailing)
+    }
+
+    /// Records piece `piece` (of [`pieces`](Self::pieces)).
+    pub(crate) fn record_piece(&self, encoder: &mut wgpu::CommandEncoder, piece: usize) {
+        let start = match piece {
+            0 => 0,
+            p => self.cuts.get(p - 1).copied().unwrap_or(self.steps.len()),
+        };
+        let end = self.cuts.get(piece).copied().unwrap_or(self.steps.len());
+        self.record_steps(encoder, start..end);
+    }
+
     /// Records every step, in order: clears and copies between compute passes, consecutive
     /// dispatches in one compute pass.
     pub(crate) fn record(&self, encoder: &mut wgpu::CommandEncoder) {
-        let mut i = 0;
-        while i < self.steps.len() {
+        self.record_steps(encoder, 0..self.steps.len());
+    }
+
+    /// Records the steps `range`, as [`record`](Self::record).
+    fn record_steps(&self, encoder: &mut wgpu::CommandEncoder, range: std::ops::Range<usize>) {
+        let mut i = range.start;
+        while i < range.end {
             match &self.steps[i] {
                 Step::Clear(buffer) => {
                     encoder.clear_buffer(buffer, 0, None);
@@ -107,7 +143,7 @@ impl Program {
                 pipeline,
                 bind_group,
                 grid,
-            }) = self.steps.get(i)
+            }) = self.steps[..range.end].get(i)
             {
                 pass.set_pipeline(pipeline);
                 pass.set_bind_group(0, bind_group, &[]);

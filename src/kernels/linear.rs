@@ -32,7 +32,7 @@ use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::loss::call::ClassShape;
 use crate::loss::linear::LinearShape;
 use crate::loss::{CrossEntropy, Reduction};
-use crate::plan::{self, Grid, RowLayout, WORKGROUP_SIZE};
+use crate::plan::{self, Grid, RowLayout, RowPlan, WORKGROUP_SIZE};
 use crate::prepared::{GradMode, GradOut, PreparedLoss, StatusKind, TargetStatus};
 use crate::Dtype;
 
@@ -97,7 +97,7 @@ struct MergeParams {
 
 /// A matrix operand bound as a window, with the element strides of its two indices (row
 /// index, column index of the operand as the product reads it).
-struct Operand<'a> {
+pub(crate) struct Operand<'a> {
     window: Window<'a>,
     strides: (u32, u32),
 }
@@ -127,7 +127,7 @@ impl<'a> Operand<'a> {
 }
 
 /// One product C (m x n) (+)= A (m x k) B (k x n) (+ bias) (see shaders/matmul.wgsl).
-struct Product<'a, 'b> {
+pub(crate) struct Product<'a, 'b> {
     dims: (usize, usize, usize),
     a: &'b Operand<'a>,
     b: &'b Operand<'a>,
@@ -339,258 +339,408 @@ pub(crate) fn prepare_linear(
     grads: bool,
     budget: u64,
 ) -> Result<(PreparedLoss, Option<LinearGrads>)> {
-    let LinearShape { rows, dim, classes } = shape;
     let labels = check_tensors(&tensors, shape)?;
     let (nb, vb) = blocks(shape, budget, gpu.limits())?;
-    let limits = gpu.limits();
-
-    let block = buffers::work(gpu, "xent logits block", nb * vb)?;
-    let block_tensor = GpuTensor::new(&block);
-    let merged = buffers::work(gpu, "xent row states", rows * SHARD_STATE_LEN)?;
-    plan::check_binding("row states", merged.size(), limits)?;
-    let weight = weight_buffer(gpu, options)?;
-    // Bindings a pass does not use: one read, one written (a dispatch cannot bind one buffer
-    // both ways).
-    let placeholder = buffers::output(gpu, "xent placeholder", 1)?;
-    let sink = buffers::output(gpu, "xent unused output", 1)?;
-    let status = TargetStatus::new(
-        gpu,
-        StatusKind::Labels {
-            classes,
-            ignore_index: options.ignore_index,
-        },
-    )?;
-    // Where the gradient passes, which also write (identical) losses, put theirs.
-    let discard_status = TargetStatus::new(
-        gpu,
-        StatusKind::Labels {
-            classes,
-            ignore_index: options.ignore_index,
-        },
-    )?;
-
-    let token_blocks: Vec<_> = ranges(rows, nb).collect();
-    let class_blocks: Vec<_> = ranges(classes, vb).collect();
-    let plan_of =
-        |rows: usize, classes: usize| launch::row_plan(gpu, rows, classes, RowLayout::Whole);
+    let token_blocks: Vec<_> = ranges(shape.rows, nb).collect();
+    let class_blocks: Vec<_> = ranges(shape.classes, vb).collect();
+    let run = LinearRun::new(gpu, (tensors, labels), shape, options, (nb, vb))?;
     // The loss pass of each token block runs on the first class block's plan.
     let loss_grids = token_blocks
         .iter()
-        .map(|t| plan_of(t.len(), class_blocks[0].len())?.grid_for(t.len(), limits))
+        .map(|t| {
+            run.plan(t.len(), class_blocks[0].len())?
+                .grid_for(t.len(), gpu.limits())
+        })
         .collect::<Result<Vec<_>>>()?;
     let groups: u32 = loss_grids.iter().map(|g| g.groups).sum();
     let mode = match grads {
         true => GradMode::InPlace,
         false => GradMode::Off,
     };
-    let first_grid = loss_grids[0];
+    let block = GpuTensor::new(&run.block);
     let mut loss_buffers = LossBuffers::new(
         gpu,
         options.reduction,
-        rows,
-        first_grid,
+        shape.rows,
+        loss_grids[0],
         mode,
         nb * vb,
-        &block_tensor,
+        &block,
     )?;
     loss_buffers.set_groups(gpu, groups)?;
-    let discard_len = match options.reduction {
-        Reduction::None => nb,
-        Reduction::Mean | Reduction::Sum => 2 * groups as usize,
-    };
-    let discard = buffers::work(gpu, "xent discarded losses", discard_len)?;
-    let plan0 = plan_of(nb, class_blocks[0].len())?;
-    let largest = std::iter::once(0..nb).collect::<Vec<_>>();
-    let (scratch, lse_first) = launch::scratch(gpu, &plan0, &largest, SHARD_STATE_LEN)?;
-    let tail = (&scratch, 4 * lse_first as u64);
-
+    let discard = buffers::work(
+        gpu,
+        "xent discarded losses",
+        match options.reduction {
+            Reduction::None => nb,
+            Reduction::Mean | Reduction::Sum => 2 * groups as usize,
+        },
+    )?;
     let out_grads = match grads {
         false => None,
-        true => Some(LinearGrads {
-            hidden: owned_grad(gpu, "xent hidden gradient", rows * dim)?,
-            classifier: owned_grad(gpu, "xent classifier gradient", classes * dim)?,
-            bias: match tensors.bias {
-                Some(_) => Some(owned_grad(gpu, "xent bias gradient", classes)?),
-                None => None,
-            },
-        }),
+        true => Some(LinearGrads::new(gpu, shape, tensors.bias.is_some())?),
     };
 
     let mut program = loss_buffers.program();
-    program.clear(&status.buffer);
+    program.clear(&run.status.buffer);
     if grads && options.reduction == Reduction::Mean {
-        let vocab = ClassShape::rows(rows, classes);
-        denominator(
-            gpu,
-            &mut program,
-            vocab,
-            &labels,
-            (options, &weight),
-            &scratch,
-        )?;
+        let vocab = ClassShape::rows(shape.rows, shape.classes);
+        let weights = (options, &run.weight);
+        denominator(gpu, &mut program, vocab, &run.labels, weights, &run.scratch)?;
     }
-    let state_options = CrossEntropy {
-        reduction: Reduction::None,
-        ..options.clone()
-    };
-    let status_key = KernelKey::new(Kernel::LabelStatus, Vec::new());
     let mut pair_base = 0;
     for (t, (tokens, loss_grid)) in token_blocks.iter().zip(&loss_grids).enumerate() {
-        let n = tokens.len();
-        let hidden = Operand::rows(gpu, "hidden", &tensors.hidden, tokens.clone(), dim)?;
-        let y = labels.rows_window(limits, "targets", tokens.clone(), 1)?;
-        let state_bytes = (4 * SHARD_STATE_LEN * n) as u64;
-        let merged_at = (&merged, (4 * SHARD_STATE_LEN * tokens.start) as u64);
-        let row_pass =
-            |program: &mut Program, classes_at: &std::ops::Range<usize>, pass: Pass<'_>| {
-                let c = classes_at.len();
-                let plan = plan_of(n, c)?;
-                let x = block_tensor.window(limits, "logits block", n, c)?;
-                let chunk = ChunkPos {
-                    rows: tokens.clone(),
-                    pair_base: pass.pair_base,
-                    total_rows: rows,
-                    segments: (plan.segments, plan.segment_len),
-                    lse_first,
-                    vocab: (classes_at.start, classes),
-                };
-                let shape = ClassShape::rows(n, c);
-                let params = params_buffer(gpu, shape, pass.options, &x, &y, &chunk)?;
-                let key = KernelKey::new(
-                    Kernel::CrossEntropy,
-                    constants(
-                        (&plan, shape),
-                        pass.options,
-                        (pass.use_q, pass.shard),
-                        pass.mode,
-                    ),
-                );
-                let bindings = [
-                    ("params", whole(&params)),
-                    ("x_data", x.binding),
-                    ("labels", y.binding.clone()),
-                    ("weight", whole(&weight)),
-                    ("out", pass.out),
-                    ("upstream", pass.upstream),
-                    ("grad_data", whole(&sink)),
-                    ("status", whole(pass.status)),
-                    ("scratch", whole(&scratch)),
-                ];
-                launch::push_rows(gpu, program, &plan, &key, n, &bindings)?;
-                if pass.report {
-                    let status_bindings = [
-                        ("params", whole(&params)),
-                        ("labels", y.binding.clone()),
-                        ("status", whole(pass.status)),
-                    ];
-                    let one = plan::grid(1, limits)?;
-                    launch::dispatch(gpu, program, &status_key, one, &status_bindings)?;
-                }
-                Ok::<(), Error>(())
-            };
-        let logits = |program: &mut Program, classes_at: &std::ops::Range<usize>| {
-            let c = classes_at.len();
-            let w = Operand::rows(
-                gpu,
-                "classifier",
-                &tensors.classifier,
-                classes_at.clone(),
-                dim,
-            )?
-            .transposed();
-            let bias = match &tensors.bias {
-                Some(b) => Some(b.window(limits, "bias", 1, classes)?),
-                None => None,
-            };
-            let bias = bias.map(|b| Window {
-                first: b.first + classes_at.start as u32,
-                ..b
-            });
-            let out = block_tensor.window(limits, "logits block", n, c)?;
-            Product {
-                dims: (n, c, dim),
-                a: &hidden,
-                b: &w,
-                bias: bias.as_ref(),
-                c: &out,
-                accumulate: false,
-            }
-            .push(gpu, program, &placeholder)
-        };
+        let at = TokenBlock::new(&run, t, tokens.clone())?;
+        run.forward(&mut program, &at, &class_blocks, &discard)?;
+        let [out, upstream, _] = loss_buffers.chunk(tokens.clone(), 1);
+        run.loss(
+            &mut program,
+            &at,
+            &class_blocks[0],
+            (out.1, upstream.1.clone()),
+            pair_base,
+        )?;
+        pair_base += loss_grid.groups as usize;
+        if let Some(out_grads) = &out_grads {
+            run.backward(
+                &mut program,
+                &at,
+                &class_blocks,
+                (upstream.1, &discard),
+                out_grads,
+            )?;
+        }
+    }
+    let mut prepared = loss_buffers.finish(gpu, program)?;
+    // The logits block is not a result.
+    prepared.grad = None;
+    Ok((prepared.watch(run.status), out_grads))
+}
 
-        // 1. Forward: each class block's states, folded in class order.
-        for (k, classes_at) in class_blocks.iter().enumerate() {
-            logits(&mut program, classes_at)?;
+impl LinearGrads {
+    /// Gradient buffers for `shape`, the bias's with `bias`.
+    fn new(gpu: &Gpu, shape: LinearShape, bias: bool) -> Result<LinearGrads> {
+        let LinearShape { rows, dim, classes } = shape;
+        Ok(LinearGrads {
+            hidden: owned_grad(gpu, "xent hidden gradient", rows * dim)?,
+            classifier: owned_grad(gpu, "xent classifier gradient", classes * dim)?,
+            bias: match bias {
+                true => Some(owned_grad(gpu, "xent bias gradient", classes)?),
+                false => None,
+            },
+        })
+    }
+}
+
+/// What every pass of a fused linear cross-entropy binds: the caller's tensors, the block of
+/// logits, the rows' merged states, the row kernels' scratch, and the buffers a pass binds
+/// without using.
+struct LinearRun<'a, 'g> {
+    gpu: &'g Gpu,
+    tensors: LinearTensors<'a>,
+    labels: GpuTensor<'a>,
+    shape: LinearShape,
+    options: &'g CrossEntropy,
+    /// Reduction none: the states' pass writes no loss.
+    state_options: CrossEntropy,
+    block: wgpu::Buffer,
+    merged: wgpu::Buffer,
+    scratch: wgpu::Buffer,
+    /// Where the row kernel leaves a row's state in `scratch` (an f32 index).
+    lse_first: usize,
+    weight: wgpu::Buffer,
+    /// Bindings a pass does not use: one read, one written (a dispatch cannot bind one buffer
+    /// both ways).
+    placeholder: wgpu::Buffer,
+    sink: wgpu::Buffer,
+    /// The bad labels of the loss pass, read with the loss; and where the other passes, which
+    /// see the same labels, record theirs.
+    status: TargetStatus,
+    discard_status: TargetStatus,
+}
+
+/// One block of tokens: its rows, its hidden states and labels bound, where its states sit.
+struct TokenBlock<'a> {
+    index: usize,
+    tokens: std::ops::Range<usize>,
+    hidden: Operand<'a>,
+    labels: Window<'a>,
+}
+
+impl<'a> TokenBlock<'a> {
+    fn new(run: &LinearRun<'a, '_>, index: usize, tokens: std::ops::Range<usize>) -> Result<Self> {
+        let dim = run.shape.dim;
+        let hidden = Operand::rows(run.gpu, "hidden", &run.tensors.hidden, tokens.clone(), dim)?;
+        let labels = run
+            .labels
+            .rows_window(run.gpu.limits(), "targets", tokens.clone(), 1)?;
+        Ok(TokenBlock {
+            index,
+            tokens,
+            hidden,
+            labels,
+        })
+    }
+
+    /// Bytes of the block's states, and where they start in the merged states.
+    fn states(&self) -> (u64, u64) {
+        let row = (4 * SHARD_STATE_LEN) as u64;
+        (
+            row * self.tokens.len() as u64,
+            row * self.tokens.start as u64,
+        )
+    }
+}
+
+impl<'a, 'g> LinearRun<'a, 'g> {
+    fn new(
+        gpu: &'g Gpu,
+        (tensors, labels): (LinearTensors<'a>, GpuTensor<'a>),
+        shape: LinearShape,
+        options: &'g CrossEntropy,
+        (nb, vb): (usize, usize),
+    ) -> Result<Self> {
+        let block = buffers::work(gpu, "xent logits block", nb * vb)?;
+        let merged = buffers::work(gpu, "xent row states", shape.rows * SHARD_STATE_LEN)?;
+        plan::check_binding("row states", merged.size(), gpu.limits())?;
+        let plan = launch::row_plan(gpu, nb, vb.min(shape.classes), RowLayout::Whole)?;
+        let largest = std::iter::once(0..nb).collect::<Vec<_>>();
+        let (scratch, lse_first) = launch::scratch(gpu, &plan, &largest, SHARD_STATE_LEN)?;
+        let kind = || StatusKind::Labels {
+            classes: shape.classes,
+            ignore_index: options.ignore_index,
+        };
+        Ok(LinearRun {
+            gpu,
+            tensors,
+            labels,
+            shape,
+            options,
+            state_options: CrossEntropy {
+                reduction: Reduction::None,
+                ..options.clone()
+            },
+            block,
+            merged,
+            scratch,
+            lse_first,
+            weight: weight_buffer(gpu, options)?,
+            placeholder: buffers::output(gpu, "xent placeholder", 1)?,
+            sink: buffers::output(gpu, "xent unused output", 1)?,
+            status: TargetStatus::new(gpu, kind())?,
+            discard_status: TargetStatus::new(gpu, kind())?,
+        })
+    }
+
+    /// The row kernels' plan over a block of `rows` x `classes`.
+    fn plan(&self, rows: usize, classes: usize) -> Result<RowPlan> {
+        launch::row_plan(self.gpu, rows, classes, RowLayout::Whole)
+    }
+
+    /// Where the row kernel reads and writes the block's states: the scratch tail.
+    fn tail(&self) -> (&wgpu::Buffer, u64) {
+        (&self.scratch, 4 * self.lse_first as u64)
+    }
+
+    /// Adds the product making the logits of `at`'s tokens and the classes `classes` in the
+    /// block buffer.
+    fn logits(
+        &self,
+        program: &mut Program,
+        at: &TokenBlock<'a>,
+        classes: &std::ops::Range<usize>,
+    ) -> Result<()> {
+        let (limits, dim) = (self.gpu.limits(), self.shape.dim);
+        let w = Operand::rows(
+            self.gpu,
+            "classifier",
+            &self.tensors.classifier,
+            classes.clone(),
+            dim,
+        )?
+        .transposed();
+        let bias = match &self.tensors.bias {
+            Some(b) => Some(b.window(limits, "bias", 1, self.shape.classes)?),
+            None => None,
+        };
+        let bias = bias.map(|b| Window {
+            first: b.first + classes.start as u32,
+            ..b
+        });
+        let n = at.tokens.len();
+        let out = GpuTensor::new(&self.block).window(limits, "logits block", n, classes.len())?;
+        Product {
+            dims: (n, classes.len(), dim),
+            a: &at.hidden,
+            b: &w,
+            bias: bias.as_ref(),
+            c: &out,
+            accumulate: false,
+        }
+        .push(self.gpu, program, &self.placeholder)
+    }
+
+    /// Adds a cross-entropy row pass over the block buffer: `at`'s tokens, the classes
+    /// `classes`.
+    fn row_pass(
+        &self,
+        program: &mut Program,
+        at: &TokenBlock<'a>,
+        classes: &std::ops::Range<usize>,
+        pass: Pass<'_>,
+    ) -> Result<()> {
+        let (gpu, limits) = (self.gpu, self.gpu.limits());
+        let (n, c) = (at.tokens.len(), classes.len());
+        let plan = self.plan(n, c)?;
+        let x = GpuTensor::new(&self.block).window(limits, "logits block", n, c)?;
+        let chunk = ChunkPos {
+            rows: at.tokens.clone(),
+            pair_base: pass.pair_base,
+            total_rows: self.shape.rows,
+            segments: (plan.segments, plan.segment_len),
+            lse_first: self.lse_first,
+            vocab: (classes.start, self.shape.classes),
+        };
+        let shape = ClassShape::rows(n, c);
+        let params = params_buffer(gpu, shape, pass.options, &x, &at.labels, &chunk)?;
+        let constants = constants(
+            (&plan, shape),
+            pass.options,
+            (pass.use_q, pass.shard),
+            pass.mode,
+        );
+        let key = KernelKey::new(Kernel::CrossEntropy, constants);
+        let bindings = [
+            ("params", whole(&params)),
+            ("x_data", x.binding),
+            ("labels", at.labels.binding.clone()),
+            ("weight", whole(&self.weight)),
+            ("out", pass.out),
+            ("upstream", pass.upstream),
+            ("grad_data", whole(&self.sink)),
+            ("status", whole(pass.status)),
+            ("scratch", whole(&self.scratch)),
+        ];
+        launch::push_rows(gpu, program, &plan, &key, n, &bindings)?;
+        if pass.report {
+            let status_bindings = [
+                ("params", whole(&params)),
+                ("labels", at.labels.binding.clone()),
+                ("status", whole(pass.status)),
+            ];
+            let key = KernelKey::new(Kernel::LabelStatus, Vec::new());
+            launch::dispatch(gpu, program, &key, plan::grid(1, limits)?, &status_bindings)?;
+        }
+        Ok(())
+    }
+
+    /// Forward: each class block's logits and states, folded into `at`'s merged states in
+    /// class order.
+    fn forward(
+        &self,
+        program: &mut Program,
+        at: &TokenBlock<'a>,
+        class_blocks: &[std::ops::Range<usize>],
+        discard: &wgpu::Buffer,
+    ) -> Result<()> {
+        let (bytes, first) = at.states();
+        for (k, classes) in class_blocks.iter().enumerate() {
+            self.logits(program, at, classes)?;
             let pass = Pass {
-                options: &state_options,
+                options: &self.state_options,
                 use_q: true,
                 shard: 1,
                 mode: GradMode::Off,
-                out: whole(&discard),
-                upstream: whole(&placeholder),
-                status: &discard_status.buffer,
+                out: whole(discard),
+                upstream: whole(&self.placeholder),
+                status: &self.discard_status.buffer,
                 pair_base: 0,
                 report: false,
             };
-            row_pass(&mut program, classes_at, pass)?;
+            self.row_pass(program, at, classes, pass)?;
             if k == 0 {
-                program.copy(tail, merged_at, state_bytes);
+                program.copy(self.tail(), (&self.merged, first), bytes);
             } else {
-                merge(gpu, &mut program, (&scratch, lse_first), (&merged, tokens))?;
+                let rows = &at.tokens;
+                merge(
+                    self.gpu,
+                    program,
+                    (&self.scratch, self.lse_first),
+                    (&self.merged, rows),
+                )?;
             }
+            // A host run submits a block at a time.
+            program.cut();
         }
-        // 2. The loss of each row from its merged state.
-        program.copy(merged_at, tail, state_bytes);
-        let [out, upstream, _] = loss_buffers.chunk(tokens.clone(), 1);
-        let use_q = options.label_smoothing > 0.0;
+        Ok(())
+    }
+
+    /// The loss: each row's loss from its merged state into `out` (pairs from `pair_base` when
+    /// reduced), bad labels recorded; leaves the merged states in the scratch tail.
+    fn loss(
+        &self,
+        program: &mut Program,
+        at: &TokenBlock<'a>,
+        classes: &std::ops::Range<usize>,
+        (out, upstream): (wgpu::BufferBinding<'_>, wgpu::BufferBinding<'_>),
+        pair_base: usize,
+    ) -> Result<()> {
+        let (bytes, first) = at.states();
+        program.copy((&self.merged, first), self.tail(), bytes);
         let pass = Pass {
-            options,
-            use_q,
+            options: self.options,
+            use_q: self.options.label_smoothing > 0.0,
             shard: 2,
             mode: GradMode::Off,
-            out: out.1,
-            upstream: upstream.1.clone(),
-            status: &status.buffer,
+            out,
+            upstream,
+            status: &self.status.buffer,
             pair_base,
             report: true,
         };
-        row_pass(&mut program, &class_blocks[0], pass)?;
-        pair_base += loss_grid.groups as usize;
-        let Some(out_grads) = &out_grads else {
-            continue;
-        };
-        // 3. Backward: each class block's gradient of the logits, then its products.
-        for (k, classes_at) in class_blocks.iter().enumerate() {
+        self.row_pass(program, at, classes, pass)
+    }
+
+    /// Backward: each class block's logits again (unless one block holds all of them), their
+    /// gradient in place, and its share of the three gradients.
+    fn backward(
+        &self,
+        program: &mut Program,
+        at: &TokenBlock<'a>,
+        class_blocks: &[std::ops::Range<usize>],
+        (upstream, discard): (wgpu::BufferBinding<'_>, &wgpu::Buffer),
+        grads: &LinearGrads,
+    ) -> Result<()> {
+        let (gpu, limits, dim) = (self.gpu, self.gpu.limits(), self.shape.dim);
+        let (n, block) = (at.tokens.len(), GpuTensor::new(&self.block));
+        for (k, classes) in class_blocks.iter().enumerate() {
             if class_blocks.len() > 1 {
-                logits(&mut program, classes_at)?;
+                self.logits(program, at, classes)?;
             }
             let pass = Pass {
-                options,
-                use_q,
+                options: self.options,
+                use_q: self.options.label_smoothing > 0.0,
                 shard: 2,
                 mode: GradMode::InPlace,
-                out: whole(&discard),
-                upstream: upstream.1.clone(),
-                status: &discard_status.buffer,
+                out: whole(discard),
+                upstream: upstream.clone(),
+                status: &self.discard_status.buffer,
                 pair_base: 0,
                 report: false,
             };
-            row_pass(&mut program, classes_at, pass)?;
-            let c = classes_at.len();
-            let g = Operand::rows(gpu, "logits block", &block_tensor, 0..n, c)?;
+            self.row_pass(program, at, classes, pass)?;
+            let c = classes.len();
+            let g = Operand::rows(gpu, "logits block", &block, 0..n, c)?;
             let w = Operand::rows(
                 gpu,
                 "classifier",
-                &tensors.classifier,
-                classes_at.clone(),
+                &self.tensors.classifier,
+                classes.clone(),
                 dim,
             )?;
-            let dh = GpuTensor::new(&out_grads.hidden.buffer).rows_window(
-                limits,
-                "hidden gradient",
-                tokens.clone(),
-                dim,
-            )?;
+            let hidden_grad = GpuTensor::new(&grads.hidden.buffer);
+            let dh = hidden_grad.rows_window(limits, "hidden gradient", at.tokens.clone(), dim)?;
+            // dH[tokens] (+)= G W[classes]: the first class block writes.
             Product {
                 dims: (n, dim, c),
                 a: &g,
@@ -599,47 +749,43 @@ pub(crate) fn prepare_linear(
                 c: &dh,
                 accumulate: k > 0,
             }
-            .push(gpu, &mut program, &placeholder)?;
-            let gt = Operand::rows(gpu, "logits block", &block_tensor, 0..n, c)?.transposed();
-            let dw = GpuTensor::new(&out_grads.classifier.buffer).rows_window(
-                limits,
-                "classifier gradient",
-                classes_at.clone(),
-                dim,
-            )?;
+            .push(gpu, program, &self.placeholder)?;
+            // dW[classes] (+)= G^T H[tokens]: the first token block writes.
+            let gt = Operand::rows(gpu, "logits block", &block, 0..n, c)?.transposed();
+            let classifier_grad = GpuTensor::new(&grads.classifier.buffer);
+            let dw =
+                classifier_grad.rows_window(limits, "classifier gradient", classes.clone(), dim)?;
             Product {
                 dims: (c, dim, n),
                 a: &gt,
-                b: &hidden,
+                b: &at.hidden,
                 bias: None,
                 c: &dw,
-                accumulate: t > 0,
+                accumulate: at.index > 0,
             }
-            .push(gpu, &mut program, &placeholder)?;
-            if let Some(db) = &out_grads.bias {
+            .push(gpu, program, &self.placeholder)?;
+            if let Some(db) = &grads.bias {
                 let db = GpuTensor::new(&db.buffer).rows_window(
                     limits,
                     "bias gradient",
-                    classes_at.clone(),
+                    classes.clone(),
                     1,
                 )?;
-                // Column sums of G (n x c) into db's window.
+                // db[classes] (+)= the column sums of G.
                 Product {
                     dims: (n, c, 0),
                     a: &g,
                     b: &g,
                     bias: None,
                     c: &db,
-                    accumulate: t > 0,
+                    accumulate: at.index > 0,
                 }
-                .push_column_sums(gpu, &mut program, &placeholder)?;
+                .push_column_sums(gpu, program, &self.placeholder)?;
             }
+            program.cut();
         }
+        Ok(())
     }
-    let mut prepared = loss_buffers.finish(gpu, program)?;
-    // The logits block is not a result.
-    prepared.grad = None;
-    Ok((prepared.watch(status), out_grads))
 }
 
 /// One cross-entropy row pass over a block of logits.
@@ -694,6 +840,139 @@ fn owned_grad(gpu: &Gpu, what: &str, len: usize) -> Result<GradOut> {
         len,
         dtype: Dtype::F32,
         packed: true,
+    })
+}
+
+/// The composed linear cross-entropy the fused one is measured against (benchmarks): the whole
+/// (N, V) logits in one buffer, made by the same product kernel in blocks of tokens that fit a
+/// binding, xent's cross-entropy with its gradient written over them, then the two backward
+/// products and the bias sums over the same blocks.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) struct Composed {
+    forward: Program,
+    loss: PreparedLoss,
+    backward: Program,
+    /// The whole logits, and the gradients (kept alive with the programs that write them).
+    _buffers: Vec<wgpu::Buffer>,
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+impl Composed {
+    /// Records the whole composition.
+    pub(crate) fn record(&self, encoder: &mut wgpu::CommandEncoder) {
+        self.forward.record(encoder);
+        self.loss.record(encoder);
+        self.backward.record(encoder);
+    }
+}
+
+/// Prepares [`Composed`] on the caller's tensors (as [`prepare_linear`]).
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn prepare_composed(
+    gpu: &Gpu,
+    tensors: LinearTensors<'_>,
+    shape: LinearShape,
+    options: &CrossEntropy,
+    grads: bool,
+) -> Result<Composed> {
+    let LinearShape { rows, dim, classes } = shape;
+    let labels = check_tensors(&tensors, shape)?;
+    let limits = gpu.limits();
+    let logits = buffers::work(gpu, "xent whole logits", rows.saturating_mul(classes))?;
+    let logits_tensor = GpuTensor::new(&logits);
+    let binding = (limits.max_storage_buffer_binding_size / 4) as usize;
+    let mut nb = rows.min(binding / classes.max(dim)).min(TILE * 65535);
+    if nb < rows {
+        nb = nb / TOKEN_ALIGN * TOKEN_ALIGN;
+    }
+    if nb == 0 {
+        return Err(Error::TooLarge {
+            what: "a row of the whole logits".into(),
+            needed: 4 * classes as u64,
+            limit_name: "max_storage_buffer_binding_size",
+            limit: limits.max_storage_buffer_binding_size,
+        });
+    }
+    let placeholder = buffers::output(gpu, "xent placeholder", 1)?;
+    let mode = if grads {
+        GradMode::InPlace
+    } else {
+        GradMode::Off
+    };
+    let loss = crate::kernels::cross_entropy::prepare_cross_entropy(
+        gpu,
+        logits_tensor,
+        crate::kernels::cross_entropy::CategoricalTargets::Indices(labels),
+        ClassShape::rows(rows, classes),
+        options,
+        mode,
+    )?;
+    let gh = buffers::work(gpu, "xent hidden gradient", rows * dim)?;
+    let gw = buffers::work(gpu, "xent classifier gradient", classes * dim)?;
+    let gb = buffers::work(gpu, "xent bias gradient", classes)?;
+    let (mut forward, mut backward) = (Program::default(), Program::default());
+    let all_classes = Operand::rows(gpu, "classifier", &tensors.classifier, 0..classes, dim)?;
+    let bias = match &tensors.bias {
+        Some(b) => Some(b.window(limits, "bias", 1, classes)?),
+        None => None,
+    };
+    for (t, tokens) in ranges(rows, nb).enumerate() {
+        let n = tokens.len();
+        let hidden = Operand::rows(gpu, "hidden", &tensors.hidden, tokens.clone(), dim)?;
+        let block = logits_tensor.rows_window(limits, "logits", tokens.clone(), classes)?;
+        let w_t =
+            Operand::rows(gpu, "classifier", &tensors.classifier, 0..classes, dim)?.transposed();
+        Product {
+            dims: (n, classes, dim),
+            a: &hidden,
+            b: &w_t,
+            bias: bias.as_ref(),
+            c: &block,
+            accumulate: false,
+        }
+        .push(gpu, &mut forward, &placeholder)?;
+        if !grads {
+            continue;
+        }
+        let g = Operand::rows(gpu, "logits", &logits_tensor, tokens.clone(), classes)?;
+        let dh = GpuTensor::new(&gh).rows_window(limits, "hidden gradient", tokens.clone(), dim)?;
+        Product {
+            dims: (n, dim, classes),
+            a: &g,
+            b: &all_classes,
+            bias: None,
+            c: &dh,
+            accumulate: false,
+        }
+        .push(gpu, &mut backward, &placeholder)?;
+        let dw = GpuTensor::new(&gw).window(limits, "classifier gradient", classes, dim)?;
+        let gt =
+            Operand::rows(gpu, "logits", &logits_tensor, tokens.clone(), classes)?.transposed();
+        Product {
+            dims: (classes, dim, n),
+            a: &gt,
+            b: &hidden,
+            bias: None,
+            c: &dw,
+            accumulate: t > 0,
+        }
+        .push(gpu, &mut backward, &placeholder)?;
+        let db = GpuTensor::new(&gb).window(limits, "bias gradient", 1, classes)?;
+        Product {
+            dims: (n, classes, 0),
+            a: &g,
+            b: &g,
+            bias: None,
+            c: &db,
+            accumulate: t > 0,
+        }
+        .push_column_sums(gpu, &mut backward, &placeholder)?;
+    }
+    Ok(Composed {
+        forward,
+        loss,
+        backward,
+        _buffers: vec![logits, gh, gw, gb],
     })
 }
 

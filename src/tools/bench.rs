@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use crate::context::Context;
 use crate::error::{Error, Operation, Result};
-use crate::loss::{BinaryCrossEntropyWithLogits, CrossEntropy};
+use crate::kernels::linear::{prepare_composed, Composed, LinearTensors};
+use crate::linear::{GpuLinearInput, PreparedLinear};
+use crate::loss::linear::LinearShape;
+use crate::loss::{BinaryCrossEntropyWithLogits, CrossEntropy, LinearCrossEntropy};
 use crate::loss::{GpuInput, GpuTargets};
 use crate::prepared::{GradMode, PreparedLoss};
 
@@ -38,6 +41,43 @@ pub enum Shape {
         /// Element count.
         len: usize,
     },
+    /// Linear cross-entropy of hidden (N, D), classifier (V, D) and bias (V), reduction mean:
+    /// fused ([`LinearCrossEntropy`], logits never held), or `composed` (the whole logits made
+    /// by the same product kernel, xent's cross-entropy with its gradient over them, the
+    /// backward products).
+    LinearCrossEntropy {
+        /// [N, D, V].
+        shape: [usize; 3],
+        /// The composed baseline rather than the fused loss.
+        composed: bool,
+    },
+}
+
+/// A prepared case: what one timed run records, and the device memory xent allocated for it
+/// beyond the inputs.
+pub struct Prepared {
+    work: Work,
+    /// Bytes of the buffers xent created for the case (outputs, gradients, blocks or logits,
+    /// scratch), not counting its inputs.
+    pub owned_bytes: u64,
+}
+
+/// What a case records.
+enum Work {
+    Loss(PreparedLoss),
+    Linear(PreparedLinear),
+    Composed(Composed),
+}
+
+impl Prepared {
+    /// Records one run of the case.
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
+        match &self.work {
+            Work::Loss(p) => p.record(encoder),
+            Work::Linear(p) => p.record(encoder),
+            Work::Composed(p) => p.record(encoder),
+        }
+    }
 }
 
 /// A shape, forward only or forward + gradient.
@@ -50,12 +90,23 @@ pub struct Case {
 }
 
 /// The shape sets: `gpu` (data-centre GPU sizes), `cpu-software` (lavapipe on a small
-/// machine), `quick` (seconds anywhere).
-pub const PRESETS: [&str; 3] = ["gpu", "cpu-software", "quick"];
+/// machine), `quick` (seconds anywhere), and `linear` (fused and composed linear
+/// cross-entropy at N = 2048, D = 128, V = 131072 only, whose logits alone are 1 GiB: minutes
+/// per run on a software adapter).
+pub const PRESETS: [&str; 4] = ["gpu", "cpu-software", "quick", "linear"];
 
 /// A preset's name, its cross-entropy shapes (rows, classes), its segmentation shape (N, C, H,
-/// W) and its BCE length.
-type PresetShapes = (&'static str, &'static [(usize, usize)], [usize; 4], usize);
+/// W), its BCE length and its linear cross-entropy shape [N, D, V].
+type PresetShapes = (
+    &'static str,
+    &'static [(usize, usize)],
+    [usize; 4],
+    usize,
+    [usize; 3],
+);
+
+/// The `linear` preset's shape.
+const LINEAR_LARGE: [usize; 3] = [2048, 128, 131072];
 
 /// Each preset's cross-entropy shapes (rows, classes), its segmentation shape, then its
 /// BCE-with-logits length. The last cross-entropy shape has too few rows to fill the adapter:
@@ -72,25 +123,29 @@ const PRESET_SHAPES: [PresetShapes; 3] = [
         ],
         [16, 21, 512, 512],
         1 << 28,
+        [4096, 2048, 128256],
     ),
     (
         "cpu-software",
         &[(1024, 32768), (16384, 1000), (1048576, 10), (1, 1 << 23)],
         [4, 21, 256, 256],
         1 << 24,
+        [256, 128, 32768],
     ),
     (
         "quick",
         &[(64, 32768), (2048, 1000), (65536, 10), (1, 1 << 20)],
         [2, 21, 64, 64],
         1 << 20,
+        [64, 64, 8192],
     ),
 ];
 
 impl Case {
     /// The kernel's name: `ce_fwd`, `ce_fwd_grad`, `ce_softcap_zloss_fwd`,
     /// `ce_softcap_zloss_fwd_grad`, `ce_kdim_fwd`, `ce_kdim_fwd_grad`, `bce_logits_fwd`,
-    /// `bce_logits_fwd_grad`.
+    /// `bce_logits_fwd_grad`, `linear_ce_fwd`, `linear_ce_fwd_grad`, `linear_ce_composed_fwd`,
+    /// `linear_ce_composed_fwd_grad`.
     pub fn kernel(&self) -> &'static str {
         match (self.shape, self.grad) {
             (Shape::CrossEntropy { .. }, false) => "ce_fwd",
@@ -101,10 +156,26 @@ impl Case {
             (Shape::SegmentationCrossEntropy { .. }, true) => "ce_kdim_fwd_grad",
             (Shape::BceWithLogits { .. }, false) => "bce_logits_fwd",
             (Shape::BceWithLogits { .. }, true) => "bce_logits_fwd_grad",
+            (
+                Shape::LinearCrossEntropy {
+                    composed: false, ..
+                },
+                false,
+            ) => "linear_ce_fwd",
+            (
+                Shape::LinearCrossEntropy {
+                    composed: false, ..
+                },
+                true,
+            ) => "linear_ce_fwd_grad",
+            (Shape::LinearCrossEntropy { composed: true, .. }, false) => "linear_ce_composed_fwd",
+            (Shape::LinearCrossEntropy { composed: true, .. }, true) => {
+                "linear_ce_composed_fwd_grad"
+            }
         }
     }
 
-    /// The shape as text: `NxC`, `NxCxHxW` or the element count.
+    /// The shape as text: `NxC`, `NxCxHxW`, the element count, or `NxDxV`.
     pub fn shape_name(&self) -> String {
         match self.shape {
             Shape::CrossEntropy { rows, classes } | Shape::CappedCrossEntropy { rows, classes } => {
@@ -114,6 +185,24 @@ impl Case {
                 shape: [n, c, h, w],
             } => format!("{n}x{c}x{h}x{w}"),
             Shape::BceWithLogits { len } => format!("{len}"),
+            Shape::LinearCrossEntropy {
+                shape: [n, d, v], ..
+            } => format!("{n}x{d}x{v}"),
+        }
+    }
+
+    /// The floating-point operations of the matrix products a linear cross-entropy case
+    /// needs (2 N V D for the logits, twice that more for the two gradients; the fused loss
+    /// also makes the logits again, which is not counted); `None` for the other cases.
+    pub fn flops(&self) -> Option<f64> {
+        match self.shape {
+            Shape::LinearCrossEntropy {
+                shape: [n, d, v], ..
+            } => {
+                let products = if self.grad { 3.0 } else { 1.0 };
+                Some(2.0 * n as f64 * d as f64 * v as f64 * products)
+            }
+            _ => None,
         }
     }
 
@@ -122,10 +211,14 @@ impl Case {
         format!("{}/{}", self.kernel(), self.shape_name())
     }
 
-    /// The minimal traffic in bytes: the logits (or BCE's input and target) read once, plus the
-    /// gradient written once with `grad`.
+    /// The minimal traffic in bytes: the logits (or BCE's input and target; linear
+    /// cross-entropy's hidden, classifier and bias) read once, plus the gradient (gradients)
+    /// written once with `grad`.
     pub fn bytes(&self) -> u64 {
         let (elements, reads) = match self.shape {
+            Shape::LinearCrossEntropy {
+                shape: [n, d, v], ..
+            } => (n * d + v * d + v, 1),
             Shape::CrossEntropy { rows, classes } | Shape::CappedCrossEntropy { rows, classes } => {
                 (rows * classes, 1)
             }
@@ -136,7 +229,20 @@ impl Case {
     }
 
     /// Prepares the case on generated GPU-resident data.
-    pub fn prepare(&self, ctx: &Context) -> Result<PreparedLoss> {
+    pub fn prepare(&self, ctx: &Context) -> Result<Prepared> {
+        if let Shape::LinearCrossEntropy { shape, composed } = self.shape {
+            return prepare_linear_case(ctx, shape, composed, self.grad);
+        }
+        let before = ctx.gpu().bytes_created();
+        let loss = self.prepare_loss(ctx)?;
+        Ok(Prepared {
+            work: Work::Loss(loss),
+            owned_bytes: ctx.gpu().bytes_created() - before,
+        })
+    }
+
+    /// Prepares a loss case (not linear cross-entropy).
+    fn prepare_loss(&self, ctx: &Context) -> Result<PreparedLoss> {
         let mode = if self.grad {
             GradMode::Separate
         } else {
@@ -191,8 +297,56 @@ impl Case {
                 let input = GpuInput::new(&x, [len]).with_grad(mode);
                 ctx.prepare(&options, input, GpuTargets::values(&t))
             }
+            Shape::LinearCrossEntropy { .. } => Err(Error::Misuse {
+                what: "prepare_loss",
+                reason: "linear cross-entropy is prepared by prepare_linear_case".into(),
+            }),
         }
     }
+}
+
+/// Prepares linear cross-entropy of shape [N, D, V] on generated data (a trained head's
+/// scale: logits of a few units), fused or composed, with bias.
+fn prepare_linear_case(
+    ctx: &Context,
+    [n, d, v]: [usize; 3],
+    composed: bool,
+    grads: bool,
+) -> Result<Prepared> {
+    let shape = LinearShape::new([n, d, v])?;
+    fits(ctx, n * d)?;
+    fits(ctx, v * d)?;
+    let scale = 2.0 / (d as f32).sqrt();
+    let wave = |i: usize| ((i * 7919) % 1000) as f32 / 500.0 - 1.0;
+    let hidden: Vec<f32> = (0..n * d).map(wave).collect();
+    let classifier: Vec<f32> = (0..v * d).map(|i| scale * wave(i + 13)).collect();
+    let bias: Vec<f32> = (0..v).map(|i| 0.5 * wave(i + 29)).collect();
+    let labels: Vec<i32> = (0..n).map(|r| ((r * 31) % v) as i32).collect();
+    let (h, w) = (storage(ctx, &hidden)?, storage(ctx, &classifier)?);
+    let (b, t) = (storage(ctx, &bias)?, storage(ctx, &labels)?);
+    drop((hidden, classifier));
+    let before = ctx.gpu().bytes_created();
+    let work = if composed {
+        let tensors = LinearTensors {
+            hidden: (&h).into(),
+            classifier: (&w).into(),
+            bias: Some((&b).into()),
+            labels: (&t).into(),
+        };
+        let gpu = ctx.gpu();
+        let options = CrossEntropy::default();
+        let composed = gpu.block_on(gpu.checked(Operation::Prepare, || {
+            prepare_composed(gpu, tensors, shape, &options, grads)
+        }))?;
+        Work::Composed(composed)
+    } else {
+        let mut input = GpuLinearInput::new(&h, &w, [n, d, v]).with_bias(&b);
+        input.grads = grads;
+        Work::Linear(ctx.prepare_linear(&LinearCrossEntropy::default(), input, &t)?)
+    };
+    // The inputs stay alive with the work that binds them.
+    let owned_bytes = ctx.gpu().bytes_created() - before;
+    Ok(Prepared { work, owned_bytes })
 }
 
 fn checked_len(rows: usize, classes: usize) -> Result<usize> {
@@ -221,11 +375,19 @@ fn storage<T: bytemuck::Pod>(ctx: &Context, data: &[T]) -> Result<wgpu::Buffer> 
 }
 
 /// The cases of a preset (see [`PRESETS`]): each shape forward, then forward + gradient; the
-/// preset's 1000-class shape also with a logit softcap and a z-loss, and its segmentation
-/// map.
+/// preset's 1000-class shape also with a logit softcap and a z-loss, its segmentation map, and
+/// its linear cross-entropy shape fused and composed (`linear`: that alone, with gradients).
 /// Unknown presets give an error naming the known ones.
 pub fn cases(preset: &str) -> Result<Vec<Case>> {
-    let Some(&(_, rows_classes, segmentation, bce_len)) =
+    let linear =
+        |shape| [false, true].map(|composed| Shape::LinearCrossEntropy { shape, composed });
+    if preset == "linear" {
+        return Ok(linear(LINEAR_LARGE)
+            .into_iter()
+            .map(|shape| Case { shape, grad: true })
+            .collect());
+    }
+    let Some(&(_, rows_classes, segmentation, bce_len, linear_shape)) =
         PRESET_SHAPES.iter().find(|p| p.0 == preset)
     else {
         return Err(Error::InvalidOption {
@@ -249,7 +411,8 @@ pub fn cases(preset: &str) -> Result<Vec<Case>> {
                 shape: segmentation,
             },
             Shape::BceWithLogits { len: bce_len },
-        ]);
+        ])
+        .chain(linear(linear_shape));
     Ok(shapes
         .into_iter()
         .flat_map(|shape| [Case { shape, grad: false }, Case { shape, grad: true }])

@@ -171,18 +171,42 @@ fn bench_quick_writes_json_records_and_a_plot() {
     let records = parsed.as_array().expect("an array of records");
     assert_eq!(
         records.len(),
-        14,
+        18,
         "one record per kernel and shape:\n{text}"
     );
     for record in records {
         for field in ["adapter", "backend", "kernel", "shape", "dtype"] {
             assert!(record[field].is_string(), "{field} in {record}");
         }
-        for field in ["bytes", "median_s", "gbps", "ceiling_gbps", "ratio"] {
+        for field in [
+            "bytes",
+            "median_s",
+            "gbps",
+            "ceiling_gbps",
+            "ratio",
+            "owned_bytes",
+        ] {
             let v = record[field].as_f64().unwrap_or(-1.0);
             assert!(v > 0.0 && v.is_finite(), "{field} in {record}");
         }
+        // GFLOP/s for linear cross-entropy only, fused and composed.
+        let linear = record["kernel"].as_str().unwrap().starts_with("linear_ce");
+        let gflops = record["gflops"].as_f64();
+        assert_eq!(
+            linear,
+            gflops.is_some_and(|g| g > 0.0),
+            "gflops in {record}"
+        );
     }
+    // The composed loss holds all the logits (the quick shape's fit one fused block too).
+    let owned = |kernel: &str| {
+        records
+            .iter()
+            .find(|r| r["kernel"] == kernel)
+            .and_then(|r| r["owned_bytes"].as_f64())
+            .unwrap()
+    };
+    assert!(owned("linear_ce_composed_fwd_grad") >= (64 * 8192 * 4) as f64);
     // The ceiling is the best of samples taken between the kernels', so a ratio above 1 is
     // either absent or explained in the output.
     let out = stdout(&o);
@@ -1255,4 +1279,149 @@ fn eval_ce_writes_the_log_sum_exp() {
         ]);
         assert_refused(&o, &["x.npy"], &fresh);
     }
+}
+
+/// `xent eval linear-ce`: the loss and the three gradients of the reference, in their shapes;
+/// bad input is one line naming the file, and nothing is written.
+#[test]
+fn eval_linear_ce_matches_the_reference_and_refuses_bad_input() {
+    let dir = scratch("eval_linear_ce");
+    let mut rng = Rng::new(1806);
+    let (n, d, v) = (13, 6, 150);
+    let hidden = rng.vec(n * d, -1.0, 1.0);
+    let classifier = rng.vec(v * d, -0.8, 0.8);
+    let bias = rng.vec(v, -0.5, 0.5);
+    let weight = rng.vec(v, 0.5, 2.0);
+    let labels: Vec<i64> = (0..n as i64)
+        .map(|i| if i == 4 { 7 } else { (i * 11) % 150 })
+        .collect();
+    let hs = save(&dir, "h.npy", &Array::f32(vec![n, d], hidden.clone()));
+    let ws = save(&dir, "w.npy", &Array::f32(vec![v, d], classifier.clone()));
+    let bs = save(&dir, "b.npy", &Array::f32(vec![v], bias.clone()));
+    let cws = save(&dir, "cw.npy", &Array::f32(vec![v], weight.clone()));
+    let target = Array {
+        shape: vec![n],
+        data: Data::I64(labels.clone()),
+    };
+    let ts = save(&dir, "t.npy", &target);
+    let out = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (loss, gh, gw, gb) = (out("l.npy"), out("gh.npy"), out("gw.npy"), out("gb.npy"));
+    let o = xent(&[
+        "eval",
+        "linear-ce",
+        "--hidden",
+        &hs,
+        "--classifier",
+        &ws,
+        "--target",
+        &ts,
+        "--bias",
+        &bs,
+        "--weight",
+        &cws,
+        "--ignore-index",
+        "7",
+        "--label-smoothing",
+        "0.1",
+        "--softcap",
+        "20",
+        "--z-loss",
+        "1e-3",
+        "--reduction",
+        "none",
+        "--block-bytes",
+        "2048",
+        "--loss-out",
+        &loss,
+        "--grad-hidden-out",
+        &gh,
+        "--grad-classifier-out",
+        &gw,
+        "--grad-bias-out",
+        &gb,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let options = xent::LinearCrossEntropy {
+        cross_entropy: CrossEntropy {
+            weight: Some(weight),
+            ignore_index: 7,
+            label_smoothing: 0.1,
+            softcap: Some(20.0),
+            z_loss: 1e-3,
+            reduction: Reduction::None,
+            return_lse: false,
+        },
+        block_bytes: 2048,
+    };
+    let input = xent::LinearInput::new(&hidden, &classifier, [n, d, v])
+        .with_bias(&bias)
+        .with_grad();
+    let want = reference::linear_cross_entropy(&options, input, &labels).unwrap();
+    let ctx = &contexts()[0];
+    let (shape, values) = load_f32(&loss);
+    assert_eq!(shape, vec![n]);
+    assert_close(ctx, "eval linear-ce loss", &values, want.loss.values());
+    let grads = [
+        (&gh, vec![n, d], want.grad_hidden),
+        (&gw, vec![v, d], want.grad_classifier),
+        (&gb, vec![v], want.grad_bias),
+    ];
+    for (path, shape, want) in grads {
+        let (got_shape, got) = load_f32(path);
+        assert_eq!(got_shape, shape, "{path}");
+        assert_grad_close(ctx, path, &got, want.as_deref().unwrap());
+    }
+    // A classifier of another width, a label outside [0, V), a bias gradient without a bias:
+    // exit 1, one line, nothing written.
+    let fresh = out("fresh.npy");
+    let narrow = save(
+        &dir,
+        "narrow.npy",
+        &Array::f32(vec![v, d - 1], vec![0.0; v * (d - 1)]),
+    );
+    let args = |classifier: &str, extra: &[&str]| {
+        let mut a = vec![
+            "eval",
+            "linear-ce",
+            "--hidden",
+            &hs,
+            "--classifier",
+            classifier,
+            "--target",
+            &ts,
+            "--loss-out",
+            &fresh,
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| xent(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_refused(
+        &run(args(&narrow, &[])),
+        &["narrow.npy", "(150, 5)"],
+        &fresh,
+    );
+    let mut bad = labels.clone();
+    bad[5] = 150;
+    let bad = Array {
+        shape: vec![n],
+        data: Data::I64(bad),
+    };
+    let bad = save(&dir, "bad.npy", &bad);
+    let mut bad_args = args(&ws, &[]);
+    bad_args[7] = bad.clone();
+    assert_refused(&run(bad_args), &["bad.npy", "150"], &fresh);
+    assert_refused(
+        &run(args(&ws, &["--grad-bias-out", &gb])),
+        &["--bias"],
+        &fresh,
+    );
+    assert_refused(
+        &run(args(&ws, &["--ignore-index", "7", "--block-bytes", "0"])),
+        &["--block-bytes"],
+        &fresh,
+    );
 }

@@ -25,6 +25,10 @@ pub enum Command {
     /// The NLL loss (torch.nn.functional.nll_loss) of (N, C) log-probabilities against (N,)
     /// class indices of any integer type.
     Nll(NllArgs),
+    /// Fused linear cross-entropy: cross-entropy of the logits hidden classifier^T (+ bias)
+    /// against (N,) class indices, computed without holding the (N, V) logits, and the
+    /// gradients of hidden, classifier and bias.
+    LinearCe(LinearCeArgs),
 }
 
 /// `--reduction`, as PyTorch's.
@@ -55,10 +59,23 @@ pub struct CeArgs {
     /// probabilities of the logits' shape.
     #[arg(long, value_name = "T.npy")]
     target: String,
-    /// (C,) class weights.
+    #[command(flatten)]
+    options: CeOptions,
+    /// Where to write each position's float32 log-sum-exp over classes of the (softcapped)
+    /// logits, ignored positions included: the class-index targets' shape.
+    #[arg(long, value_name = "LSE.npy")]
+    lse_out: Option<String>,
+    #[command(flatten)]
+    out: Outputs,
+}
+
+/// The options of `xent eval ce` and `linear-ce`, as `CrossEntropy`'s.
+#[derive(clap::Args)]
+pub struct CeOptions {
+    /// Class weights, one per class.
     #[arg(long, value_name = "W.npy")]
     weight: Option<String>,
-    /// Positions whose class index equals this are ignored.
+    /// Positions (tokens) whose class index equals this are ignored.
     #[arg(long, default_value_t = -100, allow_hyphen_values = true)]
     ignore_index: i64,
     /// Label smoothing in [0, 1].
@@ -75,12 +92,62 @@ pub struct CeArgs {
         allow_hyphen_values = true
     )]
     z_loss: f32,
-    /// Where to write each position's float32 log-sum-exp over classes of the (softcapped)
-    /// logits, ignored positions included: the class-index targets' shape.
-    #[arg(long, value_name = "LSE.npy")]
-    lse_out: Option<String>,
+}
+
+impl CeOptions {
+    /// The options over `classes` classes (reading the weight file), with `reduction`.
+    fn read(&self, classes: usize, reduction: Reduction) -> Result<CrossEntropy, String> {
+        Ok(CrossEntropy {
+            weight: read_class_weight(self.weight.as_deref(), classes)?,
+            ignore_index: self.ignore_index,
+            label_smoothing: self.label_smoothing,
+            reduction,
+            softcap: self.softcap,
+            z_loss: self.z_loss,
+            return_lse: false,
+        })
+    }
+}
+
+/// Arguments of `xent eval linear-ce`.
+#[derive(clap::Args)]
+pub struct LinearCeArgs {
+    /// Hidden states, (N, D).
+    #[arg(long, value_name = "H.npy")]
+    hidden: String,
+    /// Classifier, (V, D) (the weight of a PyTorch Linear(D, V)).
+    #[arg(long, value_name = "W.npy")]
+    classifier: String,
+    /// Class indices (any integer type), (N,).
+    #[arg(long, value_name = "T.npy")]
+    target: String,
+    /// Bias, (V,).
+    #[arg(long, value_name = "B.npy")]
+    bias: Option<String>,
     #[command(flatten)]
-    out: Outputs,
+    options: CeOptions,
+    /// How token losses are combined.
+    #[arg(long, value_enum, default_value = "mean")]
+    reduction: ReductionArg,
+    /// The most device memory a block of logits takes, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = xent::LinearCrossEntropy::DEFAULT_BLOCK_BYTES)]
+    block_bytes: u64,
+    /// Where to write the float32 loss: shape () for mean and sum, (N,) for none.
+    #[arg(long, value_name = "L.npy")]
+    loss_out: String,
+    /// Where to write the float32 gradient of hidden, (N, D).
+    #[arg(long, value_name = "GH.npy")]
+    grad_hidden_out: Option<String>,
+    /// Where to write the float32 gradient of the classifier, (V, D).
+    #[arg(long, value_name = "GW.npy")]
+    grad_classifier_out: Option<String>,
+    /// Where to write the float32 gradient of the bias, (V,) (needs --bias).
+    #[arg(long, value_name = "GB.npy")]
+    grad_bias_out: Option<String>,
+    /// The adapter: an index from `xent info`, a backend (vulkan, metal, dx12, gl, webgpu;
+    /// its best adapter), or part of one adapter's name (default: the best adapter).
+    #[arg(long)]
+    adapter: Option<String>,
 }
 
 /// Arguments of `xent eval bce`.
@@ -300,25 +367,23 @@ fn run_ce(args: &CeArgs) -> Result<(), String> {
     let inputs = [
         Some(args.logits.as_str()),
         Some(args.target.as_str()),
-        args.weight.as_deref(),
+        args.options.weight.as_deref(),
     ];
     check_paths(&inputs, &args.out, args.lse_out.as_deref())?;
     let (shape, c, logits) = read_classes(&args.logits)?;
     let positions = position_shape(&shape);
     let options = CrossEntropy {
-        weight: read_class_weight(args.weight.as_deref(), c)?,
-        ignore_index: args.ignore_index,
-        label_smoothing: args.label_smoothing,
-        reduction: args.out.reduction(Reduction::Mean),
-        softcap: args.softcap,
-        z_loss: args.z_loss,
         return_lse: args.lse_out.is_some(),
+        ..args.options.read(c, args.out.reduction(Reduction::Mean))?
     };
     let target = read(&args.target)?;
     let files = [
         ("input", args.logits.as_str()),
         ("target", args.target.as_str()),
-        ("weight", args.weight.as_deref().unwrap_or("--weight")),
+        (
+            "weight",
+            args.options.weight.as_deref().unwrap_or("--weight"),
+        ),
     ];
     let ctx = context(args.out.adapter.as_deref())?;
     let want_grad = args.out.grad_out.is_some();
@@ -521,6 +586,7 @@ pub fn run(command: &Command) -> Result<(), String> {
         Command::Bce(args) => run_bce(args),
         Command::Focal(args) => run_focal(args),
         Command::Nll(args) => run_nll(args),
+        Command::LinearCe(args) => run_linear_ce(args),
     }
 }
 
@@ -529,6 +595,115 @@ impl Outputs {
     fn reduction(&self, default: Reduction) -> Reduction {
         self.reduction.map_or(default, Reduction::from)
     }
+}
+
+/// A (rows, cols) float matrix from `path`, with cols >= 1.
+fn read_matrix(path: &str) -> Result<([usize; 2], Vec<f32>), String> {
+    let (shape, values) = read_f32(path, None)?;
+    match shape[..] {
+        [rows, cols] if cols > 0 => Ok(([rows, cols], values)),
+        _ => Err(format!(
+            "{path}: shape {} but a 2-D array with at least one column was expected",
+            npy::shape_text(&shape)
+        )),
+    }
+}
+
+fn run_linear_ce(args: &LinearCeArgs) -> Result<(), String> {
+    let inputs = [
+        Some(args.hidden.as_str()),
+        Some(args.classifier.as_str()),
+        Some(args.target.as_str()),
+        args.bias.as_deref(),
+        args.options.weight.as_deref(),
+    ];
+    let grads = [
+        args.grad_hidden_out.as_deref(),
+        args.grad_classifier_out.as_deref(),
+        args.grad_bias_out.as_deref(),
+    ];
+    let inputs: Vec<&str> = inputs.iter().flatten().copied().collect();
+    let mut outputs = vec![args.loss_out.as_str()];
+    outputs.extend(grads.iter().flatten());
+    files::check_outputs(&inputs, &outputs)?;
+    if args.grad_bias_out.is_some() && args.bias.is_none() {
+        return Err("--grad-bias-out needs --bias".into());
+    }
+    let ([n, d], hidden) = read_matrix(&args.hidden)?;
+    let ([v, dc], classifier) = read_matrix(&args.classifier)?;
+    if dc != d {
+        return Err(format!(
+            "{}: shape ({v}, {dc}) but ({v}, {d}) was expected: one row of the hidden states' {d} \
+             features per class",
+            args.classifier
+        ));
+    }
+    let bias = match &args.bias {
+        Some(path) => Some(read_f32(path, Some(&[v]))?.1),
+        None => None,
+    };
+    let loss = xent::LinearCrossEntropy {
+        cross_entropy: args.options.read(v, args.reduction.into())?,
+        block_bytes: args.block_bytes,
+    };
+    let target = read(&args.target)?;
+    let targets: Targets = match &target.data {
+        Data::I64(t) if target.shape == [n] => t.into(),
+        Data::I32(t) if target.shape == [n] => t.into(),
+        _ => {
+            return Err(format!(
+                "{}: {} of shape {} but ({n},) integer class indices were expected",
+                args.target,
+                target.dtype().name(),
+                target.shape_text(),
+            ))
+        }
+    };
+    let ctx = context(args.adapter.as_deref())?;
+    let mut input = xent::LinearInput::new(&hidden, &classifier, [n, d, v]);
+    if let Some(bias) = &bias {
+        input = input.with_bias(bias);
+    }
+    if grads.iter().any(Option::is_some) {
+        input = input.with_grad();
+    }
+    let files = [
+        ("input", args.hidden.as_str()),
+        ("target", args.target.as_str()),
+        (
+            "weight",
+            args.options.weight.as_deref().unwrap_or("--weight"),
+        ),
+    ];
+    let result = ctx
+        .linear_cross_entropy(&loss, input, targets)
+        .map_err(|e| match e {
+            Error::InvalidOption { name, .. } => format!("--{}: {e}", name.replace('_', "-")),
+            e => blame(e, &files),
+        })?;
+    let arrays = [
+        (
+            args.grad_hidden_out.as_deref(),
+            result.grad_hidden,
+            vec![n, d],
+        ),
+        (
+            args.grad_classifier_out.as_deref(),
+            result.grad_classifier,
+            vec![v, d],
+        ),
+        (args.grad_bias_out.as_deref(), result.grad_bias, vec![v]),
+    ];
+    let loss = (args.loss_out.as_str(), loss_array(result.loss, vec![n]));
+    let outputs: Vec<(&str, Vec<u8>)> = std::iter::once(loss)
+        .chain(
+            arrays
+                .into_iter()
+                .filter_map(|(path, values, shape)| Some((path?, Array::f32(shape, values?)))),
+        )
+        .map(|(path, array)| (path, npy::to_bytes(&array)))
+        .collect();
+    files::write_all(&outputs)
 }
 
 fn run_focal(args: &FocalArgs) -> Result<(), String> {
