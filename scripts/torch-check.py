@@ -65,6 +65,9 @@ def reduce(values, reduction, denominator):
     if reduction == "sum":
         return values.sum()
     if reduction == "mean":
+        if float(denominator) == 0.0:
+            # Every position ignored: F.cross_entropy's NaN mean, with its zero gradient.
+            return values.sum() * 0.0 + float("nan")
         return values.sum() / denominator
     return values
 
@@ -221,6 +224,8 @@ def main():
                  np.array([0, 2, 4, 6, 8, 10, 12, 3], dtype=np.int64), z_loss=1e-3, masks=True)
         check_nll(tmp)
         check_focal(tmp)
+        check_linear(tmp, (1, 1, 1), ignore_index=-1)
+        check_linear(tmp, (2, 1, 1), smoothing=0.1, z_loss=1e-2)
         check_linear(tmp, (37, 16, 300))
         check_linear(tmp, (65, 17, 2500), weighted=True, smoothing=0.1, softcap=30.0,
                      z_loss=1e-3, block=40 << 10)

@@ -4,8 +4,9 @@
 use crate::context::Context;
 use crate::error::Result;
 use crate::loss::{
-    BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Descriptor, Input, LogSoftmax,
-    Loss, NllLoss, Output, Reduction, SigmoidFocalLoss, Targets,
+    BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Descriptor, Input,
+    LinearCrossEntropy, LinearInput, LinearOutput, LogSoftmax, Loss, NllLoss, Output, Reduction,
+    SigmoidFocalLoss, Targets,
 };
 use crate::reference;
 use crate::shard::VocabShard;
@@ -536,7 +537,53 @@ fn cases() -> Vec<Case> {
             },
         ));
     }
+    for r in REDUCTIONS {
+        let mut rng = Rng(41);
+        let (n, d, v) = (37, 24, 3000);
+        let hidden = rng.vec(n * d, -1.0, 1.0);
+        let classifier = rng.vec(v * d, -0.4, 0.4);
+        let bias = rng.vec(v, -0.5, 0.5);
+        let mut labels = rng.labels(n, v);
+        labels.iter_mut().step_by(9).for_each(|l| *l = -100);
+        let loss = LinearCrossEntropy {
+            cross_entropy: CrossEntropy {
+                weight: Some(rng.vec(v, 0.2, 2.0)),
+                label_smoothing: 0.1,
+                reduction: r,
+                softcap: Some(20.0),
+                z_loss: 1e-3,
+                ..Default::default()
+            },
+            // Blocks of 384 classes: eight, the last partial.
+            block_bytes: 64 << 10,
+        };
+        out.push(case(
+            format!(
+                "linear ce {n}x{d}x{v} in blocks, every option, bias {}",
+                reduction_name(r)
+            ),
+            move |ctx| {
+                let input = LinearInput::new(&hidden, &classifier, [n, d, v])
+                    .with_bias(&bias)
+                    .with_grad();
+                let gpu = ctx.linear_cross_entropy(&loss, input, &labels)?;
+                let cpu = reference::linear_cross_entropy(&loss, input, &labels)?;
+                Ok((linear_as_output(gpu), linear_as_output(cpu)))
+            },
+        ));
+    }
     out
+}
+
+/// A linear cross-entropy result as one loss output: its loss, and its three gradients side
+/// by side as one (judged against the largest of them).
+fn linear_as_output<T>(out: LinearOutput<T>) -> Output<T> {
+    let grads = [out.grad_hidden, out.grad_classifier, out.grad_bias];
+    Output {
+        loss: out.loss,
+        grad: Some(grads.into_iter().flatten().flatten().collect()),
+        lse: None,
+    }
 }
 
 /// Cross-entropy with the vocabulary's classes split into shards starting at `starts`, all on
