@@ -36,10 +36,9 @@ override HAS_BIAS: bool = false;
 override A_K_FAST: bool = true;
 override B_K_FAST: bool = false;
 
+// The operands a, b and bias (bindings 1 to 3) are declared by the host in their element
+// types (f32, f16, or bf16 two to a word), read through load_a, load_b and load_bias.
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 const TILE: u32 = 64u;
@@ -50,16 +49,16 @@ const THREADS: u32 = 256u;
 var<workgroup> ta: array<vec4<f32>, 512>;
 var<workgroup> tb: array<vec4<f32>, 512>;
 
-fn load_a(i: u32, k: u32) -> f32 {
+fn a_at(i: u32, k: u32) -> f32 {
     if (i < params.m && k < params.k) {
-        return a[params.a_first + i * params.a_i + k * params.a_k];
+        return load_a(params.a_first + i * params.a_i + k * params.a_k);
     }
     return 0.0;
 }
 
-fn load_b(k: u32, j: u32) -> f32 {
+fn b_at(k: u32, j: u32) -> f32 {
     if (k < params.k && j < params.n) {
-        return b[params.b_first + k * params.b_k + j * params.b_j];
+        return load_b(params.b_first + k * params.b_k + j * params.b_j);
     }
     return 0.0;
 }
@@ -82,19 +81,19 @@ fn stage(local: u32, i0: u32, j0: u32, k0: u32) {
         let ka = k0 + sa.x;
         let ia = i0 + sa.y;
         ta[sa.x * 16u + sa.y / 4u] = vec4<f32>(
-            load_a(ia, ka),
-            load_a(ia + 1u, ka),
-            load_a(ia + 2u, ka),
-            load_a(ia + 3u, ka),
+            a_at(ia, ka),
+            a_at(ia + 1u, ka),
+            a_at(ia + 2u, ka),
+            a_at(ia + 3u, ka),
         );
         let sb = slot(e, B_K_FAST);
         let kb = k0 + sb.x;
         let jb = j0 + sb.y;
         tb[sb.x * 16u + sb.y / 4u] = vec4<f32>(
-            load_b(kb, jb),
-            load_b(kb, jb + 1u),
-            load_b(kb, jb + 2u),
-            load_b(kb, jb + 3u),
+            b_at(kb, jb),
+            b_at(kb, jb + 1u),
+            b_at(kb, jb + 2u),
+            b_at(kb, jb + 3u),
         );
     }
 }
@@ -132,7 +131,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
                 let at = params.c_first + i * params.c_i + j;
                 var v = accs[r][s];
                 if (HAS_BIAS) {
-                    v = v + bias[params.bias_first + j];
+                    v = v + load_bias(params.bias_first + j);
                 }
                 if (ACCUMULATE) {
                     v = c[at] + v;
@@ -153,7 +152,7 @@ fn column_sums(@builtin(local_invocation_index) local: u32,
     }
     var sum = 0.0;
     for (var i = 0u; i < params.m; i = i + 1u) {
-        sum = sum + a[params.a_first + i * params.a_i + j * params.a_k];
+        sum = sum + load_a(params.a_first + i * params.a_i + j * params.a_k);
     }
     let at = params.c_first + j;
     if (ACCUMULATE) {

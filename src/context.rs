@@ -13,9 +13,10 @@ use crate::kernels::log_softmax;
 use crate::kernels::nll::prepare_nll;
 use crate::loss::call::{check, Call, Given};
 use crate::loss::inputs::Values;
+use crate::loss::GradMode;
 use crate::loss::{Descriptor, GpuInput, GpuTargets, Input, Loss, Output, Targets};
 use crate::plan::Tuning;
-use crate::prepared::{GradMode, PreparedLoss};
+use crate::prepared::PreparedLoss;
 
 /// The GPU xent runs on: an adapter's device and queue, plus compiled pipelines and the
 /// caches of host calls and readback buffers.

@@ -96,11 +96,11 @@ pub use gpu::tensor::GpuTensor;
 pub use linear::{GpuLinearInput, PreparedLinear};
 pub use loss::{
     BinaryCrossEntropy, BinaryCrossEntropyWithLogits, ClassIndex, CrossEntropy, Descriptor,
-    GpuInput, GpuTargets, Indices, Input, LinearCrossEntropy, LinearInput, LinearOutput,
+    GpuInput, GpuTargets, GradMode, Indices, Input, LinearCrossEntropy, LinearInput, LinearOutput,
     LogSoftmax, Loss, NllLoss, Output, Reduction, SigmoidFocalLoss, Targets,
 };
 pub use plan::Tuning;
-pub use prepared::{GradMode, PreparedLoss};
+pub use prepared::PreparedLoss;
 pub use shard::{ShardStates, VocabShard};
 /// The wgpu xent is built on: create your device, buffers and encoders with it, so that both
 /// sides agree on one wgpu.

@@ -10,12 +10,14 @@ use crate::gpu::tensor::GpuTensor;
 use crate::kernels::cross_entropy::gpu_labels;
 use crate::kernels::linear::{prepare_linear, LinearGrads, LinearTensors};
 use crate::loss::linear::{check, check_options, LinearShape};
-use crate::loss::{LinearCrossEntropy, LinearInput, LinearOutput, Loss, Targets};
+use crate::loss::{CrossEntropy, LinearCrossEntropy, LinearInput, LinearOutput, Loss, Targets};
 use crate::prepared::{decode, GradOut, PreparedLoss};
 
 /// The inputs of [`LinearCrossEntropy`] in the caller's GPU buffers: hidden states (N, D) and
-/// classifier (V, D) as f32 [`GpuTensor`]s (offsets and row strides allowed), an optional
-/// bias (V), and whether the gradients are wanted.
+/// classifier (V, D) as [`GpuTensor`]s (offsets and row strides allowed; f32, f16 where the
+/// device has `SHADER_F16`, or bf16, each widened to f32 on load and accumulated in f32), an
+/// optional bias (V, the classifier's element type), and whether the (f32) gradients are
+/// wanted.
 ///
 /// ```
 /// # let ctx = xent::Context::new()?;
@@ -248,7 +250,7 @@ impl HostLinear {
         let (labels, ignore_index) = gpu_labels(&call.labels, loss.cross_entropy.ignore_index);
         Ok(HostLinear {
             loss: LinearCrossEntropy {
-                cross_entropy: crate::CrossEntropy {
+                cross_entropy: CrossEntropy {
                     ignore_index,
                     ..loss.cross_entropy.clone()
                 },
@@ -329,8 +331,8 @@ impl Context {
         prepared.read_async().await
     }
 
-    /// Prepares fused linear cross-entropy `loss` on the caller's buffers: `input`'s f32
-    /// tensors and `labels`, N i32 class indices (a target outside [0, V) that is not
+    /// Prepares fused linear cross-entropy `loss` on the caller's buffers: `input`'s tensors
+    /// (f32, f16 or bf16) and `labels`, N i32 class indices (a target outside [0, V) that is not
     /// `ignore_index` gives a NaN loss and is reported by the reads). See [`PreparedLinear`]
     /// for an example.
     ///

@@ -8,34 +8,6 @@ use crate::gpu::program::Program;
 use crate::gpu::Gpu;
 use crate::loss::{Loss, Reduction};
 
-/// Whether a prepared loss also computes the gradient, and where it goes.
-///
-/// ```
-/// # let ctx = xent::Context::new()?;
-/// # let logits = ctx.device().create_buffer(&xent::wgpu::BufferDescriptor {
-/// #     label: None, size: 24, usage: xent::wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
-/// use xent::{GpuInput, GradMode};
-/// let loss_only = GpuInput::new(&logits, [2, 3]); // GradMode::Off
-/// let over_the_logits = GpuInput::new(&logits, [2, 3]).with_grad(GradMode::InPlace);
-/// assert_eq!(GradMode::default(), GradMode::Off);
-/// # Ok::<(), xent::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum GradMode {
-    /// The loss only.
-    #[default]
-    Off,
-    /// The gradient into an f32 buffer xent owns ([`PreparedLoss::grad_buffer`]).
-    Separate,
-    /// The gradient into a buffer xent owns, in the input's element type (f16 or bf16 inputs
-    /// give an f16 or bf16 gradient; the same as `Separate` for f32).
-    SeparateAsInput,
-    /// The gradient written over the input (logits) in its layout and element type: one
-    /// (N, C) buffer instead of two, what large vocabularies need. The input is gone after the
-    /// work runs. Categorical cross-entropy only, f32 or f16 logits.
-    InPlace,
-}
-
 /// A loss prepared on GPU buffers: pipelines compiled, buffers and bind groups created.
 ///
 /// [`record`](Self::record) adds its work to a command encoder (allocating nothing, reading
@@ -364,7 +336,7 @@ impl PreparedLoss {
     }
 
     /// The gradient buffer (the input's shape; f32, or the input's type for
-    /// [`GradMode::SeparateAsInput`]), or `None` without a gradient. For [`GradMode::InPlace`]
+    /// [`GradMode::SeparateAsInput`](crate::GradMode::SeparateAsInput)), or `None` without a gradient. For [`GradMode::InPlace`](crate::GradMode::InPlace)
     /// it is the input buffer.
     pub fn grad_buffer(&self) -> Option<&wgpu::Buffer> {
         self.grad.as_ref().map(|g| &g.buffer)

@@ -24,8 +24,8 @@ use crate::gpu::tensor::GpuTensor;
 use crate::gpu::Gpu;
 use crate::kernels::cross_entropy::{gpu_labels, prepare_shard_step, ShardStep, SHARD_STATE_LEN};
 use crate::loss::call::ClassShape;
+use crate::loss::GradMode;
 use crate::loss::{validate, CrossEntropy, Input, Output, Reduction, Targets};
-use crate::prepared::GradMode;
 
 /// Where one device's logits sit in a vocabulary split across devices: its (N, C) logits are
 /// the classes `first .. first + C` of a vocabulary of `vocab` classes.

@@ -8,11 +8,11 @@ use crate::gpu::tensor::GpuTensor;
 use crate::host::parts::Batch;
 use crate::host::{Host, HostKey, HostLoss};
 use crate::kernels::binary::prepare_binary;
+use crate::loss::GradMode;
 use crate::loss::{
     validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, BinaryLoss, Output, Reduction,
     SigmoidFocalLoss,
 };
-use crate::prepared::GradMode;
 
 /// The host inputs of one part of a BCE call.
 fn bce_inputs<'a>(

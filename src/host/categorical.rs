@@ -7,9 +7,9 @@ use crate::host::{Host, HostKey, HostLoss};
 use crate::kernels::cross_entropy::{gpu_labels, prepare_cross_entropy, CategoricalTargets};
 use crate::kernels::nll::prepare_nll;
 use crate::loss::call::ClassShape;
+use crate::loss::GradMode;
 use crate::loss::{validate, CrossEntropy, Output, Reduction};
 use crate::plan::Tuning;
-use crate::prepared::GradMode;
 
 /// Replaces the caller's logits by their in-place gradient.
 pub(crate) fn copy_gradient(logits: &mut [f32], grad: &[f32]) -> Result<()> {

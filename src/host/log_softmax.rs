@@ -4,8 +4,8 @@ use crate::error::Result;
 use crate::host::parts::Batch;
 use crate::host::{Host, HostKey, HostLoss};
 use crate::kernels::log_softmax::prepare_log_softmax;
+use crate::loss::GradMode;
 use crate::loss::{validate, Reduction};
-use crate::prepared::GradMode;
 
 impl Host {
     /// Log-softmax of host logits and, with an (N, C) `upstream`, its backward: validation,

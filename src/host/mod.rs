@@ -17,9 +17,10 @@ use crate::gpu::buffers;
 use crate::gpu::device::lock;
 use crate::gpu::pool::Pool;
 use crate::gpu::Gpu;
+use crate::loss::GradMode;
 use crate::loss::{Loss, Output, Reduction};
 use crate::plan::Tuning;
-use crate::prepared::{decode, GradMode, GradOut, PreparedLoss};
+use crate::prepared::{decode, GradOut, PreparedLoss};
 use parts::{parts, Batch};
 
 /// Bytes of kept host calls (their inputs and outputs on the GPU) a context keeps, by default.

@@ -9,9 +9,10 @@ use crate::gpu::Gpu;
 use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
+use crate::loss::GradMode;
 use crate::loss::{validate, BinaryLoss, Reduction};
 use crate::plan::{self, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
-use crate::prepared::{GradMode, PreparedLoss, StatusKind, TargetStatus};
+use crate::prepared::{PreparedLoss, StatusKind, TargetStatus};
 
 /// Mirrors `Params` of shaders/common/elementwise_loss.wgsl (both BCE kernels).
 #[repr(C)]

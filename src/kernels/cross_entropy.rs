@@ -10,9 +10,10 @@ use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::loss::call::ClassShape;
+use crate::loss::GradMode;
 use crate::loss::{validate, CrossEntropy, Reduction};
 use crate::plan::{self, RowLayout, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
-use crate::prepared::{GradMode, PreparedLoss, StatusKind, TargetStatus};
+use crate::prepared::{PreparedLoss, StatusKind, TargetStatus};
 
 /// Mirrors `Params` of shaders/common/categorical_params.wgsl, shared by every categorical
 /// kernel.

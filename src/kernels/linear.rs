@@ -18,6 +18,7 @@
 //! so repeated runs give the same bits. Device memory beyond inputs and gradients: the block
 //! (at most `nb vb` f32), 16 bytes of state per token and the row kernels' small buffers.
 
+use crate::dtype::{Dtype, Types};
 use crate::error::{Error, Result};
 use crate::gpu::buffers;
 use crate::gpu::program::{whole, Program};
@@ -31,10 +32,10 @@ use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::loss::call::ClassShape;
 use crate::loss::linear::LinearShape;
+use crate::loss::GradMode;
 use crate::loss::{CrossEntropy, Reduction};
 use crate::plan::{self, Grid, RowLayout, RowPlan, WORKGROUP_SIZE};
-use crate::prepared::{GradMode, GradOut, PreparedLoss, StatusKind, TargetStatus};
-use crate::Dtype;
+use crate::prepared::{GradOut, PreparedLoss, StatusKind, TargetStatus};
 
 /// The tile of C each matmul workgroup computes (shaders/matmul.wgsl), a side.
 const TILE: usize = 64;
@@ -100,6 +101,7 @@ struct MergeParams {
 pub(crate) struct Operand<'a> {
     window: Window<'a>,
     strides: (u32, u32),
+    dtype: Dtype,
 }
 
 impl<'a> Operand<'a> {
@@ -113,7 +115,11 @@ impl<'a> Operand<'a> {
     ) -> Result<Operand<'a>> {
         let window = tensor.rows_window(gpu.limits(), what, rows, cols)?;
         let strides = (window.stride, 1);
-        Ok(Operand { window, strides })
+        Ok(Operand {
+            window,
+            strides,
+            dtype: tensor.dtype,
+        })
     }
 
     /// The same operand read transposed.
@@ -201,10 +207,19 @@ impl Product<'_, '_> {
             ("A_K_FAST", u32::from(self.a.strides.1 == 1)),
             ("B_K_FAST", u32::from(self.b.strides.0 == 1)),
         ];
-        let key = KernelKey::new(Kernel::Matmul, constants);
+        let key = KernelKey::typed(Kernel::Matmul, constants, self.types());
         let params = self.params(gpu)?;
         let bindings = self.bindings(&params, placeholder);
         launch::dispatch(gpu, program, &key, grid, &bindings)
+    }
+
+    /// The operands' element types as the product kernel takes them (A as the input, B and
+    /// the bias as the gradient slot; see `Kernel::Matmul`).
+    fn types(&self) -> Types {
+        Types {
+            input: self.a.dtype,
+            grad: self.b.dtype,
+        }
     }
 
     /// Adds the column sums of A (m x n, as `a` reads it) into C's first row: a thread per
@@ -220,7 +235,7 @@ impl Product<'_, '_> {
         let constants = vec![("ACCUMULATE", u32::from(self.accumulate))];
         let key = KernelKey {
             entry: "column_sums",
-            ..KernelKey::new(Kernel::Matmul, constants)
+            ..KernelKey::typed(Kernel::Matmul, constants, self.types())
         };
         let params = self.params(gpu)?;
         let bindings = self.bindings(&params, placeholder);
@@ -300,27 +315,41 @@ fn ranges(len: usize, block: usize) -> impl Iterator<Item = std::ops::Range<usiz
 
 /// Checks the caller's tensors against the shape; returns the labels' tensor checked as
 /// 4-byte values.
-fn check_tensors<'a>(tensors: &LinearTensors<'a>, shape: LinearShape) -> Result<GpuTensor<'a>> {
+fn check_tensors<'a>(
+    gpu: &Gpu,
+    tensors: &LinearTensors<'a>,
+    shape: LinearShape,
+) -> Result<GpuTensor<'a>> {
     let LinearShape { rows, dim, classes } = shape;
-    let f32_only = |what: &'static str, t: &GpuTensor<'_>| {
-        if t.dtype != Dtype::F32 {
-            return Err(Error::UnsupportedDtype {
-                what,
-                dtype: t.dtype,
-                reason: "fused linear cross-entropy takes f32 hidden states, classifier and bias"
-                    .into(),
-            });
-        }
-        Ok(())
-    };
-    f32_only("hidden", &tensors.hidden)?;
-    f32_only("classifier", &tensors.classifier)?;
+    let f16 = [
+        Some(&tensors.hidden),
+        Some(&tensors.classifier),
+        tensors.bias.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|t| t.dtype == Dtype::F16);
+    if f16 && !gpu.device().features().contains(wgpu::Features::SHADER_F16) {
+        return Err(Error::UnsupportedAdapter {
+            adapter: gpu.info().name.clone(),
+            reason: "f16 needs wgpu::Features::SHADER_F16, which this device lacks".into(),
+        });
+    }
     tensors.hidden.check_extent("hidden", rows, dim)?;
     tensors
         .classifier
         .check_extent("classifier", classes, dim)?;
     if let Some(bias) = &tensors.bias {
-        f32_only("bias", bias)?;
+        if bias.dtype != tensors.classifier.dtype {
+            return Err(Error::UnsupportedDtype {
+                what: "bias",
+                dtype: bias.dtype,
+                reason: format!(
+                    "the bias takes the classifier's element type ({:?}), as a Linear layer's",
+                    tensors.classifier.dtype
+                ),
+            });
+        }
         bias.check_extent("bias", 1, classes)?;
     }
     let labels = tensors.labels.four_byte("targets")?;
@@ -328,7 +357,8 @@ fn check_tensors<'a>(tensors: &LinearTensors<'a>, shape: LinearShape) -> Result<
     Ok(labels)
 }
 
-/// Prepares fused linear cross-entropy on the caller's tensors (f32), with `options` over V
+/// Prepares fused linear cross-entropy on the caller's tensors (f32, f16 or bf16, accumulated
+/// in f32; gradients f32), with `options` over V
 /// classes, the gradients of hidden, classifier and bias when `grads`, in blocks of at most
 /// `budget` bytes of logits.
 pub(crate) fn prepare_linear(
@@ -339,7 +369,7 @@ pub(crate) fn prepare_linear(
     grads: bool,
     budget: u64,
 ) -> Result<(PreparedLoss, Option<LinearGrads>)> {
-    let labels = check_tensors(&tensors, shape)?;
+    let labels = check_tensors(gpu, &tensors, shape)?;
     let (nb, vb) = blocks(shape, budget, gpu.limits())?;
     let token_blocks: Vec<_> = ranges(shape.rows, nb).collect();
     let class_blocks: Vec<_> = ranges(shape.classes, vb).collect();
@@ -876,7 +906,7 @@ pub(crate) fn prepare_composed(
     grads: bool,
 ) -> Result<Composed> {
     let LinearShape { rows, dim, classes } = shape;
-    let labels = check_tensors(&tensors, shape)?;
+    let labels = check_tensors(gpu, &tensors, shape)?;
     let limits = gpu.limits();
     let logits = buffers::work(gpu, "xent whole logits", rows.saturating_mul(classes))?;
     let logits_tensor = GpuTensor::new(&logits);

@@ -8,9 +8,10 @@ use crate::gpu::Gpu;
 use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
+use crate::loss::GradMode;
 use crate::loss::Reduction;
 use crate::plan::{self, RowLayout};
-use crate::prepared::{GradMode, PreparedLoss};
+use crate::prepared::PreparedLoss;
 
 /// Mirrors `Params` of shaders/log_softmax.wgsl.
 #[repr(C)]

@@ -14,9 +14,10 @@ use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::loss::call::ClassShape;
+use crate::loss::GradMode;
 use crate::loss::{CrossEntropy, Reduction};
 use crate::plan;
-use crate::prepared::{GradMode, PreparedLoss, StatusKind, TargetStatus};
+use crate::prepared::{PreparedLoss, StatusKind, TargetStatus};
 
 /// Prepares the NLL loss of (N, C) log-probabilities in `logp` (at any 4-byte offset, rows
 /// optionally strided), or (N, C, d1, ..., dk) ones (samples optionally strided), against i32

@@ -9,9 +9,10 @@ use crate::gpu::program::Program;
 use crate::gpu::tensor::GpuTensor;
 use crate::gpu::Gpu;
 use crate::kernels::launch::{self, Named};
+use crate::loss::GradMode;
 use crate::loss::Reduction;
 use crate::plan::Grid;
-use crate::prepared::{GradMode, GradOut, PreparedLoss, RunStamp};
+use crate::prepared::{GradOut, PreparedLoss, RunStamp};
 
 /// The buffers a loss kernel binds besides its inputs.
 pub(crate) struct LossBuffers {

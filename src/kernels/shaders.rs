@@ -43,7 +43,8 @@ pub(crate) enum Kernel {
     Focal,
     Nll,
     ReducePairs,
-    /// Matrix products of fused linear cross-entropy.
+    /// Matrix products of fused linear cross-entropy. Its operands are typed: A in
+    /// `Types::input`, B and the bias in `Types::grad` (its output is always f32).
     Matmul,
     /// Row states of fused linear cross-entropy folded over blocks of classes.
     MergeStates,
@@ -143,6 +144,12 @@ impl Kernel {
             let writable = slots[input].kind == ReadWrite;
             source.push_str(&input_declaration(input as u32, writable, types.input));
             source.push_str(&grad_declaration(grad as u32, types.grad));
+        }
+        if self == Kernel::Matmul {
+            // A in the input's type, B and the bias in the gradient slot's (see Kernel::Matmul).
+            source.push_str(&operand_declaration("a", 1, types.input));
+            source.push_str(&operand_declaration("b", 2, types.grad));
+            source.push_str(&operand_declaration("bias", 3, types.grad));
         }
         if let Some(binding) = position(slots, "scratch") {
             source.push_str(&format!(
@@ -467,6 +474,26 @@ fn input_declaration(binding: u32, writable: bool, dtype: Dtype) -> String {
     out
 }
 
+/// The declaration of a read-only operand `name` of the product kernel and its
+/// `load_{name}(i) -> f32` (element `i`, widened from f16 or bf16).
+fn operand_declaration(name: &str, binding: u32, dtype: Dtype) -> String {
+    let (array, load) = match dtype {
+        Dtype::F32 => ("f32", format!("return {name}[i];")),
+        Dtype::F16 => ("f16", format!("return f32({name}[i]);")),
+        Dtype::Bf16 => (
+            "u32",
+            format!(
+                "let w = {name}[i >> 1u];\n    if ((i & 1u) == 1u) {{\n        return bitcast<f32>(w & \
+                 0xffff0000u);\n    }}\n    return bitcast<f32>(w << 16u);"
+            ),
+        ),
+    };
+    format!(
+        "@group(0) @binding({binding}) var<storage, read> {name}: array<{array}>;\n\
+         fn load_{name}(i: u32) -> f32 {{\n    {load}\n}}\n"
+    )
+}
+
 /// The declaration of the gradient binding and its `store_grad`. A bf16 gradient packs two
 /// values per word with atomic ORs into a buffer cleared before the kernel runs, so the two
 /// threads writing one word never race.
@@ -551,6 +578,17 @@ pub fn all_sources() -> Vec<ShaderVariant> {
     let probe = crate::gpu::lanes::PROBE_BINDINGS;
     let mut out = vec![variant(PROBE_FILE.into(), PROBE_SOURCE.into(), probe)];
     for kernel in Kernel::ALL {
+        if kernel == Kernel::Matmul {
+            for input in Dtype::ALL {
+                for grad in Dtype::ALL {
+                    let types = Types { input, grad };
+                    let name = format!("{} (A {input:?}, B {grad:?})", kernel.file());
+                    let source = kernel.source_typed(types, false, false);
+                    out.push(variant(name, source, kernel.bindings(false)));
+                }
+            }
+            continue;
+        }
         if !kernel.is_typed() {
             let name = kernel.file().to_string();
             out.push(variant(name, kernel.source(), kernel.bindings(false)));

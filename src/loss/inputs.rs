@@ -4,7 +4,35 @@
 use crate::error::{Error, Result};
 use crate::gpu::tensor::GpuTensor;
 use crate::loss::Loss;
-use crate::prepared::GradMode;
+
+/// Whether a prepared loss also computes the gradient, and where it goes.
+///
+/// ```
+/// # let ctx = xent::Context::new()?;
+/// # let logits = ctx.device().create_buffer(&xent::wgpu::BufferDescriptor {
+/// #     label: None, size: 24, usage: xent::wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// use xent::{GpuInput, GradMode};
+/// let loss_only = GpuInput::new(&logits, [2, 3]); // GradMode::Off
+/// let over_the_logits = GpuInput::new(&logits, [2, 3]).with_grad(GradMode::InPlace);
+/// assert_eq!(GradMode::default(), GradMode::Off);
+/// # Ok::<(), xent::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GradMode {
+    /// The loss only.
+    #[default]
+    Off,
+    /// The gradient into an f32 buffer xent owns
+    /// ([`PreparedLoss::grad_buffer`](crate::PreparedLoss::grad_buffer)).
+    Separate,
+    /// The gradient into a buffer xent owns, in the input's element type (f16 or bf16 inputs
+    /// give an f16 or bf16 gradient; the same as `Separate` for f32).
+    SeparateAsInput,
+    /// The gradient written over the input (logits) in its layout and element type: one
+    /// (N, C) buffer instead of two, what large vocabularies need. The input is gone after the
+    /// work runs. Categorical cross-entropy only, f32 or f16 logits.
+    InPlace,
+}
 
 /// The input of a loss on the host (logits, or BCE's input), with its shape and whether the
 /// gradient with respect to it is wanted.

@@ -6,7 +6,7 @@ pub(crate) mod inputs;
 pub(crate) mod linear;
 pub(crate) mod validate;
 
-pub use inputs::{GpuInput, GpuTargets, Indices, Input, Output, Targets};
+pub use inputs::{GpuInput, GpuTargets, GradMode, Indices, Input, Output, Targets};
 pub use linear::{LinearCrossEntropy, LinearInput, LinearOutput};
 
 /// How per-item losses are combined, as PyTorch's `reduction` argument.

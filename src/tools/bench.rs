@@ -8,9 +8,10 @@ use crate::error::{Error, Operation, Result};
 use crate::kernels::linear::{prepare_composed, Composed, LinearTensors};
 use crate::linear::{GpuLinearInput, PreparedLinear};
 use crate::loss::linear::LinearShape;
+use crate::loss::GradMode;
 use crate::loss::{BinaryCrossEntropyWithLogits, CrossEntropy, LinearCrossEntropy};
 use crate::loss::{GpuInput, GpuTargets};
-use crate::prepared::{GradMode, PreparedLoss};
+use crate::prepared::PreparedLoss;
 
 /// A benchmark problem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -330,3 +330,110 @@ fn bad_shapes_options_and_budgets_are_errors() {
     let probs = ctx.linear_cross_entropy(&plain, ok, &[0.5f32, 0.5, 0.0][..]);
     assert!(matches!(probs, Err(Error::Misuse { .. })), "{probs:?}");
 }
+
+/// Values stored as `dtype` (rounded to nearest even, two bytes each) and back in f32, with
+/// their bytes padded to a word.
+fn typed(values: &[f32], dtype: xent::Dtype) -> (Vec<f32>, Vec<u8>) {
+    let (rounded, mut bytes): (Vec<f32>, Vec<u8>) = match dtype {
+        xent::Dtype::F16 => values
+            .iter()
+            .map(|&v| {
+                let h = half::f16::from_f32(v);
+                (h.to_f32(), h.to_bits().to_le_bytes())
+            })
+            .fold((Vec::new(), Vec::new()), |(mut r, mut b), (v, w)| {
+                r.push(v);
+                b.extend_from_slice(&w);
+                (r, b)
+            }),
+        xent::Dtype::Bf16 => values
+            .iter()
+            .map(|&v| {
+                let h = half::bf16::from_f32(v);
+                (h.to_f32(), h.to_bits().to_le_bytes())
+            })
+            .fold((Vec::new(), Vec::new()), |(mut r, mut b), (v, w)| {
+                r.push(v);
+                b.extend_from_slice(&w);
+                (r, b)
+            }),
+        xent::Dtype::F32 => (values.to_vec(), bytemuck::cast_slice(values).to_vec()),
+    };
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    (rounded, bytes)
+}
+
+#[test]
+fn f16_and_bf16_inputs_match_the_reference_on_their_rounded_values() {
+    let mut rng = Rng::new(1807);
+    let ctx = &contexts()[0];
+    // Odd sizes: a bf16 row ends mid-word, and the hidden states start 2 bytes into a word.
+    let problem = Problem::new(&mut rng, [33, 7, 301], -100);
+    let [n, d, v] = problem.shape;
+    let labels: Vec<i32> = problem.labels.iter().map(|&l| l as i32).collect();
+    let labels = storage(ctx, &labels);
+    let loss = LinearCrossEntropy {
+        cross_entropy: CrossEntropy {
+            label_smoothing: 0.1,
+            softcap: Some(20.0),
+            ..Default::default()
+        },
+        block_bytes: 8 << 10,
+    };
+    let dtypes = [xent::Dtype::Bf16, xent::Dtype::F16];
+    for dtype in dtypes {
+        if dtype == xent::Dtype::F16
+            && !ctx.device().features().contains(wgpu::Features::SHADER_F16)
+        {
+            continue;
+        }
+        let mut padded_hidden = vec![0.0f32];
+        padded_hidden.extend_from_slice(&problem.hidden);
+        let (h, hb) = typed(&padded_hidden, dtype);
+        let (w, wb) = typed(&problem.classifier, dtype);
+        let (b, bb) = typed(&problem.bias, dtype);
+        let buffer = |bytes: &[u8]| {
+            use wgpu::util::DeviceExt;
+            ctx.device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: None,
+                    contents: bytes,
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+        };
+        let (hidden, classifier, bias) = (buffer(&hb), buffer(&wb), buffer(&bb));
+        let tensor = |buffer| GpuTensor::new(buffer).with_dtype(dtype);
+        let input = GpuLinearInput::new(tensor(&hidden).at(2), tensor(&classifier), [n, d, v])
+            .with_bias(tensor(&bias))
+            .with_grad();
+        let prepared = ctx.prepare_linear(&loss, input, &labels).unwrap();
+        prepared.run().unwrap();
+        let got = prepared.read().unwrap();
+        let want = reference::linear_cross_entropy(
+            &loss,
+            LinearInput::new(&h[1..], &w, [n, d, v])
+                .with_bias(&b)
+                .with_grad(),
+            &problem.labels,
+        )
+        .unwrap();
+        assert_matches(ctx, &format!("{dtype:?} inputs"), &got, &want);
+    }
+    // A bias of another type than the classifier's is refused.
+    let (_, wb) = typed(&problem.classifier, xent::Dtype::Bf16);
+    let classifier = storage(ctx, bytemuck::cast_slice::<u8, u32>(&wb));
+    let hidden = storage(ctx, &problem.hidden);
+    let bias = storage(ctx, &problem.bias);
+    let input = GpuLinearInput::new(
+        &hidden,
+        GpuTensor::new(&classifier).with_dtype(xent::Dtype::Bf16),
+        [n, d, v],
+    )
+    .with_bias(&bias);
+    let refused = ctx.prepare_linear(&loss, input, &labels);
+    assert!(
+        matches!(refused, Err(Error::UnsupportedDtype { what: "bias", .. })),
+        "{:?}",
+        refused.err()
+    );
+}
