@@ -331,34 +331,23 @@ fn bad_shapes_options_and_budgets_are_errors() {
     assert!(matches!(probs, Err(Error::Misuse { .. })), "{probs:?}");
 }
 
-/// Values stored as `dtype` (rounded to nearest even, two bytes each) and back in f32, with
-/// their bytes padded to a word.
+/// Values stored as `dtype` (f16 or bf16, rounded to nearest even, two bytes each) and back in
+/// f32, with their bytes padded to a word.
 fn typed(values: &[f32], dtype: xent::Dtype) -> (Vec<f32>, Vec<u8>) {
-    let (rounded, mut bytes): (Vec<f32>, Vec<u8>) = match dtype {
-        xent::Dtype::F16 => values
-            .iter()
-            .map(|&v| {
+    let round = |v: f32| -> (f32, u16) {
+        match dtype {
+            xent::Dtype::F16 => {
                 let h = half::f16::from_f32(v);
-                (h.to_f32(), h.to_bits().to_le_bytes())
-            })
-            .fold((Vec::new(), Vec::new()), |(mut r, mut b), (v, w)| {
-                r.push(v);
-                b.extend_from_slice(&w);
-                (r, b)
-            }),
-        xent::Dtype::Bf16 => values
-            .iter()
-            .map(|&v| {
+                (h.to_f32(), h.to_bits())
+            }
+            _ => {
                 let h = half::bf16::from_f32(v);
-                (h.to_f32(), h.to_bits().to_le_bytes())
-            })
-            .fold((Vec::new(), Vec::new()), |(mut r, mut b), (v, w)| {
-                r.push(v);
-                b.extend_from_slice(&w);
-                (r, b)
-            }),
-        xent::Dtype::F32 => (values.to_vec(), bytemuck::cast_slice(values).to_vec()),
+                (h.to_f32(), h.to_bits())
+            }
+        }
     };
+    let (rounded, halves): (Vec<f32>, Vec<u16>) = values.iter().map(|&v| round(v)).unzip();
+    let mut bytes: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
     bytes.resize(bytes.len().next_multiple_of(4), 0);
     (rounded, bytes)
 }
