@@ -231,18 +231,14 @@ fn check_shard(
             reason: format!("{rows} x {classes} logits overflow"),
         })?;
     validate::length("logits", input.values().len(), len, "(N, C)")?;
-    let labels = match targets {
-        Targets::Indices(indices) => indices.to_i64()?,
-        _ => {
-            return Err(Error::Misuse {
-                what: "shard_states",
-                reason: "a vocabulary split across devices takes class-index targets".into(),
-            })
-        }
-    };
-    validate::length("targets", labels.len(), rows, "one class index per row")?;
     validate::cross_entropy_options(loss, shard.vocab)?;
-    validate::labels(&labels, shard.vocab, loss.ignore_index)?;
+    let labels = validate::class_indices(
+        "shard_states",
+        targets,
+        rows,
+        shard.vocab,
+        loss.ignore_index,
+    )?;
     let (labels, ignore_index) = gpu_labels(&labels, loss.ignore_index);
     Ok(ShardCall {
         shape: ClassShape::rows(rows, classes),

@@ -381,7 +381,6 @@ fn prepare_rows(
         constants((&plan, shape), options, (use_q, shard_code), grad),
         buffers.types,
     );
-    let status_key = KernelKey::new(Kernel::LabelStatus, Vec::new());
     let mut pair_base = 0;
     for (range, grid) in chunks.into_iter().zip(grids) {
         let chunk = ChunkPos {
@@ -427,13 +426,7 @@ fn prepare_rows(
             );
         }
         if let Some(status) = &status {
-            let status_bindings = [
-                ("params", whole(&params)),
-                ("labels", t.binding),
-                ("status", whole(&status.buffer)),
-            ];
-            let one = plan::grid(1, gpu.limits())?;
-            launch::dispatch(gpu, &mut program, &status_key, one, &status_bindings)?;
+            push_label_status(gpu, &mut program, &params, t.binding, &status.buffer)?;
         }
     }
     let mut prepared = buffers.finish(gpu, program)?;
@@ -442,6 +435,24 @@ fn prepare_rows(
         Some(status) => prepared.watch(status),
         None => prepared,
     })
+}
+
+/// Adds the dispatch that copies the target of the first bad label a chunk's row pass recorded
+/// in `status` into it (shaders/label_status.wgsl): `params` and `labels` are the chunk's.
+pub(super) fn push_label_status(
+    gpu: &Gpu,
+    program: &mut Program,
+    params: &wgpu::Buffer,
+    labels: wgpu::BufferBinding<'_>,
+    status: &wgpu::Buffer,
+) -> Result<()> {
+    let bindings = [
+        ("params", whole(params)),
+        ("labels", labels),
+        ("status", whole(status)),
+    ];
+    let key = KernelKey::new(Kernel::LabelStatus, Vec::new());
+    launch::dispatch(gpu, program, &key, plan::grid(1, gpu.limits())?, &bindings)
 }
 
 /// Adds the denominator of the mean of class-index cross-entropy over `shape` (the summed

@@ -25,7 +25,8 @@ use crate::gpu::program::{whole, Program};
 use crate::gpu::tensor::{GpuTensor, Window};
 use crate::gpu::Gpu;
 use crate::kernels::cross_entropy::{
-    constants, denominator, params_buffer, weight_buffer, ChunkPos, SHARD_STATE_LEN,
+    constants, denominator, params_buffer, push_label_status, weight_buffer, ChunkPos,
+    SHARD_STATE_LEN,
 };
 use crate::kernels::launch::{self, Named};
 use crate::kernels::outputs::LossBuffers;
@@ -653,13 +654,8 @@ impl<'a, 'g> LinearRun<'a, 'g> {
         ];
         launch::push_rows(gpu, program, &plan, &key, n, &bindings)?;
         if pass.report {
-            let status_bindings = [
-                ("params", whole(&params)),
-                ("labels", at.labels.binding.clone()),
-                ("status", whole(pass.status)),
-            ];
-            let key = KernelKey::new(Kernel::LabelStatus, Vec::new());
-            launch::dispatch(gpu, program, &key, plan::grid(1, limits)?, &status_bindings)?;
+            let labels = at.labels.binding.clone();
+            push_label_status(gpu, program, &params, labels, pass.status)?;
         }
         Ok(())
     }

@@ -8,7 +8,8 @@ use crate::gpu::program::whole;
 use crate::gpu::tensor::GpuTensor;
 use crate::gpu::Gpu;
 use crate::kernels::cross_entropy::{
-    check_prepared, denominator, params_buffer, sample_chunks, weight_buffer, ChunkPos,
+    check_prepared, denominator, params_buffer, push_label_status, sample_chunks, weight_buffer,
+    ChunkPos,
 };
 use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
@@ -82,7 +83,6 @@ pub(crate) fn prepare_nll(
     constants.push(("HAS_WEIGHT", u32::from(options.weight.is_some())));
     constants.push(("STRIDED", u32::from(shape.strided())));
     let key = KernelKey::typed(Kernel::Nll, constants, buffers.types);
-    let status_key = KernelKey::new(Kernel::LabelStatus, Vec::new());
     let mut pair_base = 0;
     for (range, chunk_grid) in chunks.into_iter().zip(grids) {
         let samples = range.start / shape.positions..range.end / shape.positions;
@@ -111,13 +111,7 @@ pub(crate) fn prepare_nll(
         ];
         launch::dispatch(gpu, &mut program, &key, chunk_grid, &bindings)?;
         pair_base += chunk_grid.groups as usize;
-        let status_bindings = [
-            ("params", whole(&params)),
-            ("labels", t.binding),
-            ("status", whole(&status.buffer)),
-        ];
-        let one = plan::grid(1, limits)?;
-        launch::dispatch(gpu, &mut program, &status_key, one, &status_bindings)?;
+        push_label_status(gpu, &mut program, &params, t.binding, &status.buffer)?;
     }
     Ok(buffers.finish(gpu, program)?.watch(status))
 }

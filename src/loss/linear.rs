@@ -215,18 +215,14 @@ pub(crate) fn check(
     if let Some(bias) = input.bias {
         validate::length("bias", bias.len(), classes, "(V)")?;
     }
-    let labels = match targets {
-        Targets::Indices(indices) => indices.to_i64()?,
-        _ => {
-            return Err(Error::Misuse {
-                what: "linear_cross_entropy",
-                reason: "fused linear cross-entropy takes class-index targets".into(),
-            })
-        }
-    };
-    validate::length("targets", labels.len(), rows, "one class index per token")?;
     let options = &loss.cross_entropy;
-    validate::labels(&labels, classes, options.ignore_index)?;
+    let labels = validate::class_indices(
+        "linear_cross_entropy",
+        targets,
+        rows,
+        classes,
+        options.ignore_index,
+    )?;
     let upstream = match input.grad {
         None => None,
         Some(u) => Some(validate::upstream(u, options.reduction, rows, "token")?),

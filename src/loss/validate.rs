@@ -2,7 +2,7 @@
 //! typed error before anything is dispatched.
 
 use crate::error::{Error, Result};
-use crate::loss::{BinaryLoss, ClassIndex, CrossEntropy, Reduction, SigmoidFocalLoss};
+use crate::loss::{BinaryLoss, ClassIndex, CrossEntropy, Reduction, SigmoidFocalLoss, Targets};
 
 /// Checks an (N, C) logits buffer against its class count; returns N.
 pub(crate) fn rows_of(logits: &[f32], classes: usize) -> Result<usize> {
@@ -91,6 +91,28 @@ pub(crate) fn labels<L: ClassIndex>(labels: &[L], classes: usize, ignore_index: 
         classes,
         ignore_index,
     })
+}
+
+/// The class-index targets of a call `what` that takes no other kind (a split vocabulary, fused
+/// linear cross-entropy), checked: one per row of `rows`, each in [0, classes) or
+/// `ignore_index`; as i64.
+pub(crate) fn class_indices(
+    what: &'static str,
+    targets: Targets<'_>,
+    rows: usize,
+    classes: usize,
+    ignore_index: i64,
+) -> Result<Vec<i64>> {
+    let Targets::Indices(indices) = targets else {
+        return Err(Error::Misuse {
+            what,
+            reason: "it takes class-index targets".into(),
+        });
+    };
+    let labels = indices.to_i64()?;
+    length("targets", labels.len(), rows, "one class index per row")?;
+    self::labels(&labels, classes, ignore_index)?;
+    Ok(labels)
 }
 
 /// Checks every value of `p` (BCE input probabilities or targets, named by `what`) is in

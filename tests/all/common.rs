@@ -48,6 +48,36 @@ pub fn storage<T: bytemuck::Pod>(ctx: &Context, data: &[T]) -> wgpu::Buffer {
         })
 }
 
+/// The values as stored in `dtype` (rounded to nearest even) and back in f32, and their bytes.
+pub fn encode(values: &[f32], dtype: xent::Dtype) -> (Vec<f32>, Vec<u8>) {
+    match dtype {
+        xent::Dtype::F32 => (values.to_vec(), bytemuck::cast_slice(values).to_vec()),
+        xent::Dtype::F16 => {
+            let h: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
+            let bytes = h.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect();
+            (h.iter().map(|x| x.to_f32()).collect(), bytes)
+        }
+        xent::Dtype::Bf16 => {
+            let h: Vec<half::bf16> = values.iter().map(|&v| half::bf16::from_f32(v)).collect();
+            let bytes = h.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect();
+            (h.iter().map(|x| x.to_f32()).collect(), bytes)
+        }
+    }
+}
+
+pub fn typed_buffer(ctx: &Context, bytes: &[u8]) -> wgpu::Buffer {
+    let mut padded = bytes.to_vec();
+    padded.resize(bytes.len().next_multiple_of(4).max(4), 0);
+    wgpu::util::DeviceExt::create_buffer_init(
+        ctx.device(),
+        &wgpu::util::BufferInitDescriptor {
+            label: Some("typed input"),
+            contents: &padded,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        },
+    )
+}
+
 /// The adapter's name and plan, for failure messages.
 pub fn name(ctx: &Context) -> String {
     let info = ctx.adapter_info();

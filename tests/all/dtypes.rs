@@ -3,41 +3,13 @@
 
 #[allow(unused_imports)]
 use crate::common::api::*;
-use crate::common::{assert_close, assert_grad_close, contexts, Rng};
-use half::{bf16, f16};
-use wgpu::util::DeviceExt;
+use crate::common::{
+    assert_close, assert_grad_close, contexts, encode, typed_buffer as buffer, Rng,
+};
 use xent::{
     reference, BinaryCrossEntropyWithLogits, CrossEntropy, Dtype, Error, GpuTensor, GradMode,
     Reduction,
 };
-
-/// The values as stored in `dtype` (rounded to nearest even) and back in f32, and their bytes.
-fn encode(values: &[f32], dtype: Dtype) -> (Vec<f32>, Vec<u8>) {
-    match dtype {
-        Dtype::F32 => (values.to_vec(), bytemuck::cast_slice(values).to_vec()),
-        Dtype::F16 => {
-            let h: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
-            let bytes = h.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect();
-            (h.iter().map(|x| x.to_f32()).collect(), bytes)
-        }
-        Dtype::Bf16 => {
-            let h: Vec<bf16> = values.iter().map(|&v| bf16::from_f32(v)).collect();
-            let bytes = h.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect();
-            (h.iter().map(|x| x.to_f32()).collect(), bytes)
-        }
-    }
-}
-
-fn buffer(ctx: &xent::Context, bytes: &[u8]) -> wgpu::Buffer {
-    let mut padded = bytes.to_vec();
-    padded.resize(bytes.len().next_multiple_of(4).max(4), 0);
-    ctx.device()
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("typed input"),
-            contents: &padded,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        })
-}
 
 /// Gradients stored in f16 or bf16 are the f32 gradient rounded: allow the rounding (2^-11 or
 /// 2^-8 relative to each value, and f16's subnormal spacing 2^-24 below 2^-14) on top of the

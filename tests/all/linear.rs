@@ -3,7 +3,8 @@
 //! sliced tensors, bad labels, repeatability and errors.
 
 use crate::common::{
-    assert_grad_close, assert_loss, contexts, pairwise_options, storage, with_binding_limit, Rng,
+    assert_grad_close, assert_loss, contexts, encode, pairwise_options, storage, typed_buffer,
+    with_binding_limit, Rng,
 };
 use xent::{
     reference, Context, CrossEntropy, Error, GpuLinearInput, GpuTensor, LinearCrossEntropy,
@@ -331,27 +332,6 @@ fn bad_shapes_options_and_budgets_are_errors() {
     assert!(matches!(probs, Err(Error::Misuse { .. })), "{probs:?}");
 }
 
-/// Values stored as `dtype` (f16 or bf16, rounded to nearest even, two bytes each) and back in
-/// f32, with their bytes padded to a word.
-fn typed(values: &[f32], dtype: xent::Dtype) -> (Vec<f32>, Vec<u8>) {
-    let round = |v: f32| -> (f32, u16) {
-        match dtype {
-            xent::Dtype::F16 => {
-                let h = half::f16::from_f32(v);
-                (h.to_f32(), h.to_bits())
-            }
-            _ => {
-                let h = half::bf16::from_f32(v);
-                (h.to_f32(), h.to_bits())
-            }
-        }
-    };
-    let (rounded, halves): (Vec<f32>, Vec<u16>) = values.iter().map(|&v| round(v)).unzip();
-    let mut bytes: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
-    bytes.resize(bytes.len().next_multiple_of(4), 0);
-    (rounded, bytes)
-}
-
 #[test]
 fn f16_and_bf16_inputs_match_the_reference_on_their_rounded_values() {
     let mut rng = Rng::new(1807);
@@ -378,9 +358,9 @@ fn f16_and_bf16_inputs_match_the_reference_on_their_rounded_values() {
         }
         let mut padded_hidden = vec![0.0f32];
         padded_hidden.extend_from_slice(&problem.hidden);
-        let (h, hb) = typed(&padded_hidden, dtype);
-        let (w, wb) = typed(&problem.classifier, dtype);
-        let (b, bb) = typed(&problem.bias, dtype);
+        let (h, hb) = encode(&padded_hidden, dtype);
+        let (w, wb) = encode(&problem.classifier, dtype);
+        let (b, bb) = encode(&problem.bias, dtype);
         let buffer = |bytes: &[u8]| {
             use wgpu::util::DeviceExt;
             ctx.device()
@@ -409,8 +389,8 @@ fn f16_and_bf16_inputs_match_the_reference_on_their_rounded_values() {
         assert_matches(ctx, &format!("{dtype:?} inputs"), &got, &want);
     }
     // A bias of another type than the classifier's is refused.
-    let (_, wb) = typed(&problem.classifier, xent::Dtype::Bf16);
-    let classifier = storage(ctx, bytemuck::cast_slice::<u8, u32>(&wb));
+    let (_, wb) = encode(&problem.classifier, xent::Dtype::Bf16);
+    let classifier = typed_buffer(ctx, &wb);
     let hidden = storage(ctx, &problem.hidden);
     let bias = storage(ctx, &problem.bias);
     let input = GpuLinearInput::new(

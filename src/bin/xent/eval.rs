@@ -522,9 +522,13 @@ fn write_results(
     let grad = out.grad_out.as_deref().zip(result.grad);
     let grad = grad.map(|(p, g)| (p, Array::f32(input, g)));
     let loss = (out.loss_out.as_str(), loss_array(result.loss, items));
-    let outputs: Vec<(&str, Vec<u8>)> = std::iter::once(loss)
-        .chain(grad)
-        .chain(lse)
+    write_arrays(std::iter::once(loss).chain(grad).chain(lse))
+}
+
+/// Writes each array as .npy to its path, all or none (see [`files::write_all`]).
+fn write_arrays<'p>(arrays: impl IntoIterator<Item = (&'p str, Array)>) -> Result<(), String> {
+    let outputs: Vec<(&str, Vec<u8>)> = arrays
+        .into_iter()
         .map(|(path, array)| (path, npy::to_bytes(&array)))
         .collect();
     files::write_all(&outputs)
@@ -695,15 +699,10 @@ fn run_linear_ce(args: &LinearCeArgs) -> Result<(), String> {
         (args.grad_bias_out.as_deref(), result.grad_bias, vec![v]),
     ];
     let loss = (args.loss_out.as_str(), loss_array(result.loss, vec![n]));
-    let outputs: Vec<(&str, Vec<u8>)> = std::iter::once(loss)
-        .chain(
-            arrays
-                .into_iter()
-                .filter_map(|(path, values, shape)| Some((path?, Array::f32(shape, values?)))),
-        )
-        .map(|(path, array)| (path, npy::to_bytes(&array)))
-        .collect();
-    files::write_all(&outputs)
+    let grads = arrays
+        .into_iter()
+        .filter_map(|(path, values, shape)| Some((path?, Array::f32(shape, values?))));
+    write_arrays(std::iter::once(loss).chain(grads))
 }
 
 fn run_focal(args: &FocalArgs) -> Result<(), String> {
