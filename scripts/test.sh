@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs a Vulkan driver if the machine has none, then runs every test
-# (GPU tests run on every adapter found and fail, never skip, when there is none).
+# (GPU tests run on every adapter found and fail, never skip, when there is none), then the
+# browser suite (scripts/test-browser.sh: the conformance suite in headless Chromium's WebGPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-gpu-driver.sh
@@ -9,6 +10,7 @@ scripts/setup-gpu-driver.sh
 if [ ! -d "${XDG_RUNTIME_DIR:-}" ] && [ -z "${MESA_VK_DEVICE_SELECT:-}" ]; then
     export NODEVICE_SELECT="${NODEVICE_SELECT:-1}"
 fi
+start=$SECONDS
 cargo test --release "$@"
 # The pipeline example must converge (it exits non-zero otherwise).
 cargo run --release --example train_classifier
@@ -17,3 +19,6 @@ cargo run --release --example train_classifier
 cargo run --release --example train_bigram_lm
 # A vocabulary split over two adapters must match the unsplit run (it exits non-zero otherwise).
 cargo run --release --example sharded_vocab
+echo "main suite: $((SECONDS - start)) s"
+# The browser suite, on Chromium's WebGPU (its own script, with its own wall time).
+scripts/test-browser.sh

@@ -10,8 +10,8 @@
 //
 // Gradient (GRAD), with p = softmax(x_n), W = sum_c w_c and s the scale of the row:
 //   dx_{n,c} = s ((1 - e) w_y (p_c - [c == y]) + (e / C) (W p_c - w_c)),  0 for ignored rows,
-//   s = upstream[n] (none), upstream[0] (sum), upstream[0] / scratch[0].x (mean), where
-//   scratch[0].x = sum of w_y over non-ignored rows (cross_entropy_denominator.wgsl).
+//   s = upstream[n] (none), upstream[0] (sum), upstream[0] / scratch[0] (mean), where
+//   scratch[0] = sum of w_y over non-ignored rows (cross_entropy_denominator.wgsl).
 // With Z_LOSS, a non-ignored row also has the z-loss: l_n += z lse_n^2 and
 // dx_{n,c} += s 2 z lse_n p_c (common/z_loss.wgsl). With LSE, every row's lse_n is also an
 // output (write_lse, ibid.).
@@ -162,13 +162,13 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
     let shard_at = params.lse_first / 4u + row;
     if (SHARD == 1u) {
         if (valid && head) {
-            scratch[shard_at] = vec4<f32>(st.m + ls, x_y, st.q, st.b - st.q * ls);
+            set_scratch_record(shard_at, vec4<f32>(st.m + ls, x_y, st.q, st.b - st.q * ls));
         }
         return vec2<f32>(0.0, 0.0);
     }
     if (SHARD == 2u && valid) {
         // The merged state as a row state whose max is lse and whose sum is 1.
-        let merged = scratch[shard_at];
+        let merged = scratch_record(shard_at);
         st.m = merged.x;
         x_y = merged.y;
         st.q = merged.z;
@@ -211,7 +211,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
             if (!REDUCED) {
                 s = upstream[row];
             } else if (params.reduction == 1u) {
-                s = upstream[0] / scratch[0].x;
+                s = upstream[0] / scratch[0];
             }
             a = s * (1.0 - e) * class_weight(u32(y));
             b = s * e_over_c;
@@ -222,7 +222,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
             for (var k = 0u; k < cache_slots(); k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
-                    let p = exp((cached_logit(cache[k]) - st.m) - ls);
+                    let p = exp_or_nan((cached_logit(cache[k]) - st.m) - ls);
                     let g = grad_value(p, c, yc, a, b, zc, st.q, ignored, bad_label);
                     write_grad(class_at(grad_base, c), capped_grad(cache[k], g));
                 }
@@ -230,7 +230,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
         } else {
             for (var c = span.lo + lane; c < span.hi; c = c + ROW_THREADS) {
                 let x = load_x(class_at(base, c));
-                let p = exp((capped(x) - st.m) - ls);
+                let p = exp_or_nan((capped(x) - st.m) - ls);
                 let g = grad_value(p, c, yc, a, b, zc, st.q, ignored, bad_label);
                 write_grad(class_at(grad_base, c), capped_grad(x, g));
             }

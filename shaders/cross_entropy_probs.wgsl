@@ -99,14 +99,14 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
             for (var k = 0u; k < cache_slots(); k = k + 1u) {
                 let c = lane + k * ROW_THREADS;
                 if (c < classes) {
-                    let p = exp((cached_logit(cache_x[k]) - st.m) - ls);
+                    let p = exp_or_nan((cached_logit(cache_x[k]) - st.m) - ls);
                     write_grad(class_at(grad_base, c), capped_grad(cache_x[k], s * (p * st.q - cache_q[k]) + zc * p));
                 }
             }
         } else {
             for (var c = span.lo + lane; c < span.hi; c = c + ROW_THREADS) {
                 let x = load_x(class_at(base, c));
-                let p = exp((capped(x) - st.m) - ls);
+                let p = exp_or_nan((capped(x) - st.m) - ls);
                 write_grad(class_at(grad_base, c), capped_grad(x, s * (p * st.q - coefficient(class_at(t_base, c), c)) + zc * p));
             }
         }

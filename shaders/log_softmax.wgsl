@@ -100,7 +100,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
                     let logp = (cache_x[k] - st.m) - ls;
                     out[base + c] = logp;
                     if (GRAD) {
-                        store_grad(base + c, cache_g[k] - exp(logp) * st.q);
+                        store_grad(base + c, cache_g[k] - exp_or_nan(logp) * st.q);
                     }
                 }
             }
@@ -109,7 +109,7 @@ fn row_pass(local: u32, span: RowSpan) -> vec2<f32> {
                 let logp = (load_x(x_base + c) - st.m) - ls;
                 out[base + c] = logp;
                 if (GRAD) {
-                    store_grad(base + c, upstream_at(base + c) - exp(logp) * st.q);
+                    store_grad(base + c, upstream_at(base + c) - exp_or_nan(logp) * st.q);
                 }
             }
         }

@@ -47,7 +47,7 @@ fn main(@builtin(local_invocation_index) local: u32,
     let m = max(one.x, two.x);
     var lse = one.x + two.x;
     if (!is_neg_inf(m)) {
-        lse = m + log_careful(exp(one.x - m) + exp(two.x - m));
+        lse = m + log_careful(exp_or_nan(one.x - m) + exp_or_nan(two.x - m));
     }
     let b = rebased(one, lse) + rebased(two, lse);
     merged[params.merged_first + row] = vec4<f32>(lse, one.y + two.y, one.z + two.z, b);

@@ -47,6 +47,14 @@
 //! blocking forms are thin wrappers for native programs; on `wasm32` only the async forms
 //! exist.
 //!
+//! ## In a browser
+//!
+//! On `wasm32-unknown-unknown` xent runs on the browser's WebGPU through its `webgpu` feature
+//! (`xent = { version = "0.1", default-features = false, features = ["webgpu"] }`):
+//! [`Context::new_async`] takes the adapter the browser offers, with its own limits, and the
+//! async verbs run every loss; `examples/web` is a page that does so, and runs the conformance
+//! suite ([`tools::conformance::run_async`]) in the browser.
+//!
 //! ## Errors
 //!
 //! Every function returns [`Result`]; nothing panics on bad input, out-of-memory or a lost
@@ -65,6 +73,15 @@
 //! the losses.
 
 #![warn(missing_docs)]
+// On wasm32 wgpu's handles are neither Send nor Sync (a page has one thread), so the shared
+// caches behind an Arc are not either; natively they are both.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+
+#[cfg(all(target_arch = "wasm32", not(feature = "webgpu")))]
+compile_error!(
+    "xent on wasm32 runs on the browser's WebGPU: enable its `webgpu` feature \
+     (default-features = false, features = [\"webgpu\"])"
+);
 
 /// The README's examples, run as doctests.
 #[cfg(doctest)]
@@ -84,7 +101,6 @@ mod plan;
 mod prepared;
 pub mod reference;
 mod shard;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod tools;
 
 #[cfg(not(target_arch = "wasm32"))]

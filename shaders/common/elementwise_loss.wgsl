@@ -61,7 +61,7 @@ fn element_scale(i: u32) -> f32 {
 
 // sigmoid(x) without overflow: exp of a non-positive argument only.
 fn sigmoid(x: f32) -> f32 {
-    let z = exp(-abs(x));
+    let z = exp_or_nan(-abs(x));
     if (x >= 0.0) {
         return 1.0 / (1.0 + z);
     }
@@ -90,7 +90,7 @@ fn bce_logits_term(x: f32, t: f32, pw: f32) -> f32 {
     if (x < 0.0) {
         h = -pw * t * x;
     }
-    return h + q * log1p_careful(exp(-abs(x)));
+    return h + q * log1p_careful(exp_or_nan(-abs(x)));
 }
 
 // Whether v is in [0, 1], decided on its bits so that no compiler's float assumptions can let a

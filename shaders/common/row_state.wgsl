@@ -20,8 +20,8 @@ override SUBGROUP: u32 = 0u;
 // Split rows: each row is cut into segments of one workgroup each (ROW_THREADS == WG), for
 // batches of too few long rows to fill the adapter. Two dispatches of the same kernel file:
 //   1. `segment_states`: workgroup g reduces segment g % segments of row g / segments to one
-//      RowState in scratch[SCRATCH_STATES + g], with the same per-thread blocks and tree as a
-//      whole row;
+//      RowState in record SCRATCH_STATES + g of scratch, with the same per-thread blocks and
+//      tree as a whole row;
 //   2. `main`: the workgroups of a row merge its segments' states in segment order
 //      (split_row_state), then each handles its own segment (gradient, log-softmax output);
 //      one of them forms the row's loss. Needs `scratch` (declared by the host, last
@@ -29,7 +29,7 @@ override SUBGROUP: u32 = 0u;
 //      segment_len), its `row_logits` and its `row_q_base`.
 override SPLIT: bool = false;
 
-// Where split rows' segment states start in `scratch`: scratch[0].x is the mean's denominator
+// Where split rows' segment states start in `scratch`: record 0 holds the mean's denominator
 // of class-index cross-entropy (cross_entropy.wgsl), which leaves that kernel within 8 storage
 // bindings, WebGPU's default limit.
 const SCRATCH_STATES: u32 = 1u;
@@ -106,7 +106,7 @@ fn rebase(q: f32, old_max: f32, new_max: f32) -> f32 {
 fn state_rescaled(st: RowState, m: f32) -> RowState {
     var r = st;
     r.m = m;
-    r.s = st.s * exp(st.m - m);
+    r.s = st.s * exp_or_nan(st.m - m);
     if (USE_Q) {
         r.b = st.b + rebase(st.q, st.m, m);
     }
@@ -116,7 +116,7 @@ fn state_rescaled(st: RowState, m: f32) -> RowState {
 // Adds a value x <= st.m with coefficient q.
 fn state_add(st: RowState, x: f32, q: f32) -> RowState {
     var r = st;
-    r.s = r.s + exp(x - r.m);
+    r.s = r.s + exp_or_nan(x - r.m);
     if (USE_Q) {
         r.b = r.b + q * (x - r.m);
         r.q = r.q + q;
@@ -184,7 +184,7 @@ fn state_push_cached(start: RowState, xs: array<f32, CACHE>, qs: array<f32, CACH
 fn state_merge(a: RowState, c: RowState) -> RowState {
     var r: RowState;
     r.m = max(a.m, c.m);
-    r.s = a.s * exp(a.m - r.m) + c.s * exp(c.m - r.m);
+    r.s = a.s * exp_or_nan(a.m - r.m) + c.s * exp_or_nan(c.m - r.m);
     r.q = 0.0;
     r.b = 0.0;
     if (USE_Q) {
@@ -352,7 +352,7 @@ fn split_row_state(local: u32, row: u32) -> RowState {
         var st = state_empty();
         if (row < params.rows) {
             for (var k = 0u; k < params.segments; k = k + 1u) {
-                let part = scratch[SCRATCH_STATES + row * params.segments + k];
+                let part = scratch_record(SCRATCH_STATES + row * params.segments + k);
                 st = state_merge(st, RowState(part.x, part.y, part.z, part.w));
             }
         }
@@ -378,6 +378,6 @@ fn segment_states(@builtin(local_invocation_index) local: u32,
     }
     st = row_reduce(local, st);
     if (local == 0u) {
-        scratch[SCRATCH_STATES + group] = vec4<f32>(st.m, st.s, st.q, st.b);
+        set_scratch_record(SCRATCH_STATES + group, vec4<f32>(st.m, st.s, st.q, st.b));
     }
 }

@@ -19,7 +19,7 @@ fn tanh_careful(u: f32) -> f32 {
         return u * poly;
     }
     // exp(2a) overflows to +inf for a > 44, where 2 / inf = 0 gives 1.
-    let t = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
+    let t = 1.0 - 2.0 / (exp_or_nan(2.0 * a) + 1.0);
     return select(t, -t, u < 0.0);
 }
 
@@ -46,7 +46,7 @@ fn cached_logit(v: f32) -> f32 {
 fn capped_grad(x: f32, g: f32) -> f32 {
     if (SOFTCAP) {
         let s = params.softcap;
-        let e = exp(-2.0 * abs(x / s));
+        let e = exp_or_nan(-2.0 * abs(x / s));
         let d = 1.0 + e;
         return g * (4.0 * e / (d * d));
     }

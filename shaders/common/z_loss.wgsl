@@ -33,6 +33,6 @@ override LSE: bool = false;
 fn write_lse(row: u32, lse: f32) {
     if (LSE) {
         let i = params.lse_first + row;
-        scratch[i / 4u][i % 4u] = lse;
+        scratch[i] = lse;
     }
 }

@@ -46,6 +46,9 @@ struct Shared {
     /// Layouts by binding table, and compiled pipelines.
     layouts: Mutex<HashMap<&'static [Slot], (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// Compiles whose outcome was not known when they were made (a browser reports it
+    /// later): awaited by the operation around them, see [`Gpu::checked`].
+    compiles: Mutex<Vec<PendingCompile>>,
     /// Readback buffers kept for reuse, by size.
     staging: Mutex<Pool<u64, wgpu::Buffer>>,
     /// Buffers created through this device's contexts.
@@ -54,6 +57,19 @@ struct Shared {
     bytes_created: AtomicU64,
     /// Why the device was lost, once it is (known for devices xent created).
     lost: Arc<Mutex<Option<String>>>,
+}
+
+/// The outcome of a compile's error scope, as wgpu gives it: a future that is `Send` where
+/// wgpu's are (natively; on the web nothing is sent between threads).
+#[cfg(not(target_arch = "wasm32"))]
+type ScopeOutcome = std::pin::Pin<Box<dyn Future<Output = Option<wgpu::Error>> + Send>>;
+#[cfg(target_arch = "wasm32")]
+type ScopeOutcome = std::pin::Pin<Box<dyn Future<Output = Option<wgpu::Error>>>>;
+
+/// A pipeline cached before its compile was known to succeed, and the scope that will say.
+struct PendingCompile {
+    key: PipelineKey,
+    outcome: ScopeOutcome,
 }
 
 /// Locks a mutex, taking the data of a poisoned one (xent's caches stay consistent whatever
@@ -115,6 +131,7 @@ impl Gpu {
                 info,
                 layouts: Mutex::default(),
                 pipelines: Mutex::default(),
+                compiles: Mutex::default(),
                 staging: Mutex::new(Pool::new(DEFAULT_READBACK_BUDGET)),
                 buffers_created: AtomicU64::new(0),
                 bytes_created: AtomicU64::new(0),
@@ -257,9 +274,11 @@ impl Gpu {
 
     /// The pipeline of `key`, compiled from `source()` once and cached.
     ///
-    /// The compile runs in an error scope of its own. Natively wgpu reports its errors at once,
-    /// so a failing compile is [`Error::ShaderCompile`] naming the kernel and variant; where the
-    /// report comes later (a browser), the scope of the operation around it reports it.
+    /// The compile runs in an error scope of its own, and a failing compile is
+    /// [`Error::ShaderCompile`] naming the kernel and variant. Natively wgpu reports at once;
+    /// where the report comes later (a browser), the pipeline is handed out and its outcome
+    /// awaited by the operation around it ([`Gpu::checked`]), which drops a failed pipeline
+    /// from the cache and returns the error.
     pub(crate) fn pipeline(
         &self,
         key: &PipelineKey,
@@ -295,12 +314,14 @@ impl Gpu {
             },
             cache: None,
         });
-        if let Some(Some(e)) = ready(scope.pop()) {
-            return Err(Error::ShaderCompile {
-                kernel: key.kernel,
-                variant: key.variant(),
-                message: e.to_string(),
-            });
+        let outcome: ScopeOutcome = Box::pin(scope.pop());
+        match ready_or_pending(outcome) {
+            Ok(Some(e)) => return Err(compile_error(key, &e)),
+            Ok(None) => {}
+            Err(outcome) => lock(&self.shared.compiles).push(PendingCompile {
+                key: key.clone(),
+                outcome,
+            }),
         }
         lock(&self.shared.pipelines).insert(key.clone(), pipeline.clone());
         Ok(Pipeline {
@@ -323,16 +344,21 @@ impl Gpu {
             let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
             let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
             let result = work();
-            (result, validation.pop(), oom.pop())
+            let compiles = std::mem::take(&mut *lock(&self.shared.compiles));
+            (result, validation.pop(), oom.pop(), compiles)
         });
         async move {
-            let (result, validation, oom) = started?;
+            let (result, validation, oom, compiles) = started?;
             let (validation, oom) = (validation.await, oom.await);
+            let compiled = self.compiled(compiles).await;
             let scoped = if let Some(e) = oom {
                 Err(Error::OutOfMemory {
                     operation,
                     message: e.to_string(),
                 })
+            } else if let Err(e) = compiled {
+                // A failed compile also fails whatever used its pipeline: name the cause.
+                Err(e)
             } else if let Some(e) = validation {
                 Err(Error::Gpu {
                     operation,
@@ -344,6 +370,21 @@ impl Gpu {
             };
             scoped.map_err(|e| self.lost_or(e))
         }
+    }
+
+    /// Awaits the outcome of compiles made without one, dropping each failed pipeline from
+    /// the cache (so the next use compiles it again); the first failure is the error.
+    async fn compiled(&self, compiles: Vec<PendingCompile>) -> Result<()> {
+        let mut first = Ok(());
+        for compile in compiles {
+            if let Some(e) = compile.outcome.await {
+                lock(&self.shared.pipelines).remove(&compile.key);
+                if first.is_ok() {
+                    first = Err(compile_error(&compile.key, &e));
+                }
+            }
+        }
+        first
     }
 
     /// Writes `data` into `buffer` through the queue inside a validation scope, so a failure
@@ -445,6 +486,26 @@ pub(crate) fn block_on_device<T>(
     }
 }
 
+/// [`Error::ShaderCompile`] for the pipeline of `key`.
+fn compile_error(key: &PipelineKey, error: &wgpu::Error) -> Error {
+    Error::ShaderCompile {
+        kernel: key.kernel,
+        variant: key.variant(),
+        message: error.to_string(),
+    }
+}
+
+/// A scope's outcome if it is known at its first poll, or the future still pending.
+fn ready_or_pending(
+    mut future: ScopeOutcome,
+) -> std::result::Result<Option<wgpu::Error>, ScopeOutcome> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Ok(v),
+        std::task::Poll::Pending => Err(future),
+    }
+}
+
 /// The value of a future that is ready at its first poll, or `None` (it is then dropped).
 fn ready<T>(future: impl Future<Output = T>) -> Option<T> {
     let mut future = std::pin::pin!(future);
@@ -452,5 +513,87 @@ fn ready<T>(future: impl Future<Output = T>) -> Option<T> {
     match future.as_mut().poll(&mut cx) {
         std::task::Poll::Ready(v) => Some(v),
         std::task::Poll::Pending => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::pipelines::{slot, Binding};
+    use std::pin::Pin;
+    use std::task::Poll;
+
+    /// A compile's outcome that is known at its second poll only, as in a browser.
+    struct Later(Option<wgpu::Error>, bool);
+
+    impl Future for Later {
+        type Output = Option<wgpu::Error>;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+            if !self.1 {
+                self.1 = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(self.0.take())
+        }
+    }
+
+    const ONE_BUFFER: &[Slot] = &[slot("x", Binding::ReadWrite)];
+
+    fn key() -> PipelineKey {
+        PipelineKey {
+            kernel: "late.wgsl",
+            bindings: ONE_BUFFER,
+            constants: Vec::new(),
+            types: Default::default(),
+            entry: "main",
+        }
+    }
+
+    /// Compiles the key's pipeline, then runs an operation during which that compile is
+    /// reported late with `outcome`.
+    fn late_report(outcome: Option<wgpu::Error>) -> (Result<()>, bool) {
+        let ctx = crate::Context::new().expect("an adapter");
+        let gpu = ctx.gpu();
+        let source = "@group(0) @binding(0) var<storage, read_write> x: array<f32>;\n\
+                      @compute @workgroup_size(1) fn main() { x[0] = 1.0; }";
+        gpu.pipeline(&key(), || source.to_string())
+            .expect("a valid kernel");
+        let result = gpu.block_on(gpu.checked(Operation::Prepare, || {
+            lock(&gpu.shared.compiles).push(PendingCompile {
+                key: key(),
+                outcome: Box::pin(Later(outcome, false)),
+            });
+            Ok(())
+        }));
+        let cached = lock(&gpu.shared.pipelines).contains_key(&key());
+        (result, cached)
+    }
+
+    #[test]
+    fn a_compile_failing_late_fails_the_operation_around_it_and_leaves_the_cache() {
+        let error = wgpu::Error::Validation {
+            source: Box::new(std::io::Error::other("rejected")),
+            description: "value nan cannot be represented as 'f32'".into(),
+        };
+        let (result, cached) = late_report(Some(error));
+        match result {
+            Err(Error::ShaderCompile {
+                kernel, message, ..
+            }) => {
+                assert_eq!(kernel, "late.wgsl");
+                assert!(message.contains("nan cannot be represented"), "{message}");
+            }
+            other => panic!("expected a compile error, got {other:?}"),
+        }
+        assert!(!cached, "a failed pipeline must leave the cache");
+    }
+
+    #[test]
+    fn a_compile_succeeding_late_keeps_its_pipeline() {
+        let (result, cached) = late_report(None);
+        assert_eq!(result, Ok(()));
+        assert!(cached);
     }
 }

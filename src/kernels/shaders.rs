@@ -7,6 +7,7 @@
 
 const MATH: &str = include_str!("../../shaders/common/math.wgsl");
 const GRID: &str = include_str!("../../shaders/common/grid.wgsl");
+const SCRATCH: &str = include_str!("../../shaders/common/scratch.wgsl");
 const ROW_STATE: &str = include_str!("../../shaders/common/row_state.wgsl");
 const ELEMENTWISE: &str = include_str!("../../shaders/common/elementwise.wgsl");
 const ELEMENTWISE_LOSS: &str = include_str!("../../shaders/common/elementwise_loss.wgsl");
@@ -153,8 +154,9 @@ impl Kernel {
         }
         if let Some(binding) = position(slots, "scratch") {
             source.push_str(&format!(
-                "@group(0) @binding({binding}) var<storage, read_write> scratch: array<vec4<f32>>;\n"
+                "@group(0) @binding({binding}) var<storage, read_write> scratch: array<f32>;\n"
             ));
+            source.push_str(SCRATCH);
         }
         source.push_str(&self.untyped_source());
         source

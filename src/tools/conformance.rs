@@ -10,6 +10,8 @@ use crate::loss::{
 };
 use crate::reference;
 use crate::shard::VocabShard;
+use std::future::Future;
+use std::pin::Pin;
 
 /// Loss tolerance: `|gpu - ref| <= RTOL |ref| + ATOL` per value.
 pub const RTOL: f64 = 1e-5;
@@ -56,17 +58,24 @@ impl Rng {
     }
 }
 
-type Run = Box<dyn Fn(&Context) -> Result<(Output, Output<f64>)>>;
+/// A case's GPU result and its float64 reference.
+type Pair = (Output, Output<f64>);
+
+/// A case's work on one context: a future, so that the same case runs natively (waited for
+/// case by case) and in a browser (awaited, the browser driving the GPU).
+type CaseFuture<'c> = Pin<Box<dyn Future<Output = Result<Pair>> + 'c>>;
+
+type Run = Box<dyn for<'c> FnOnce(&'c Context) -> CaseFuture<'c>>;
 
 /// `loss` and its gradient on the GPU and in the reference, for the input `input()` makes.
-fn both<'a>(
+async fn both<'a>(
     ctx: &Context,
     loss: &impl Descriptor,
     input: impl Fn() -> Input<'a>,
     targets: impl Into<Targets<'a>>,
-) -> Result<(Output, Output<f64>)> {
+) -> Result<Pair> {
     let targets = targets.into();
-    let gpu = ctx.compute(loss, input(), targets)?;
+    let gpu = ctx.compute_async(loss, input(), targets).await?;
     let cpu = reference::compute(loss, input(), targets)?;
     Ok((gpu, cpu))
 }
@@ -87,7 +96,7 @@ struct Case {
     run: Run,
 }
 
-fn case(name: String, run: impl Fn(&Context) -> Result<(Output, Output<f64>)> + 'static) -> Case {
+fn case(name: String, run: impl for<'c> FnOnce(&'c Context) -> CaseFuture<'c> + 'static) -> Case {
     Case {
         name,
         run: Box::new(run),
@@ -116,12 +125,15 @@ fn ce_case(label: &str, n: usize, c: usize, options: CrossEntropy, seed: u64, sc
     }
     let name = format!("ce {label} {n}x{c} {}", reduction_name(options.reduction));
     case(name, move |ctx| {
-        both(
-            ctx,
-            &options,
-            || Input::new(&logits, [n, c]).with_grad(),
-            &targets,
-        )
+        Box::pin(async move {
+            both(
+                ctx,
+                &options,
+                || Input::new(&logits, [n, c]).with_grad(),
+                &targets,
+            )
+            .await
+        })
     })
 }
 
@@ -225,12 +237,15 @@ fn cases() -> Vec<Case> {
                 reduction_name(r)
             ),
             move |ctx| {
-                both(
-                    ctx,
-                    &options,
-                    || Input::new(&logits, [logits.len() / c, c]).with_grad(),
-                    &probs[..],
-                )
+                Box::pin(async move {
+                    both(
+                        ctx,
+                        &options,
+                        || Input::new(&logits, [logits.len() / c, c]).with_grad(),
+                        &probs[..],
+                    )
+                    .await
+                })
             },
         ));
 
@@ -247,12 +262,14 @@ fn cases() -> Vec<Case> {
         out.push(case(
             format!("bce weight, p in {{0, 1}} {len} {}", reduction_name(r)),
             move |ctx| {
-                // Exact 0 and 1 have a clamped loss but an unbounded-by-clamp gradient; compare the
-                // gradient only away from them.
-                let input = || Input::new(&p2, [p2.len()]).with_grad();
-                let mut pair = both(ctx, &options, input, &t2[..])?;
-                drop_grad(&mut pair, 0..2);
-                Ok(pair)
+                Box::pin(async move {
+                    // Exact 0 and 1 have a clamped loss but an unbounded-by-clamp gradient; compare the
+                    // gradient only away from them.
+                    let input = || Input::new(&p2, [p2.len()]).with_grad();
+                    let mut pair = both(ctx, &options, input, &t2[..]).await?;
+                    drop_grad(&mut pair, 0..2);
+                    Ok(pair)
+                })
             },
         ));
         let mut x = rng.vec(len, -30.0, 30.0);
@@ -270,12 +287,15 @@ fn cases() -> Vec<Case> {
                 reduction_name(r)
             ),
             move |ctx| {
-                both(
-                    ctx,
-                    &options,
-                    || Input::new(&x, [x.len() / 8, 8]).with_grad(),
-                    &t[..],
-                )
+                Box::pin(async move {
+                    both(
+                        ctx,
+                        &options,
+                        || Input::new(&x, [x.len() / 8, 8]).with_grad(),
+                        &t[..],
+                    )
+                    .await
+                })
             },
         ));
     }
@@ -305,7 +325,11 @@ fn cases() -> Vec<Case> {
                 "focal alpha {alpha} gamma {gamma}, |x| = 1e4 {len} {}",
                 reduction_name(r)
             ),
-            move |ctx| both(ctx, &options, || Input::new(&x, [len]).with_grad(), &t[..]),
+            move |ctx| {
+                Box::pin(async move {
+                    both(ctx, &options, || Input::new(&x, [len]).with_grad(), &t[..]).await
+                })
+            },
         ));
     }
     // NLL of log-probabilities: weights, an ignore_index that is a valid class (2).
@@ -327,12 +351,15 @@ fn cases() -> Vec<Case> {
         out.push(case(
             format!("nll weight, ignore_index 2 {n}x{c} {}", reduction_name(r)),
             move |ctx| {
-                both(
-                    ctx,
-                    &options,
-                    || Input::new(&logp, [n, c]).with_grad(),
-                    &labels[..],
-                )
+                Box::pin(async move {
+                    both(
+                        ctx,
+                        &options,
+                        || Input::new(&logp, [n, c]).with_grad(),
+                        &labels[..],
+                    )
+                    .await
+                })
             },
         ));
     }
@@ -360,7 +387,9 @@ fn cases() -> Vec<Case> {
         );
         let (x, t) = (logits.clone(), labels.clone());
         out.push(case(name, move |ctx| {
-            both(ctx, &options, || Input::new(&x, shape).with_grad(), &t[..])
+            Box::pin(async move {
+                both(ctx, &options, || Input::new(&x, shape).with_grad(), &t[..]).await
+            })
         }));
         let mut probs = rng.vec(logits.len(), 0.0, 1.0);
         for sample in probs.chunks_mut(c * positions) {
@@ -376,12 +405,15 @@ fn cases() -> Vec<Case> {
         let name = format!("ce k-dim probabilities {shape:?} {}", reduction_name(r));
         let x = logits.clone();
         out.push(case(name, move |ctx| {
-            both(
-                ctx,
-                &plain,
-                || Input::new(&x, shape).with_grad(),
-                &probs[..],
-            )
+            Box::pin(async move {
+                both(
+                    ctx,
+                    &plain,
+                    || Input::new(&x, shape).with_grad(),
+                    &probs[..],
+                )
+                .await
+            })
         }));
         let nll = NllLoss {
             reduction: r,
@@ -390,35 +422,44 @@ fn cases() -> Vec<Case> {
         let logp: Vec<f32> = logits.iter().map(|v| -v.abs()).collect();
         let name = format!("nll k-dim {shape:?} {}", reduction_name(r));
         out.push(case(name, move |ctx| {
-            both(
-                ctx,
-                &nll,
-                || Input::new(&logp, shape).with_grad(),
-                &labels[..],
-            )
+            Box::pin(async move {
+                both(
+                    ctx,
+                    &nll,
+                    || Input::new(&logp, shape).with_grad(),
+                    &labels[..],
+                )
+                .await
+            })
         }));
     }
     let unbatched = Rng(34).vec(1000, -10.0, 10.0);
     out.push(case("ce unbatched (1000,)".into(), move |ctx| {
-        let options = CrossEntropy::default();
-        both(
-            ctx,
-            &options,
-            || Input::new(&unbatched, [1000]).with_grad(),
-            &[7i64],
-        )
+        Box::pin(async move {
+            let options = CrossEntropy::default();
+            both(
+                ctx,
+                &options,
+                || Input::new(&unbatched, [1000]).with_grad(),
+                &[7i64],
+            )
+            .await
+        })
     }));
     for (n, c) in [(100, 1000), (4, 5000)] {
         let mut rng = Rng(7);
         let logits = rng.vec(n * c, -10.0, 10.0);
         let g = rng.vec(n * c, -1.0, 1.0);
         out.push(case(format!("log_softmax {n}x{c}"), move |ctx| {
-            both(
-                ctx,
-                &LogSoftmax,
-                || Input::new(&logits, [logits.len() / c, c]).with_upstream(&g),
-                Targets::None,
-            )
+            Box::pin(async move {
+                both(
+                    ctx,
+                    &LogSoftmax,
+                    || Input::new(&logits, [logits.len() / c, c]).with_upstream(&g),
+                    Targets::None,
+                )
+                .await
+            })
         }));
     }
     // Edge cases.
@@ -447,72 +488,116 @@ fn cases() -> Vec<Case> {
     out.push(case(
         "ce -inf masks (and a -inf target), with log-sum-exp".into(),
         move |ctx| {
-            let input = || Input::new(&masked, [4, c]).with_grad();
-            let mut pair = both(ctx, &none, input, &masked_targets)?;
-            // The -inf target's row has an infinite loss; its gradient is compared on the others.
-            drop_grad(&mut pair, 3 * c..4 * c);
-            Ok(pair)
+            Box::pin(async move {
+                let input = || Input::new(&masked, [4, c]).with_grad();
+                let mut pair = both(ctx, &none, input, &masked_targets).await?;
+                // The -inf target's row has an infinite loss; its gradient is compared on the others.
+                drop_grad(&mut pair, 3 * c..4 * c);
+                Ok(pair)
+            })
         },
     ));
     let logits = Rng(10).vec(6, -2.0, 2.0);
     out.push(case(
         "ce all rows ignored, mean: NaN loss, zero gradient".into(),
         move |ctx| {
-            let targets = [-100i64, -100];
-            let o = CrossEntropy::default();
-            both(
-                ctx,
-                &o,
-                || Input::new(&logits, [2, 3]).with_grad(),
-                &targets,
-            )
+            Box::pin(async move {
+                let targets = [-100i64, -100];
+                let o = CrossEntropy::default();
+                both(
+                    ctx,
+                    &o,
+                    || Input::new(&logits, [2, 3]).with_grad(),
+                    &targets,
+                )
+                .await
+            })
         },
     ));
     for r in [Reduction::Mean, Reduction::Sum] {
         out.push(case(
             format!("ce empty batch {}", reduction_name(r)),
             move |ctx| {
-                let o = CrossEntropy {
-                    reduction: r,
-                    ..Default::default()
-                };
-                let empty: [i64; 0] = [];
-                both(ctx, &o, || Input::new(&[], [0, 5]).with_grad(), &empty)
+                Box::pin(async move {
+                    let o = CrossEntropy {
+                        reduction: r,
+                        ..Default::default()
+                    };
+                    let empty: [i64; 0] = [];
+                    both(ctx, &o, || Input::new(&[], [0, 5]).with_grad(), &empty).await
+                })
             },
         ));
     }
     let one_class = Rng(11).vec(50, -3.0, 3.0);
     out.push(case("ce C = 1".into(), move |ctx| {
-        let targets = vec![0u32; 50];
-        let o = CrossEntropy {
-            reduction: Reduction::None,
-            ..Default::default()
-        };
-        both(
-            ctx,
-            &o,
-            || Input::new(&one_class, [50, 1]).with_grad(),
-            &targets,
-        )
+        Box::pin(async move {
+            let targets = vec![0u32; 50];
+            let o = CrossEntropy {
+                reduction: Reduction::None,
+                ..Default::default()
+            };
+            both(
+                ctx,
+                &o,
+                || Input::new(&one_class, [50, 1]).with_grad(),
+                &targets,
+            )
+            .await
+        })
     }));
     let mut nan_rows = Rng(12).vec(3 * 100, -3.0, 3.0);
     nan_rows[150] = f32::NAN;
     out.push(case(
         "ce NaN in a row gives that row NaN (log-sum-exp too)".into(),
         move |ctx| {
-            let o = CrossEntropy {
-                reduction: Reduction::None,
-                return_lse: true,
-                ..Default::default()
-            };
-            let targets = [5i64, 6, 7];
-            let input = || Input::new(&nan_rows, [3, 100]).with_grad();
-            let mut pair = both(ctx, &o, input, &targets)?;
-            // Compare gradients on the finite rows only: the NaN row's gradient is NaN in both.
-            drop_grad(&mut pair, 100..200);
-            Ok(pair)
+            Box::pin(async move {
+                let o = CrossEntropy {
+                    reduction: Reduction::None,
+                    return_lse: true,
+                    ..Default::default()
+                };
+                let targets = [5i64, 6, 7];
+                let input = || Input::new(&nan_rows, [3, 100]).with_grad();
+                let mut pair = both(ctx, &o, input, &targets).await?;
+                // Compare gradients on the finite rows only: the NaN row's gradient is NaN in both.
+                drop_grad(&mut pair, 100..200);
+                Ok(pair)
+            })
         },
     ));
+    // A NaN through every other path a row takes: the softcap, the z-loss and the log-sum-exp
+    // output on rows long enough to split, and log-softmax. Some WGSL implementations give a
+    // number for exp(NaN) or drop a NaN from max (WGSL allows both), so each path keeps NaN
+    // explicitly; the whole NaN row's gradient is compared (NaN in both).
+    let (n, c) = (2, 65536);
+    let mut split_nan = Rng(13).vec(n * c, -8.0, 8.0);
+    split_nan[c + 40_000] = f32::NAN;
+    out.push(case(
+        format!("ce NaN in a split row, softcap 20, z-loss, log-sum-exp {n}x{c}"),
+        move |ctx| {
+            Box::pin(async move {
+                let o = CrossEntropy {
+                    reduction: Reduction::None,
+                    softcap: Some(20.0),
+                    z_loss: 1e-3,
+                    return_lse: true,
+                    ..Default::default()
+                };
+                let input = || Input::new(&split_nan, [n, c]).with_grad();
+                both(ctx, &o, input, &[3i64, 70]).await
+            })
+        },
+    ));
+    let mut nan_logp = Rng(14).vec(4 * 300, -6.0, 6.0);
+    nan_logp[310] = f32::NAN;
+    let upstream = Rng(15).vec(4 * 300, -1.0, 1.0);
+    out.push(case("log_softmax NaN in a row 4x300".into(), move |ctx| {
+        Box::pin(async move {
+            let input = || Input::new(&nan_logp, [4, 300]).with_upstream(&upstream);
+            both(ctx, &LogSoftmax, input, Targets::None).await
+        })
+    }));
     for r in REDUCTIONS {
         let mut rng = Rng(40);
         let (n, v) = (37, 3000);
@@ -533,7 +618,10 @@ fn cases() -> Vec<Case> {
                 reduction_name(r)
             ),
             move |ctx| {
-                split_vocabulary(ctx, &options, (&logits, [n, v]), &labels, &[0, 1000, 1001])
+                Box::pin(async move {
+                    split_vocabulary(ctx, &options, (&logits, [n, v]), &labels, &[0, 1000, 1001])
+                        .await
+                })
             },
         ));
     }
@@ -563,12 +651,16 @@ fn cases() -> Vec<Case> {
                 reduction_name(r)
             ),
             move |ctx| {
-                let input = LinearInput::new(&hidden, &classifier, [n, d, v])
-                    .with_bias(&bias)
-                    .with_grad();
-                let gpu = ctx.linear_cross_entropy(&loss, input, &labels)?;
-                let cpu = reference::linear_cross_entropy(&loss, input, &labels)?;
-                Ok((linear_as_output(gpu), linear_as_output(cpu)))
+                Box::pin(async move {
+                    let input = LinearInput::new(&hidden, &classifier, [n, d, v])
+                        .with_bias(&bias)
+                        .with_grad();
+                    let gpu = ctx
+                        .linear_cross_entropy_async(&loss, input, &labels)
+                        .await?;
+                    let cpu = reference::linear_cross_entropy(&loss, input, &labels)?;
+                    Ok((linear_as_output(gpu), linear_as_output(cpu)))
+                })
             },
         ));
     }
@@ -589,7 +681,7 @@ fn linear_as_output<T>(out: LinearOutput<T>) -> Output<T> {
 /// Cross-entropy with the vocabulary's classes split into shards starting at `starts`, all on
 /// `ctx`: the states of every shard merged, then each shard finished; the loss of the first
 /// shard and the gradients of all side by side, against the unsplit reference.
-fn split_vocabulary(
+async fn split_vocabulary(
     ctx: &Context,
     options: &CrossEntropy,
     (logits, [n, v]): (&[f32], [usize; 2]),
@@ -616,23 +708,23 @@ fn split_vocabulary(
     };
     let states = |k: usize| {
         let input = Input::new(&parts[k], [n, ranges[k].len()]);
-        ctx.shard_states(options, shard(k), input, labels)
+        ctx.shard_states_async(options, shard(k), input, labels)
     };
-    let mut merged = states(0)?;
+    let mut merged = states(0).await?;
     for k in 1..parts.len() {
-        merged = states(k)?.merge(&merged)?;
+        merged = states(k).await?.merge(&merged)?;
     }
     let finish = |k: usize| {
         let input = Input::new(&parts[k], [n, ranges[k].len()]).with_grad();
-        ctx.shard_finish(options, shard(k), input, labels, &merged)
+        ctx.shard_finish_async(options, shard(k), input, labels, &merged)
     };
-    let mut gpu = finish(0)?;
+    let mut gpu = finish(0).await?;
     let mut grad = vec![0.0; n * v];
     for (k, range) in ranges.iter().enumerate() {
         let out = if k == 0 {
             gpu.grad.take()
         } else {
-            finish(k)?.grad
+            finish(k).await?.grad
         };
         for (row, values) in out.unwrap_or_default().chunks(range.len()).enumerate() {
             grad[row * v + range.start..row * v + range.end].copy_from_slice(values);
@@ -648,22 +740,48 @@ pub fn case_names() -> Vec<String> {
     cases().into_iter().map(|c| c.name).collect()
 }
 
+/// How a GPU result agrees with its reference (see [`compare`]).
+struct Agreement {
+    ok: bool,
+    /// The worst `|g - w| / scale(w)` (infinite for a mismatched NaN or infinity).
+    worst: f64,
+    /// The first value out of tolerance: its index, the GPU's value and the reference's.
+    first_bad: Option<(usize, f32, f64)>,
+    /// The lengths, when they differ.
+    lengths: Option<(usize, usize)>,
+}
+
+impl Agreement {
+    /// Where it fails, for a report: ` at [i]: g (float64 w)`, or the lengths.
+    fn place(&self) -> String {
+        match (self.lengths, self.first_bad) {
+            (Some((g, w)), _) => format!(" ({g} values, float64 {w})"),
+            (None, Some((i, g, w))) => format!(" at [{i}]: {g:e} (float64 {w:e})"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
 /// Compares values under `|g - w| <= allowed(w)`; NaN must match NaN and infinities must match
-/// exactly. Returns whether all pass and the worst `|g - w| / scale(w)` (infinite for a
-/// mismatched NaN or infinity).
+/// exactly.
 fn compare(
     got: &[f32],
     want: &[f64],
     allowed: impl Fn(f64) -> f64,
     scale: impl Fn(f64) -> f64,
-) -> (bool, f64) {
+) -> Agreement {
     if got.len() != want.len() {
-        return (false, f64::INFINITY);
+        return Agreement {
+            ok: false,
+            worst: f64::INFINITY,
+            first_bad: None,
+            lengths: Some((got.len(), want.len())),
+        };
     }
-    let mut ok = true;
     let mut worst: f64 = 0.0;
-    for (&g, &w) in got.iter().zip(want) {
-        let g = f64::from(g);
+    let mut first_bad = None;
+    for (i, (&g32, &w)) in got.iter().zip(want).enumerate() {
+        let g = f64::from(g32);
         let (fine, err) = if g.is_nan() || w.is_nan() || g.is_infinite() || w.is_infinite() {
             let same = (g.is_nan() && w.is_nan()) || g == w;
             (same, if same { 0.0 } else { f64::INFINITY })
@@ -671,13 +789,37 @@ fn compare(
             let d = (g - w).abs();
             (d <= allowed(w), d / scale(w))
         };
-        ok &= fine;
+        if !fine && first_bad.is_none() {
+            first_bad = Some((i, g32, w));
+        }
         worst = worst.max(err);
     }
-    (ok, worst)
+    Agreement {
+        ok: first_bad.is_none(),
+        worst,
+        first_bad,
+        lengths: None,
+    }
 }
 
-fn judge(name: &str, gpu: &Output, cpu: &Output<f64>) -> CaseReport {
+/// Judges one GPU result against its float64 reference under the suite's tolerances ([`RTOL`],
+/// [`ATOL`] per loss and log-sum-exp value, [`GRAD_TOL`] of the largest gradient magnitude; NaN
+/// must meet NaN and an infinity the same infinity), as every case of [`run`] is judged.
+///
+/// ```
+/// use xent::tools::conformance;
+/// use xent::{Context, CrossEntropy, Input};
+///
+/// let ctx = Context::new()?;
+/// let logits = [2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0];
+/// let input = || Input::new(&logits, [2, 3]).with_grad();
+/// let gpu = ctx.compute(&CrossEntropy::default(), input(), &[0u32, 2])?;
+/// let cpu = xent::reference::compute(&CrossEntropy::default(), input(), &[0u32, 2])?;
+/// let report = conformance::judge("ce 2x3", &gpu, &cpu);
+/// assert!(report.passed, "{:?}", report.detail);
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub fn judge(name: &str, gpu: &Output, cpu: &Output<f64>) -> CaseReport {
     let same_kind = matches!(
         (&gpu.loss, &cpu.loss),
         (Loss::Reduced(_), Loss::Reduced(_)) | (Loss::Unreduced(_), Loss::Unreduced(_))
@@ -690,41 +832,65 @@ fn judge(name: &str, gpu: &Output, cpu: &Output<f64>) -> CaseReport {
             |w| w.abs().max(ATOL / RTOL),
         )
     };
-    let (loss_ok, loss_error) = values(gpu.loss.values(), cpu.loss.values());
+    let loss = values(gpu.loss.values(), cpu.loss.values());
     let (gpu_lse, cpu_lse) = (gpu.lse.as_deref(), cpu.lse.as_deref());
-    let (lse_ok, lse_error) = values(gpu_lse.unwrap_or_default(), cpu_lse.unwrap_or_default());
-    let lse_ok = lse_ok && gpu_lse.is_some() == cpu_lse.is_some();
+    let lse = values(gpu_lse.unwrap_or_default(), cpu_lse.unwrap_or_default());
+    let lse_ok = lse.ok && gpu_lse.is_some() == cpu_lse.is_some();
     let (gpu_grad, cpu_grad) = (gpu.grad.as_deref(), cpu.grad.as_deref());
     let max_grad = cpu_grad
         .unwrap_or_default()
         .iter()
         .filter(|v| v.is_finite())
         .fold(0.0f64, |m, v| m.max(v.abs()));
-    let (grad_ok, grad_error) = compare(
+    let grad = compare(
         gpu_grad.unwrap_or_default(),
         cpu_grad.unwrap_or_default(),
         |_| GRAD_TOL * max_grad,
         |_| max_grad.max(f64::MIN_POSITIVE),
     );
-    let passed =
-        same_kind && loss_ok && grad_ok && lse_ok && gpu_grad.is_some() == cpu_grad.is_some();
+    let grad_ok = grad.ok && gpu_grad.is_some() == cpu_grad.is_some();
+    let passed = same_kind && loss.ok && grad_ok && lse_ok;
     let detail = (!passed).then(|| {
+        let verdict = |ok: bool, a: &Agreement| {
+            if ok {
+                "ok".to_string()
+            } else {
+                format!("differs{}", a.place())
+            }
+        };
         let mut detail = format!(
-            "loss {} (worst rel {loss_error:.2e}), gradient {} (worst {grad_error:.2e} of max |grad|)",
-            if loss_ok && same_kind { "ok" } else { "differs" },
-            if grad_ok { "ok" } else { "differs" }
+            "loss {} (worst rel {:.2e}), gradient {} (worst {:.2e} of max |grad|)",
+            if same_kind {
+                verdict(loss.ok, &loss)
+            } else {
+                "differs (reduced on one side only)".to_string()
+            },
+            loss.worst,
+            if gpu_grad.is_some() == cpu_grad.is_some() {
+                verdict(grad.ok, &grad)
+            } else {
+                "differs (present on one side only)".to_string()
+            },
+            grad.worst,
         );
         if cpu_lse.is_some() || gpu_lse.is_some() {
-            let verdict = if lse_ok { "ok" } else { "differs" };
-            detail.push_str(&format!(", log-sum-exp {verdict} (worst rel {lse_error:.2e})"));
+            detail.push_str(&format!(
+                ", log-sum-exp {} (worst rel {:.2e})",
+                if gpu_lse.is_some() == cpu_lse.is_some() {
+                    verdict(lse.ok, &lse)
+                } else {
+                    "differs (present on one side only)".to_string()
+                },
+                lse.worst
+            ));
         }
         detail
     });
     CaseReport {
         case: name.to_string(),
         passed,
-        loss_error: loss_error.max(lse_error),
-        grad_error,
+        loss_error: loss.worst.max(lse.worst),
+        grad_error: grad.worst,
         detail,
     }
 }
@@ -733,26 +899,64 @@ fn judge(name: &str, gpu: &Output, cpu: &Output<f64>) -> CaseReport {
 /// `(index, total, case, Some(report))` after.
 pub type Progress<'a> = dyn FnMut(usize, usize, &str, Option<&CaseReport>) + 'a;
 
-/// Runs every case on `ctx`, telling `progress` of each before and after it runs.
+/// Runs every case on `ctx`, telling `progress` of each before and after it runs; each case's
+/// work is waited for on its own (a slow adapter's wait bound is per case, not for the suite).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run(ctx: &Context, progress: &mut Progress) -> Vec<CaseReport> {
     let all = cases();
     let total = all.len();
-    all.iter()
+    all.into_iter()
         .enumerate()
         .map(|(i, c)| {
             progress(i, total, &c.name, None);
-            let report = match (c.run)(ctx) {
-                Ok((gpu, cpu)) => judge(&c.name, &gpu, &cpu),
-                Err(e) => CaseReport {
-                    case: c.name.clone(),
-                    passed: false,
-                    loss_error: f64::INFINITY,
-                    grad_error: f64::INFINITY,
-                    detail: Some(format!("error: {e}")),
-                },
-            };
+            let report = judged(&c.name, ctx.gpu().block_on((c.run)(ctx)));
             progress(i, total, &c.name, Some(&report));
             report
         })
         .collect()
+}
+
+/// [`run`] without blocking, for a browser (or any async program): the same cases, awaited
+/// one after another.
+///
+/// ```no_run
+/// use xent::tools::conformance;
+///
+/// # async fn suite() -> xent::Result<()> {
+/// let ctx = xent::Context::new_async().await?;
+/// let mut finished = 0;
+/// let reports = conformance::run_async(&ctx, &mut |_, _, _, report| {
+///     finished += usize::from(report.is_some());
+/// })
+/// .await;
+/// let failed: Vec<_> = reports.iter().filter(|r| !r.passed).collect();
+/// println!("{finished} cases, {} failed", failed.len());
+/// # Ok(())
+/// # }
+/// ```
+pub async fn run_async(ctx: &Context, progress: &mut Progress<'_>) -> Vec<CaseReport> {
+    let all = cases();
+    let total = all.len();
+    let mut reports = Vec::with_capacity(total);
+    for (i, c) in all.into_iter().enumerate() {
+        progress(i, total, &c.name, None);
+        let report = judged(&c.name, (c.run)(ctx).await);
+        progress(i, total, &c.name, Some(&report));
+        reports.push(report);
+    }
+    reports
+}
+
+/// The report of case `name` from its results, or from the error that stopped it.
+fn judged(name: &str, result: Result<Pair>) -> CaseReport {
+    match result {
+        Ok((gpu, cpu)) => judge(name, &gpu, &cpu),
+        Err(e) => CaseReport {
+            case: name.to_string(),
+            passed: false,
+            loss_error: f64::INFINITY,
+            grad_error: f64::INFINITY,
+            detail: Some(format!("error: {e}")),
+        },
+    }
 }
