@@ -398,7 +398,7 @@ impl Gpu {
             .device
             .push_error_scope(wgpu::ErrorFilter::Validation);
         self.shared.queue.write_buffer(buffer, 0, data);
-        match ready(scope.pop()) {
+        match ready_or_pending(Box::pin(scope.pop())).ok() {
             Some(Some(e)) => Err(self.lost_or(Error::Gpu {
                 operation: Operation::Upload,
                 kernel: None,
@@ -503,16 +503,6 @@ fn ready_or_pending(
     match future.as_mut().poll(&mut cx) {
         std::task::Poll::Ready(v) => Ok(v),
         std::task::Poll::Pending => Err(future),
-    }
-}
-
-/// The value of a future that is ready at its first poll, or `None` (it is then dropped).
-fn ready<T>(future: impl Future<Output = T>) -> Option<T> {
-    let mut future = std::pin::pin!(future);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match future.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => Some(v),
-        std::task::Poll::Pending => None,
     }
 }
 

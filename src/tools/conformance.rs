@@ -67,8 +67,23 @@ type CaseFuture<'c> = Pin<Box<dyn Future<Output = Result<Pair>> + 'c>>;
 
 type Run = Box<dyn for<'c> FnOnce(&'c Context) -> CaseFuture<'c>>;
 
-/// `loss` and its gradient on the GPU and in the reference, for the input `input()` makes.
-async fn both<'a>(
+/// `loss` and its gradient on the GPU and in the float64 reference, for the input `input()`
+/// makes: what every case of the suite compares (with [`judge`]).
+///
+/// ```no_run
+/// use xent::tools::conformance;
+/// use xent::{Context, CrossEntropy, Input};
+///
+/// # async fn one() -> xent::Result<()> {
+/// let ctx = Context::new_async().await?;
+/// let logits = [2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0];
+/// let input = || Input::new(&logits, [2, 3]).with_grad();
+/// let (gpu, cpu) = conformance::both(&ctx, &CrossEntropy::default(), input, &[0u32, 2]).await?;
+/// assert!(conformance::judge("ce 2x3", &gpu, &cpu).passed);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn both<'a>(
     ctx: &Context,
     loss: &impl Descriptor,
     input: impl Fn() -> Input<'a>,

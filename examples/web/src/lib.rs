@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use xent::tools::conformance::{self, CaseReport};
 use xent::{
     reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Descriptor,
-    Input, LogSoftmax, Loss, NllLoss, Output, Reduction, SigmoidFocalLoss, Targets,
+    Input, LogSoftmax, Loss, NllLoss, Reduction, SigmoidFocalLoss, Targets,
 };
 
 /// A context on the browser's WebGPU adapter, as the page holds it.
@@ -91,7 +91,7 @@ impl Page {
                 // A failing progress callback is the page's own error: it must not stop the
                 // suite, so it is logged and the suite goes on.
                 if let Err(e) = progress.apply(&JsValue::NULL, &args) {
-                    web_log(&e);
+                    console_error(&e);
                 }
             };
             let reports = conformance::run_async(&ctx, &mut tell).await;
@@ -100,16 +100,11 @@ impl Page {
     }
 }
 
-/// Logs a value to the browser's console.
-fn web_log(value: &JsValue) {
-    let console = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("console"));
-    if let Ok(console) = console {
-        if let Ok(log) = js_sys::Reflect::get(&console, &JsValue::from_str("error")) {
-            if let Ok(log) = log.dyn_into::<js_sys::Function>() {
-                let _ = log.call1(&console, value);
-            }
-        }
-    }
+#[wasm_bindgen]
+extern "C" {
+    /// `console.error`, for what the page's own callbacks throw.
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(value: &JsValue);
 }
 
 fn to_js(e: xent::Error) -> JsValue {
@@ -242,9 +237,7 @@ async fn both<'a>(
     input: impl Fn() -> Input<'a>,
     targets: impl Into<Targets<'a>>,
 ) -> xent::Result<CaseReport> {
-    let targets = targets.into();
-    let gpu: Output = ctx.compute_async(loss, input(), targets).await?;
-    let cpu = reference::compute(loss, input(), targets)?;
+    let (gpu, cpu) = conformance::both(ctx, loss, input, targets).await?;
     let mut report = conformance::judge(name, &gpu, &cpu);
     report.case = format!("{name}: {}", shown(&gpu.loss, &cpu.loss));
     Ok(report)
