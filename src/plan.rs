@@ -47,6 +47,21 @@
 
 use crate::error::{Error, Result};
 
+/// Loop iterations one invocation of a kernel may run, all its loops together. llvmpipe (the
+/// driver under lavapipe and Mesa's GL) keeps one counter for every loop of an invocation and
+/// silently ends them all once it passes 65535 (gallivm's `LP_MAX_TGSI_LOOP_ITERATIONS`): the
+/// rest of a long row, product or sum is skipped and a wrong value comes out. Plans keep every
+/// kernel within half of that, counting each loop's iterations as written (constant-bound
+/// loops included: llvmpipe unrolls none of xent's), on every adapter, so that every adapter
+/// runs the same dispatches and gives the same values. A GPU pays at most one more dispatch
+/// (a product's depth cut into steps, a row cut into segments) where a loop would pass it.
+pub(crate) const MAX_LOOP_TRIPS: u64 = 1 << 15;
+/// Values a row thread reads per step of its statistics pass (`BLOCK` in
+/// shaders/common/row_state.wgsl).
+const ROW_BLOCK: u64 = 8;
+/// The most segments a row is cut into so that its loops stay within [`MAX_LOOP_TRIPS`] (one
+/// thread merges their states in order): rows of up to about 2.5 G logits.
+pub(crate) const MAX_LONG_SEGMENTS: usize = 1024;
 /// Threads per workgroup of every kernel.
 pub(crate) const WORKGROUP_SIZE: u32 = 256;
 /// Elements each thread of an elementwise or reduction kernel handles.
@@ -160,7 +175,7 @@ pub(crate) fn grid(groups: u64, limits: &wgpu::Limits) -> Result<Grid> {
     let y = groups.div_ceil(x).max(1);
     if y > max || groups > u64::from(u32::MAX) {
         return Err(Error::TooLarge {
-            what: "the dispatch".into(),
+            what: "the dispatch (split the batch)".into(),
             needed: groups,
             limit_name: "max_compute_workgroups_per_dimension (squared)",
             limit: max * max,
@@ -272,7 +287,8 @@ pub(crate) enum RowLayout {
 
 /// The plan for a row kernel over `rows` rows of `classes` logits laid out as `layout`, for an
 /// adapter's `limits` and `tuning`, merging rows through subgroups of `subgroup_size` where
-/// one is given.
+/// one is given. Rows whose loops would pass [`MAX_LOOP_TRIPS`] per thread get more threads,
+/// then (contiguous rows) more segments; a row that still would is an error naming the limit.
 pub(crate) fn row_plan(
     rows: usize,
     classes: usize,
@@ -282,45 +298,139 @@ pub(crate) fn row_plan(
     subgroup_size: Option<u32>,
 ) -> Result<RowPlan> {
     let strided = layout == RowLayout::Strided;
-    let mut segments = match layout {
+    let wanted = match layout {
         RowLayout::Contiguous => segments(rows, classes, &tuning),
         RowLayout::Whole | RowLayout::Strided => 1,
     };
-    let mut segment_len = classes;
-    if segments > 1 {
-        // Equal segments but the last, none empty.
-        segment_len = classes.div_ceil(segments);
-        segments = classes.div_ceil(segment_len);
-    }
-    let (row_threads, rows_per_thread) = if segments > 1 {
-        (WORKGROUP_SIZE, 1)
+    let (segment_len, segments) = cut_row(classes, wanted);
+    let mut plan = if segments > 1 {
+        row_shape(classes, (segments, segment_len), (WORKGROUP_SIZE, 1))
     } else {
         let threads = match strided {
             true => 1,
             false => row_threads(classes, tuning.row_elements_per_thread),
         };
-        (threads, rows_per_thread(rows, threads, &tuning))
+        let per = rows_per_thread(rows, threads, &tuning);
+        row_shape(classes, (1, classes), (threads, per))
     };
-    let rows_per_group = (WORKGROUP_SIZE / row_threads) as usize * rows_per_thread;
-    let grid = grid(
-        (rows.div_ceil(rows_per_group) as u64).saturating_mul(segments as u64),
+    // Too many loop iterations: one row a thread, then more threads a row.
+    while row_trips(&plan) > MAX_LOOP_TRIPS && !plan.split() && plan.row_threads < WORKGROUP_SIZE {
+        let threads = match plan.rows_per_thread {
+            1 => plan.row_threads * 2,
+            _ => plan.row_threads,
+        };
+        plan = row_shape(classes, (1, classes), (threads, 1));
+    }
+    // Then, where rows may be split, segments short enough.
+    if row_trips(&plan) > MAX_LOOP_TRIPS && layout == RowLayout::Contiguous {
+        let longest = longest_row(true);
+        let (segment_len, segments) = cut_row(classes, classes.div_ceil(longest).max(wanted));
+        if segments <= MAX_LONG_SEGMENTS {
+            plan = row_shape(classes, (segments, segment_len), (WORKGROUP_SIZE, 1));
+        }
+    }
+    let trips = row_trips(&plan);
+    if trips > MAX_LOOP_TRIPS {
+        return Err(Error::TooLarge {
+            what: format!(
+                "a row of {classes} logits ({} per workgroup at most, split into at most \
+                 {MAX_LONG_SEGMENTS} segments where the kernel allows)",
+                longest_row(false)
+            ),
+            needed: trips,
+            limit_name: "loop iterations per invocation (llvmpipe ends loops past 65535)",
+            limit: MAX_LOOP_TRIPS,
+        });
+    }
+    plan.subgroup = match plan.row_threads {
+        // A row of one thread merges nothing, so its kernel is built without subgroup code.
+        1 => 0,
+        _ => subgroup_size.unwrap_or(0),
+    };
+    plan.grid = grid(
+        (rows.div_ceil(plan.rows_per_group) as u64).saturating_mul(u64::from(plan.segments)),
         limits,
     )?;
-    Ok(RowPlan {
+    Ok(plan)
+}
+
+/// Cuts a row of `classes` into about `wanted` equal segments but the last, none empty:
+/// (segment length, segments).
+fn cut_row(classes: usize, wanted: usize) -> (usize, usize) {
+    if wanted <= 1 {
+        return (classes, 1);
+    }
+    let len = classes.div_ceil(wanted).max(1);
+    (len, classes.div_ceil(len))
+}
+
+/// A plan's shape (no grid yet, no subgroups): rows of `classes` logits in `segments` of
+/// `segment_len`, `row_threads` threads a row, each handling `rows_per_thread` rows.
+fn row_shape(
+    classes: usize,
+    (segments, segment_len): (usize, usize),
+    (row_threads, rows_per_thread): (u32, usize),
+) -> RowPlan {
+    RowPlan {
         classes,
         row_threads,
-        // A row of one thread merges nothing, so its kernel is built without subgroup code.
-        subgroup: match row_threads {
-            1 => 0,
-            _ => subgroup_size.unwrap_or(0),
-        },
+        subgroup: 0,
         rows_per_thread: rows_per_thread as u32,
-        rows_per_group,
+        rows_per_group: (WORKGROUP_SIZE / row_threads) as usize * rows_per_thread,
         segments: segments as u32,
         segment_len: u32::try_from(segment_len).unwrap_or(u32::MAX),
         cache_slots: cache_slots(classes, row_threads),
-        grid,
-    })
+        grid: Grid {
+            x: 0,
+            y: 0,
+            groups: 0,
+        },
+    }
+}
+
+/// An upper bound on the loop iterations one thread of a row kernel runs under `plan`, all its
+/// loops counted as written (shaders/common/row_state.wgsl and the kernels' `row_pass`): a row
+/// kept in registers runs four loops over its cache slots; a longer one a statistics pass (a
+/// step of [`ROW_BLOCK`] values and two loops over them) and a gradient pass over its values.
+/// A split row's two dispatches are counted together, with its segment merge; every plan adds
+/// the row merge's levels and the workgroup's pair sum.
+pub(crate) fn row_trips(plan: &RowPlan) -> u64 {
+    let threads = u64::from(plan.row_threads.max(1));
+    let len = match plan.split() {
+        true => u64::from(plan.segment_len),
+        false => plan.classes as u64,
+    };
+    let per_thread = len.div_ceil(threads);
+    let slots = u64::from(plan.cache_slots);
+    let pass = if !plan.split() && per_thread <= slots {
+        4 * slots
+    } else {
+        per_thread.div_ceil(ROW_BLOCK) * (1 + 2 * ROW_BLOCK) + per_thread
+    };
+    let merges = 2 * u64::from(WORKGROUP_SIZE.ilog2() + 1) + u64::from(plan.segments) + 2 * 16;
+    u64::from(plan.rows_per_thread.max(1)) * (pass + 1) + merges
+}
+
+/// The longest row (`split`: segment) a workgroup of [`WORKGROUP_SIZE`] threads handles
+/// within [`MAX_LOOP_TRIPS`] (a split row with [`MAX_LONG_SEGMENTS`] segments to merge).
+pub(crate) fn longest_row(split: bool) -> usize {
+    let segments = if split { MAX_LONG_SEGMENTS } else { 1 };
+    let fits = |len: usize| {
+        let mut plan = row_shape(len, (segments, len), (WORKGROUP_SIZE, 1));
+        plan.classes = len.saturating_mul(segments);
+        row_trips(&plan) <= MAX_LOOP_TRIPS
+    };
+    // The largest length that fits, by bisection (trips grow with the length).
+    let (mut lo, mut hi) = (1usize, u32::MAX as usize);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
 }
 
 /// The grid of an elementwise or reduction kernel over `len` items.
@@ -365,7 +475,10 @@ pub(crate) fn chunks(
     let per = fits / granule * granule;
     if per == 0 {
         return Err(Error::TooLarge {
-            what: format!("a chunk of {granule} rows of {widest} bytes"),
+            what: format!(
+                "the smallest chunk a dispatch takes ({granule} rows of {widest} bytes: a \
+                 workgroup's rows, or one sample of a K-dimensional input)"
+            ),
             needed: granule * widest + slack,
             limit_name: "max_storage_buffer_binding_size",
             limit: limits.max_storage_buffer_binding_size,
@@ -514,6 +627,53 @@ mod tests {
             ..cpu
         };
         assert_eq!(segments(3, 5000, &tests), 4);
+    }
+
+    #[test]
+    fn every_row_plan_stays_within_the_loop_budget() {
+        let limits = wgpu::Limits::default();
+        let cpu = Tuning::for_device(wgpu::DeviceType::Cpu);
+        let gpu = Tuning::for_device(wgpu::DeviceType::DiscreteGpu);
+        // Tunings that would give one thread long rows, or never split them.
+        let greedy = Tuning {
+            row_elements_per_thread: 1 << 20,
+            rows_per_thread: 64,
+            fill_workgroups: 0,
+            ..cpu
+        };
+        let longest = longest_row(false);
+        assert!(longest > 2_000_000, "{longest}");
+        for tuning in [cpu, gpu, greedy] {
+            for rows in [1, 64, 70_000] {
+                for classes in [1, 17, 65_537, 1 << 22, (1 << 24) + 3, 1 << 31] {
+                    for layout in [RowLayout::Contiguous, RowLayout::Whole, RowLayout::Strided] {
+                        let case = format!("{rows} x {classes} {layout:?} {tuning:?}");
+                        match row_plan(rows, classes, layout, &limits, tuning, Some(32)) {
+                            Ok(plan) => {
+                                assert!(row_trips(&plan) <= MAX_LOOP_TRIPS, "{case}: {plan:?}");
+                                assert!(plan.segments as usize <= MAX_LONG_SEGMENTS, "{case}");
+                                assert_eq!(plan.classes, classes);
+                            }
+                            // Only rows that cannot be split may be too long, and only
+                            // past what one workgroup takes.
+                            Err(Error::TooLarge { .. }) => {
+                                assert!(layout != RowLayout::Contiguous, "{case}");
+                                assert!(classes > longest, "{case}");
+                            }
+                            Err(e) => panic!("{case}: {e}"),
+                        }
+                    }
+                }
+            }
+        }
+        // A loop-bound split keeps at least the segments that fill the adapter.
+        let plan = row_plan(1, 1 << 26, RowLayout::Contiguous, &limits, cpu, None).unwrap();
+        assert_eq!(plan.segments as usize, MAX_SEGMENTS);
+        let plan = row_plan(64, 1 << 26, RowLayout::Contiguous, &limits, cpu, None).unwrap();
+        assert!(plan.segments > 1 && u64::from(plan.segment_len) <= longest as u64);
+        // Strided rows past a thread's budget get more threads.
+        let plan = row_plan(2, 70_000, RowLayout::Strided, &limits, cpu, None).unwrap();
+        assert!(plan.row_threads > 1, "{plan:?}");
     }
 
     #[test]

@@ -41,6 +41,15 @@ use crate::prepared::{GradOut, PreparedLoss, StatusKind, TargetStatus};
 /// The tile of C each matmul workgroup computes (shaders/matmul.wgsl), a side.
 const TILE: usize = 64;
 
+/// The depth (K) one product dispatch runs: its loop steps TK = 32 deep, each with a loop of
+/// TK and two staging steps, so 16384 make 512 x 35 iterations, within
+/// [`plan::MAX_LOOP_TRIPS`]. A deeper product is several dispatches, each adding its part.
+const PRODUCT_DEPTH: usize = 1 << 14;
+
+/// The rows one column-sum dispatch adds (one loop iteration each and one per block of 32,
+/// within [`plan::MAX_LOOP_TRIPS`]); more rows are several dispatches, each adding its part.
+const COLUMN_SUM_ROWS: usize = 1 << 14;
+
 /// Classes a block keeps at least (when the budget allows): blocks of many tokens by few
 /// classes would run many short products.
 const MIN_CLASS_BLOCK: usize = 1024;
@@ -51,7 +60,10 @@ const MIN_CLASS_BLOCK: usize = 1024;
 const TOKEN_ALIGN: usize = 64;
 
 /// Blocks a problem may be cut into: a larger count means a budget too small for its size.
-const MAX_BLOCKS: usize = 1 << 16;
+/// Each block records about ten dispatches, some 30 KB of host memory with their parameters
+/// and bind groups (measured on lavapipe: 4096 blocks of (64, 1, 65536) take 115 MB more than
+/// one), so the cap bounds that at about 120 MB.
+pub(crate) const MAX_BLOCKS: usize = 1 << 12;
 
 /// The caller's tensors: hidden (N, D), classifier (V, D), bias (V), labels (N) i32.
 #[derive(Clone, Copy)]
@@ -144,21 +156,43 @@ pub(crate) struct Product<'a, 'b> {
 }
 
 impl Product<'_, '_> {
-    /// The product's kernel parameters.
-    fn params(&self, gpu: &Gpu) -> Result<wgpu::Buffer> {
-        let (m, n, k) = self.dims;
+    /// The kernel parameters of the part of the product that starts `skip` along A's rows
+    /// (column sums) and `depth.start` along the inner dimension, `depth.len()` deep (`rows` rows).
+    fn params(
+        &self,
+        gpu: &Gpu,
+        (skip, rows): (usize, usize),
+        depth: std::ops::Range<usize>,
+    ) -> Result<wgpu::Buffer> {
+        let (_, n, _) = self.dims;
+        let (a_i, a_k) = self.a.strides;
+        let b_k = self.b.strides.0;
+        // Offsets within windows the tensors' checks sized, so within u32.
+        let offset = |first: u32, steps: usize, stride: u32| -> Result<u32> {
+            steps
+                .checked_mul(stride as usize)
+                .and_then(|o| o.checked_add(first as usize))
+                .and_then(|o| u32::try_from(o).ok())
+                .ok_or_else(|| Error::TooLarge {
+                    what: "an operand of the product".into(),
+                    needed: u64::MAX,
+                    limit_name: "u32 element index",
+                    limit: u64::from(u32::MAX),
+                })
+        };
+        let a_first = offset(self.a.window.first, skip, a_i)?;
         buffers::uniform(
             gpu,
             &MatmulParams {
-                m: m as u32,
+                m: rows as u32,
                 n: n as u32,
-                k: k as u32,
+                k: depth.len() as u32,
                 bias_first: self.bias.map_or(0, |b| b.first),
-                a_first: self.a.window.first,
-                a_i: self.a.strides.0,
-                a_k: self.a.strides.1,
-                b_first: self.b.window.first,
-                b_k: self.b.strides.0,
+                a_first: offset(a_first, depth.start, a_k)?,
+                a_i,
+                a_k,
+                b_first: offset(self.b.window.first, depth.start, b_k)?,
+                b_k,
                 b_j: self.b.strides.1,
                 c_first: self.c.first,
                 c_i: self.c.stride,
@@ -184,9 +218,11 @@ impl Product<'_, '_> {
         ]
     }
 
-    /// Adds the product's dispatch: a workgroup per TILE x TILE of C.
+    /// Adds the product's dispatches: a workgroup per TILE x TILE of C, one dispatch per
+    /// [`PRODUCT_DEPTH`] of the inner dimension (the first writes or adds as the product does,
+    /// with the bias; the others add).
     fn push(&self, gpu: &Gpu, program: &mut Program, placeholder: &wgpu::Buffer) -> Result<()> {
-        let (m, n, _) = self.dims;
+        let (m, n, depth) = self.dims;
         let (x, y) = (n.div_ceil(TILE), m.div_ceil(TILE));
         let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
         if x > max || y > max {
@@ -202,16 +238,21 @@ impl Product<'_, '_> {
             y: y as u32,
             groups: (x * y) as u32,
         };
-        let constants = vec![
-            ("ACCUMULATE", u32::from(self.accumulate)),
-            ("HAS_BIAS", u32::from(self.bias.is_some())),
-            ("A_K_FAST", u32::from(self.a.strides.1 == 1)),
-            ("B_K_FAST", u32::from(self.b.strides.0 == 1)),
-        ];
-        let key = KernelKey::typed(Kernel::Matmul, constants, self.types());
-        let params = self.params(gpu)?;
-        let bindings = self.bindings(&params, placeholder);
-        launch::dispatch(gpu, program, &key, grid, &bindings)
+        for (part, range) in ranges(depth.max(1), PRODUCT_DEPTH).enumerate() {
+            let first = part == 0;
+            let constants = vec![
+                ("ACCUMULATE", u32::from(self.accumulate || !first)),
+                ("HAS_BIAS", u32::from(self.bias.is_some() && first)),
+                ("A_K_FAST", u32::from(self.a.strides.1 == 1)),
+                ("B_K_FAST", u32::from(self.b.strides.0 == 1)),
+            ];
+            let key = KernelKey::typed(Kernel::Matmul, constants, self.types());
+            let range = range.start..range.end.min(depth);
+            let params = self.params(gpu, (0, m), range)?;
+            let bindings = self.bindings(&params, placeholder);
+            launch::dispatch(gpu, program, &key, grid, &bindings)?;
+        }
+        Ok(())
     }
 
     /// The operands' element types as the product kernel takes them (A as the input, B and
@@ -224,23 +265,29 @@ impl Product<'_, '_> {
     }
 
     /// Adds the column sums of A (m x n, as `a` reads it) into C's first row: a thread per
-    /// column.
+    /// column, one dispatch per [`COLUMN_SUM_ROWS`] rows (the first writes or adds as the
+    /// product does, the others add).
     fn push_column_sums(
         &self,
         gpu: &Gpu,
         program: &mut Program,
         placeholder: &wgpu::Buffer,
     ) -> Result<()> {
-        let (_, n, _) = self.dims;
+        let (m, n, _) = self.dims;
         let grid = plan::grid(n.div_ceil(WORKGROUP_SIZE as usize) as u64, gpu.limits())?;
-        let constants = vec![("ACCUMULATE", u32::from(self.accumulate))];
-        let key = KernelKey {
-            entry: "column_sums",
-            ..KernelKey::typed(Kernel::Matmul, constants, self.types())
-        };
-        let params = self.params(gpu)?;
-        let bindings = self.bindings(&params, placeholder);
-        launch::dispatch(gpu, program, &key, grid, &bindings)
+        // No rows still write (zeros) where the product writes.
+        for (part, rows) in ranges(m.max(1), COLUMN_SUM_ROWS).enumerate() {
+            let rows = rows.start..rows.end.min(m);
+            let constants = vec![("ACCUMULATE", u32::from(self.accumulate || part > 0))];
+            let key = KernelKey {
+                entry: "column_sums",
+                ..KernelKey::typed(Kernel::Matmul, constants, self.types())
+            };
+            let params = self.params(gpu, (rows.start, rows.len()), 0..0)?;
+            let bindings = self.bindings(&params, placeholder);
+            launch::dispatch(gpu, program, &key, grid, &bindings)?;
+        }
+        Ok(())
     }
 }
 
@@ -265,6 +312,8 @@ pub(crate) fn blocks(
     // Rows of D features one binding holds (hidden, classifier and their gradients).
     let feature_rows = binding / dim;
     let max_side = TILE * limits.max_compute_workgroups_per_dimension as usize;
+    // Classes one workgroup's row pass takes within its loop budget (rows are not split).
+    let row_classes = plan::longest_row(false);
     let too_small = |reason: String| Error::InvalidOption {
         name: "block_bytes",
         value: budget.to_string(),
@@ -272,6 +321,7 @@ pub(crate) fn blocks(
     };
     if rows.checked_mul(classes).is_some_and(|all| all <= cap)
         && rows.max(classes) <= feature_rows.min(max_side)
+        && classes <= row_classes
     {
         return Ok((rows, classes));
     }
@@ -281,6 +331,7 @@ pub(crate) fn blocks(
         .min((cap / rows).max(MIN_CLASS_BLOCK.min(cap / min_rows)))
         .min(feature_rows)
         .min(max_side)
+        .min(row_classes)
         .max(1);
     if vb < classes && vb >= TILE {
         vb = vb / TILE * TILE;
@@ -371,6 +422,9 @@ pub(crate) fn prepare_linear(
     budget: u64,
 ) -> Result<(PreparedLoss, Option<LinearGrads>)> {
     let labels = check_tensors(gpu, &tensors, shape)?;
+    if shape.rows == 0 {
+        return prepare_empty(gpu, shape, options, (grads, tensors.bias.is_some()));
+    }
     let (nb, vb) = blocks(shape, budget, gpu.limits())?;
     let token_blocks: Vec<_> = ranges(shape.rows, nb).collect();
     let class_blocks: Vec<_> = ranges(shape.classes, vb).collect();
@@ -446,6 +500,42 @@ pub(crate) fn prepare_linear(
     // The logits block is not a result.
     prepared.grad = None;
     Ok((prepared.watch(run.status), out_grads))
+}
+
+/// Fused linear cross-entropy of no tokens, as PyTorch gives it: a mean of NaN (0 / 0), a sum
+/// of 0, no unreduced losses, no hidden gradient, and zero classifier and bias gradients.
+fn prepare_empty(
+    gpu: &Gpu,
+    shape: LinearShape,
+    options: &CrossEntropy,
+    (grads, bias): (bool, bool),
+) -> Result<(PreparedLoss, Option<LinearGrads>)> {
+    let mode = match grads {
+        true => GradMode::InPlace,
+        false => GradMode::Off,
+    };
+    let none = buffers::work(gpu, "xent logits block", 1)?;
+    let grid = Grid {
+        x: 1,
+        y: 1,
+        groups: 0,
+    };
+    let block = GpuTensor::new(&none);
+    let loss_buffers = LossBuffers::new(gpu, options.reduction, 0, grid, mode, 0, &block)?;
+    let mut program = loss_buffers.program();
+    let out_grads = match grads {
+        false => None,
+        true => Some(LinearGrads::new(gpu, shape, bias)?),
+    };
+    if let Some(g) = &out_grads {
+        program.clear(&g.classifier.buffer);
+        if let Some(b) = &g.bias {
+            program.clear(&b.buffer);
+        }
+    }
+    let mut prepared = loss_buffers.finish(gpu, program)?;
+    prepared.grad = None;
+    Ok((prepared, out_grads))
 }
 
 impl LinearGrads {
@@ -1044,6 +1134,27 @@ mod tests {
             classes: 1100,
         };
         assert_eq!(blocks(long, 256 << 10, &limits()).unwrap(), (64, 1024));
+    }
+
+    /// Loop iterations of one product thread over a depth of `k` (shaders/matmul.wgsl): per
+    /// step of 32, its inner loop of 32 and two staging steps, then the 4 x 4 stores.
+    fn product_trips(k: usize) -> u64 {
+        (k.div_ceil(32) * (32 + 2 + 1) + 4 * 5) as u64
+    }
+
+    #[test]
+    fn product_and_column_sum_dispatches_stay_within_the_loop_budget() {
+        assert!(product_trips(PRODUCT_DEPTH) <= plan::MAX_LOOP_TRIPS);
+        assert!((COLUMN_SUM_ROWS + COLUMN_SUM_ROWS / 32) as u64 <= plan::MAX_LOOP_TRIPS);
+        // A vocabulary past the longest row one workgroup takes is cut into class blocks.
+        let wide = LinearShape {
+            rows: 3,
+            dim: 2,
+            classes: 4_194_247,
+        };
+        let (nb, vb) = blocks(wide, 64 << 20, &limits()).unwrap();
+        assert_eq!(nb, 3);
+        assert!(vb <= plan::longest_row(false) && vb < wide.classes, "{vb}");
     }
 
     #[test]

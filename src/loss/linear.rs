@@ -11,7 +11,8 @@ use crate::loss::{validate, CrossEntropy, Loss, Targets};
 /// each block folded into per-token states and dropped, then made again for the gradients.
 /// Device memory beyond the inputs and gradients is one block of at most
 /// [`block_bytes`](Self::block_bytes) (64 MiB by default) plus 16 bytes per token, whatever
-/// N and V are; results repeat bit for bit (every sum runs in a fixed order).
+/// N and V are; host memory is about 30 KB per block (its recorded dispatches), at most 4096
+/// blocks. Results repeat bit for bit (every sum runs in a fixed order).
 ///
 /// ```
 /// use xent::{Context, CrossEntropy, LinearCrossEntropy, LinearInput};
@@ -41,7 +42,7 @@ pub struct LinearCrossEntropy {
     /// [`DEFAULT_BLOCK_BYTES`](Self::DEFAULT_BLOCK_BYTES)). A block is as many classes as fit
     /// for all tokens (at least 1024 where the budget allows, fewer tokens per block then),
     /// also within the device's largest binding. Larger blocks mean fewer, larger dispatches;
-    /// a budget that would cut the logits into more than 65536 blocks is an error.
+    /// a budget that would cut the logits into more than 4096 blocks is an error.
     pub block_bytes: u64,
 }
 
@@ -72,13 +73,14 @@ pub(crate) struct LinearShape {
 }
 
 impl LinearShape {
-    /// The shape `[N, D, V]`, each at least 1, with N D, V D and N V within `usize`.
+    /// The shape `[N, D, V]`, D and V at least 1 (N = 0 gives PyTorch's empty results), with
+    /// N D, V D and N V within `usize`.
     pub(crate) fn new([rows, dim, classes]: [usize; 3]) -> Result<LinearShape> {
-        if rows == 0 || dim == 0 || classes == 0 {
+        if dim == 0 || classes == 0 {
             return Err(Error::InvalidShape {
                 reason: format!(
                     "linear cross-entropy of shape [N, D, V] = [{rows}, {dim}, {classes}] needs at \
-                     least one token, one feature and one class"
+                     least one feature and one class"
                 ),
             });
         }

@@ -313,21 +313,29 @@ fn bad_shapes_options_and_budgets_are_errors() {
         ),
         "{lse:?}"
     );
-    let tiny = LinearCrossEntropy {
-        block_bytes: 0,
-        ..Default::default()
-    };
-    let tiny = run(&tiny, ok, &[0, 1, 2]);
-    assert!(
-        matches!(
-            tiny,
-            Err(Error::InvalidOption {
-                name: "block_bytes",
-                ..
-            })
-        ),
-        "{tiny:?}"
-    );
+    // A budget below one logit, or one that cuts (64, 1, 65536) into 65536 blocks of 64 x 1
+    // (more than 4096, each some 30 KB of host memory), is refused before anything runs.
+    let (h64, w64, y64) = (vec![0.5f32; 64], vec![0.25f32; 65536], vec![7u32; 64]);
+    for (budget, input, labels) in [
+        (0, ok, &[0u32, 1, 2][..]),
+        (256, LinearInput::new(&h64, &w64, [64, 1, 65536]), &y64[..]),
+    ] {
+        let tiny = LinearCrossEntropy {
+            block_bytes: budget,
+            ..Default::default()
+        };
+        let tiny = run(&tiny, input, labels);
+        assert!(
+            matches!(
+                tiny,
+                Err(Error::InvalidOption {
+                    name: "block_bytes",
+                    ..
+                })
+            ),
+            "{budget}: {tiny:?}"
+        );
+    }
     let probs = ctx.linear_cross_entropy(&plain, ok, &[0.5f32, 0.5, 0.0][..]);
     assert!(matches!(probs, Err(Error::Misuse { .. })), "{probs:?}");
 }
@@ -405,4 +413,58 @@ fn f16_and_bf16_inputs_match_the_reference_on_their_rounded_values() {
         "{:?}",
         refused.err()
     );
+}
+
+/// Tokens and features past every loop and grid bound of the fused kernels, with the default
+/// budget: the column sums of the bias gradient and the token-deep classifier-gradient product
+/// past 65535 tokens, and a feature-deep forward product past 65535, on each kind of adapter
+/// (Vulkan, GL), against the float64 reference. A vocabulary past 2^22 has a test binary of
+/// its own (tests/vocabulary.rs).
+#[test]
+fn tokens_and_features_past_every_loop_bound_match_the_reference() {
+    let mut rng = Rng::new(1807);
+    let all = contexts();
+    let cases: [[usize; 3]; 3] = [[100_000, 16, 8], [262_144, 1, 2], [3, 70_000, 5]];
+    for shape in cases {
+        let problem = Problem::new(&mut rng, shape, -100);
+        for ctx in [&all[0], &all[all.len() - 1]] {
+            let case = format!("{shape:?}, default budget");
+            check(ctx, &case, &LinearCrossEntropy::default(), &problem, true);
+        }
+    }
+}
+
+/// No tokens, as PyTorch gives them (F.cross_entropy of (0, V) logits): a mean of NaN, a sum
+/// of 0, no unreduced losses, an empty hidden gradient and zero classifier and bias gradients.
+#[test]
+fn no_tokens_give_pytorchs_empty_results() {
+    let mut rng = Rng::new(1808);
+    let ctx = &contexts()[0];
+    let mut problem = Problem::new(&mut rng, [1, 4, 6], -100);
+    problem.shape = [0, 4, 6];
+    problem.hidden.clear();
+    problem.labels.clear();
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        let loss = LinearCrossEntropy {
+            cross_entropy: CrossEntropy {
+                reduction,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let case = format!("no tokens {reduction:?}");
+        check(ctx, &case, &loss, &problem, true);
+        let got = ctx
+            .linear_cross_entropy(&loss, problem.input(true), &problem.labels)
+            .unwrap();
+        let values = got.loss.values();
+        match reduction {
+            Reduction::Mean => assert!(values.len() == 1 && values[0].is_nan(), "{values:?}"),
+            Reduction::Sum => assert_eq!(values, [0.0]),
+            Reduction::None => assert!(values.is_empty()),
+        }
+        assert_eq!(got.grad_hidden.as_deref(), Some(&[][..]));
+        assert_eq!(got.grad_classifier.as_deref(), Some(&[0.0; 24][..]));
+        assert_eq!(got.grad_bias.as_deref(), Some(&[0.0; 6][..]));
+    }
 }

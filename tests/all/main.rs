@@ -13,6 +13,7 @@ mod forward;
 mod gradients;
 mod kdim;
 mod linear;
+mod loops;
 mod lse;
 mod nll;
 mod prepared;
