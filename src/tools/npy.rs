@@ -1,13 +1,15 @@
 //! NumPy `.npy` files (format versions 1.0 to 3.0). xent reads arrays of any float type
 //! (float16, float32, float64: as float32, a float64 value beyond float32's range being an
-//! error) and any integer type (int32 as int32, the others as int64), of either byte order and
+//! error), any integer type (int32 as int32, the others as int64) and bool (as int32), of either byte order and
 //! in C or Fortran order; it writes little-endian float32, int32 and int64 in C order.
 //!
-//! Reading is defensive: the header is bounded, the shape must multiply out to exactly the
-//! bytes the file holds, and nothing is allocated before that is checked, so a malformed or
-//! truncated file gives an error, never a panic or an unbounded allocation.
+//! Reading is defensive: the header is bounded and read first, then exactly the payload its
+//! shape announces (a byte more is an error), and memory grows only with the bytes read, so a
+//! malformed, truncated, overlong or endless file gives an error, never a panic or an
+//! unbounded allocation.
 
 use std::fmt;
+use std::io::Read;
 
 /// The most header bytes accepted (NumPy writes a few hundred).
 const MAX_HEADER: usize = 1 << 16;
@@ -148,18 +150,27 @@ fn parse_shape(value: &str) -> Result<Vec<usize>, NpyError> {
 
 /// Parses a `.npy` file's bytes.
 pub fn parse(bytes: &[u8]) -> Result<Array, NpyError> {
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+    read(&mut &bytes[..])
+}
+
+/// Reads a `.npy` file from `source`: its header first, then exactly the payload the header
+/// announces, so a source that never ends (`/dev/zero`) or holds more than the array gives an
+/// error at once, and memory grows only with the bytes actually read.
+pub fn read(source: &mut impl std::io::Read) -> Result<Array, NpyError> {
+    let io = |e: std::io::Error| NpyError(format!("cannot read: {e}"));
+    let mut start = [0u8; 10];
+    let got = read_up_to(source, &mut start).map_err(io)?;
+    if got < start.len() || &start[..6] != MAGIC {
         return err("not a .npy file (no \\x93NUMPY magic)");
     }
-    let major = bytes[6];
-    let (header_len, header_start) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+    let header_len = match start[6] {
+        1 => u16::from_le_bytes([start[8], start[9]]) as usize,
         2 | 3 => {
-            if bytes.len() < 12 {
+            let mut more = [0u8; 2];
+            if read_up_to(source, &mut more).map_err(io)? < 2 {
                 return err("the file ends inside its header");
             }
-            let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
-            (len, 12)
+            u32::from_le_bytes([start[8], start[9], more[0], more[1]]) as usize
         }
         v => return err(format!("unsupported .npy format version {v}")),
     };
@@ -168,11 +179,11 @@ pub fn parse(bytes: &[u8]) -> Result<Array, NpyError> {
             "the header claims {header_len} bytes (more than {MAX_HEADER})"
         ));
     }
-    let data_start = header_start + header_len;
-    if bytes.len() < data_start {
+    let mut header = vec![0u8; header_len];
+    if read_up_to(source, &mut header).map_err(io)? < header_len {
         return err("the file ends inside its header");
     }
-    let Ok(header) = std::str::from_utf8(&bytes[header_start..data_start]) else {
+    let Ok(header) = std::str::from_utf8(&header) else {
         return err("the header is not text");
     };
     let elem = Elem::parse(header_value(header, "descr")?)?;
@@ -186,23 +197,67 @@ pub fn parse(bytes: &[u8]) -> Result<Array, NpyError> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| NpyError(format!("shape {} overflows", shape_text(&shape))))?;
-    let payload = &bytes[data_start..];
     let expected = count.checked_mul(elem.size);
+    // At most one byte past what the shape needs: enough to tell a longer file.
+    let limit = expected.map_or(u64::MAX, |e| e as u64 + 1);
+    let mut payload = Vec::new();
+    std::io::Read::take(&mut *source, limit)
+        .read_to_end(&mut payload)
+        .map_err(io)?;
     if expected != Some(payload.len()) {
+        let has = match Some(payload.len()) > expected {
+            true => "more".to_string(),
+            false => payload.len().to_string(),
+        };
         return err(format!(
-            "shape {} of {} needs {} data bytes but the file has {}",
+            "shape {} of {} needs {} data bytes but the file has {has}",
             shape_text(&shape),
             elem.name(),
             expected.map_or("more than addressable".to_string(), |e| e.to_string()),
-            payload.len()
         ));
     }
-    let data = elem.decode(payload)?;
+    let data = elem.decode(&payload).map_err(|(i, why)| {
+        NpyError(format!(
+            "the value at {}: {why}",
+            position(i, &shape, fortran)
+        ))
+    })?;
     let data = match fortran {
         true => data.to_c_order(&shape),
         false => data,
     };
     Ok(Array { shape, data })
+}
+
+/// Element `flat` (in the file's order) of an array of `shape` as its index, `[i, j, ...]`.
+fn position(flat: usize, shape: &[usize], fortran: bool) -> String {
+    let mut rest = flat;
+    let mut index = vec![0; shape.len()];
+    let order: Vec<usize> = match fortran {
+        true => (0..shape.len()).collect(),
+        false => (0..shape.len()).rev().collect(),
+    };
+    for k in order {
+        let d = shape[k].max(1);
+        index[k] = rest % d;
+        rest /= d;
+    }
+    let parts: Vec<String> = index.iter().map(usize::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Fills as much of `buf` as `source` holds; returns the bytes read (fewer only at its end).
+fn read_up_to(source: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match source.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// An element type as a `.npy` header describes it (`'<f8'`, `'|u1'`, `'>i4'`).
@@ -232,6 +287,7 @@ impl Elem {
         };
         match (big_endian, kind, size) {
             (Some(big_endian), Some(kind @ 'f'), Some(size @ (2 | 4 | 8)))
+            | (Some(big_endian), Some(kind @ 'b'), Some(size @ 1))
             | (Some(big_endian), Some(kind @ ('i' | 'u')), Some(size @ (1 | 2 | 4 | 8))) => {
                 Ok(Elem {
                     kind,
@@ -240,8 +296,8 @@ impl Elem {
                 })
             }
             _ => err(format!(
-                "element type '{text}' is not supported (float16, float32, float64 or an \
-                 integer type)"
+                "element type '{text}' is not supported (float16, float32, float64, bool or \
+                 an integer type)"
             )),
         }
     }
@@ -250,6 +306,7 @@ impl Elem {
     fn name(&self) -> String {
         let kind = match self.kind {
             'f' => "float",
+            'b' => return "bool".into(),
             'i' => "int",
             _ => "uint",
         };
@@ -267,7 +324,8 @@ impl Elem {
     }
 
     /// The payload's values: floats as float32, int32 as int32, other integers as int64.
-    fn decode(&self, payload: &[u8]) -> Result<Data, NpyError> {
+    /// A value that cannot be read is an error with its flat index and why.
+    fn decode(&self, payload: &[u8]) -> Result<Data, (usize, String)> {
         let elements = payload.chunks_exact(self.size).map(|c| self.le_bytes(c));
         match (self.kind, self.size) {
             ('f', 2) => Ok(Data::F32(
@@ -286,15 +344,25 @@ impl Elem {
                     let v = f64::from_le_bytes(b);
                     let narrowed = v as f32;
                     match v.is_finite() && !narrowed.is_finite() {
-                        true => err(format!(
-                            "float64 value {v} at index {i} does not fit in float32, which \
-                             xent computes in"
+                        true => Err((
+                            i,
+                            format!(
+                                "float64 {v:e} does not fit in float32, which xent computes in"
+                            ),
                         )),
                         false => Ok(narrowed),
                     }
                 })
                 .collect::<Result<_, _>>()
                 .map(Data::F32),
+            ('b', _) => elements
+                .enumerate()
+                .map(|(i, b)| match b[0] {
+                    0 | 1 => Ok(i32::from(b[0])),
+                    v => Err((i, format!("bool byte {v} is neither 0 nor 1"))),
+                })
+                .collect::<Result<_, _>>()
+                .map(Data::I32),
             ('i', 4) => Ok(Data::I32(
                 elements
                     .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -312,9 +380,8 @@ impl Elem {
             (_, _) => elements
                 .enumerate()
                 .map(|(i, b)| {
-                    i64::try_from(u64::from_le_bytes(b)).or_else(|_| {
-                        err(format!("uint64 value at index {i} is beyond int64's range"))
-                    })
+                    let v = u64::from_le_bytes(b);
+                    i64::try_from(v).map_err(|_| (i, format!("uint64 {v} is beyond int64's range")))
                 })
                 .collect::<Result<_, _>>()
                 .map(Data::I64),
@@ -408,6 +475,37 @@ pub fn to_bytes(array: &Array) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A source longer than its header announces is an error, and a source that never ends
+    /// is read no further than one byte past the payload.
+    #[test]
+    fn reads_exactly_the_payload_its_header_announces() {
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n";
+        let whole = file(header, &[0u8; 8]);
+        assert!(parse(&whole).is_ok());
+        let mut longer = whole.clone();
+        longer.push(0);
+        let e = parse(&longer).unwrap_err();
+        assert!(
+            e.0.contains("needs 8 data bytes but the file has more"),
+            "{e}"
+        );
+        let mut endless = std::io::Read::chain(&whole[..], std::io::repeat(0));
+        assert!(read(&mut endless).is_err());
+        // Endless zeros are no .npy file, found in the first bytes.
+        let e = read(&mut std::io::repeat(0)).unwrap_err();
+        assert!(e.0.contains("not a .npy file"), "{e}");
+    }
+
+    /// NumPy's bool arrays (`|b1`) read as int32 0 and 1; other bytes are an error.
+    #[test]
+    fn reads_bool_arrays() {
+        let header = "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }\n";
+        let got = parse(&file(header, &[1, 0, 1])).unwrap();
+        assert_eq!(got.data, Data::I32(vec![1, 0, 1]));
+        assert_eq!(got.dtype().name(), "int32");
+        assert!(parse(&file(header, &[1, 2, 1])).is_err());
+    }
 
     /// Every float type reads as float32 and every integer type as int32 or int64, in either
     /// byte order; Fortran-order arrays come back in C order.
@@ -532,6 +630,17 @@ mod tests {
             .unwrap_err()
             .0
             .contains("does not fit in float32"));
+        // A value that does not fit is named by its index in the array's shape, in either
+        // order, and written as a float.
+        let values = [0.5f64, 1.0, 2.0, 1e39, 0.0, 0.0];
+        let f8: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let e = parse(&file(&header("<f8", "False", "(2, 3)"), &f8)).unwrap_err();
+        assert_eq!(
+            e.0,
+            "the value at [1, 0]: float64 1e39 does not fit in float32, which xent computes in"
+        );
+        let e = parse(&file(&header("<f8", "True", "(2, 3)"), &f8)).unwrap_err();
+        assert!(e.0.starts_with("the value at [1, 1]: float64 1e39"), "{e}");
         let big_u8 = file(&header("<u8", "False", "(1,)"), &u64::MAX.to_le_bytes());
         assert!(parse(&big_u8).unwrap_err().0.contains("beyond int64"));
         let mut truncated_header = ok.clone();

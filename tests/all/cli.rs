@@ -1425,3 +1425,207 @@ fn eval_linear_ce_matches_the_reference_and_refuses_bad_input() {
         &fresh,
     );
 }
+
+/// The file type of `path` itself (a symlink is not followed).
+fn kind(path: &Path) -> std::fs::FileType {
+    std::fs::symlink_metadata(path).unwrap().file_type()
+}
+
+/// Outputs that are not regular files are written through and left in place: device nodes
+/// made in a test folder (one that reads as zeros and takes any write, like /dev/null; one
+/// that is full, like /dev/full: a write error), a FIFO (read by another thread), `-`
+/// (standard output), a symlink (its target written, the link kept) and a dangling symlink
+/// (its target created).
+#[test]
+fn eval_writes_through_devices_fifos_symlinks_and_stdout() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = scratch("eval_special");
+    let logits = save(
+        &dir,
+        "l.npy",
+        &Array::f32(vec![2, 3], vec![0.5, 1.0, -1.0, 2.0, 0.0, 1.0]),
+    );
+    let labels = Array {
+        shape: vec![2],
+        data: Data::I64(vec![0, 2]),
+    };
+    let targets = save(&dir, "t.npy", &labels);
+    let ce = |loss_out: &str| {
+        let args = ["eval", "ce", "--logits", &logits, "--target", &targets];
+        xent(&[&args[..], &["--loss-out", loss_out][..]].concat())
+    };
+    let want = {
+        let reference = ce(&dir.join("plain.npy").to_string_lossy());
+        assert!(reference.status.success(), "{}", stderr(&reference));
+        std::fs::read(dir.join("plain.npy")).unwrap()
+    };
+    let node = |name: &str, minor: u32| {
+        let path = dir.join(name);
+        let made = Command::new("mknod")
+            .args([path.to_str().unwrap(), "c", "1", &minor.to_string()])
+            .status()
+            .expect("mknod runs");
+        assert!(made.success(), "mknod {name}");
+        path
+    };
+    // Like /dev/null (1, 3) and /dev/full (1, 7).
+    let null = node("null", 3);
+    let out = ce(null.to_str().unwrap());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(kind(&null).is_char_device(), "the null device was replaced");
+    let full = node("full", 7);
+    let out = ce(full.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot write"), "{}", stderr(&out));
+    assert!(kind(&full).is_char_device(), "the full device was replaced");
+    // A FIFO, read while xent writes it.
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let out = ce(fifo.to_str().unwrap());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(reader.join().unwrap(), want, "the FIFO's bytes");
+    assert!(kind(&fifo).is_fifo(), "the FIFO was replaced");
+    // Standard output.
+    let out = ce("-");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, want);
+    // A symlink to a file, and a dangling one.
+    let target = dir.join("target.npy");
+    std::fs::write(&target, b"older").unwrap();
+    let link = dir.join("link.npy");
+    std::os::unix::fs::symlink("target.npy", &link).unwrap();
+    let out = ce(link.to_str().unwrap());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(kind(&link).is_symlink(), "the symlink was replaced");
+    assert_eq!(std::fs::read(&target).unwrap(), want);
+    let dangling = dir.join("dangling.npy");
+    std::os::unix::fs::symlink("new/../made.npy", &dangling).unwrap();
+    std::fs::create_dir(dir.join("new")).unwrap();
+    let out = ce(dangling.to_str().unwrap());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        kind(&dangling).is_symlink(),
+        "the dangling symlink was replaced"
+    );
+    assert_eq!(std::fs::read(dir.join("made.npy")).unwrap(), want);
+    // Nothing else was left in the folder.
+    let names = listing(&dir);
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+}
+
+/// An interrupt (SIGINT, SIGTERM) while outputs are written removes the temporaries: no
+/// hidden file is left, and no output is half written.
+#[test]
+fn an_interrupted_eval_leaves_no_temporary() {
+    let dir = scratch("eval_interrupt");
+    let (n, c) = (1 << 16, 256);
+    let logits = save(&dir, "l.npy", &Array::f32(vec![n, c], vec![0.25; n * c]));
+    let labels = Array {
+        shape: vec![n],
+        data: Data::I64(vec![1; n]),
+    };
+    let targets = save(&dir, "t.npy", &labels);
+    let grad = dir.join("g.npy").to_string_lossy().into_owned();
+    let loss = dir.join("loss.npy").to_string_lossy().into_owned();
+    for (k, signal) in ["INT", "TERM", "INT", "TERM", "INT", "TERM"]
+        .iter()
+        .enumerate()
+    {
+        let _ = std::fs::remove_file(&grad);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xent"))
+            .args(["eval", "ce", "--logits", &logits, "--target", &targets])
+            .args([
+                "--reduction",
+                "none",
+                "--loss-out",
+                &loss,
+                "--grad-out",
+                &grad,
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Interrupt while the outputs are written: once a temporary holds data, a little
+        // later at each try.
+        let start = std::time::Instant::now();
+        let writing = || {
+            std::fs::read_dir(&dir).unwrap().any(|e| {
+                let e = e.unwrap();
+                let temp = e.file_name().to_string_lossy().ends_with(".tmp");
+                temp && e.metadata().is_ok_and(|m| m.len() > 0)
+            })
+        };
+        while !writing() && start.elapsed() < std::time::Duration::from_secs(60) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5 * k as u64));
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = child.wait().unwrap();
+        let names = listing(&dir);
+        assert!(
+            !names.iter().any(|n| n.ends_with(".tmp")),
+            "SIG{signal} at try {k} ({status}): {names:?}"
+        );
+        // An output that exists is whole.
+        if Path::new(&grad).exists() {
+            assert_eq!(load_f32(&grad).0, vec![n, c], "SIG{signal} at try {k}");
+        }
+    }
+}
+
+/// `xent eval bce` and `focal` take integer and bool targets (NumPy's usual label arrays) as
+/// the same 0/1 floats; a value beyond float32 in a float64 input is named by its index.
+#[test]
+fn eval_binary_losses_take_integer_and_bool_targets() {
+    let dir = scratch("eval_int_targets");
+    let x = [0.5f32, -1.0, 2.0, 0.25, -3.0, 1.5];
+    let t = [1u8, 0, 1, 1, 0, 0];
+    let input = save(&dir, "x.npy", &Array::f32(vec![2, 3], x.to_vec()));
+    let floats: Vec<f32> = t.iter().map(|&v| f32::from(v)).collect();
+    let as_f32 = save(&dir, "t32.npy", &Array::f32(vec![2, 3], floats));
+    let as_i64: Vec<u8> = t.iter().flat_map(|&v| i64::from(v).to_le_bytes()).collect();
+    let as_i64 = save_raw(&dir, "t64.npy", "<i8", "(2, 3)", false, &as_i64);
+    let as_bool = save_raw(&dir, "tb.npy", "|b1", "(2, 3)", false, &t);
+    for command in [&["bce", "--logits"][..], &["focal"][..]] {
+        let run = |target: &str, out: &str| {
+            let out = dir.join(out).to_string_lossy().into_owned();
+            let args = ["--input", &input, "--target", target, "--loss-out", &out];
+            let o = xent(&[&["eval"][..], command, &args[..]].concat());
+            assert!(o.status.success(), "{command:?} {target}: {}", stderr(&o));
+            load_f32(&out).1
+        };
+        let want = run(&as_f32, "l32.npy");
+        assert_eq!(run(&as_i64, "l64.npy"), want, "{command:?} int64");
+        assert_eq!(run(&as_bool, "lb.npy"), want, "{command:?} bool");
+    }
+    let big: Vec<u8> = [0.5f64, 1e39, 0.0, 0.0, 0.0, 0.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let big = save_raw(&dir, "big.npy", "<f8", "(2, 3)", false, &big);
+    let out = dir.join("never.npy").to_string_lossy().into_owned();
+    let o = xent(&[
+        "eval",
+        "bce",
+        "--logits",
+        "--input",
+        &big,
+        "--target",
+        &as_f32,
+        "--loss-out",
+        &out,
+    ]);
+    assert_refused(&o, &["[0, 1]", "1e39"], &out);
+}

@@ -156,7 +156,7 @@ pub struct BceArgs {
     /// Input: probabilities in [0, 1], or logits with --logits.
     #[arg(long, value_name = "X.npy")]
     input: String,
-    /// Target of the input's shape, in [0, 1].
+    /// Target of the input's shape, in [0, 1]: any float type, any integer type or bool.
     #[arg(long, value_name = "T.npy")]
     target: String,
     /// The input holds logits (binary_cross_entropy_with_logits).
@@ -234,8 +234,8 @@ pub struct Outputs {
 
 /// Reads a .npy file; errors name the file.
 fn read(path: &str) -> Result<Array, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{path}: cannot read: {e}"))?;
-    npy::parse(&bytes).map_err(|e| format!("{path}: {e}"))
+    let file = std::fs::File::open(path).map_err(|e| format!("{path}: cannot read: {e}"))?;
+    npy::read(&mut std::io::BufReader::new(file)).map_err(|e| format!("{path}: {e}"))
 }
 
 /// Reads a .npy file of floats (any float type, as float32) of an expected shape (`None`
@@ -258,6 +258,24 @@ fn read_f32(path: &str, shape: Option<&[usize]>) -> Result<(Vec<usize>, Vec<f32>
             array.dtype().name()
         )),
     }
+}
+
+/// Reads binary targets of `shape`: floats of any float type, or integers of any integer
+/// type or bool (NumPy's usual label arrays), as float32.
+fn read_binary_targets(path: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+    let array = read(path)?;
+    if array.shape != shape {
+        return Err(format!(
+            "{path}: shape {} but {} was expected",
+            array.shape_text(),
+            npy::shape_text(shape)
+        ));
+    }
+    Ok(match array.data {
+        Data::F32(v) => v,
+        Data::I32(v) => v.into_iter().map(|t| t as f32).collect(),
+        Data::I64(v) => v.into_iter().map(|t| t as f32).collect(),
+    })
 }
 
 /// A float array that broadcasts to `shape` as NumPy and PyTorch broadcast (dimensions
@@ -543,7 +561,7 @@ fn run_bce(args: &BceArgs) -> Result<(), String> {
     ];
     check_paths(&inputs, &args.out, None)?;
     let (shape, input_values) = read_f32(&args.input, None)?;
-    let (_, target) = read_f32(&args.target, Some(&shape))?;
+    let target = read_binary_targets(&args.target, &shape)?;
     let weight = match &args.weight {
         Some(path) => Some(read_broadcast(path, &shape)?),
         None => None,
@@ -712,7 +730,7 @@ fn run_focal(args: &FocalArgs) -> Result<(), String> {
         None,
     )?;
     let (shape, x) = read_f32(&args.input, None)?;
-    let (_, target) = read_f32(&args.target, Some(&shape))?;
+    let target = read_binary_targets(&args.target, &shape)?;
     let files = [
         ("input", args.input.as_str()),
         ("target", args.target.as_str()),

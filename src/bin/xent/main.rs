@@ -48,6 +48,10 @@ enum Command {
 fn main() {
     quiet_headless_vulkan_layer();
     let cli = Cli::parse();
+    if let Err(message) = files::remove_temporaries_on_interrupt() {
+        eprintln!("xent: {message}");
+        std::process::exit(1);
+    }
     let result = match cli.command {
         Command::Info(args) => info::run(&args),
         Command::Check(args) => check::run(&args),
