@@ -47,7 +47,8 @@ pub struct VocabShard {
 /// [`Context::shard_states`]): four f32 per row, a plain buffer that a distributed engine can
 /// gather between machines ([`values`](Self::values), [`from_values`](Self::from_values)) and
 /// merge with [`merge`](Self::merge). Merging is exact up to f32 rounding, in any order and
-/// grouping.
+/// grouping. The states know the classes they cover: merging overlapping shards, or
+/// finishing with states that miss some of the vocabulary, is an error.
 ///
 /// ```
 /// use xent::{Context, CrossEntropy, Input, ShardStates, VocabShard};
@@ -59,7 +60,10 @@ pub struct VocabShard {
 /// let (left, right) = ([1.0f32, 2.0, -1.0, 0.5], [0.0f32, 3.0, 1.0, 1.0]);
 /// let a = ctx.shard_states(&loss, VocabShard { first: 0, vocab: 4 }, Input::new(&left, [2, 2]), &labels)?;
 /// let b = ctx.shard_states(&loss, VocabShard { first: 2, vocab: 4 }, Input::new(&right, [2, 2]), &labels)?;
-/// let merged = ShardStates::from_values(a.values().to_vec())?.merge(&b)?;
+/// // The values travel as plain f32 (to another machine, say) with the classes they cover.
+/// let a = ShardStates::from_values(a.values().to_vec(), 0..2, 4)?;
+/// let merged = a.merge(&b)?;
+/// assert_eq!(merged.classes(), &[0..4]);
 /// // The first value of each row's merged state is its log-sum-exp over all four classes.
 /// let lse0 = (1f32.exp() + 2f32.exp() + 0f32.exp() + 3f32.exp()).ln();
 /// assert!((merged.values()[0] - lse0).abs() < 1e-5);
@@ -68,6 +72,9 @@ pub struct VocabShard {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShardStates {
     values: Vec<f32>,
+    /// The classes covered: sorted, disjoint, none empty, touching ranges joined.
+    classes: Vec<std::ops::Range<usize>>,
+    vocab: usize,
 }
 
 impl ShardStates {
@@ -75,15 +82,21 @@ impl ShardStates {
     pub const VALUES_PER_ROW: usize = SHARD_STATE_LEN;
 
     /// States from their plain values (as [`values`](Self::values) gave them, on this machine
-    /// or another): a multiple of [`VALUES_PER_ROW`](Self::VALUES_PER_ROW) values.
+    /// or another), over the classes `classes` of a vocabulary of `vocab`: a multiple of
+    /// [`VALUES_PER_ROW`](Self::VALUES_PER_ROW) values, and classes within the vocabulary.
     ///
     /// ```
-    /// let states = xent::ShardStates::from_values(vec![0.0; 8])?;
+    /// let states = xent::ShardStates::from_values(vec![0.0; 8], 0..3, 10)?;
     /// assert_eq!(states.rows(), 2);
-    /// assert!(xent::ShardStates::from_values(vec![0.0; 6]).is_err());
+    /// assert!(xent::ShardStates::from_values(vec![0.0; 6], 0..3, 10).is_err());
+    /// assert!(xent::ShardStates::from_values(vec![0.0; 8], 8..12, 10).is_err());
     /// # Ok::<(), xent::Error>(())
     /// ```
-    pub fn from_values(values: Vec<f32>) -> Result<ShardStates> {
+    pub fn from_values(
+        values: Vec<f32>,
+        classes: std::ops::Range<usize>,
+        vocab: usize,
+    ) -> Result<ShardStates> {
         if !values.len().is_multiple_of(Self::VALUES_PER_ROW) {
             return Err(Error::InvalidShape {
                 reason: format!(
@@ -93,13 +106,51 @@ impl ShardStates {
                 ),
             });
         }
-        Ok(ShardStates { values })
+        if classes.is_empty() || classes.end > vocab {
+            return Err(Error::InvalidShape {
+                reason: format!(
+                    "shard states over classes {classes:?} of a vocabulary of {vocab}: they \
+                     cover at least one class, within the vocabulary"
+                ),
+            });
+        }
+        Ok(ShardStates {
+            values,
+            classes: vec![classes],
+            vocab,
+        })
+    }
+
+    /// The classes these states cover, in order, touching ranges joined.
+    ///
+    /// ```
+    /// let a = xent::ShardStates::from_values(vec![0.0; 4], 0..3, 10)?;
+    /// let b = xent::ShardStates::from_values(vec![0.0; 4], 5..10, 10)?;
+    /// assert_eq!(a.merge(&b)?.classes(), &[0..3, 5..10]);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn classes(&self) -> &[std::ops::Range<usize>] {
+        &self.classes
+    }
+
+    /// Whether these states cover the whole vocabulary, each class once: what
+    /// [`Context::shard_finish`] needs.
+    ///
+    /// ```
+    /// let a = xent::ShardStates::from_values(vec![0.0; 4], 0..3, 5)?;
+    /// assert!(!a.is_complete());
+    /// let b = xent::ShardStates::from_values(vec![0.0; 4], 3..5, 5)?;
+    /// assert!(a.merge(&b)?.is_complete());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn is_complete(&self) -> bool {
+        matches!(&self.classes[..], [only] if *only == (0..self.vocab))
     }
 
     /// The states as plain values, [`VALUES_PER_ROW`](Self::VALUES_PER_ROW) per row.
     ///
     /// ```
-    /// let states = xent::ShardStates::from_values(vec![1.0, 0.0, 1.0, 0.0])?;
+    /// let states = xent::ShardStates::from_values(vec![1.0, 0.0, 1.0, 0.0], 0..1, 1)?;
     /// assert_eq!(states.values(), &[1.0, 0.0, 1.0, 0.0]);
     /// # Ok::<(), xent::Error>(())
     /// ```
@@ -110,7 +161,7 @@ impl ShardStates {
     /// Rows.
     ///
     /// ```
-    /// assert_eq!(xent::ShardStates::from_values(vec![0.0; 12])?.rows(), 3);
+    /// assert_eq!(xent::ShardStates::from_values(vec![0.0; 12], 0..4, 4)?.rows(), 3);
     /// # Ok::<(), xent::Error>(())
     /// ```
     pub fn rows(&self) -> usize {
@@ -118,14 +169,16 @@ impl ShardStates {
     }
 
     /// The states over the classes of both `self` and `other` (disjoint shards of one
-    /// vocabulary, for the same rows); an error when their rows differ. A row of -inf logits
-    /// (lse -inf) adds nothing.
+    /// vocabulary, for the same rows); an error when their rows or vocabularies differ, or
+    /// their classes overlap. A row of -inf logits (lse -inf) adds nothing.
     ///
     /// ```
     /// // Each shard alone: lse ln 2 over two equal logits of 0, weight sum 2, b = -2 ln 2.
     /// let ln2 = 2f32.ln();
-    /// let half = xent::ShardStates::from_values(vec![ln2, 0.0, 2.0, -2.0 * ln2])?;
-    /// let whole = half.merge(&half)?;
+    /// let state = vec![ln2, 0.0, 2.0, -2.0 * ln2];
+    /// let left = xent::ShardStates::from_values(state.clone(), 0..2, 4)?;
+    /// let right = xent::ShardStates::from_values(state, 2..4, 4)?;
+    /// let whole = left.merge(&right)?;
     /// let ln4 = 4f32.ln();
     /// assert!((whole.values()[0] - ln4).abs() < 1e-6 && (whole.values()[3] + 4.0 * ln4).abs() < 1e-5);
     /// # Ok::<(), xent::Error>(())
@@ -139,14 +192,55 @@ impl ShardStates {
                 hint: "states of the same rows, from shards of one vocabulary".into(),
             });
         }
+        if self.vocab != other.vocab {
+            return Err(Error::ShapeMismatch {
+                what: "shard states' vocabulary",
+                expected: self.vocab,
+                got: other.vocab,
+                hint: "states of shards of one vocabulary".into(),
+            });
+        }
+        let classes = union(&self.classes, &other.classes)?;
         let values = self
             .values
             .chunks(Self::VALUES_PER_ROW)
             .zip(other.values.chunks(Self::VALUES_PER_ROW))
             .flat_map(|(a, b)| merge_row(a, b))
             .collect();
-        Ok(ShardStates { values })
+        Ok(ShardStates {
+            values,
+            classes,
+            vocab: self.vocab,
+        })
     }
+}
+
+/// The classes of two disjoint sets of ranges together, touching ranges joined; an error
+/// naming the classes both hold.
+fn union(
+    a: &[std::ops::Range<usize>],
+    b: &[std::ops::Range<usize>],
+) -> Result<Vec<std::ops::Range<usize>>> {
+    let mut all: Vec<_> = a.iter().chain(b).cloned().collect();
+    all.sort_by_key(|r| r.start);
+    let mut out: Vec<std::ops::Range<usize>> = Vec::with_capacity(all.len());
+    for r in all {
+        match out.last_mut() {
+            Some(last) if r.start < last.end => {
+                return Err(Error::Misuse {
+                    what: "ShardStates::merge",
+                    reason: format!(
+                        "the shards overlap: classes {:?} are in both; merge each shard's \
+                         states once",
+                        r.start..r.end.min(last.end)
+                    ),
+                });
+            }
+            Some(last) if r.start == last.end => last.end = r.end,
+            _ => out.push(r),
+        }
+    }
+    Ok(out)
 }
 
 /// Two rows' states merged (see the module header), in f64 and rounded once.
@@ -295,7 +389,8 @@ impl Context {
         let prepared = prepare_shard_step(gpu, tensors, call.shape, &options, GradMode::Off, step)?;
         prepared.run_async().await?;
         let values = prepared.read_lse_async().await?.unwrap_or_default();
-        ShardStates::from_values(values)
+        let classes = call.shape.classes;
+        ShardStates::from_values(values, shard.first..shard.first + classes, shard.vocab)
     }
 
     /// The loss of `loss` over the whole vocabulary and the gradient of this device's
@@ -361,6 +456,17 @@ impl Context {
             rows,
             "one state per row",
         )?;
+        if merged.vocab != shard.vocab || !merged.is_complete() {
+            return Err(Error::Misuse {
+                what: "shard_finish",
+                reason: format!(
+                    "the merged states cover classes {:?} of a vocabulary of {}, not every \
+                     class of the shard's vocabulary of {} once: merge the states of every \
+                     shard first",
+                    merged.classes, merged.vocab, shard.vocab
+                ),
+            });
+        }
         let mode = match input.wants_grad() {
             true => GradMode::Separate,
             false => GradMode::Off,

@@ -197,14 +197,67 @@ fn shard_misuse_is_an_error() {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidOption { .. }), "{err}");
     // Merged states of other rows.
-    let three = ShardStates::from_values(vec![0.0; 12]).unwrap();
+    let three = ShardStates::from_values(vec![0.0; 12], 0..10, 10).unwrap();
     let err = ctx
         .shard_finish(&options, shard, Input::new(&x, [2, 3]), &[0i64, 1], &three)
         .unwrap_err();
     assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
     assert!(three
-        .merge(&ShardStates::from_values(vec![0.0; 8]).unwrap())
+        .merge(&ShardStates::from_values(vec![0.0; 8], 0..10, 10).unwrap())
         .is_err());
+}
+
+/// Shards that overlap, leave a gap or are finished without the others' states are errors,
+/// never a wrong loss: (0..5, 3..8), (0..3, 5..8), and 0..5 finished with its own states.
+#[test]
+fn overlapping_missing_and_unmerged_shards_are_errors() {
+    let mut rng = Rng::new(193);
+    let ctx = &contexts()[0];
+    let (rows, vocab) = (4, 8);
+    let x = rng.vec(rows * vocab, -3.0, 3.0);
+    let labels: Vec<i64> = (0..rows).map(|_| rng.below(vocab) as i64).collect();
+    let options = CrossEntropy::default();
+    let states = |r: std::ops::Range<usize>| {
+        let part = columns(&x, vocab, r.clone());
+        let shard = VocabShard {
+            first: r.start,
+            vocab,
+        };
+        let input = Input::new(&part, [rows, r.len()]);
+        ctx.shard_states(&options, shard, input, &labels).unwrap()
+    };
+    let finish = |r: std::ops::Range<usize>, merged: &ShardStates| {
+        let part = columns(&x, vocab, r.clone());
+        let shard = VocabShard {
+            first: r.start,
+            vocab,
+        };
+        let input = Input::new(&part, [rows, r.len()]).with_grad();
+        ctx.shard_finish(&options, shard, input, &labels, merged)
+    };
+    // Overlap: refused at the merge.
+    let err = states(0..5).merge(&states(3..8)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Misuse { reason, .. } if reason.contains("3..5")),
+        "{err}"
+    );
+    // A gap: the merge is fine, the finish is refused.
+    let gap = states(0..3).merge(&states(5..8)).unwrap();
+    assert_eq!(gap.classes(), &[0..3, 5..8]);
+    let err = finish(0..3, &gap).unwrap_err();
+    assert!(matches!(err, Error::Misuse { .. }), "{err}");
+    // Own states only.
+    let err = finish(0..5, &states(0..5)).unwrap_err();
+    assert!(matches!(err, Error::Misuse { .. }), "{err}");
+    // Every shard once: the loss of the unsplit logits.
+    let whole = states(0..5).merge(&states(5..8)).unwrap();
+    assert!(whole.is_complete());
+    let got = finish(0..5, &whole).unwrap();
+    let want = reference::compute(&options, Input::new(&x, [rows, vocab]), &labels).unwrap();
+    assert_close(ctx, "two shards", got.loss.values(), want.loss.values());
+    // States that travelled as plain values keep their classes.
+    let moved = ShardStates::from_values(states(5..8).values().to_vec(), 5..8, vocab).unwrap();
+    assert!(states(0..5).merge(&moved).unwrap().is_complete());
 }
 
 /// Shards whose logits exceed a storage binding run in chunks of rows: each chunk's states are
