@@ -106,8 +106,8 @@ pub enum Error {
     /// (whose loss and gradient are then NaN there) and reported when results are read (or by
     /// [`crate::PreparedLoss::check_targets`]).
     #[error(
-        "{what} at index {index} is {} (outside [0, 1]); {count} such value(s)",
-        value.map_or("unknown, read on the GPU".to_string(), |v| v.to_string())
+        "{what} at index {index}{} is outside [0, 1]; {count} such value(s)",
+        value.map_or(" (read on the GPU)".to_string(), |v| format!(", {v},"))
     )]
     ProbabilityOutOfRange {
         /// `"input probability"` or `"target"`.
@@ -185,7 +185,7 @@ pub enum Error {
     },
 
     /// A buffer or dispatch that exceeds one of the adapter's limits.
-    #[error("{what} needs {needed} but the adapter's {limit_name} is {limit}; split the batch")]
+    #[error("{what} needs {needed} but the adapter's {limit_name} is {limit}")]
     TooLarge {
         /// What was being sized.
         what: String,

@@ -57,6 +57,9 @@ struct Shared {
     bytes_created: AtomicU64,
     /// Why the device was lost, once it is (known for devices xent created).
     lost: Arc<Mutex<Option<String>>>,
+    /// The first error wgpu reported outside xent's error scopes (a caller's submission of
+    /// recorded work, say) on a device xent created, not yet reported by an operation.
+    uncaptured: Arc<Mutex<Option<String>>>,
 }
 
 /// The outcome of a compile's error scope, as wgpu gives it: a future that is `Send` where
@@ -136,12 +139,14 @@ impl Gpu {
                 buffers_created: AtomicU64::new(0),
                 bytes_created: AtomicU64::new(0),
                 lost: Arc::default(),
+                uncaptured: Arc::default(),
             }),
         })
     }
 
-    /// Makes every later operation return [`Error::DeviceLost`] once the device is lost: for
-    /// devices xent created, whose lost callback is its own.
+    /// Makes every later operation return [`Error::DeviceLost`] once the device is lost, and
+    /// the next operation return an error wgpu reported outside xent's calls (where wgpu's
+    /// default handler would panic): for devices xent created, whose callbacks are its own.
     pub(crate) fn watch_lost(&self) {
         let sink = Arc::clone(&self.shared.lost);
         self.shared
@@ -152,6 +157,12 @@ impl Gpu {
                     _ => format!("{reason:?}: {message}"),
                 });
             });
+        let sink = Arc::clone(&self.shared.uncaptured);
+        self.shared
+            .device
+            .on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+                lock(&sink).get_or_insert_with(|| error.to_string());
+            }));
     }
 
     /// This core with the subgroup size the probe found.
@@ -408,10 +419,21 @@ impl Gpu {
         }
     }
 
-    /// An error if the device is known to be lost.
+    /// An error if the device is known to be lost, or (once) if wgpu reported an error outside
+    /// xent's calls since the last operation.
     pub(crate) fn alive(&self) -> Result<()> {
-        match lock(&self.shared.lost).as_ref() {
-            Some(reason) => Err(Error::DeviceLost(reason.clone())),
+        if let Some(reason) = lock(&self.shared.lost).as_ref() {
+            return Err(Error::DeviceLost(reason.clone()));
+        }
+        match lock(&self.shared.uncaptured).take() {
+            Some(message) => Err(Error::Gpu {
+                operation: Operation::Run,
+                kernel: None,
+                message: format!(
+                    "work submitted outside xent's calls failed (an encoder holding recorded \
+                     work, say, submitted after one of its buffers was destroyed): {message}"
+                ),
+            }),
             None => Ok(()),
         }
     }
@@ -419,7 +441,10 @@ impl Gpu {
     /// `error`, or [`Error::DeviceLost`] when the device is known to be lost (the cause of
     /// most errors then).
     pub(crate) fn lost_or(&self, error: Error) -> Error {
-        self.alive().err().unwrap_or(error)
+        match lock(&self.shared.lost).as_ref() {
+            Some(reason) => Error::DeviceLost(reason.clone()),
+            None => error,
+        }
     }
 
     /// Waits for `work` on this thread: the blocking edge of xent's async core, for native

@@ -181,6 +181,19 @@ impl<'a> GpuTensor<'a> {
         if end > self.buffer.size() {
             return Err(too_small(end));
         }
+        // Bindings hold whole 4-byte words: 2-byte elements ending mid-word need the word.
+        let words = end.next_multiple_of(4);
+        if words > self.buffer.size() {
+            return Err(Error::InvalidLayout {
+                what,
+                reason: format!(
+                    "its {:?} values end at byte {end} of a buffer of {} bytes, and kernels \
+                     bind whole 4-byte words: make the buffer {words} bytes (pad it)",
+                    self.dtype,
+                    self.buffer.size()
+                ),
+            });
+        }
         Ok(end)
     }
 

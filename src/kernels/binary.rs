@@ -1,7 +1,7 @@
 //! Binary cross-entropy kernels, on probabilities and with logits: from options and GPU
 //! tensors to a recorded program.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::buffers;
 use crate::gpu::program::whole;
 use crate::gpu::tensor::GpuTensor;
@@ -102,11 +102,7 @@ fn prepare_bce(
     grad: GradMode,
 ) -> Result<PreparedLoss> {
     if grad == GradMode::InPlace {
-        return Err(Error::InvalidOption {
-            name: "grad",
-            value: "GradMode::InPlace".into(),
-            reason: "binary cross-entropy writes its gradient to a buffer of its own".into(),
-        });
+        return Err(validate::no_in_place_gradient("binary cross-entropy"));
     }
     let target = target.four_byte("targets")?;
     // Every caller tensor against its shape before anything is allocated.

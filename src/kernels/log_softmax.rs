@@ -9,7 +9,7 @@ use crate::kernels::launch;
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::loss::GradMode;
-use crate::loss::Reduction;
+use crate::loss::{validate, Reduction};
 use crate::plan::{self, RowLayout};
 use crate::prepared::PreparedLoss;
 
@@ -43,11 +43,7 @@ pub(crate) fn prepare_log_softmax<'a>(
         });
     }
     if grad == GradMode::InPlace {
-        return Err(Error::InvalidOption {
-            name: "grad",
-            value: "GradMode::InPlace".into(),
-            reason: "log-softmax writes its output and gradient to buffers of its own".into(),
-        });
+        return Err(validate::no_in_place_gradient("log-softmax"));
     }
     let len = rows
         .checked_mul(classes)

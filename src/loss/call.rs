@@ -187,14 +187,7 @@ pub(crate) fn check<'a, I, V>(
     }
     let name = spec.name();
     if in_place && !matches!(spec, Spec::CrossEntropy(_)) {
-        return Err(Error::InvalidOption {
-            name: "grad",
-            value: "in place".into(),
-            reason: format!(
-                "{name} writes its gradient to a buffer of its own; in place is for \
-                 cross-entropy"
-            ),
-        });
+        return Err(crate::loss::validate::no_in_place_gradient(name));
     }
     let given = match &targets {
         Given::None => "none",

@@ -274,3 +274,15 @@ pub(crate) fn upstream(
         }
     }
 }
+
+/// The error for an in-place gradient asked of `loss`, which writes its gradient to a buffer
+/// of its own (only cross-entropy writes over its logits).
+pub(crate) fn no_in_place_gradient(loss: &str) -> Error {
+    Error::Misuse {
+        what: "an in-place gradient",
+        reason: format!(
+            "{loss} writes its gradient to a buffer of its own (only cross-entropy writes over \
+             its logits): use Input::with_grad, or GradMode::Separate on the GPU"
+        ),
+    }
+}

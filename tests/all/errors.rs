@@ -57,7 +57,8 @@ fn targets_of_the_wrong_kind_and_misplaced_options_are_errors() {
         &[1.0f32; 6],
     );
     assert!(
-        matches!(got, Err(Error::InvalidOption { name: "grad", .. })),
+        matches!(&got, Err(Error::Misuse { what: "an in-place gradient", reason })
+            if reason.contains("binary cross-entropy with logits")),
         "{got:?}"
     );
     assert_eq!(y, x);
@@ -400,4 +401,53 @@ fn errors_read_as_one_clear_line() {
          target(s) in the batch"
     );
     assert!(!text.contains('\n'));
+}
+
+/// Messages that name the real problem: 2-byte logits ending mid-word in their buffer, a
+/// K-dimensional sample larger than a binding, an in-place gradient of a loss that writes its
+/// own, and a GPU target outside [0, 1] (whose value is on the GPU).
+#[test]
+fn errors_name_the_real_problem() {
+    use xent::{Dtype, GpuTensor, GradMode};
+    let ctx = &contexts()[0];
+    let labels = crate::common::storage(ctx, &[1i32]);
+    // Three bf16 logits in a 6-byte buffer.
+    let six = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 6,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let tensor = GpuTensor::new(&six).with_dtype(Dtype::Bf16);
+    let got = ctx.prepare(
+        &CrossEntropy::default(),
+        GpuInput::new(tensor, [1, 3]).with_grad(GradMode::Off),
+        GpuTargets::indices(&labels),
+    );
+    assert!(
+        matches!(&got, Err(Error::InvalidLayout { what: "logits", reason }) if reason.contains("8 bytes")),
+        "{:?}",
+        got.err()
+    );
+    // One sample of (1, 64, 64) logits in bindings of 8 KiB: no batch to split.
+    let small = crate::common::with_binding_limit(ctx, 8 << 10);
+    let x = vec![0.5f32; 64 * 64];
+    let y = vec![1i64; 64];
+    let got = small.compute(&CrossEntropy::default(), Input::new(&x, [1, 64, 64]), &y);
+    let message = got.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("one sample") && !message.contains("split the batch"),
+        "{message}"
+    );
+    // A target read on the GPU has no value on the host to print.
+    let e = Error::ProbabilityOutOfRange {
+        what: "target",
+        index: 5,
+        value: None,
+        count: 2,
+    };
+    assert_eq!(
+        e.to_string(),
+        "target at index 5 (read on the GPU) is outside [0, 1]; 2 such value(s)"
+    );
 }

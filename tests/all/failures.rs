@@ -128,10 +128,9 @@ fn a_destroyed_device_gives_errors_not_panics_or_hangs() {
     calls_after_destroy(&Context::from_device(device, queue).unwrap(), false);
 }
 
-#[test]
-fn a_destroyed_caller_buffer_is_an_error_not_a_panic() {
+/// (3, 10) logits of 0.5 and their labels (1), in buffers a caller made (`STORAGE` only).
+fn caller_buffers(ctx: &Context) -> (wgpu::Buffer, wgpu::Buffer) {
     use wgpu::util::DeviceExt;
-    let ctx = &contexts()[0];
     let buffer = |data: &[u8]| {
         ctx.device()
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -140,8 +139,16 @@ fn a_destroyed_caller_buffer_is_an_error_not_a_panic() {
                 usage: wgpu::BufferUsages::STORAGE,
             })
     };
-    let logits = buffer(bytemuck::cast_slice(&[0.5f32; 30]));
-    let labels = buffer(bytemuck::cast_slice(&[1i32; 3]));
+    (
+        buffer(bytemuck::cast_slice(&[0.5f32; 30])),
+        buffer(bytemuck::cast_slice(&[1i32; 3])),
+    )
+}
+
+#[test]
+fn a_destroyed_caller_buffer_is_an_error_not_a_panic() {
+    let ctx = &contexts()[0];
+    let (logits, labels) = caller_buffers(ctx);
     logits.destroy();
     let options = CrossEntropy::default();
     let result = ctx.prepare(
@@ -330,4 +337,32 @@ fn a_buffer_of_another_device_is_an_error() {
             result.map(|p| p.run().and_then(|_| p.read_loss()))
         );
     }
+}
+
+/// On a device xent created, work that the caller records and submits after destroying one
+/// of its buffers fails inside wgpu: no panic (wgpu's default handler would panic), and xent's
+/// next call reports it as an error, once; the context then works again.
+#[test]
+fn a_failed_caller_submission_is_reported_by_the_next_call_not_a_panic() {
+    let ctx = Context::new().unwrap();
+    let (logits, labels) = caller_buffers(&ctx);
+    let options = CrossEntropy::default();
+    let prepared = ctx
+        .prepare(
+            &options,
+            GpuInput::new(&logits, [3, 10]).with_grad(GradMode::Off),
+            GpuTargets::indices(&labels),
+        )
+        .unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    prepared.record(&mut encoder);
+    logits.destroy();
+    ctx.queue().submit([encoder.finish()]);
+    let next = prepared.read_loss();
+    assert!(
+        matches!(&next, Err(Error::Gpu { message, .. }) if message.contains("outside xent")),
+        "{next:?}"
+    );
+    let input = Input::new(&[0.5; 30], nc(&[0.5; 30], 10));
+    assert!(ctx.compute(&options, input, &[1u32; 3]).is_ok());
 }

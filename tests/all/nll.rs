@@ -152,7 +152,13 @@ fn nll_labels_from_gpu_tensors_are_checked_and_in_place_is_refused() {
             GpuTargets::indices(&labels),
         );
         assert!(
-            matches!(in_place, Err(Error::InvalidOption { name: "grad", .. })),
+            matches!(
+                in_place,
+                Err(Error::Misuse {
+                    what: "an in-place gradient",
+                    ..
+                })
+            ),
             "{:?}",
             in_place.err()
         );
