@@ -8,6 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
+# The page's input parser, on Node's test runner (Node.js from Debian's packages when missing).
+if ! command -v node >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq nodejs >/dev/null
+fi
+node --test examples/web/parse.test.mjs
 scripts/web.sh build
 python3 scripts/browser-check.py
 echo "browser suite: $((SECONDS - start)) s (with its build)"

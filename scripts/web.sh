@@ -18,7 +18,7 @@ rm -rf target/web
 mkdir -p target/web
 wasm-bindgen --target web --no-typescript --out-dir target/web/pkg \
     target/wasm32-unknown-unknown/release/xent_web.wasm
-cp examples/web/index.html examples/web/main.js target/web/
+cp examples/web/index.html examples/web/main.js examples/web/parse.js target/web/
 echo "web: page built in target/web" >&2
 if [ "$what" = serve ]; then
     port=${2:-8000}

@@ -3,6 +3,7 @@
 // all of it on load and leaves the outcome in `window.xentResult` for a test to read:
 // { adapter, losses, cases, passed } or { error }.
 import init, { Page } from "./pkg/xent_web.js";
+import { parseBatch } from "./parse.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -45,26 +46,11 @@ function generate() {
   $("labels").value = labels.join(", ");
 }
 
-// The text box's rows, and the labels; an error names the first bad entry.
-function parse() {
-  const rows = $("logits").value.split("\n").map((l) => l.trim()).filter((l) => l.length > 0)
-    .map((l) => l.split(/[\s,]+/).map(Number));
-  if (rows.length === 0) throw new Error("no logits: enter at least one row");
-  const classes = rows[0].length;
-  rows.forEach((row, i) => {
-    if (row.length !== classes) throw new Error(`row ${i + 1} has ${row.length} values, row 1 has ${classes}`);
-    row.forEach((v, j) => { if (Number.isNaN(v)) throw new Error(`row ${i + 1}, value ${j + 1} is not a number`); });
-  });
-  const labels = $("labels").value.split(/[\s,]+/).filter((s) => s.length > 0).map(Number);
-  labels.forEach((v, i) => { if (!Number.isInteger(v)) throw new Error(`label ${i + 1} is not an integer`); });
-  return { logits: new Float32Array(rows.flat()), rows: rows.length, classes, labels: new Int32Array(labels) };
-}
-
 async function computeLosses(page) {
   $("loss-error").textContent = "";
   const body = $("losses").tBodies[0];
   body.replaceChildren();
-  const batch = parse();
+  const batch = parseBatch($("logits").value, $("labels").value);
   const reports = JSON.parse(await page.losses(batch.logits, batch.rows, batch.classes, batch.labels));
   for (const report of reports) {
     const row = body.insertRow();
