@@ -12,12 +12,16 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--build" ]; then
     set -e
     mkdir -p .gpu .gl
-    cargo build --release --example every_loss --bin xent
-    cp target/release/examples/every_loss target/release/xent .gpu/
-    test_bin=$(cargo test --release --no-run --message-format=json 2>/dev/null \
+    target=$(scripts/target-dir.sh)
+    cargo build --release -p xent --example every_loss
+    cargo build --release -p xent-cli --bin xent
+    cp "$target/release/examples/every_loss" "$target/release/xent" .gpu/
+    test_bin=$(cargo test --release -p xent --features bench --test all --no-run \
+        --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*/all-[^"]*"' | cut -d'"' -f4 | tail -1)
     cp "$test_bin" .gpu/all
-    bench_bin=$(cargo bench --no-run --bench losses --message-format=json 2>/dev/null \
+    bench_bin=$(cargo bench -p xent --features bench --no-run --bench losses \
+        --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*/losses-[^"]*"' | cut -d'"' -f4 | tail -1)
     cp "$bench_bin" .gpu/losses
     if ! compgen -G ".gl/*.deb" >/dev/null; then

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Runs the page in target/web (scripts/web.sh build) in headless Chromium through ChromeDriver
+"""Runs the page in the target directory's web/ (scripts/web.sh build) in headless Chromium through ChromeDriver
 and reports what it found: the WebGPU adapter, every loss on the page's generated logits, and
 every case of the conformance suite, each with its worst error and pass or fail, read from the
 page's own result and from the tables it shows. Exits 1 when any fails, when the page finds no
 WebGPU adapter, or when it does not finish in time; a screenshot of the page is left in
-target/web/page.png either way.
+web/page.png of the target directory either way.
 
 Standard library only: the page is served from 127.0.0.1 by a thread of this script, and
 ChromeDriver is driven over its W3C WebDriver HTTP interface.
@@ -27,7 +27,18 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WEB = os.path.join(ROOT, "target", "web")
+
+
+def target_directory():
+    """The workspace's target directory as cargo uses it (CARGO_TARGET_DIR included)."""
+    out = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out)["target_directory"]
+
+
+WEB = os.path.join(target_directory(), "web")
 
 
 def free_port():

@@ -4,7 +4,7 @@
 # headless Chromium on its WebGPU adapter: every loss on the page's logits and every case of
 # `xent check`, against the float64 reference compiled to wasm32. Fails on any failing case,
 # when the page finds no WebGPU adapter, and when it does not finish; leaves a screenshot of the
-# page in target/web/page.png.
+# page in web/page.png of the target directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS

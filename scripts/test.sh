@@ -11,14 +11,19 @@ if [ ! -d "${XDG_RUNTIME_DIR:-}" ] && [ -z "${MESA_VK_DEVICE_SELECT:-}" ]; then
     export NODEVICE_SELECT="${NODEVICE_SELECT:-1}"
 fi
 start=$SECONDS
-cargo test --release "$@"
+# Every crate of the workspace (the library's tests take its `bench` tools, which the
+# command's crate enables for the whole build).
+cargo test --release --workspace --exclude xent-web "$@"
 # The pipeline example must converge (it exits non-zero otherwise).
-cargo run --release --example train_classifier
+cargo run --release -p xent --example train_classifier
 # A byte-level language model trained with fused linear cross-entropy must reach its text's
 # bigram entropy (it exits non-zero otherwise).
-cargo run --release --example train_bigram_lm
+cargo run --release -p xent --example train_bigram_lm
 # A vocabulary split over two adapters must match the unsplit run (it exits non-zero otherwise).
-cargo run --release --example sharded_vocab
+cargo run --release -p xent --example sharded_vocab
 echo "main suite: $((SECONDS - start)) s"
+# Each crate meant for the registry packages, and builds from its own tarball (a shader or
+# file outside a package fails it).
+cargo package --quiet --allow-dirty -p xent -p xent-conformance -p xent-cli
 # The browser suite, on Chromium's WebGPU (its own script, with its own wall time).
 scripts/test-browser.sh

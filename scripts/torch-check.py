@@ -8,7 +8,8 @@ Each output must match within 2e-5 of its largest magnitude, with NaN and infini
 PyTorch has them. Exits non-zero on any difference.
 
 Needs numpy and torch (any build): `python3 scripts/torch-check.py [path/to/xent] [--large]`
-(default: target/release/xent, built by `cargo build --release`). `--large` also checks
+(default: release/xent in cargo's target directory, built by `cargo build --release -p
+xent-cli`). `--large` also checks
 linear-ce at N = 2048, D = 128, V = 131072 (minutes, and about 10 GiB for PyTorch).
 """
 
@@ -24,7 +25,16 @@ import torch.nn.functional as F
 TOL = 2e-5
 ARGS = [a for a in sys.argv[1:] if a != "--large"]
 LARGE = "--large" in sys.argv[1:]
-XENT = ARGS[0] if ARGS else "target/release/xent"
+def default_xent():
+    """release/xent in the workspace's target directory (CARGO_TARGET_DIR included)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    meta = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
+                          cwd=root, check=True, capture_output=True, text=True).stdout
+    import json
+    return os.path.join(json.loads(meta)["target_directory"], "release", "xent")
+
+
+XENT = ARGS[0] if ARGS else default_xent()
 rng = np.random.default_rng(17)
 failures = []
 

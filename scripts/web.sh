@@ -14,14 +14,15 @@ build | serve) ;;
 esac
 scripts/setup-browser.sh
 cargo build --release --target wasm32-unknown-unknown -p xent-web
-rm -rf target/web
-mkdir -p target/web
-wasm-bindgen --target web --no-typescript --out-dir target/web/pkg \
-    target/wasm32-unknown-unknown/release/xent_web.wasm
-cp examples/web/index.html examples/web/main.js examples/web/parse.js target/web/
-echo "web: page built in target/web" >&2
+target=$(scripts/target-dir.sh)
+rm -rf "$target/web"
+mkdir -p "$target/web"
+wasm-bindgen --target web --no-typescript --out-dir "$target/web/pkg" \
+    "$target/wasm32-unknown-unknown/release/xent_web.wasm"
+cp examples/web/index.html examples/web/main.js examples/web/parse.js "$target/web/"
+echo "web: page built in $target/web" >&2
 if [ "$what" = serve ]; then
     port=${2:-8000}
     echo "web: open http://127.0.0.1:$port/ in a WebGPU browser (Ctrl-C stops)" >&2
-    exec python3 -m http.server "$port" --bind 127.0.0.1 --directory target/web
+    exec python3 -m http.server "$port" --bind 127.0.0.1 --directory "$target/web"
 fi

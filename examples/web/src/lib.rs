@@ -6,11 +6,11 @@
 //! Build and serve it with `scripts/web.sh serve`.
 
 use wasm_bindgen::prelude::*;
-use xent::tools::conformance::{self, CaseReport};
 use xent::{
     reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Descriptor,
     Input, LogSoftmax, Loss, NllLoss, Reduction, SigmoidFocalLoss, Targets,
 };
+use xent_conformance::{self as conformance, CaseReport};
 
 /// A context on the browser's WebGPU adapter, as the page holds it.
 #[wasm_bindgen]

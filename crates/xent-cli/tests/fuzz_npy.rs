@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-use xent::tools::npy::{self, Array, Data};
+use xent_cli::npy::{self, Array, Data};
 
 /// The system allocator, recording the largest allocation since the last reset.
 struct Recording;

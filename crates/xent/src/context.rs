@@ -296,6 +296,25 @@ impl Context {
         &self.host.gpu
     }
 
+    /// Waits on this thread for `work`, a future of xent's async API on this context (or one
+    /// that awaits several of them), polling the device whenever the future is not ready: the
+    /// blocking edge that xent's own blocking forms use. An error after a bounded wait rather
+    /// than a hang. Native only (a browser awaits).
+    ///
+    /// ```
+    /// use xent::{Context, CrossEntropy, Input};
+    ///
+    /// let ctx = Context::new()?;
+    /// let x = [1.0f32, 2.0, 3.0];
+    /// let out = ctx.block_on(ctx.compute_async(&CrossEntropy::default(), Input::new(&x, [1, 3]), &[2u32]))?;
+    /// assert!(out.loss.scalar().unwrap() < 0.5);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn block_on<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.gpu().block_on(work)
+    }
+
     /// The launch-plan knobs in force (by default [`Tuning::for_device`] of the adapter).
     pub fn tuning(&self) -> Tuning {
         self.gpu().tuning()

@@ -2,7 +2,7 @@
 
 use crate::json::{self, Json};
 use crate::progress::Progress;
-use xent::tools::conformance::{self, CaseReport};
+use xent_conformance::{self as conformance, CaseReport};
 
 /// Arguments of `xent check`.
 #[derive(clap::Args)]

@@ -963,6 +963,7 @@ fn owned_grad(gpu: &Gpu, what: &str, len: usize) -> Result<GradOut> {
 /// (N, V) logits in one buffer, made by the same product kernel in blocks of tokens that fit a
 /// binding, xent's cross-entropy with its gradient written over them, then the two backward
 /// products and the bias sums over the same blocks.
+#[cfg(feature = "bench")]
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) struct Composed {
     forward: Program,
@@ -972,6 +973,7 @@ pub(crate) struct Composed {
     _buffers: Vec<wgpu::Buffer>,
 }
 
+#[cfg(feature = "bench")]
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 impl Composed {
     /// Records the whole composition.
@@ -983,6 +985,7 @@ impl Composed {
 }
 
 /// Prepares [`Composed`] on the caller's tensors (as [`prepare_linear`]).
+#[cfg(feature = "bench")]
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn prepare_composed(
     gpu: &Gpu,

@@ -542,8 +542,8 @@ pub enum BindingKind {
 /// One composed shader variant, as xent compiles it: its name, its full WGSL source, and the
 /// bindings the host lays out for it in binding order (the WGSL variable's name and kind).
 #[derive(Clone, Debug)]
-// The native-only `tools` module is what reads these fields.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+// The native-only `tools` module (feature `bench`) is what reads these fields.
+#[cfg_attr(any(target_arch = "wasm32", not(feature = "bench")), allow(dead_code))]
 pub struct ShaderVariant {
     /// `file`, or `file (input type, gradient type[, subgroups][, in place])`.
     pub name: String,
@@ -575,7 +575,7 @@ fn variant(name: String, source: String, slots: &[Slot]) -> ShaderVariant {
 /// Every kernel's full source for every element type it takes, with and without subgroups
 /// (row kernels) and in place (categorical kernels), with its binding table: for validation
 /// outside a device (tests, tools).
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+#[cfg_attr(any(target_arch = "wasm32", not(feature = "bench")), allow(dead_code))]
 pub fn all_sources() -> Vec<ShaderVariant> {
     let probe = crate::gpu::lanes::PROBE_BINDINGS;
     let mut out = vec![variant(PROBE_FILE.into(), PROBE_SOURCE.into(), probe)];

@@ -50,10 +50,10 @@
 //! ## In a browser
 //!
 //! On `wasm32-unknown-unknown` xent runs on the browser's WebGPU through its `webgpu` feature
-//! (`xent = { version = "0.1", default-features = false, features = ["webgpu"] }`):
+//! (`xent = { version = "0.1", features = ["webgpu"] }`):
 //! [`Context::new_async`] takes the adapter the browser offers, with its own limits, and the
 //! async verbs run every loss; `examples/web` is a page that does so, and runs the conformance
-//! suite ([`tools::conformance::run_async`]) in the browser.
+//! suite (the `xent-conformance` crate) in the browser.
 //!
 //! ## Errors
 //!
@@ -68,9 +68,9 @@
 //! adapter give bit-identical results. [`reference`](mod@reference) computes every loss in f64
 //! with the same checks.
 //!
-//! The `tools` module holds what the `xent` command, the benchmarks and the tests share (the
-//! conformance suite, benchmark cases, the read ceiling, `.npy` files); it is not needed to use
-//! the losses.
+//! The `xent` command (`xent info`, `check`, `bench`, `eval`) is the `xent-cli` crate, and the
+//! cross-vendor conformance suite behind `xent check` the `xent-conformance` crate; this crate
+//! is the losses alone.
 
 #![warn(missing_docs)]
 // On wasm32 wgpu's handles are neither Send nor Sync (a page has one thread), so the shared
@@ -80,7 +80,7 @@
 #[cfg(all(target_arch = "wasm32", not(feature = "webgpu")))]
 compile_error!(
     "xent on wasm32 runs on the browser's WebGPU: enable its `webgpu` feature \
-     (default-features = false, features = [\"webgpu\"])"
+     (features = [\"webgpu\"])"
 );
 
 /// The README's examples, run as doctests.
@@ -101,6 +101,8 @@ mod plan;
 mod prepared;
 pub mod reference;
 mod shard;
+#[cfg(feature = "bench")]
+#[doc(hidden)]
 pub mod tools;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,6 +1,7 @@
 //! `xent info`: every adapter and what xent cares about in it.
 
 use crate::json::Json;
+use xent::wgpu;
 
 /// Arguments of `xent info`.
 #[derive(clap::Args)]

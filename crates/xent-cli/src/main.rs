@@ -20,6 +20,7 @@ mod json;
 mod progress;
 
 use clap::{Parser, Subcommand};
+use xent::wgpu;
 
 /// Cross-entropy losses on any GPU: list adapters, check conformance against the float64
 /// reference, benchmark against the in-run read ceiling, evaluate losses on .npy files.
@@ -218,7 +219,7 @@ pub fn adapter_label(ctx: &xent::Context) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::select;
+    use super::{select, wgpu};
 
     fn info(name: &str, backend: wgpu::Backend) -> wgpu::AdapterInfo {
         wgpu::AdapterInfo {

@@ -3,11 +3,11 @@
 use clap::ValueEnum;
 
 use crate::files;
-use xent::tools::npy::{self, Array, Data};
 use xent::{
     BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Error, Input, Loss,
     NllLoss, Output, Reduction, SigmoidFocalLoss, Targets,
 };
+use xent_cli::npy::{self, Array, Data};
 
 /// The loss to evaluate.
 #[derive(clap::Subcommand)]

@@ -1,8 +1,13 @@
 //! xent's integration tests, one binary: shaders (no GPU), GPU losses against the float64
 //! reference on every adapter, errors, and properties (determinism, identities).
 
+#[cfg(not(feature = "bench"))]
+compile_error!(
+    "xent's tests use its `bench` tools: `cargo test -p xent --features bench` (a `cargo test` \
+     of the whole workspace enables it)"
+);
+
 mod caches;
-mod cli;
 mod common;
 mod docs;
 mod dtypes;

@@ -219,7 +219,7 @@ impl Gpu {
     }
 
     /// The bytes of the buffers created so far (device memory xent asked for, freed or not).
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    #[cfg_attr(any(target_arch = "wasm32", not(feature = "bench")), allow(dead_code))]
     pub(crate) fn bytes_created(&self) -> u64 {
         self.shared.bytes_created.load(Ordering::Relaxed)
     }

@@ -4,11 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+// The library's test helpers: contexts on every adapter, seeded inputs, tolerances.
+#[allow(dead_code, unused_imports)]
+#[path = "../../xent/tests/all/common.rs"]
+mod common;
+
 #[allow(unused_imports)]
 use crate::common::api::*;
 use crate::common::{assert_close, assert_grad_close, contexts, Rng};
-use xent::tools::npy::{self, Array, Data};
-use xent::{reference, BinaryCrossEntropyWithLogits, CrossEntropy, Reduction};
+use xent::{reference, wgpu, BinaryCrossEntropyWithLogits, CrossEntropy, Reduction};
+use xent_cli::npy::{self, Array, Data};
 
 fn xent(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xent"))

@@ -1,6 +1,7 @@
 //! `xent bench`: loss kernels next to the read ceiling measured in the same run.
 
 use std::time::Duration;
+use xent::wgpu;
 
 use crate::json::{self, Json};
 use crate::progress::Progress;

@@ -1,17 +1,16 @@
 //! The conformance suite behind `xent check`: every loss, option and gradient against the
 //! float64 reference on seeded inputs, plus the edge cases, on one adapter at a time.
 
-use crate::context::Context;
-use crate::error::Result;
-use crate::loss::{
+use std::future::Future;
+use std::pin::Pin;
+use xent::reference;
+use xent::VocabShard;
+use xent::{
     BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Descriptor, Input,
     LinearCrossEntropy, LinearInput, LinearOutput, LogSoftmax, Loss, NllLoss, Output, Reduction,
     SigmoidFocalLoss, Targets,
 };
-use crate::reference;
-use crate::shard::VocabShard;
-use std::future::Future;
-use std::pin::Pin;
+use xent::{Context, Result};
 
 /// Loss tolerance: `|gpu - ref| <= RTOL |ref| + ATOL` per value.
 pub const RTOL: f64 = 1e-5;
@@ -71,7 +70,7 @@ type Run = Box<dyn for<'c> FnOnce(&'c Context) -> CaseFuture<'c>>;
 /// makes: what every case of the suite compares (with [`judge`]).
 ///
 /// ```no_run
-/// use xent::tools::conformance;
+/// use xent_conformance as conformance;
 /// use xent::{Context, CrossEntropy, Input};
 ///
 /// # async fn one() -> xent::Result<()> {
@@ -822,7 +821,7 @@ fn compare(
 /// must meet NaN and an infinity the same infinity), as every case of [`run`] is judged.
 ///
 /// ```
-/// use xent::tools::conformance;
+/// use xent_conformance as conformance;
 /// use xent::{Context, CrossEntropy, Input};
 ///
 /// let ctx = Context::new()?;
@@ -924,7 +923,7 @@ pub fn run(ctx: &Context, progress: &mut Progress) -> Vec<CaseReport> {
         .enumerate()
         .map(|(i, c)| {
             progress(i, total, &c.name, None);
-            let report = judged(&c.name, ctx.gpu().block_on((c.run)(ctx)));
+            let report = judged(&c.name, ctx.block_on((c.run)(ctx)));
             progress(i, total, &c.name, Some(&report));
             report
         })
@@ -935,7 +934,7 @@ pub fn run(ctx: &Context, progress: &mut Progress) -> Vec<CaseReport> {
 /// one after another.
 ///
 /// ```no_run
-/// use xent::tools::conformance;
+/// use xent_conformance as conformance;
 ///
 /// # async fn suite() -> xent::Result<()> {
 /// let ctx = xent::Context::new_async().await?;

@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 
 use api::*;
-use xent::{Context, Loss};
+use xent::{bytemuck, wgpu, Context, Loss};
 
 /// One context per adapter on the machine, plus the best adapter again with the launch plan
 /// of the other kind of device (GPU plan on a CPU adapter, CPU plan on a GPU), so every kernel
