@@ -16,6 +16,9 @@ struct Params {
     _pad: [u32; 3],
 }
 
+/// Bytes the ceiling's buffer is filled with at a time.
+const FILL_CHUNK: u64 = 16 << 20;
+
 /// 16-byte loads each thread makes (the kernel's ITEMS).
 const LOADS_PER_THREAD: u32 = 16;
 
@@ -37,9 +40,22 @@ impl ReadCeiling {
             let data = gpu.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("xent read ceiling"),
                 size: len4 * 16,
-                usage: wgpu::BufferUsages::STORAGE,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
+            // Real data, as the loss kernels read, so the ceiling never depends on how a driver
+            // backs memory that was never written (a CPU driver may map it to one shared page
+            // of zeros, which stays in cache).
+            let chunk: Vec<u8> = (0..FILL_CHUNK / 4)
+                .flat_map(|i| (1.0f32 + i as f32 / 1024.0).to_le_bytes())
+                .collect();
+            let mut offset = 0;
+            while offset < len4 * 16 {
+                let n = (len4 * 16 - offset).min(FILL_CHUNK);
+                gpu.queue()
+                    .write_buffer(&data, offset, &chunk[..n as usize]);
+                offset += n;
+            }
             let out = buffers::output(gpu, "xent read ceiling out", 1)?;
             let params = buffers::uniform(
                 gpu,
