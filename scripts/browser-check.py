@@ -30,12 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def target_directory():
-    """The workspace's target directory as cargo uses it (CARGO_TARGET_DIR included)."""
-    out = subprocess.run(
-        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    ).stdout
-    return json.loads(out)["target_directory"]
+    """The workspace's target directory as cargo uses it (scripts/target-dir.sh)."""
+    script = os.path.join(ROOT, "scripts", "target-dir.sh")
+    return subprocess.run([script], check=True, capture_output=True, text=True).stdout.strip()
 
 
 WEB = os.path.join(target_directory(), "web")

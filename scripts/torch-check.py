@@ -26,12 +26,10 @@ TOL = 2e-5
 ARGS = [a for a in sys.argv[1:] if a != "--large"]
 LARGE = "--large" in sys.argv[1:]
 def default_xent():
-    """release/xent in the workspace's target directory (CARGO_TARGET_DIR included)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    meta = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
-                          cwd=root, check=True, capture_output=True, text=True).stdout
-    import json
-    return os.path.join(json.loads(meta)["target_directory"], "release", "xent")
+    """release/xent in the workspace's target directory (scripts/target-dir.sh)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "target-dir.sh")
+    target = subprocess.run([script], check=True, capture_output=True, text=True).stdout.strip()
+    return os.path.join(target, "release", "xent")
 
 
 XENT = ARGS[0] if ARGS else default_xent()

@@ -9,22 +9,26 @@ pub(super) fn read(path: &str) -> Result<Array, String> {
     npy::read(&mut std::io::BufReader::new(file)).map_err(|e| format!("{path}: {e}"))
 }
 
+/// Reads a .npy file of the shape `shape` (any shape for `None`).
+fn read_shaped(path: &str, shape: Option<&[usize]>) -> Result<Array, String> {
+    let array = read(path)?;
+    match shape {
+        Some(want) if array.shape != want => Err(format!(
+            "{path}: shape {} but {} was expected",
+            array.shape_text(),
+            npy::shape_text(want)
+        )),
+        _ => Ok(array),
+    }
+}
+
 /// Reads a .npy file of floats (any float type, as float32) of an expected shape (`None`
 /// entries match any size).
 pub(super) fn read_f32(
     path: &str,
     shape: Option<&[usize]>,
 ) -> Result<(Vec<usize>, Vec<f32>), String> {
-    let array = read(path)?;
-    if let Some(want) = shape {
-        if array.shape != want {
-            return Err(format!(
-                "{path}: shape {} but {} was expected",
-                array.shape_text(),
-                npy::shape_text(want)
-            ));
-        }
-    }
+    let array = read_shaped(path, shape)?;
     match array.data {
         Data::F32(v) => Ok((array.shape, v)),
         _ => Err(format!(
@@ -37,15 +41,7 @@ pub(super) fn read_f32(
 /// Reads binary targets of `shape`: floats of any float type, or integers of any integer
 /// type or bool (NumPy's usual label arrays), as float32.
 pub(super) fn read_binary_targets(path: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
-    let array = read(path)?;
-    if array.shape != shape {
-        return Err(format!(
-            "{path}: shape {} but {} was expected",
-            array.shape_text(),
-            npy::shape_text(shape)
-        ));
-    }
-    Ok(match array.data {
+    Ok(match read_shaped(path, Some(shape))?.data {
         Data::F32(v) => v,
         Data::I32(v) => v.into_iter().map(|t| t as f32).collect(),
         Data::I64(v) => v.into_iter().map(|t| t as f32).collect(),

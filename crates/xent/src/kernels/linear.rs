@@ -63,7 +63,7 @@ const TOKEN_ALIGN: usize = 64;
 /// Each block records about ten dispatches, some 30 KB of host memory with their parameters
 /// and bind groups (measured on lavapipe: 4096 blocks of (64, 1, 65536) take 115 MB more than
 /// one), so the cap bounds that at about 120 MB.
-pub(crate) const MAX_BLOCKS: usize = 1 << 12;
+const MAX_BLOCKS: usize = 1 << 12;
 
 /// The caller's tensors: hidden (N, D), classifier (V, D), bias (V), labels (N) i32.
 #[derive(Clone, Copy)]

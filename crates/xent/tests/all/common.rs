@@ -236,6 +236,29 @@ fn record_worst(case: &str, rel: f64) {
     }
 }
 
+/// Asserts a fused linear cross-entropy result's loss and every gradient equal the
+/// reference's (a gradient on one side only is a failure).
+pub fn assert_linear_matches(
+    ctx: &Context,
+    case: &str,
+    got: &xent::LinearOutput,
+    want: &xent::LinearOutput<f64>,
+) {
+    assert_loss(ctx, case, &got.loss, &want.loss);
+    let pairs = [
+        ("hidden", &got.grad_hidden, &want.grad_hidden),
+        ("classifier", &got.grad_classifier, &want.grad_classifier),
+        ("bias", &got.grad_bias, &want.grad_bias),
+    ];
+    for (what, got, want) in pairs {
+        match (got, want) {
+            (Some(g), Some(w)) => assert_grad_close(ctx, &format!("{case} d{what}"), g, w),
+            (None, None) => {}
+            _ => panic!("{case}: d{what} present on one side only"),
+        }
+    }
+}
+
 /// The stated tolerance for gradients: |gpu - ref| <= GRAD_TOL * max |ref| over the tensor
 /// (a gradient's small entries are differences of O(max) terms in f32).
 pub const GRAD_TOL: f64 = 1e-5;

@@ -3,12 +3,12 @@
 //! sliced tensors, bad labels, repeatability and errors.
 
 use crate::common::{
-    assert_grad_close, assert_loss, contexts, encode, pairwise_options, storage, typed_buffer,
+    assert_linear_matches, contexts, encode, pairwise_options, storage, typed_buffer,
     with_binding_limit, Rng,
 };
 use xent::{
     reference, Context, CrossEntropy, Error, GpuLinearInput, GpuTensor, LinearCrossEntropy,
-    LinearInput, LinearOutput, Reduction,
+    LinearInput, Reduction,
 };
 
 /// A problem: hidden (N, D), classifier (V, D), bias (V), labels (N).
@@ -48,30 +48,13 @@ impl Problem {
     }
 }
 
-/// Asserts the loss and every gradient equal the reference's.
-fn assert_matches(ctx: &Context, case: &str, got: &LinearOutput, want: &LinearOutput<f64>) {
-    assert_loss(ctx, case, &got.loss, &want.loss);
-    let pairs = [
-        ("hidden", &got.grad_hidden, &want.grad_hidden),
-        ("classifier", &got.grad_classifier, &want.grad_classifier),
-        ("bias", &got.grad_bias, &want.grad_bias),
-    ];
-    for (what, got, want) in pairs {
-        match (got, want) {
-            (Some(g), Some(w)) => assert_grad_close(ctx, &format!("{case} d{what}"), g, w),
-            (None, None) => {}
-            _ => panic!("{case}: d{what} present on one side only"),
-        }
-    }
-}
-
 /// Runs `loss` on `problem` on `ctx` and compares with the reference.
 fn check(ctx: &Context, case: &str, loss: &LinearCrossEntropy, problem: &Problem, bias: bool) {
     let got = ctx
         .linear_cross_entropy(loss, problem.input(bias), &problem.labels)
         .unwrap_or_else(|e| panic!("{case}: {e}"));
     let want = reference::linear_cross_entropy(loss, problem.input(bias), &problem.labels).unwrap();
-    assert_matches(ctx, case, &got, &want);
+    assert_linear_matches(ctx, case, &got, &want);
 }
 
 #[test]
@@ -213,7 +196,7 @@ fn the_gpu_form_reads_sliced_tensors_repeats_bit_for_bit_and_takes_an_upstream()
         &problem.labels,
     )
     .unwrap();
-    assert_matches(ctx, "sliced hidden, upstream 0.5", &first, &want);
+    assert_linear_matches(ctx, "sliced hidden, upstream 0.5", &first, &want);
 }
 
 #[test]
@@ -394,7 +377,7 @@ fn f16_and_bf16_inputs_match_the_reference_on_their_rounded_values() {
             &problem.labels,
         )
         .unwrap();
-        assert_matches(ctx, &format!("{dtype:?} inputs"), &got, &want);
+        assert_linear_matches(ctx, &format!("{dtype:?} inputs"), &got, &want);
     }
     // A bias of another type than the classifier's is refused.
     let (_, wb) = encode(&problem.classifier, xent::Dtype::Bf16);
