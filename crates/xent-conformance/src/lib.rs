@@ -4,13 +4,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use xent::reference;
-use xent::VocabShard;
 use xent::{
     BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Descriptor, Input,
     LinearCrossEntropy, LinearInput, LinearOutput, LogSoftmax, Loss, NllLoss, Output, Reduction,
     SigmoidFocalLoss, Targets,
 };
 use xent::{Context, Result};
+use xent::{SplitFinish, SplitStates, VocabShard};
 
 mod cases;
 
@@ -68,6 +68,27 @@ type CaseFuture<'c> = Pin<Box<dyn Future<Output = Result<Pair>> + 'c>>;
 
 type Run = Box<dyn for<'c> FnOnce(&'c Context) -> CaseFuture<'c>>;
 
+/// A loss of the categorical and binary families: computed on an [`Input`] with [`Targets`],
+/// giving an [`Output`] on the GPU and an `Output<f64>` in the reference (every descriptor
+/// but fused linear cross-entropy and the vocabulary split's steps).
+///
+/// ```
+/// fn takes(_: &impl xent_conformance::HostLoss) {}
+/// takes(&xent::CrossEntropy::default());
+/// takes(&xent::LogSoftmax);
+/// ```
+pub trait HostLoss:
+    reference::Exact<Exact = Output<f64>>
+    + for<'a> Descriptor<Input<'a> = Input<'a>, Targets<'a> = Targets<'a>, Output = Output>
+{
+}
+
+impl<L> HostLoss for L where
+    L: reference::Exact<Exact = Output<f64>>
+        + for<'a> Descriptor<Input<'a> = Input<'a>, Targets<'a> = Targets<'a>, Output = Output>
+{
+}
+
 /// `loss` and its gradient on the GPU and in the float64 reference, for the input `input()`
 /// makes: what every case of the suite compares (with [`judge`]).
 ///
@@ -86,7 +107,7 @@ type Run = Box<dyn for<'c> FnOnce(&'c Context) -> CaseFuture<'c>>;
 /// ```
 pub async fn both<'a>(
     ctx: &Context,
-    loss: &impl Descriptor,
+    loss: &impl HostLoss,
     input: impl Fn() -> Input<'a>,
     targets: impl Into<Targets<'a>>,
 ) -> Result<Pair> {

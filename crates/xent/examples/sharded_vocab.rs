@@ -9,7 +9,7 @@
 //!
 //! `cargo run --release --example sharded_vocab [ROWS] [VOCAB]`
 
-use xent::{Context, CrossEntropy, Input, Reduction, VocabShard};
+use xent::{Context, CrossEntropy, Input, Reduction, SplitFinish, SplitStates, VocabShard};
 
 /// A seeded generator so every run computes the same batch.
 struct Rng(u64);
@@ -86,7 +86,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut states = Vec::new();
     for (k, ctx) in devices.iter().enumerate() {
         let input = Input::new(&parts[k], [rows, ranges[k].len()]);
-        states.push(ctx.shard_states(&loss, shard(k), input, &labels)?);
+        let step = SplitStates {
+            cross_entropy: loss.clone(),
+            shard: shard(k),
+        };
+        states.push(ctx.compute(&step, input, &labels)?);
         println!(
             "shard {k}: classes {:?} on {} ({:?})",
             ranges[k],
@@ -106,7 +110,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut failed = false;
     for (k, ctx) in devices.iter().enumerate() {
         let input = Input::new(&parts[k], [rows, ranges[k].len()]).with_grad();
-        let out = ctx.shard_finish(&loss, shard(k), input, &labels, &merged)?;
+        let step = SplitFinish {
+            cross_entropy: loss.clone(),
+            shard: shard(k),
+        };
+        let out = ctx.compute(&step, input, (&labels, &merged))?;
         let loss_err = worst(out.loss.values(), want_loss);
         let grad_err = worst(
             &out.grad.unwrap_or_default(),

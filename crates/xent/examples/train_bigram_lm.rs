@@ -14,7 +14,7 @@
 
 use xent::bytemuck;
 use xent::wgpu::{self, util::DeviceExt};
-use xent::{Context, CrossEntropy, GpuLinearInput, LinearCrossEntropy};
+use xent::{Context, CrossEntropy, GpuLinearInput, GpuTargets, GradMode, LinearCrossEntropy};
 
 const VOCAB: usize = 256;
 const DIM: usize = 32;
@@ -195,8 +195,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let input = GpuLinearInput::new(&hidden, &classifier, [TOKENS, DIM, VOCAB])
         .with_bias(&bias)
-        .with_grad();
-    let prepared = ctx.prepare_linear(&loss, input, &targets)?;
+        .with_grad(GradMode::Separate);
+    let prepared = ctx.prepare(&loss, input, GpuTargets::indices(&targets))?;
     let grads = [
         prepared.grad_hidden_buffer(),
         prepared.grad_classifier_buffer(),

@@ -14,7 +14,7 @@ use crate::kernels::nll::prepare_nll;
 use crate::loss::call::{check, Call, Given};
 use crate::loss::inputs::Values;
 use crate::loss::GradMode;
-use crate::loss::{Descriptor, GpuInput, GpuTargets, Input, Loss, Output, Targets};
+use crate::loss::{GpuInput, GpuTargets, Input, Loss, Output, Spec, Targets};
 use crate::plan::Tuning;
 use crate::prepared::PreparedLoss;
 
@@ -276,6 +276,29 @@ impl Context {
     /// device calls return [`Error::Gpu`] or
     /// [`Error::Readback`] (contexts from [`Context::new`] and [`Context::from_adapter`] return
     /// [`Error::DeviceLost`]).
+    ///
+    /// A complete wgpu 30 set-up (through xent's re-exported [`wgpu`]): the instance
+    /// descriptor has no `Default` and `Instance::new` takes it by value; ask for the
+    /// adapter's limits, as WebGPU's defaults cap storage bindings at 128 MiB.
+    ///
+    /// ```
+    /// use xent::wgpu;
+    ///
+    /// let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    /// let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+    ///     .expect("an adapter");
+    /// let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+    ///     label: Some("my device"),
+    ///     required_features: adapter.features() & wgpu::Features::SHADER_F16,
+    ///     required_limits: adapter.limits(),
+    ///     ..Default::default()
+    /// }))
+    /// .expect("a device");
+    /// let ctx = xent::Context::from_device(device, queue)?;
+    /// let out = ctx.compute(&xent::LogSoftmax, xent::Input::new(&[0.0f32, 0.0], [1, 2]), xent::Targets::None)?;
+    /// assert!((out.loss.values()[0] + 2f32.ln()).abs() < 1e-6);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Context> {
         let waiter = device.clone();
@@ -387,54 +410,18 @@ impl Context {
         crate::gpu::device::lock(self.gpu().staging()).set_budget(budget.readback);
     }
 
-    /// Computes a loss on host slices, and its gradient when the input asks for it: the
-    /// inputs are uploaded, the loss runs on the GPU and the results are read back in one
-    /// submission. Buffers and pipelines are kept for the next call of the same shape and
-    /// options (see [`CacheBudget`]).
-    ///
-    /// `loss` is any descriptor ([`CrossEntropy`](crate::CrossEntropy),
-    /// [`BinaryCrossEntropy`](crate::BinaryCrossEntropy),
-    /// [`BinaryCrossEntropyWithLogits`](crate::BinaryCrossEntropyWithLogits),
-    /// [`LogSoftmax`](crate::LogSoftmax)); `targets` are class indices (`&[u32]`, `&[i32]`,
-    /// `&[i64]`), values (`&[f32]`) or [`Targets::None`].
-    ///
-    /// ```
-    /// use xent::{Context, CrossEntropy, Input};
-    ///
-    /// let ctx = Context::new()?;
-    /// let logits = [2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0];
-    /// let out = ctx.compute(&CrossEntropy::default(), Input::new(&logits, [2, 3]).with_grad(), &[0u32, 2])?;
-    /// println!("loss {:?}, gradient {:?}", out.loss.scalar(), out.grad);
-    /// # Ok::<(), xent::Error>(())
-    /// ```
-    ///
-    /// Errors: bad input (shapes, out-of-range targets or probabilities, options out of range)
-    /// before anything runs; [`Error::TooLarge`] past an adapter limit; GPU failures as
-    /// [`Error::Gpu`], [`Error::OutOfMemory`] or [`Error::DeviceLost`].
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn compute<'a>(
+    /// The host form of a loss of the categorical and binary families (see
+    /// [`Context::compute_async`]).
+    pub(crate) async fn compute_family<'a>(
         &self,
-        loss: &impl Descriptor,
-        input: Input<'a>,
-        targets: impl Into<Targets<'a>>,
-    ) -> Result<Output> {
-        self.gpu()
-            .block_on(self.compute_async(loss, input, targets))
-    }
-
-    /// [`Context::compute`] without blocking: the future resolves once the results are read
-    /// back (on the web the browser drives it; natively it polls the device without
-    /// waiting).
-    pub async fn compute_async<'a>(
-        &self,
-        loss: &impl Descriptor,
+        spec: Spec<'_>,
         mut input: Input<'a>,
-        targets: impl Into<Targets<'a>>,
+        targets: Targets<'a>,
     ) -> Result<Output> {
         let in_place = input.is_in_place();
-        let given = Given::from(targets.into());
+        let given = Given::from(targets);
         let call = check(
-            loss.spec(),
+            spec,
             &input.shape,
             Some(input.values().len()),
             in_place,
@@ -513,74 +500,17 @@ impl Context {
         Ok(out)
     }
 
-    /// Prepares a loss on GPU tensors your program owns: pipelines compiled, buffers and bind
-    /// groups created once. The [`PreparedLoss`] records into your command encoders without
-    /// allocating or reading anything back, and reads its results only when asked.
-    ///
-    /// Inputs are f32, f16 or bf16 ([`GpuTensor::with_dtype`](crate::GpuTensor::with_dtype));
-    /// class-index targets are i32, values f32 (class indices and BCE values are checked by
-    /// the kernel: see [`PreparedLoss::check_targets`]).
-    ///
-    /// Buffer usages, checked with a typed [`Error::BufferUsage`](crate::Error::BufferUsage)
-    /// naming the flag before anything is recorded:
-    ///
-    /// | buffer | needs |
-    /// |---|---|
-    /// | input (logits, probabilities) | `STORAGE`; also `COPY_SRC` to [`read_grad`](PreparedLoss::read_grad) a [`GradMode::InPlace`](crate::GradMode::InPlace) gradient, which lies in it |
-    /// | targets (class indices or values) | `STORAGE` |
-    ///
-    /// xent never maps your buffers or writes them from the host; only an in-place gradient
-    /// writes your input, and only when the recorded work runs. The loss, a separate
-    /// gradient and the upstream gradient live in buffers xent owns
-    /// ([`PreparedLoss::loss_buffer`], [`PreparedLoss::grad_buffer`]).
-    ///
-    /// ```
-    /// use xent::wgpu::{self, util::DeviceExt};
-    /// use xent::{Context, CrossEntropy, GpuInput, GpuTargets, GradMode};
-    ///
-    /// let ctx = Context::new()?;
-    /// let buffer = |contents: &[u8]| {
-    ///     ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-    ///         label: None,
-    ///         contents,
-    ///         usage: wgpu::BufferUsages::STORAGE,
-    ///     })
-    /// };
-    /// let logits = buffer(xent::bytemuck::cast_slice(&[2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0]));
-    /// let labels = buffer(xent::bytemuck::cast_slice(&[0i32, 2]));
-    /// let input = GpuInput::new(&logits, [2, 3]).with_grad(GradMode::Separate);
-    /// let prepared = ctx.prepare(&CrossEntropy::default(), input, GpuTargets::indices(&labels))?;
-    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    /// prepared.record(&mut encoder);
-    /// ctx.queue().submit([encoder.finish()]);
-    /// let loss = prepared.read_loss()?.scalar().unwrap();
-    /// let host = xent::Input::new(&[2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0], [2, 3]);
-    /// let want = xent::reference::compute(&CrossEntropy::default(), host, &[0i32, 2])?;
-    /// assert!((f64::from(loss) - want.loss.scalar().unwrap()).abs() < 1e-6);
-    /// assert_eq!(prepared.read_grad()?.unwrap().len(), 6);
-    /// # Ok::<(), xent::Error>(())
-    /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn prepare<'a>(
+    /// The GPU form of a loss of the categorical and binary families (see
+    /// [`Context::prepare_async`]).
+    pub(crate) async fn prepare_family<'a>(
         &self,
-        loss: &impl Descriptor,
+        spec: Spec<'_>,
         input: GpuInput<'a>,
-        targets: impl Into<GpuTargets<'a>>,
-    ) -> Result<PreparedLoss> {
-        self.gpu()
-            .block_on(self.prepare_async(loss, input, targets))
-    }
-
-    /// [`Context::prepare`] without blocking.
-    pub async fn prepare_async<'a>(
-        &self,
-        loss: &impl Descriptor,
-        input: GpuInput<'a>,
-        targets: impl Into<GpuTargets<'a>>,
+        targets: GpuTargets<'a>,
     ) -> Result<PreparedLoss> {
         let in_place = input.grad == GradMode::InPlace;
-        let given = Given::from(targets.into());
-        let call = check(loss.spec(), &input.shape, None, in_place, given)?;
+        let given = Given::from(targets);
+        let call = check(spec, &input.shape, None, in_place, given)?;
         let gpu = self.gpu();
         let (x, grad) = (input.tensor, input.grad);
         gpu.checked(Operation::Prepare, || match call {

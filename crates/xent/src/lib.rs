@@ -24,6 +24,44 @@
 //! # Ok::<(), xent::Error>(())
 //! ```
 //!
+//! ## Every loss through the same two verbs
+//!
+//! Each family is a descriptor, and [`Context::compute`] (host slices) and
+//! [`Context::prepare`] (your GPU buffers) take every one of them; [`Descriptor`] lists what
+//! each takes and gives.
+//!
+//! ```
+//! use xent::{BinaryCrossEntropyWithLogits, Context, Input, LogSoftmax, NllLoss, Targets};
+//!
+//! let ctx = Context::new()?;
+//! // Binary losses: any shape, f32 targets of the same shape.
+//! let bce = ctx.compute(&BinaryCrossEntropyWithLogits::default(), Input::new(&[0.0f32, 3.0], [2]), &[1.0f32, 1.0])?;
+//! assert!(bce.loss.scalar().unwrap() > 0.0);
+//! // Log-softmax, then the NLL loss on its output: the same as cross-entropy.
+//! let logp = ctx.compute(&LogSoftmax, Input::new(&[1.0f32, 2.0, 3.0], [1, 3]), Targets::None)?;
+//! let nll = ctx.compute(&NllLoss::default(), Input::new(logp.loss.values(), [1, 3]), &[2u32])?;
+//! assert!((nll.loss.scalar().unwrap() + logp.loss.values()[2]).abs() < 1e-6);
+//! # Ok::<(), xent::Error>(())
+//! ```
+//!
+//! Fused linear cross-entropy ([`LinearCrossEntropy`]) takes hidden states and a classifier
+//! and never holds the logits:
+//!
+//! ```
+//! use xent::{Context, LinearCrossEntropy, LinearInput};
+//!
+//! let ctx = Context::new()?;
+//! let (hidden, classifier) = ([1.0f32, 0.0, 0.0, 1.0], [2.0f32, 0.0, 0.0, 2.0, 1.0, 1.0]);
+//! let input = LinearInput::new(&hidden, &classifier, [2, 2, 3]).with_grad(); // [N, D, V]
+//! let out = ctx.compute(&LinearCrossEntropy::default(), input, &[0u32, 1])?;
+//! assert_eq!(out.grad_classifier.unwrap().len(), 6);
+//! # Ok::<(), xent::Error>(())
+//! ```
+//!
+//! A vocabulary split across devices runs as two steps, [`SplitStates`] on each device's
+//! classes and [`SplitFinish`] from the merged [`ShardStates`] (see [`SplitStates`] for the
+//! whole round).
+//!
 //! ## The host form: slices in, numbers out
 //!
 //! [`Input`] holds the values and their shape, and asks for the gradient
@@ -38,7 +76,8 @@
 //! [`Context::prepare`] sets a loss up on your buffers ([`GpuInput`], [`GpuTargets`],
 //! [`GpuTensor`] for offsets, strides and f16/bf16) and returns a [`PreparedLoss`] that records
 //! into your command encoder without allocating and reads back only when asked. Build the
-//! context on your device with [`Context::from_device`]; xent re-exports its [`wgpu`].
+//! context on your device with [`Context::from_device`] (its docs show a complete wgpu set-up);
+//! xent re-exports its [`wgpu`].
 //!
 //! ## Async at the core
 //!
@@ -104,6 +143,7 @@ mod shard;
 #[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod tools;
+mod verbs;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use context::adapters;
@@ -113,13 +153,17 @@ pub use error::{Error, Operation, Result};
 pub use gpu::tensor::GpuTensor;
 pub use linear::{GpuLinearInput, PreparedLinear};
 pub use loss::{
-    BinaryCrossEntropy, BinaryCrossEntropyWithLogits, ClassIndex, CrossEntropy, Descriptor,
-    GpuInput, GpuTargets, GradMode, Indices, Input, LinearCrossEntropy, LinearInput, LinearOutput,
+    BinaryCrossEntropy, BinaryCrossEntropyWithLogits, ClassIndex, CrossEntropy, GpuInput,
+    GpuTargets, GradMode, Indices, Input, LinearCrossEntropy, LinearInput, LinearOutput,
     LogSoftmax, Loss, NllLoss, Output, Reduction, SigmoidFocalLoss, Targets,
 };
 pub use plan::Tuning;
 pub use prepared::PreparedLoss;
-pub use shard::{ShardStates, VocabShard};
+pub use shard::{
+    GpuSplitTargets, PreparedStates, ShardStates, SplitFinish, SplitStates, SplitTargets,
+    VocabShard,
+};
+pub use verbs::Descriptor;
 /// The wgpu xent is built on: create your device, buffers and encoders with it, so that both
 /// sides agree on one wgpu.
 pub use wgpu;

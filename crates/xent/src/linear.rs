@@ -1,30 +1,37 @@
-//! Fused linear cross-entropy on a [`Context`]: the host form
-//! ([`Context::linear_cross_entropy`]) and the GPU form on the caller's buffers
-//! ([`Context::prepare_linear`], [`PreparedLinear`]). The blocks and kernels are in
+//! Fused linear cross-entropy on a [`Context`]: the host form and the GPU form on the
+//! caller's buffers ([`GpuLinearInput`], [`PreparedLinear`]), both reached through
+//! [`Context::compute`] and [`Context::prepare`]. The blocks and kernels are in
 //! `kernels::linear`.
 
 use crate::context::Context;
 use crate::error::{Error, Operation, Result};
 use crate::gpu::buffers;
 use crate::gpu::tensor::GpuTensor;
+use crate::kernels;
 use crate::kernels::cross_entropy::gpu_labels;
-use crate::kernels::linear::{prepare_linear, LinearGrads, LinearTensors};
+use crate::kernels::linear::{LinearGrads, LinearTensors};
 use crate::loss::linear::{check, check_options, LinearShape};
-use crate::loss::{CrossEntropy, LinearCrossEntropy, LinearInput, LinearOutput, Loss, Targets};
+use crate::loss::{
+    CrossEntropy, GpuTargets, GradMode, LinearCrossEntropy, LinearInput, LinearOutput, Loss,
+    Targets,
+};
 use crate::prepared::{decode, GradOut, PreparedLoss};
 
 /// The inputs of [`LinearCrossEntropy`] in the caller's GPU buffers: hidden states (N, D) and
 /// classifier (V, D) as [`GpuTensor`]s (offsets and row strides allowed; f32, f16 where the
 /// device has `SHADER_F16`, or bf16, each widened to f32 on load and accumulated in f32), an
-/// optional bias (V, the classifier's element type), and whether the (f32) gradients are
-/// wanted.
+/// optional bias (V, the classifier's element type), and where the gradients go:
+/// [`GradMode::Off`] (the default) or [`GradMode::Separate`] (f32 gradients in buffers xent
+/// owns).
 ///
 /// ```
 /// # let ctx = xent::Context::new()?;
 /// # let buffer = |n: u64| ctx.device().create_buffer(&xent::wgpu::BufferDescriptor {
 /// #     label: None, size: 4 * n, usage: xent::wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
 /// let (hidden, classifier, bias) = (buffer(6), buffer(12), buffer(4));
-/// let input = xent::GpuLinearInput::new(&hidden, &classifier, [2, 3, 4]).with_bias(&bias).with_grad();
+/// let input = xent::GpuLinearInput::new(&hidden, &classifier, [2, 3, 4])
+///     .with_bias(&bias)
+///     .with_grad(xent::GradMode::Separate);
 /// assert_eq!(input.shape, [2, 3, 4]);
 /// # Ok::<(), xent::Error>(())
 /// ```
@@ -38,8 +45,9 @@ pub struct GpuLinearInput<'a> {
     pub bias: Option<GpuTensor<'a>>,
     /// `[N, D, V]`.
     pub shape: [usize; 3],
-    /// Whether the gradients of hidden, classifier and bias are computed.
-    pub grads: bool,
+    /// Where the gradients of hidden, classifier and bias go: [`GradMode::Off`] or
+    /// [`GradMode::Separate`].
+    pub grad: GradMode,
 }
 
 impl<'a> GpuLinearInput<'a> {
@@ -54,7 +62,7 @@ impl<'a> GpuLinearInput<'a> {
             classifier: classifier.into(),
             bias: None,
             shape,
-            grads: false,
+            grad: GradMode::Off,
         }
     }
 
@@ -66,12 +74,11 @@ impl<'a> GpuLinearInput<'a> {
         }
     }
 
-    /// Also computes the gradients (into buffers xent owns, see [`PreparedLinear`]).
-    pub fn with_grad(self) -> Self {
-        GpuLinearInput {
-            grads: true,
-            ..self
-        }
+    /// Where the gradients go: [`GradMode::Separate`] computes them into f32 buffers xent
+    /// owns (see [`PreparedLinear`]); the other modes that write a gradient over an input, or
+    /// in the input's element type, are refused by [`Context::prepare`].
+    pub fn with_grad(self, grad: GradMode) -> Self {
+        GpuLinearInput { grad, ..self }
     }
 }
 
@@ -83,7 +90,7 @@ impl<'a> GpuLinearInput<'a> {
 ///
 /// ```
 /// use xent::wgpu::{self, util::DeviceExt};
-/// use xent::{Context, GpuLinearInput, LinearCrossEntropy};
+/// use xent::{Context, GpuLinearInput, GpuTargets, GradMode, LinearCrossEntropy};
 ///
 /// let ctx = Context::new()?;
 /// let buffer = |contents: &[u8]| {
@@ -96,8 +103,8 @@ impl<'a> GpuLinearInput<'a> {
 /// let hidden = buffer(xent::bytemuck::cast_slice(&[1.0f32, 0.0, 0.0, 1.0]));
 /// let classifier = buffer(xent::bytemuck::cast_slice(&[2.0f32, 0.0, 0.0, 2.0, 1.0, 1.0]));
 /// let labels = buffer(xent::bytemuck::cast_slice(&[0i32, 1]));
-/// let input = GpuLinearInput::new(&hidden, &classifier, [2, 2, 3]).with_grad();
-/// let prepared = ctx.prepare_linear(&LinearCrossEntropy::default(), input, &labels)?;
+/// let input = GpuLinearInput::new(&hidden, &classifier, [2, 2, 3]).with_grad(GradMode::Separate);
+/// let prepared = ctx.prepare(&LinearCrossEntropy::default(), input, GpuTargets::indices(&labels))?;
 /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
 /// prepared.record(&mut encoder);
 /// ctx.queue().submit([encoder.finish()]);
@@ -229,7 +236,7 @@ impl PreparedLinear {
 struct HostLinear {
     loss: LinearCrossEntropy,
     shape: [usize; 3],
-    grads: bool,
+    grad: GradMode,
     upstream: Option<Vec<f32>>,
     hidden: wgpu::Buffer,
     classifier: wgpu::Buffer,
@@ -257,7 +264,10 @@ impl HostLinear {
                 ..loss.clone()
             },
             shape: input.shape,
-            grads: input.wants_grad(),
+            grad: match input.wants_grad() {
+                true => GradMode::Separate,
+                false => GradMode::Off,
+            },
             upstream: call.upstream,
             hidden: buffers::upload(gpu, "hidden", input.hidden)?,
             classifier: buffers::upload(gpu, "classifier", input.classifier)?,
@@ -276,8 +286,13 @@ impl HostLinear {
             classifier: GpuTensor::new(&self.classifier),
             bias: self.bias.as_ref().map(GpuTensor::new),
             shape: self.shape,
-            grads: self.grads,
+            grad: self.grad,
         }
+    }
+
+    /// The uploaded labels as the GPU form takes them.
+    fn targets(&self) -> GpuTargets<'_> {
+        GpuTargets::indices(&self.labels)
     }
 
     /// Gives `prepared` the call's upstream gradient, if any.
@@ -289,88 +304,89 @@ impl HostLinear {
     }
 }
 
-impl Context {
-    /// Computes fused linear cross-entropy `loss` on host slices: the loss of
-    /// `hidden classifier^T (+ bias)` against class-index `targets` (one per token, of the
-    /// whole vocabulary) and, when `input` asks, the gradients of hidden, classifier and bias.
-    /// See [`LinearCrossEntropy`] for an example.
-    ///
-    /// Errors: shapes and lengths ([`Error::InvalidShape`], [`Error::ShapeMismatch`]), options
-    /// as [`CrossEntropy`](crate::CrossEntropy)'s (`return_lse` is refused), a target outside
-    /// [0, V) that is not `ignore_index` ([`Error::LabelOutOfRange`]), a block budget too
-    /// small ([`Error::InvalidOption`]), and device errors.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn linear_cross_entropy<'a>(
-        &self,
-        loss: &LinearCrossEntropy,
-        input: LinearInput<'a>,
-        targets: impl Into<Targets<'a>>,
-    ) -> Result<LinearOutput> {
-        // Each wait on its own (not one block_on around the whole call): a long run on a slow
-        // adapter waits for one block of work at a time.
-        let host = HostLinear::new(self, loss, input, targets.into())?;
-        let prepared = self.prepare_linear(&host.loss, host.input(), &host.labels)?;
-        host.set_upstream(&prepared)?;
-        prepared.run()?;
-        prepared.read()
-    }
+/// The host form of fused linear cross-entropy (see [`Context::compute`]): the loss of
+/// `hidden classifier^T (+ bias)` against class-index `targets` (one per token, of the whole
+/// vocabulary) and, when `input` asks, the gradients of hidden, classifier and bias.
+pub(crate) async fn compute_linear<'a>(
+    ctx: &Context,
+    loss: &LinearCrossEntropy,
+    input: LinearInput<'a>,
+    targets: Targets<'a>,
+) -> Result<LinearOutput> {
+    let host = HostLinear::new(ctx, loss, input, targets)?;
+    let prepared = prepare_linear(ctx, &host.loss, host.input(), host.targets()).await?;
+    host.set_upstream(&prepared)?;
+    prepared.run_async().await?;
+    prepared.read_async().await
+}
 
-    /// [`linear_cross_entropy`](Self::linear_cross_entropy) without blocking.
-    pub async fn linear_cross_entropy_async<'a>(
-        &self,
-        loss: &LinearCrossEntropy,
-        input: LinearInput<'a>,
-        targets: impl Into<Targets<'a>>,
-    ) -> Result<LinearOutput> {
-        let host = HostLinear::new(self, loss, input, targets.into())?;
-        let prepared = self
-            .prepare_linear_async(&host.loss, host.input(), &host.labels)
-            .await?;
-        host.set_upstream(&prepared)?;
-        prepared.run_async().await?;
-        prepared.read_async().await
-    }
+/// [`compute_linear`], blocking: each wait on its own (not one wait around the whole call),
+/// so that a long run on a slow adapter waits for one block of work at a time.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn compute_linear_blocking<'a>(
+    ctx: &Context,
+    loss: &LinearCrossEntropy,
+    input: LinearInput<'a>,
+    targets: Targets<'a>,
+) -> Result<LinearOutput> {
+    let host = HostLinear::new(ctx, loss, input, targets)?;
+    let prepared = ctx.block_on(prepare_linear(
+        ctx,
+        &host.loss,
+        host.input(),
+        host.targets(),
+    ))?;
+    host.set_upstream(&prepared)?;
+    prepared.run()?;
+    prepared.read()
+}
 
-    /// Prepares fused linear cross-entropy `loss` on the caller's buffers: `input`'s tensors
-    /// (f32, f16 or bf16) and `labels`, N i32 class indices (a target outside [0, V) that is not
-    /// `ignore_index` gives a NaN loss and is reported by the reads). See [`PreparedLinear`]
-    /// for an example.
-    ///
-    /// Errors as [`linear_cross_entropy`](Self::linear_cross_entropy), and for tensors that do
-    /// not hold their shape.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn prepare_linear<'a>(
-        &self,
-        loss: &LinearCrossEntropy,
-        input: GpuLinearInput<'a>,
-        labels: impl Into<GpuTensor<'a>>,
-    ) -> Result<PreparedLinear> {
-        self.gpu()
-            .block_on(self.prepare_linear_async(loss, input, labels))
-    }
-
-    /// [`prepare_linear`](Self::prepare_linear) without blocking.
-    pub async fn prepare_linear_async<'a>(
-        &self,
-        loss: &LinearCrossEntropy,
-        input: GpuLinearInput<'a>,
-        labels: impl Into<GpuTensor<'a>>,
-    ) -> Result<PreparedLinear> {
-        let shape = LinearShape::new(input.shape)?;
-        check_options(loss, shape.classes)?;
-        let tensors = LinearTensors {
-            hidden: input.hidden,
-            classifier: input.classifier,
-            bias: input.bias,
-            labels: labels.into(),
-        };
-        let gpu = self.gpu();
-        let options = &loss.cross_entropy;
-        let (inner, grads) = gpu
-            .checked(Operation::Prepare, || {
-                prepare_linear(gpu, tensors, shape, options, input.grads, loss.block_bytes)
+/// The GPU form of fused linear cross-entropy (see [`Context::prepare`]): `input`'s tensors
+/// (f32, f16 or bf16) and N i32 class indices (a target outside [0, V) that is not
+/// `ignore_index` gives a NaN loss and is reported by the reads).
+pub(crate) async fn prepare_linear<'a>(
+    ctx: &Context,
+    loss: &LinearCrossEntropy,
+    input: GpuLinearInput<'a>,
+    targets: GpuTargets<'a>,
+) -> Result<PreparedLinear> {
+    let shape = LinearShape::new(input.shape)?;
+    check_options(loss, shape.classes)?;
+    let GpuTargets::Indices(labels) = targets else {
+        return Err(Error::WrongTargets {
+            loss: "linear cross-entropy",
+            expected: "class indices (GpuTargets::indices)",
+            got: match targets {
+                GpuTargets::None => "none",
+                _ => "values",
+            },
+        });
+    };
+    let grads = match input.grad {
+        GradMode::Off => false,
+        GradMode::Separate => true,
+        mode => {
+            return Err(Error::InvalidOption {
+                name: "grad",
+                value: format!("{mode:?}"),
+                reason: "fused linear cross-entropy writes f32 gradients into buffers of their \
+                         own: use GradMode::Separate"
+                    .into(),
             })
-            .await?;
-        Ok(PreparedLinear { inner, grads })
-    }
+        }
+    };
+    let tensors = LinearTensors {
+        hidden: input.hidden,
+        classifier: input.classifier,
+        bias: input.bias,
+        labels,
+    };
+    let gpu = ctx.gpu();
+    let options = &loss.cross_entropy;
+    let (inner, grads) = gpu
+        .checked(Operation::Prepare, || {
+            kernels::linear::prepare_linear(gpu, tensors, shape, options, grads, loss.block_bytes)
+        })
+        .await?;
+    Ok(PreparedLinear { inner, grads })
 }

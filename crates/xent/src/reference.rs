@@ -14,8 +14,48 @@ use crate::loss::{
     validate, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Loss, Output,
     Reduction, SigmoidFocalLoss,
 };
-use crate::loss::{BinaryLoss, Descriptor, Input, NllLoss, Targets};
+use crate::loss::{BinaryLoss, Input, NllLoss, Spec, Targets};
 use crate::loss::{LinearCrossEntropy, LinearInput, LinearOutput};
+
+/// A descriptor the reference computes: every loss but the vocabulary split's steps
+/// ([`SplitStates`](crate::SplitStates), [`SplitFinish`](crate::SplitFinish)), whose reference
+/// is the unsplit [`CrossEntropy`] on the whole logits. The host input and targets are those
+/// of [`Context::compute`](crate::Context::compute); the output is in f64. Sealed.
+pub trait Exact: crate::Descriptor {
+    /// What the reference gives: the loss's output type in f64.
+    type Exact;
+
+    /// The reference computation.
+    #[doc(hidden)]
+    fn exact<'a>(&self, input: Self::Input<'a>, targets: Self::Targets<'a>) -> Result<Self::Exact>;
+}
+
+macro_rules! exact_family {
+    ($($t:ty),*) => {$(
+        impl Exact for $t {
+            type Exact = Output<f64>;
+            fn exact<'a>(&self, input: Input<'a>, targets: Targets<'a>) -> Result<Output<f64>> {
+                family(crate::loss::Family::spec(self), input, targets)
+            }
+        }
+    )*};
+}
+
+exact_family!(
+    crate::LogSoftmax,
+    CrossEntropy,
+    BinaryCrossEntropy,
+    BinaryCrossEntropyWithLogits,
+    SigmoidFocalLoss,
+    NllLoss
+);
+
+impl Exact for LinearCrossEntropy {
+    type Exact = LinearOutput<f64>;
+    fn exact<'a>(&self, input: LinearInput<'a>, targets: Targets<'a>) -> Result<LinearOutput<f64>> {
+        linear_cross_entropy(self, input, targets)
+    }
+}
 
 /// Computes `loss` on the host in f64, as [`Context::compute`](crate::Context::compute) does
 /// on the GPU, with the same checks: the loss and, when the input asks for it, its gradient.
@@ -30,15 +70,37 @@ use crate::loss::{LinearCrossEntropy, LinearInput, LinearOutput};
 /// assert!(out.loss.scalar().unwrap() > 0.0 && out.grad.unwrap().len() == 6);
 /// # Ok::<(), xent::Error>(())
 /// ```
-pub fn compute<'a>(
-    loss: &impl Descriptor,
-    input: Input<'a>,
-    targets: impl Into<Targets<'a>>,
-) -> Result<Output<f64>> {
-    let given = Given::from(targets.into());
+///
+/// Fused linear cross-entropy's reference makes the logits `hidden classifier^T + bias` in
+/// f64 and takes the cross-entropy of them; with gradients `dH = G classifier`,
+/// `dW = G^T hidden`, `db = sum over tokens of G`, where G is the logits' gradient:
+///
+/// ```
+/// use xent::{reference, LinearCrossEntropy, LinearInput};
+///
+/// // One token, D = 1, two classes with logits 1 and -1.
+/// let input = LinearInput::new(&[1.0], &[1.0, -1.0], [1, 1, 2]).with_grad();
+/// let out = reference::compute(&LinearCrossEntropy::default(), input, &[0u32])?;
+/// let p0 = 1.0 / (1.0 + (-2f64).exp());
+/// assert!((out.loss.scalar().unwrap() + p0.ln()).abs() < 1e-12);
+/// // d loss / d hidden = sum_c (p_c - onehot_c) w_c = (p0 - 1) - (1 - p0).
+/// assert!((out.grad_hidden.unwrap()[0] - 2.0 * (p0 - 1.0)).abs() < 1e-12);
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub fn compute<'a, L: Exact>(
+    loss: &L,
+    input: L::Input<'a>,
+    targets: impl Into<L::Targets<'a>>,
+) -> Result<L::Exact> {
+    loss.exact(input, targets.into())
+}
+
+/// The reference of a loss of the categorical and binary families.
+fn family<'a>(spec: Spec<'_>, input: Input<'a>, targets: Targets<'a>) -> Result<Output<f64>> {
+    let given = Given::from(targets);
     let values = input.values();
     let call = check(
-        loss.spec(),
+        spec,
         input.shape(),
         Some(values.len()),
         input.is_in_place(),
@@ -177,29 +239,13 @@ pub fn compute<'a>(
     })
 }
 
-/// Computes fused linear cross-entropy `loss` on the host in f64, as
-/// [`Context::linear_cross_entropy`](crate::Context::linear_cross_entropy) does on the GPU,
-/// with the same checks: the logits `hidden classifier^T + bias` in f64, the cross-entropy
-/// of [`compute`] on them, and with gradients `dH = G classifier`, `dW = G^T hidden`,
-/// `db = sum over tokens of G`, where G is the logits' gradient.
-///
-/// ```
-/// use xent::{reference, LinearCrossEntropy, LinearInput};
-///
-/// // One token, D = 1, two classes with logits 1 and -1.
-/// let out = reference::linear_cross_entropy(&LinearCrossEntropy::default(), LinearInput::new(&[1.0], &[1.0, -1.0], [1, 1, 2]).with_grad(), &[0u32])?;
-/// let p0 = 1.0 / (1.0 + (-2f64).exp());
-/// assert!((out.loss.scalar().unwrap() + p0.ln()).abs() < 1e-12);
-/// // d loss / d hidden = sum_c (p_c - onehot_c) w_c = (p0 - 1) - (1 - p0).
-/// assert!((out.grad_hidden.unwrap()[0] - 2.0 * (p0 - 1.0)).abs() < 1e-12);
-/// # Ok::<(), xent::Error>(())
-/// ```
-pub fn linear_cross_entropy<'a>(
+/// The reference of fused linear cross-entropy (see [`compute`]).
+fn linear_cross_entropy<'a>(
     loss: &LinearCrossEntropy,
     input: LinearInput<'a>,
-    targets: impl Into<Targets<'a>>,
+    targets: Targets<'a>,
 ) -> Result<LinearOutput<f64>> {
-    let call = crate::loss::linear::check(loss, &input, targets.into())?;
+    let call = crate::loss::linear::check(loss, &input, targets)?;
     let bias = input.bias.map(widen);
     let up = call.upstream.as_deref().map(widen);
     let params = (

@@ -18,14 +18,14 @@
 //! of unsplit cross-entropy with `p_c = exp(z_c - lse)`.
 
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::gpu::buffers;
 use crate::gpu::tensor::GpuTensor;
-use crate::gpu::Gpu;
 use crate::kernels::cross_entropy::{gpu_labels, prepare_shard_step, ShardStep, SHARD_STATE_LEN};
 use crate::loss::call::ClassShape;
-use crate::loss::GradMode;
-use crate::loss::{validate, CrossEntropy, Input, Output, Reduction, Targets};
+use crate::loss::{validate, CrossEntropy, GpuInput, GpuTargets, GradMode, Input, Output};
+use crate::loss::{Reduction, Targets};
+use crate::prepared::PreparedLoss;
 
 /// Where one device's logits sit in a vocabulary split across devices: its (N, C) logits are
 /// the classes `first .. first + C` of a vocabulary of `vocab` classes.
@@ -44,22 +44,22 @@ pub struct VocabShard {
 }
 
 /// The per-row states of cross-entropy over some of a vocabulary's classes (see
-/// [`Context::shard_states`]): four f32 per row, a plain buffer that a distributed engine can
+/// [`SplitStates`]): four f32 per row, a plain buffer that a distributed engine can
 /// gather between machines ([`values`](Self::values), [`from_values`](Self::from_values)) and
 /// merge with [`merge`](Self::merge). Merging is exact up to f32 rounding, in any order and
 /// grouping. The states know the classes they cover: merging overlapping shards, or
 /// finishing with states that miss some of the vocabulary, is an error.
 ///
 /// ```
-/// use xent::{Context, CrossEntropy, Input, ShardStates, VocabShard};
+/// use xent::{Context, CrossEntropy, Input, ShardStates, SplitStates, VocabShard};
 ///
 /// let ctx = Context::new()?;
-/// let loss = CrossEntropy::default();
+/// let states = |first| SplitStates { cross_entropy: CrossEntropy::default(), shard: VocabShard { first, vocab: 4 } };
 /// let labels = [2i64, 0];
 /// // Rows of 4 classes, held as classes 0..2 and 2..4.
 /// let (left, right) = ([1.0f32, 2.0, -1.0, 0.5], [0.0f32, 3.0, 1.0, 1.0]);
-/// let a = ctx.shard_states(&loss, VocabShard { first: 0, vocab: 4 }, Input::new(&left, [2, 2]), &labels)?;
-/// let b = ctx.shard_states(&loss, VocabShard { first: 2, vocab: 4 }, Input::new(&right, [2, 2]), &labels)?;
+/// let a = ctx.compute(&states(0), Input::new(&left, [2, 2]), &labels)?;
+/// let b = ctx.compute(&states(2), Input::new(&right, [2, 2]), &labels)?;
 /// // The values travel as plain f32 (to another machine, say) with the classes they cover.
 /// let a = ShardStates::from_values(a.values().to_vec(), 0..2, 4)?;
 /// let merged = a.merge(&b)?;
@@ -134,7 +134,7 @@ impl ShardStates {
     }
 
     /// Whether these states cover the whole vocabulary, each class once: what
-    /// [`Context::shard_finish`] needs.
+    /// [`SplitFinish`] needs.
     ///
     /// ```
     /// let a = xent::ShardStates::from_values(vec![0.0; 4], 0..3, 5)?;
@@ -267,37 +267,205 @@ fn merge_row(a: &[f32], b: &[f32]) -> [f32; SHARD_STATE_LEN] {
     [lse, t1 + t2, w1 + w2, bsum].map(|v| v as f32)
 }
 
-/// A shard's checked call: its shape, its labels as the GPU reads them (with the
-/// `ignore_index` they are compared with), and its options.
-struct ShardCall {
-    shape: ClassShape,
-    labels: Vec<i32>,
-    options: CrossEntropy,
+/// The per-row states of cross-entropy over one device's classes of a vocabulary split across
+/// devices: the first step of the split. [`Context::compute`] takes (N, C) logits (an
+/// [`Input`], the classes `shard.first .. shard.first + C`) and class-index targets of the
+/// whole vocabulary, and gives [`ShardStates`]; [`Context::prepare`] takes them in GPU buffers
+/// and gives a [`PreparedStates`], whose states stay in a GPU buffer. `cross_entropy` holds
+/// the whole vocabulary's options (class weights of length `shard.vocab`; `return_lse` is
+/// refused: a row's log-sum-exp is the first value of its merged state).
+///
+/// Merge every shard's states ([`ShardStates::merge`]), then finish on each device with
+/// [`SplitFinish`]:
+///
+/// ```
+/// use xent::{Context, CrossEntropy, Input, ShardStates, SplitFinish, SplitStates, VocabShard};
+///
+/// let ctx = Context::new()?;
+/// let loss = CrossEntropy { label_smoothing: 0.1, ..Default::default() };
+/// let labels = [2i64, 0];
+/// // Rows of 4 classes, held as classes 0..2 and 2..4.
+/// let (left, right) = ([1.0f32, 2.0, -1.0, 0.5], [0.0f32, 3.0, 1.0, 1.0]);
+/// let (a, b) = (VocabShard { first: 0, vocab: 4 }, VocabShard { first: 2, vocab: 4 });
+/// let states = |shard| SplitStates { cross_entropy: loss.clone(), shard };
+/// let sa = ctx.compute(&states(a), Input::new(&left, [2, 2]), &labels)?;
+/// let sb = ctx.compute(&states(b), Input::new(&right, [2, 2]), &labels)?;
+/// // The values travel as plain f32 (to another machine, say) with the classes they cover.
+/// let sa = ShardStates::from_values(sa.values().to_vec(), 0..2, 4)?;
+/// let merged = sa.merge(&sb)?;
+/// let finish = SplitFinish { cross_entropy: loss.clone(), shard: a };
+/// let out = ctx.compute(&finish, Input::new(&left, [2, 2]).with_grad(), (&labels, &merged))?;
+/// // The same loss as the unsplit logits give.
+/// let whole = [1.0f32, 2.0, 0.0, 3.0, -1.0, 0.5, 1.0, 1.0];
+/// let want = ctx.compute(&loss, Input::new(&whole, [2, 4]), &labels)?;
+/// assert!((out.loss.scalar().unwrap() - want.loss.scalar().unwrap()).abs() < 1e-5);
+/// assert_eq!(out.grad.unwrap().len(), 4); // this shard's (2, 2)
+/// # Ok::<(), xent::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitStates {
+    /// The cross-entropy over the whole vocabulary.
+    pub cross_entropy: CrossEntropy,
+    /// Where this device's classes sit in the vocabulary.
+    pub shard: VocabShard,
 }
 
-impl ShardCall {
-    /// The shard's logits and labels in GPU buffers, as the kernel reads them.
-    fn upload(&self, gpu: &Gpu, logits: &[f32]) -> Result<[wgpu::Buffer; 2]> {
-        Ok([
-            buffers::upload(gpu, "logits", logits)?,
-            buffers::upload(gpu, "targets", &self.labels)?,
-        ])
+/// The loss over the whole vocabulary and the gradient of one device's classes, from the
+/// states of every shard merged: the last step of the split (see [`SplitStates`] for an
+/// example). [`Context::compute`] takes this shard's (N, C) logits (with
+/// [`Input::with_grad`] for the (N, C) gradient) and [`SplitTargets`]; [`Context::prepare`]
+/// takes GPU buffers and [`GpuSplitTargets`], and gives a [`PreparedLoss`]. Every shard gets
+/// the same loss; the gradients of all shards side by side are the unsplit gradient.
+///
+/// ```
+/// let finish = xent::SplitFinish {
+///     cross_entropy: xent::CrossEntropy::default(),
+///     shard: xent::VocabShard { first: 25_000, vocab: 50_000 },
+/// };
+/// assert_eq!(finish.shard.first, 25_000);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitFinish {
+    /// The cross-entropy over the whole vocabulary (the same as the states were made with).
+    pub cross_entropy: CrossEntropy,
+    /// Where this device's classes sit in the vocabulary.
+    pub shard: VocabShard,
+}
+
+/// The targets of [`SplitFinish`] on the host: class indices of the whole vocabulary, one per
+/// row, and the states of every shard merged. A pair `(labels, &merged)` converts into it.
+///
+/// ```
+/// let merged = xent::ShardStates::from_values(vec![0.0; 8], 0..4, 4)?;
+/// let targets: xent::SplitTargets = (&[1u32, 3], &merged).into();
+/// assert_eq!(targets.merged.rows(), 2);
+/// # Ok::<(), xent::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct SplitTargets<'a> {
+    /// Class indices of the whole vocabulary.
+    pub labels: Targets<'a>,
+    /// The states of every shard, merged.
+    pub merged: &'a ShardStates,
+}
+
+impl<'a, L: Into<Targets<'a>>> From<(L, &'a ShardStates)> for SplitTargets<'a> {
+    fn from((labels, merged): (L, &'a ShardStates)) -> Self {
+        SplitTargets {
+            labels: labels.into(),
+            merged,
+        }
     }
 }
 
-/// Checks a shard's logits, targets and options against the vocabulary.
-fn check_shard(
-    loss: &CrossEntropy,
-    shard: VocabShard,
-    input: &Input<'_>,
-    targets: Targets<'_>,
-) -> Result<ShardCall> {
-    let [rows, classes] = input.shape[..] else {
+/// The targets of [`SplitFinish`] on the GPU: i32 class indices of the whole vocabulary, one
+/// per row, and the merged states, [`ShardStates::VALUES_PER_ROW`] f32 per row, packed (e.g.
+/// [`PreparedStates::states_buffer`] after the merge). The merged states' buffer needs
+/// `COPY_SRC` as well as `STORAGE`; that they cover the whole vocabulary is the caller's to
+/// ensure (a GPU buffer does not carry the classes it covers).
+///
+/// ```
+/// # fn f(labels: &xent::wgpu::Buffer, merged: &xent::wgpu::Buffer) {
+/// let targets = xent::GpuSplitTargets::new(labels, merged);
+/// assert_eq!(targets.merged.offset, 0);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct GpuSplitTargets<'a> {
+    /// i32 class indices of the whole vocabulary.
+    pub labels: GpuTensor<'a>,
+    /// The merged states, f32.
+    pub merged: GpuTensor<'a>,
+}
+
+impl<'a> GpuSplitTargets<'a> {
+    /// Labels and merged states (`&wgpu::Buffer`s or [`GpuTensor`]s).
+    pub fn new(labels: impl Into<GpuTensor<'a>>, merged: impl Into<GpuTensor<'a>>) -> Self {
+        GpuSplitTargets {
+            labels: labels.into(),
+            merged: merged.into(),
+        }
+    }
+}
+
+/// [`SplitStates`] prepared on GPU buffers: [`record`](Self::record) adds the work to a
+/// command encoder; the states land in [`states_buffer`](Self::states_buffer)
+/// ([`ShardStates::VALUES_PER_ROW`] f32 per row), for a merge or a transport; reads copy them
+/// back when asked.
+///
+/// ```
+/// use xent::wgpu::{self, util::DeviceExt};
+/// use xent::{Context, CrossEntropy, GpuInput, GpuTargets, SplitStates, VocabShard};
+///
+/// let ctx = Context::new()?;
+/// let buffer = |contents: &[u8]| {
+///     ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+///         label: None,
+///         contents,
+///         usage: wgpu::BufferUsages::STORAGE,
+///     })
+/// };
+/// let logits = buffer(xent::bytemuck::cast_slice(&[0.0f32, 0.0]));
+/// let labels = buffer(xent::bytemuck::cast_slice(&[3i32]));
+/// let states = SplitStates { cross_entropy: CrossEntropy::default(), shard: VocabShard { first: 2, vocab: 4 } };
+/// let prepared = ctx.prepare(&states, GpuInput::new(&logits, [1, 2]), GpuTargets::indices(&labels))?;
+/// prepared.run()?;
+/// let read = prepared.read()?;
+/// assert_eq!(read.classes(), &[2..4]);
+/// // lse ln 2, the target's logit 0, weight sum 2, b = -2 ln 2.
+/// assert!((read.values()[0] - 2f32.ln()).abs() < 1e-6 && read.values()[2] == 2.0);
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub struct PreparedStates {
+    inner: PreparedLoss,
+    classes: std::ops::Range<usize>,
+    vocab: usize,
+}
+
+impl PreparedStates {
+    /// Records the work into `encoder`. Reads return the states of the last recorded work once
+    /// it has run, and [`Error::NotRun`] until then.
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
+        self.inner.record(encoder);
+    }
+
+    /// Records and submits the work, and resolves once the GPU has finished it.
+    pub async fn run_async(&self) -> Result<()> {
+        self.inner.run_async().await
+    }
+
+    /// Records, submits and waits for the work.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run(&self) -> Result<()> {
+        self.inner.run()
+    }
+
+    /// The f32 buffer of the states, [`ShardStates::VALUES_PER_ROW`] per row, packed (with
+    /// `COPY_SRC`, so it can be copied out or be [`GpuSplitTargets::merged`] itself).
+    pub fn states_buffer(&self) -> &wgpu::Buffer {
+        self.inner.lse_buffer().unwrap_or(&self.inner.loss)
+    }
+
+    /// Reads the states back, with the classes they cover; a recorded target outside the
+    /// vocabulary that is not `ignore_index` is [`Error::LabelOutOfRange`].
+    pub async fn read_async(&self) -> Result<ShardStates> {
+        let values = self.inner.read_lse_async().await?.unwrap_or_default();
+        ShardStates::from_values(values, self.classes.clone(), self.vocab)
+    }
+
+    /// [`read_async`](Self::read_async), blocking.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read(&self) -> Result<ShardStates> {
+        self.inner.gpu.block_on(self.read_async())
+    }
+}
+
+/// A shard's logits of `shape` checked against the vocabulary and `loss`'s options: (N, C),
+/// at least one class, within the vocabulary, no `return_lse`.
+fn shard_shape(loss: &CrossEntropy, shard: VocabShard, shape: &[usize]) -> Result<ClassShape> {
+    let [rows, classes] = shape[..] else {
         return Err(Error::InvalidShape {
-            reason: format!(
-                "a shard's logits are (N, C), not {:?}: its classes of each row",
-                input.shape
-            ),
+            reason: format!("a shard's logits are (N, C), not {shape:?}: its classes of each row"),
         });
     };
     let end = shard.first.checked_add(classes);
@@ -319,187 +487,244 @@ fn check_shard(
                 .into(),
         });
     }
-    let len = rows
-        .checked_mul(classes)
-        .ok_or_else(|| Error::InvalidShape {
+    if rows.checked_mul(classes).is_none() {
+        return Err(Error::InvalidShape {
             reason: format!("{rows} x {classes} logits overflow"),
-        })?;
-    validate::length("logits", input.values().len(), len, "(N, C)")?;
-    validate::cross_entropy_options(loss, shard.vocab)?;
-    let labels = validate::class_indices(
-        "shard_states",
-        targets,
-        rows,
-        shard.vocab,
-        loss.ignore_index,
-    )?;
-    let (labels, ignore_index) = gpu_labels(&labels, loss.ignore_index);
-    Ok(ShardCall {
-        shape: ClassShape::rows(rows, classes),
-        labels,
-        options: CrossEntropy {
-            ignore_index,
-            ..loss.clone()
-        },
+        });
+    }
+    Ok(ClassShape::rows(rows, classes))
+}
+
+/// The class-index tensor of a step's GPU targets.
+fn gpu_indices<'a>(what: &'static str, targets: GpuTargets<'a>) -> Result<GpuTensor<'a>> {
+    match targets {
+        GpuTargets::Indices(labels) => Ok(labels),
+        other => Err(Error::WrongTargets {
+            loss: what,
+            expected: "class indices (GpuTargets::indices)",
+            got: match other {
+                GpuTargets::None => "none",
+                _ => "values",
+            },
+        }),
+    }
+}
+
+/// A shard's host call checked and uploaded: its logits and labels (as the GPU reads them) in
+/// buffers, and its options with the `ignore_index` the labels are compared with.
+struct HostShard {
+    logits: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    options: CrossEntropy,
+    shape: ClassShape,
+}
+
+impl HostShard {
+    /// Checks a shard's logits, targets and options against the vocabulary, then uploads them.
+    fn new(
+        ctx: &Context,
+        loss: &CrossEntropy,
+        shard: VocabShard,
+        input: &Input<'_>,
+        targets: Targets<'_>,
+    ) -> Result<HostShard> {
+        let shape = shard_shape(loss, shard, &input.shape)?;
+        let ClassShape { rows, classes, .. } = shape;
+        validate::length("logits", input.values().len(), rows * classes, "(N, C)")?;
+        validate::cross_entropy_options(loss, shard.vocab)?;
+        let labels =
+            validate::class_indices("a split", targets, rows, shard.vocab, loss.ignore_index)?;
+        let (labels, ignore_index) = gpu_labels(&labels, loss.ignore_index);
+        let gpu = ctx.gpu();
+        Ok(HostShard {
+            logits: buffers::upload(gpu, "logits", input.values())?,
+            labels: buffers::upload(gpu, "targets", &labels)?,
+            options: CrossEntropy {
+                ignore_index,
+                ..loss.clone()
+            },
+            shape,
+        })
+    }
+
+    /// The uploaded logits, with `grad`.
+    fn input(&self, grad: GradMode) -> GpuInput<'_> {
+        GpuInput::new(&self.logits, [self.shape.rows, self.shape.classes]).with_grad(grad)
+    }
+}
+
+/// The host form of [`SplitStates`].
+pub(crate) async fn split_states<'a>(
+    ctx: &Context,
+    step: &SplitStates,
+    input: Input<'a>,
+    targets: Targets<'a>,
+) -> Result<ShardStates> {
+    if input.wants_grad() {
+        return Err(no_state_gradient());
+    }
+    let host = HostShard::new(ctx, &step.cross_entropy, step.shard, &input, targets)?;
+    let gpu_step = SplitStates {
+        cross_entropy: host.options.clone(),
+        shard: step.shard,
+    };
+    let labels = GpuTargets::indices(&host.labels);
+    let prepared = prepare_split_states(ctx, &gpu_step, host.input(GradMode::Off), labels).await?;
+    prepared.run_async().await?;
+    prepared.read_async().await
+}
+
+/// States have no gradient.
+fn no_state_gradient() -> Error {
+    Error::Misuse {
+        what: "SplitStates",
+        reason: "a shard's states have no gradient; the gradient comes from SplitFinish".into(),
+    }
+}
+
+/// The GPU form of [`SplitStates`].
+pub(crate) async fn prepare_split_states<'a>(
+    ctx: &Context,
+    step: &SplitStates,
+    input: GpuInput<'a>,
+    targets: GpuTargets<'a>,
+) -> Result<PreparedStates> {
+    let loss = &step.cross_entropy;
+    let shape = shard_shape(loss, step.shard, &input.shape)?;
+    if input.grad != GradMode::Off {
+        return Err(no_state_gradient());
+    }
+    let labels = gpu_indices("a split's states", targets)?;
+    let gpu = ctx.gpu();
+    let kernel_step = ShardStep::State {
+        first: step.shard.first,
+        total: step.shard.vocab,
+    };
+    let options = CrossEntropy {
+        reduction: Reduction::None,
+        ..loss.clone()
+    };
+    let tensors = (input.tensor, labels);
+    let inner = gpu
+        .checked(Operation::Prepare, || {
+            prepare_shard_step(gpu, tensors, shape, &options, GradMode::Off, kernel_step)
+        })
+        .await?;
+    let first = step.shard.first;
+    Ok(PreparedStates {
+        inner,
+        classes: first..first + shape.classes,
+        vocab: step.shard.vocab,
     })
 }
 
-impl Context {
-    /// The per-row states of cross-entropy `loss` over this device's classes of a vocabulary
-    /// (`shard`): `input` holds (N, C) logits, the classes `shard.first .. shard.first + C`;
-    /// `targets` are class indices of the whole vocabulary. Merge every shard's states
-    /// ([`ShardStates::merge`]), then finish on each device with
-    /// [`shard_finish`](Self::shard_finish). `loss` holds the whole vocabulary's options
-    /// (class weights of length `shard.vocab`).
-    ///
-    /// See [`ShardStates`] for an example. Errors as [`Context::compute`], and
-    /// [`Error::InvalidShape`] for a shard outside the vocabulary.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn shard_states<'a>(
-        &self,
-        loss: &CrossEntropy,
-        shard: VocabShard,
-        input: Input<'a>,
-        targets: impl Into<Targets<'a>>,
-    ) -> Result<ShardStates> {
-        self.gpu()
-            .block_on(self.shard_states_async(loss, shard, input, targets))
+/// The host form of [`SplitFinish`].
+pub(crate) async fn finish_split<'a>(
+    ctx: &Context,
+    step: &SplitFinish,
+    input: Input<'a>,
+    targets: SplitTargets<'a>,
+) -> Result<Output> {
+    if input.is_in_place() {
+        return Err(Error::Misuse {
+            what: "SplitFinish",
+            reason: "a shard's gradient goes to a buffer of its own: use Input::with_grad".into(),
+        });
     }
-
-    /// [`shard_states`](Self::shard_states) without blocking.
-    pub async fn shard_states_async<'a>(
-        &self,
-        loss: &CrossEntropy,
-        shard: VocabShard,
-        input: Input<'a>,
-        targets: impl Into<Targets<'a>>,
-    ) -> Result<ShardStates> {
-        let call = check_shard(loss, shard, &input, targets.into())?;
-        let gpu = self.gpu();
-        let [logits, labels] = call.upload(gpu, input.values())?;
-        let step = ShardStep::State {
-            first: shard.first,
-            total: shard.vocab,
-        };
-        let tensors = (GpuTensor::new(&logits), GpuTensor::new(&labels));
-        let options = CrossEntropy {
-            reduction: Reduction::None,
-            ..call.options
-        };
-        let prepared = prepare_shard_step(gpu, tensors, call.shape, &options, GradMode::Off, step)?;
-        prepared.run_async().await?;
-        let values = prepared.read_lse_async().await?.unwrap_or_default();
-        let classes = call.shape.classes;
-        ShardStates::from_values(values, shard.first..shard.first + classes, shard.vocab)
+    let (loss, shard, merged) = (&step.cross_entropy, step.shard, targets.merged);
+    let host = HostShard::new(ctx, loss, shard, &input, targets.labels)?;
+    let rows = host.shape.rows;
+    validate::length(
+        "merged shard states",
+        merged.rows(),
+        rows,
+        "one state per row",
+    )?;
+    if merged.vocab != shard.vocab || !merged.is_complete() {
+        return Err(Error::Misuse {
+            what: "SplitFinish",
+            reason: format!(
+                "the merged states cover classes {:?} of a vocabulary of {}, not every class of \
+                 the shard's vocabulary of {} once: merge the states of every shard first",
+                merged.classes, merged.vocab, shard.vocab
+            ),
+        });
     }
-
-    /// The loss of `loss` over the whole vocabulary and the gradient of this device's
-    /// classes, from the states of every shard merged (`merged`, see
-    /// [`shard_states`](Self::shard_states)): `input` holds this shard's (N, C) logits (with
-    /// [`Input::with_grad`] for the gradient, (N, C)), `targets` the class indices of the whole
-    /// vocabulary. Every shard gets the same loss; the gradients of all shards side by side
-    /// are the unsplit gradient.
-    ///
-    /// ```
-    /// use xent::{Context, CrossEntropy, Input, VocabShard};
-    ///
-    /// let ctx = Context::new()?;
-    /// let loss = CrossEntropy { label_smoothing: 0.1, ..Default::default() };
-    /// let labels = [2i64, 0];
-    /// let (left, right) = ([1.0f32, 2.0, -1.0, 0.5], [0.0f32, 3.0, 1.0, 1.0]);
-    /// let (a, b) = (VocabShard { first: 0, vocab: 4 }, VocabShard { first: 2, vocab: 4 });
-    /// let merged = ctx
-    ///     .shard_states(&loss, a, Input::new(&left, [2, 2]), &labels)?
-    ///     .merge(&ctx.shard_states(&loss, b, Input::new(&right, [2, 2]), &labels)?)?;
-    /// let out = ctx.shard_finish(&loss, a, Input::new(&left, [2, 2]).with_grad(), &labels, &merged)?;
-    /// // The same loss as the unsplit logits give.
-    /// let whole = [1.0f32, 2.0, 0.0, 3.0, -1.0, 0.5, 1.0, 1.0];
-    /// let want = ctx.compute(&loss, Input::new(&whole, [2, 4]), &labels)?;
-    /// assert!((out.loss.scalar().unwrap() - want.loss.scalar().unwrap()).abs() < 1e-5);
-    /// assert_eq!(out.grad.unwrap().len(), 4); // this shard's (2, 2)
-    /// # Ok::<(), xent::Error>(())
-    /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn shard_finish<'a>(
-        &self,
-        loss: &CrossEntropy,
-        shard: VocabShard,
-        input: Input<'a>,
-        targets: impl Into<Targets<'a>>,
-        merged: &ShardStates,
-    ) -> Result<Output> {
-        self.gpu()
-            .block_on(self.shard_finish_async(loss, shard, input, targets, merged))
-    }
-
-    /// [`shard_finish`](Self::shard_finish) without blocking.
-    pub async fn shard_finish_async<'a>(
-        &self,
-        loss: &CrossEntropy,
-        shard: VocabShard,
-        input: Input<'a>,
-        targets: impl Into<Targets<'a>>,
-        merged: &ShardStates,
-    ) -> Result<Output> {
-        if input.is_in_place() {
-            return Err(Error::Misuse {
-                what: "shard_finish",
-                reason: "a shard's gradient goes to a buffer of its own: use Input::with_grad"
-                    .into(),
-            });
-        }
-        let call = check_shard(loss, shard, &input, targets.into())?;
-        let rows = call.shape.rows;
-        validate::length(
-            "merged shard states",
-            merged.rows(),
+    let mode = match input.wants_grad() {
+        true => GradMode::Separate,
+        false => GradMode::Off,
+    };
+    let upstream = match mode {
+        GradMode::Off => None,
+        _ => Some(validate::upstream(
+            input.upstream(),
+            loss.reduction,
             rows,
-            "one state per row",
-        )?;
-        if merged.vocab != shard.vocab || !merged.is_complete() {
-            return Err(Error::Misuse {
-                what: "shard_finish",
-                reason: format!(
-                    "the merged states cover classes {:?} of a vocabulary of {}, not every \
-                     class of the shard's vocabulary of {} once: merge the states of every \
-                     shard first",
-                    merged.classes, merged.vocab, shard.vocab
-                ),
-            });
-        }
-        let mode = match input.wants_grad() {
-            true => GradMode::Separate,
-            false => GradMode::Off,
-        };
-        let upstream = match mode {
-            GradMode::Off => None,
-            _ => Some(validate::upstream(
-                input.upstream(),
-                loss.reduction,
-                rows,
-                "row",
-            )?),
-        };
-        let gpu = self.gpu();
-        let [logits, labels] = call.upload(gpu, input.values())?;
-        let states = buffers::upload(gpu, "merged shard states", merged.values())?;
-        let step = ShardStep::Finish {
-            first: shard.first,
-            total: shard.vocab,
-            merged: &states,
-        };
-        let tensors = (GpuTensor::new(&logits), GpuTensor::new(&labels));
-        let prepared = prepare_shard_step(gpu, tensors, call.shape, &call.options, mode, step)?;
-        if let Some(upstream) = &upstream {
-            prepared.set_upstream(upstream)?;
-        }
-        prepared.run_async().await?;
-        let loss = prepared.read_loss_async().await?;
-        let grad = prepared.read_grad_async().await?;
-        Ok(Output {
-            loss,
-            grad,
-            lse: None,
-        })
+            "row",
+        )?),
+    };
+    let gpu = ctx.gpu();
+    let states = buffers::upload(gpu, "merged shard states", merged.values())?;
+    let gpu_step = SplitFinish {
+        cross_entropy: host.options.clone(),
+        shard,
+    };
+    let targets = GpuSplitTargets::new(&host.labels, &states);
+    let prepared = prepare_split_finish(ctx, &gpu_step, host.input(mode), targets).await?;
+    if let Some(upstream) = &upstream {
+        prepared.set_upstream(upstream)?;
     }
+    prepared.run_async().await?;
+    let loss = prepared.read_loss_async().await?;
+    let grad = prepared.read_grad_async().await?;
+    Ok(Output {
+        loss,
+        grad,
+        lse: None,
+    })
+}
+
+/// The GPU form of [`SplitFinish`].
+pub(crate) async fn prepare_split_finish<'a>(
+    ctx: &Context,
+    step: &SplitFinish,
+    input: GpuInput<'a>,
+    targets: GpuSplitTargets<'a>,
+) -> Result<PreparedLoss> {
+    let loss = &step.cross_entropy;
+    let shape = shard_shape(loss, step.shard, &input.shape)?;
+    if !matches!(input.grad, GradMode::Off | GradMode::Separate) {
+        return Err(Error::InvalidOption {
+            name: "grad",
+            value: format!("{:?}", input.grad),
+            reason: "a shard's gradient is f32 in a buffer of its own: use GradMode::Separate"
+                .into(),
+        });
+    }
+    let merged = targets.merged.four_byte("merged shard states")?;
+    if merged.row_stride.is_some() {
+        return Err(Error::InvalidLayout {
+            what: "merged shard states",
+            reason: "they are packed, 4 f32 per row (no row stride)".into(),
+        });
+    }
+    merged.check_extent("merged shard states", shape.rows, SHARD_STATE_LEN)?;
+    if !merged.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+        return Err(Error::BufferUsage {
+            what: "merged shard states",
+            needed: "COPY_SRC",
+            why: "the finish copies each chunk's merged states next to its rows",
+        });
+    }
+    let gpu = ctx.gpu();
+    let kernel_step = ShardStep::Finish {
+        first: step.shard.first,
+        total: step.shard.vocab,
+        merged: (merged.buffer, merged.offset),
+    };
+    let tensors = (input.tensor, targets.labels);
+    gpu.checked(Operation::Prepare, || {
+        prepare_shard_step(gpu, tensors, shape, loss, input.grad, kernel_step)
+    })
+    .await
 }

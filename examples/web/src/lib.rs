@@ -7,8 +7,8 @@
 
 use wasm_bindgen::prelude::*;
 use xent::{
-    reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Descriptor,
-    Input, LogSoftmax, Loss, NllLoss, Reduction, SigmoidFocalLoss, Targets,
+    reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Input,
+    LogSoftmax, Loss, NllLoss, Reduction, SigmoidFocalLoss, Targets,
 };
 use xent_conformance::{self as conformance, CaseReport};
 
@@ -233,7 +233,7 @@ async fn every_loss(
 async fn both<'a>(
     ctx: &Context,
     name: &str,
-    loss: &impl Descriptor,
+    loss: &impl conformance::HostLoss,
     input: impl Fn() -> Input<'a>,
     targets: impl Into<Targets<'a>>,
 ) -> xent::Result<CaseReport> {

@@ -110,12 +110,10 @@ pub(super) fn run_linear_ce(args: &LinearCeArgs) -> Result<(), String> {
             args.options.weight.as_deref().unwrap_or("--weight"),
         ),
     ];
-    let result = ctx
-        .linear_cross_entropy(&loss, input, targets)
-        .map_err(|e| match e {
-            Error::InvalidOption { name, .. } => format!("--{}: {e}", name.replace('_', "-")),
-            e => blame(e, &files),
-        })?;
+    let result = ctx.compute(&loss, input, targets).map_err(|e| match e {
+        Error::InvalidOption { name, .. } => format!("--{}: {e}", name.replace('_', "-")),
+        e => blame(e, &files),
+    })?;
     let arrays = [
         (
             args.grad_hidden_out.as_deref(),

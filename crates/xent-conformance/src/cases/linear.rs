@@ -34,10 +34,8 @@ pub(crate) fn add(out: &mut Vec<Case>) {
                     let input = LinearInput::new(&hidden, &classifier, [n, d, v])
                         .with_bias(&bias)
                         .with_grad();
-                    let gpu = ctx
-                        .linear_cross_entropy_async(&loss, input, &labels)
-                        .await?;
-                    let cpu = reference::linear_cross_entropy(&loss, input, &labels)?;
+                    let gpu = ctx.compute_async(&loss, input, &labels).await?;
+                    let cpu = reference::compute(&loss, input, &labels)?;
                     Ok((linear_as_output(gpu), linear_as_output(cpu)))
                 })
             },

@@ -63,7 +63,11 @@ async fn split_vocabulary(
     };
     let states = |k: usize| {
         let input = Input::new(&parts[k], [n, ranges[k].len()]);
-        ctx.shard_states_async(options, shard(k), input, labels)
+        let step = SplitStates {
+            cross_entropy: options.clone(),
+            shard: shard(k),
+        };
+        async move { ctx.compute_async(&step, input, labels).await }
     };
     let mut merged = states(0).await?;
     for k in 1..parts.len() {
@@ -71,7 +75,12 @@ async fn split_vocabulary(
     }
     let finish = |k: usize| {
         let input = Input::new(&parts[k], [n, ranges[k].len()]).with_grad();
-        ctx.shard_finish_async(options, shard(k), input, labels, &merged)
+        let step = SplitFinish {
+            cross_entropy: options.clone(),
+            shard: shard(k),
+        };
+        let merged = &merged;
+        async move { ctx.compute_async(&step, input, (labels, merged)).await }
     };
     let mut gpu = finish(0).await?;
     let mut grad = vec![0.0; n * v];

@@ -30,12 +30,12 @@ pub(crate) const PROBE_BINDINGS: &[Slot] = &[
     slot("out", Binding::ReadWrite),
 ];
 
-/// Mirrors `Params` of shaders/subgroup_probe.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    len: u32,
-    _pad: [u32; 3],
+crate::gpu::params::wgsl_params! {
+    /// Mirrors `Params` of shaders/subgroup_probe.wgsl.
+    struct Params mirrors ["subgroup_probe.wgsl"] {
+        len: u32,
+        _pad: [u32; 3],
+    }
 }
 
 /// The subgroup size row kernels can use on `gpu`'s device: `Some` only when the device has

@@ -5,6 +5,7 @@
 pub(crate) mod buffers;
 pub(crate) mod device;
 pub(crate) mod lanes;
+pub(crate) mod params;
 pub(crate) mod pipelines;
 pub(crate) mod pool;
 pub(crate) mod program;

@@ -14,24 +14,24 @@ use crate::loss::{validate, BinaryLoss, Reduction};
 use crate::plan::{self, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::prepared::{PreparedLoss, StatusKind, TargetStatus};
 
-/// Mirrors `Params` of shaders/common/elementwise_loss.wgsl (both BCE kernels).
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    len: u32,
-    pos_period: u32,
-    x_first: u32,
-    t_first: u32,
-    elem_base: u32,
-    pair_base: u32,
-    total_len: u32,
-    reduction: u32,
-    weight_base: u32,
-    weight_period: u32,
-    pos_base: u32,
-    alpha: f32,
-    gamma: f32,
-    _pad: [u32; 3],
+crate::gpu::params::wgsl_params! {
+    /// Mirrors `Params` of shaders/common/elementwise_loss.wgsl (both BCE kernels).
+    struct Params mirrors ["bce.wgsl", "bce_logits.wgsl", "focal.wgsl"] {
+        len: u32,
+        pos_period: u32,
+        x_first: u32,
+        t_first: u32,
+        elem_base: u32,
+        pair_base: u32,
+        total_len: u32,
+        reduction: u32,
+        weight_base: u32,
+        weight_period: u32,
+        pos_base: u32,
+        alpha: f32,
+        gamma: f32,
+        _pad: [u32; 3],
+    }
 }
 
 /// What differs between the two BCE kernels.

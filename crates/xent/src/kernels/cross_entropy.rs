@@ -15,33 +15,33 @@ use crate::loss::{validate, CrossEntropy, Reduction};
 use crate::plan::{self, RowLayout, RowPlan, ELEMENTWISE_ITEMS, WORKGROUP_SIZE};
 use crate::prepared::{PreparedLoss, StatusKind, TargetStatus};
 
-/// Mirrors `Params` of shaders/common/categorical_params.wgsl, shared by every categorical
-/// kernel.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    classes: u32,
-    ignore_index: i32,
-    smoothing: f32,
-    x_first: u32,
-    x_stride: u32,
-    t_first: u32,
-    t_stride: u32,
-    row_base: u32,
-    pair_base: u32,
-    total_rows: u32,
-    reduction: u32,
-    segments: u32,
-    segment_len: u32,
-    ignores: u32,
-    softcap: f32,
-    z_loss: f32,
-    positions: u32,
-    lse_first: u32,
-    class_first: u32,
-    class_total: u32,
-    _pad: [u32; 2],
+crate::gpu::params::wgsl_params! {
+    /// Mirrors `Params` of shaders/common/categorical_params.wgsl, shared by every categorical
+    /// kernel.
+    struct Params mirrors ["cross_entropy.wgsl", "cross_entropy_probs.wgsl", "cross_entropy_denominator.wgsl", "label_status.wgsl", "nll.wgsl"] {
+        rows: u32,
+        classes: u32,
+        ignore_index: i32,
+        smoothing: f32,
+        x_first: u32,
+        x_stride: u32,
+        t_first: u32,
+        t_stride: u32,
+        row_base: u32,
+        pair_base: u32,
+        total_rows: u32,
+        reduction: u32,
+        segments: u32,
+        segment_len: u32,
+        ignores: u32,
+        softcap: f32,
+        z_loss: f32,
+        positions: u32,
+        lse_first: u32,
+        class_first: u32,
+        class_total: u32,
+        _pad: [u32; 2],
+    }
 }
 
 /// Where one dispatch (a chunk of rows) sits in the whole batch.
@@ -211,11 +211,11 @@ pub(crate) enum ShardStep<'a> {
     /// (the prepared loss's `lse` slot).
     State { first: usize, total: usize },
     /// The loss and this shard's gradient from the states of every shard merged, 4 f32 per
-    /// row in `merged`.
+    /// row in `merged` (a buffer with `COPY_SRC` and the byte offset of the first row's).
     Finish {
         first: usize,
         total: usize,
-        merged: &'a wgpu::Buffer,
+        merged: (&'a wgpu::Buffer, u64),
     },
 }
 
@@ -410,9 +410,13 @@ fn prepare_rows(
         }
         let tail_at = (&scratch, 4 * lse_first as u64);
         let (row_bytes, at) = (4 * tail as u64, range.start as u64);
-        if let Some(ShardStep::Finish { merged, .. }) = shard {
+        if let Some(ShardStep::Finish {
+            merged: (merged, offset),
+            ..
+        }) = shard
+        {
             program.copy(
-                (merged, row_bytes * at),
+                (merged, offset + row_bytes * at),
                 tail_at,
                 row_bytes * range.len() as u64,
             );

@@ -132,12 +132,12 @@ pub(crate) fn loss_constants(reduction: Reduction, grad: bool) -> [(&'static str
     ]
 }
 
-/// Mirrors `Params` of shaders/reduce_pairs.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ReduceParams {
-    len: u32,
-    _pad: [u32; 3],
+crate::gpu::params::wgsl_params! {
+    /// Mirrors `Params` of shaders/reduce_pairs.wgsl.
+    struct ReduceParams mirrors ["reduce_pairs.wgsl"] {
+        len: u32,
+        _pad: [u32; 3],
+    }
 }
 
 /// Adds the deterministic reduction of `count` (loss, weight) pairs in `pairs` down to one

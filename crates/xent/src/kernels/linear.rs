@@ -81,32 +81,32 @@ pub(crate) struct LinearGrads {
     pub(crate) bias: Option<GradOut>,
 }
 
-/// Mirrors `Params` of shaders/matmul.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    bias_first: u32,
-    a_first: u32,
-    a_i: u32,
-    a_k: u32,
-    b_first: u32,
-    b_k: u32,
-    b_j: u32,
-    c_first: u32,
-    c_i: u32,
+crate::gpu::params::wgsl_params! {
+    /// Mirrors `Params` of shaders/matmul.wgsl.
+    struct MatmulParams mirrors ["matmul.wgsl"] {
+        m: u32,
+        n: u32,
+        k: u32,
+        bias_first: u32,
+        a_first: u32,
+        a_i: u32,
+        a_k: u32,
+        b_first: u32,
+        b_k: u32,
+        b_j: u32,
+        c_first: u32,
+        c_i: u32,
+    }
 }
 
-/// Mirrors `Params` of shaders/merge_states.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct MergeParams {
-    rows: u32,
-    block_first: u32,
-    merged_first: u32,
-    _pad: u32,
+crate::gpu::params::wgsl_params! {
+    /// Mirrors `Params` of shaders/merge_states.wgsl.
+    struct MergeParams mirrors ["merge_states.wgsl"] {
+        rows: u32,
+        block_first: u32,
+        merged_first: u32,
+        _pad: u32,
+    }
 }
 
 /// A matrix operand bound as a window, with the element strides of its two indices (row

@@ -13,17 +13,17 @@ use crate::loss::{validate, Reduction};
 use crate::plan::{self, RowLayout};
 use crate::prepared::PreparedLoss;
 
-/// Mirrors `Params` of shaders/log_softmax.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    classes: u32,
-    x_first: u32,
-    x_stride: u32,
-    segments: u32,
-    segment_len: u32,
-    _pad: [u32; 2],
+crate::gpu::params::wgsl_params! {
+    /// Mirrors `Params` of shaders/log_softmax.wgsl.
+    struct Params mirrors ["log_softmax.wgsl"] {
+        rows: u32,
+        classes: u32,
+        x_first: u32,
+        x_stride: u32,
+        segments: u32,
+        segment_len: u32,
+        _pad: [u32; 2],
+    }
 }
 
 /// Prepares log-softmax on (rows, classes) f32 logits in a GPU buffer (row-major, at any

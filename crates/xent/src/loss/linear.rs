@@ -26,8 +26,8 @@ use crate::loss::{validate, CrossEntropy, Loss, Targets};
 ///     ..Default::default()
 /// };
 /// let input = LinearInput::new(&hidden, &classifier, [2, 3, 4]).with_grad();
-/// let out = ctx.linear_cross_entropy(&loss, input, &[3u32, 0])?;
-/// let want = xent::reference::linear_cross_entropy(&loss, LinearInput::new(&hidden, &classifier, [2, 3, 4]).with_grad(), &[3u32, 0])?;
+/// let out = ctx.compute(&loss, input, &[3u32, 0])?;
+/// let want = xent::reference::compute(&loss, input, &[3u32, 0])?;
 /// assert!((f64::from(out.loss.scalar().unwrap()) - want.loss.scalar().unwrap()).abs() < 1e-5);
 /// assert_eq!(out.grad_classifier.unwrap().len(), 12);
 /// # Ok::<(), xent::Error>(())
@@ -175,7 +175,7 @@ impl<'a> LinearInput<'a> {
 /// What [`LinearCrossEntropy`] computes: the loss and, when asked for, the gradients with
 /// respect to hidden (N, D), classifier (V, D) and bias (V, when given), as PyTorch's
 /// autograd gives them for the upstream gradient. xent's GPU results are `LinearOutput<f32>`;
-/// [`crate::reference::linear_cross_entropy`] gives `LinearOutput<f64>`.
+/// [`crate::reference::compute`] gives `LinearOutput<f64>`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinearOutput<T = f32> {
     /// The loss: reduced, or one per token.

@@ -411,59 +411,47 @@ impl Default for SigmoidFocalLoss {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogSoftmax;
 
-/// A loss as a value: one of xent's loss descriptors ([`CrossEntropy`],
-/// [`BinaryCrossEntropy`], [`BinaryCrossEntropyWithLogits`], [`SigmoidFocalLoss`],
-/// [`NllLoss`], [`LogSoftmax`]), which
-/// [`Context::compute`](crate::Context::compute), [`Context::prepare`](crate::Context::prepare)
-/// and [`reference::compute`](crate::reference::compute) take. Sealed: implemented by xent's
-/// descriptors only.
-pub trait Descriptor: sealed::Sealed + std::fmt::Debug + Sync {}
-
-pub(crate) mod sealed {
-    /// The descriptors xent dispatches on.
-    pub trait Sealed {
-        /// The descriptor as one enum.
-        fn spec(&self) -> Spec<'_>;
-    }
-
-    /// Every loss xent has, with its options.
-    #[derive(Clone, Copy, Debug)]
-    pub enum Spec<'a> {
-        /// Log-softmax and its backward.
-        LogSoftmax,
-        /// Categorical cross-entropy.
-        CrossEntropy(&'a super::CrossEntropy),
-        /// Binary cross-entropy on probabilities.
-        BinaryCrossEntropy(&'a super::BinaryCrossEntropy),
-        /// Binary cross-entropy with logits.
-        BinaryCrossEntropyWithLogits(&'a super::BinaryCrossEntropyWithLogits),
-        /// Sigmoid focal loss.
-        SigmoidFocalLoss(&'a super::SigmoidFocalLoss),
-        /// Negative log-likelihood.
-        NllLoss(&'a super::NllLoss),
-    }
+/// The descriptors of the categorical and binary families, which share one input type and
+/// dispatch on [`Spec`].
+pub(crate) trait Family {
+    /// The descriptor as one enum.
+    fn spec(&self) -> Spec<'_>;
 }
 
-pub(crate) use sealed::Spec;
+/// Every loss of the categorical and binary families, with its options.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Spec<'a> {
+    /// Log-softmax and its backward.
+    LogSoftmax,
+    /// Categorical cross-entropy.
+    CrossEntropy(&'a CrossEntropy),
+    /// Binary cross-entropy on probabilities.
+    BinaryCrossEntropy(&'a BinaryCrossEntropy),
+    /// Binary cross-entropy with logits.
+    BinaryCrossEntropyWithLogits(&'a BinaryCrossEntropyWithLogits),
+    /// Sigmoid focal loss.
+    SigmoidFocalLoss(&'a SigmoidFocalLoss),
+    /// Negative log-likelihood.
+    NllLoss(&'a NllLoss),
+}
 
-macro_rules! descriptor {
+macro_rules! family {
     ($t:ty, $self:ident => $spec:expr) => {
-        impl sealed::Sealed for $t {
+        impl Family for $t {
             fn spec(&self) -> Spec<'_> {
                 let $self = self;
                 $spec
             }
         }
-        impl Descriptor for $t {}
     };
 }
 
-descriptor!(LogSoftmax, _s => Spec::LogSoftmax);
-descriptor!(CrossEntropy, s => Spec::CrossEntropy(s));
-descriptor!(BinaryCrossEntropy, s => Spec::BinaryCrossEntropy(s));
-descriptor!(BinaryCrossEntropyWithLogits, s => Spec::BinaryCrossEntropyWithLogits(s));
-descriptor!(SigmoidFocalLoss, s => Spec::SigmoidFocalLoss(s));
-descriptor!(NllLoss, s => Spec::NllLoss(s));
+family!(LogSoftmax, _s => Spec::LogSoftmax);
+family!(CrossEntropy, s => Spec::CrossEntropy(s));
+family!(BinaryCrossEntropy, s => Spec::BinaryCrossEntropy(s));
+family!(BinaryCrossEntropyWithLogits, s => Spec::BinaryCrossEntropyWithLogits(s));
+family!(SigmoidFocalLoss, s => Spec::SigmoidFocalLoss(s));
+family!(NllLoss, s => Spec::NllLoss(s));
 
 /// Which binary cross-entropy, with its options: the two share their kernels' shape and host
 /// path.

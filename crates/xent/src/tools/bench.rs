@@ -341,9 +341,15 @@ fn prepare_linear_case(
         }))?;
         Work::Composed(composed)
     } else {
-        let mut input = GpuLinearInput::new(&h, &w, [n, d, v]).with_bias(&b);
-        input.grads = grads;
-        Work::Linear(ctx.prepare_linear(&LinearCrossEntropy::default(), input, &t)?)
+        let grad = match grads {
+            true => GradMode::Separate,
+            false => GradMode::Off,
+        };
+        let input = GpuLinearInput::new(&h, &w, [n, d, v])
+            .with_bias(&b)
+            .with_grad(grad);
+        let loss = LinearCrossEntropy::default();
+        Work::Linear(ctx.prepare(&loss, input, GpuTargets::indices(&t))?)
     };
     // The inputs stay alive with the work that binds them.
     let owned_bytes = ctx.gpu().bytes_created() - before;

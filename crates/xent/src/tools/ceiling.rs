@@ -8,12 +8,12 @@ use crate::kernels::launch;
 use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::plan::{self, WORKGROUP_SIZE};
 
-/// Mirrors `Params` of shaders/read_bandwidth.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    len4: u32,
-    _pad: [u32; 3],
+crate::gpu::params::wgsl_params! {
+    /// Mirrors `Params` of shaders/read_bandwidth.wgsl.
+    struct Params mirrors ["read_bandwidth.wgsl"] {
+        len4: u32,
+        _pad: [u32; 3],
+    }
 }
 
 /// Bytes the ceiling's buffer is filled with at a time.

@@ -9,6 +9,23 @@ pub mod bench;
 mod ceiling;
 
 #[cfg(not(target_arch = "wasm32"))]
+pub use crate::gpu::params::ParamLayout;
+#[cfg(not(target_arch = "wasm32"))]
 pub use crate::kernels::shaders::{all_sources as shader_sources, BindingKind, ShaderVariant};
 #[cfg(not(target_arch = "wasm32"))]
 pub use ceiling::ReadCeiling;
+
+/// The layout of every Rust mirror of a kernel's WGSL `Params` struct, for the layout test.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn param_layouts() -> Vec<ParamLayout> {
+    vec![
+        crate::kernels::cross_entropy::Params::LAYOUT,
+        crate::kernels::log_softmax::Params::LAYOUT,
+        crate::kernels::binary::Params::LAYOUT,
+        crate::kernels::launch::ReduceParams::LAYOUT,
+        crate::kernels::linear::MatmulParams::LAYOUT,
+        crate::kernels::linear::MergeParams::LAYOUT,
+        crate::gpu::lanes::Params::LAYOUT,
+        ceiling::Params::LAYOUT,
+    ]
+}

@@ -431,6 +431,29 @@ pub fn assert_cross_entropy_probs_with_grad(
 
 /// The names every test file calls losses with: the API's input and target types, and the
 /// shapes of the tests' flat inputs.
+/// A loss of the categorical and binary families: computed on an [`xent::Input`] with
+/// [`xent::Targets`], giving an [`xent::Output`] on the GPU and an `Output<f64>` in the
+/// reference.
+pub trait HostLoss:
+    xent::reference::Exact<Exact = xent::Output<f64>>
+    + for<'a> xent::Descriptor<
+        Input<'a> = xent::Input<'a>,
+        Targets<'a> = xent::Targets<'a>,
+        Output = xent::Output,
+    >
+{
+}
+
+impl<L> HostLoss for L where
+    L: xent::reference::Exact<Exact = xent::Output<f64>>
+        + for<'a> xent::Descriptor<
+            Input<'a> = xent::Input<'a>,
+            Targets<'a> = xent::Targets<'a>,
+            Output = xent::Output,
+        >
+{
+}
+
 pub mod api {
     pub use xent::{GpuInput, GpuTargets, Input, LogSoftmax, Targets};
 

@@ -72,7 +72,7 @@ fn probabilities(rng: &mut Rng, shape: &[usize]) -> Vec<f32> {
 fn assert_matches(
     ctx: &xent::Context,
     case: &str,
-    loss: &impl xent::Descriptor,
+    loss: &impl crate::common::HostLoss,
     (x, shape): (&[f32], &[usize]),
     targets: xent::Targets<'_>,
 ) {

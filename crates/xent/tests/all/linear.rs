@@ -7,8 +7,8 @@ use crate::common::{
     with_binding_limit, Rng,
 };
 use xent::{
-    reference, Context, CrossEntropy, Error, GpuLinearInput, GpuTensor, LinearCrossEntropy,
-    LinearInput, Reduction,
+    reference, Context, CrossEntropy, Error, GpuLinearInput, GpuTargets, GpuTensor, GradMode,
+    LinearCrossEntropy, LinearInput, Reduction,
 };
 
 /// A problem: hidden (N, D), classifier (V, D), bias (V), labels (N).
@@ -51,9 +51,9 @@ impl Problem {
 /// Runs `loss` on `problem` on `ctx` and compares with the reference.
 fn check(ctx: &Context, case: &str, loss: &LinearCrossEntropy, problem: &Problem, bias: bool) {
     let got = ctx
-        .linear_cross_entropy(loss, problem.input(bias), &problem.labels)
+        .compute(loss, problem.input(bias), &problem.labels)
         .unwrap_or_else(|e| panic!("{case}: {e}"));
-    let want = reference::linear_cross_entropy(loss, problem.input(bias), &problem.labels).unwrap();
+    let want = reference::compute(loss, problem.input(bias), &problem.labels).unwrap();
     assert_linear_matches(ctx, case, &got, &want);
 }
 
@@ -180,15 +180,17 @@ fn the_gpu_form_reads_sliced_tensors_repeats_bit_for_bit_and_takes_an_upstream()
         [n, d, v],
     )
     .with_bias(&bias)
-    .with_grad();
-    let prepared = ctx.prepare_linear(&loss, input, &labels).unwrap();
+    .with_grad(GradMode::Separate);
+    let prepared = ctx
+        .prepare(&loss, input, GpuTargets::indices(&labels))
+        .unwrap();
     prepared.set_upstream(&[0.5]).unwrap();
     prepared.run().unwrap();
     let first = prepared.read().unwrap();
     prepared.run().unwrap();
     let second = prepared.read().unwrap();
     assert_eq!(first, second, "two runs differ");
-    let want = reference::linear_cross_entropy(
+    let want = reference::compute(
         &loss,
         LinearInput::new(&problem.hidden, &problem.classifier, problem.shape)
             .with_bias(&problem.bias)
@@ -205,9 +207,11 @@ fn a_bad_gpu_label_is_reported_and_host_labels_are_checked_first() {
     let (hidden, classifier) = (vec![0.5f32; 4 * 3], vec![0.25f32; 5 * 3]);
     let bufs = (storage(ctx, &hidden), storage(ctx, &classifier));
     let labels = storage(ctx, &[0i32, 4, 5, 1]);
-    let input = GpuLinearInput::new(&bufs.0, &bufs.1, [4, 3, 5]).with_grad();
+    let input = GpuLinearInput::new(&bufs.0, &bufs.1, [4, 3, 5]).with_grad(GradMode::Separate);
     let loss = LinearCrossEntropy::default();
-    let prepared = ctx.prepare_linear(&loss, input, &labels).unwrap();
+    let prepared = ctx
+        .prepare(&loss, input, GpuTargets::indices(&labels))
+        .unwrap();
     prepared.run().unwrap();
     match prepared.read() {
         Err(Error::LabelOutOfRange {
@@ -215,7 +219,7 @@ fn a_bad_gpu_label_is_reported_and_host_labels_are_checked_first() {
         }) => assert_eq!((row, label, count), (2, 5, 1)),
         other => panic!("want LabelOutOfRange, got {other:?}"),
     }
-    let host = ctx.linear_cross_entropy(
+    let host = ctx.compute(
         &loss,
         LinearInput::new(&hidden, &classifier, [4, 3, 5]),
         &[0u32, 4, 5, 1],
@@ -232,7 +236,7 @@ fn bad_shapes_options_and_budgets_are_errors() {
     let (h, w) = (vec![0.0f32; 6], vec![0.0f32; 8]);
     let plain = LinearCrossEntropy::default();
     let run = |loss: &LinearCrossEntropy, input: LinearInput<'_>, labels: &[u32]| {
-        ctx.linear_cross_entropy(loss, input, labels)
+        ctx.compute(loss, input, labels)
     };
     let ok = LinearInput::new(&h, &w, [3, 2, 4]);
     assert!(run(&plain, ok, &[0, 1, 2]).is_ok());
@@ -319,7 +323,7 @@ fn bad_shapes_options_and_budgets_are_errors() {
             "{budget}: {tiny:?}"
         );
     }
-    let probs = ctx.linear_cross_entropy(&plain, ok, &[0.5f32, 0.5, 0.0][..]);
+    let probs = ctx.compute(&plain, ok, &[0.5f32, 0.5, 0.0][..]);
     assert!(matches!(probs, Err(Error::Misuse { .. })), "{probs:?}");
 }
 
@@ -365,11 +369,13 @@ fn f16_and_bf16_inputs_match_the_reference_on_their_rounded_values() {
         let tensor = |buffer| GpuTensor::new(buffer).with_dtype(dtype);
         let input = GpuLinearInput::new(tensor(&hidden).at(2), tensor(&classifier), [n, d, v])
             .with_bias(tensor(&bias))
-            .with_grad();
-        let prepared = ctx.prepare_linear(&loss, input, &labels).unwrap();
+            .with_grad(GradMode::Separate);
+        let prepared = ctx
+            .prepare(&loss, input, GpuTargets::indices(&labels))
+            .unwrap();
         prepared.run().unwrap();
         let got = prepared.read().unwrap();
-        let want = reference::linear_cross_entropy(
+        let want = reference::compute(
             &loss,
             LinearInput::new(&h[1..], &w, [n, d, v])
                 .with_bias(&b)
@@ -390,7 +396,7 @@ fn f16_and_bf16_inputs_match_the_reference_on_their_rounded_values() {
         [n, d, v],
     )
     .with_bias(&bias);
-    let refused = ctx.prepare_linear(&loss, input, &labels);
+    let refused = ctx.prepare(&loss, input, GpuTargets::indices(&labels));
     assert!(
         matches!(refused, Err(Error::UnsupportedDtype { what: "bias", .. })),
         "{:?}",
@@ -438,7 +444,7 @@ fn no_tokens_give_pytorchs_empty_results() {
         let case = format!("no tokens {reduction:?}");
         check(ctx, &case, &loss, &problem, true);
         let got = ctx
-            .linear_cross_entropy(&loss, problem.input(true), &problem.labels)
+            .compute(&loss, problem.input(true), &problem.labels)
             .unwrap();
         let values = got.loss.values();
         match reduction {

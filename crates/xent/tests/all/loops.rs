@@ -9,15 +9,15 @@
 use crate::common::api::*;
 use crate::common::{assert_grad_close, assert_loss, contexts, Rng};
 use xent::{
-    reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, Descriptor,
-    LogSoftmax, NllLoss, SigmoidFocalLoss, Targets, Tuning,
+    reference, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, Context, CrossEntropy, LogSoftmax,
+    NllLoss, SigmoidFocalLoss, Targets, Tuning,
 };
 
 /// Runs `loss` with its gradient on `ctx` and on the reference; asserts both agree.
 fn assert_matches(
     ctx: &Context,
     case: &str,
-    loss: &impl Descriptor,
+    loss: &impl crate::common::HostLoss,
     (x, shape): (&[f32], &[usize]),
     targets: Targets<'_>,
 ) {

@@ -780,14 +780,20 @@ fn binary_values_that_never_saw_the_host_give_nan_and_an_error_not_a_value() {
 
 /// Runs `loss` on GPU (input, targets, length) once: every read gives `want`, and exactly the
 /// elements `nan` have a NaN gradient.
-fn check_binary_status<D: xent::Descriptor>(
+fn check_binary_status<D>(
     ctx: &xent::Context,
     what: &str,
     loss: &D,
     (x, t, n): (&wgpu::Buffer, &wgpu::Buffer, usize),
     want: Error,
     nan: &[usize],
-) {
+) where
+    D: for<'a> xent::Descriptor<
+        GpuInput<'a> = GpuInput<'a>,
+        GpuTargets<'a> = GpuTargets<'a>,
+        Prepared = xent::PreparedLoss,
+    >,
+{
     let prepared = ctx
         .prepare(
             loss,

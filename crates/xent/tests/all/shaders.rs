@@ -100,3 +100,87 @@ fn inputs_are_bound_read_only_unless_written_in_place() {
         assert_eq!(*kind, want, "{}", variant.name);
     }
 }
+
+/// The members of the WGSL struct `Params` of `module`: (name, byte offset, scalar type), and
+/// the struct's size.
+fn wgsl_params(file: &str, module: &naga::Module) -> (Vec<(String, u32, String)>, u32) {
+    let (_, ty) = module
+        .types
+        .iter()
+        .find(|(_, t)| t.name.as_deref() == Some("Params"))
+        .unwrap_or_else(|| panic!("{file} declares no Params struct"));
+    let naga::TypeInner::Struct { members, span } = &ty.inner else {
+        panic!("{file}: Params is not a struct");
+    };
+    let fields = members
+        .iter()
+        .map(|m| {
+            let name = m.name.clone().unwrap_or_default();
+            let scalar = match &module.types[m.ty].inner {
+                naga::TypeInner::Scalar(s) => match (s.kind, s.width) {
+                    (naga::ScalarKind::Uint, 4) => "u32",
+                    (naga::ScalarKind::Sint, 4) => "i32",
+                    (naga::ScalarKind::Float, 4) => "f32",
+                    other => panic!("{file}: Params.{name} is {other:?}"),
+                },
+                other => panic!("{file}: Params.{name} is not a scalar ({other:?})"),
+            };
+            (name, m.offset, scalar.to_string())
+        })
+        .collect();
+    (fields, *span)
+}
+
+#[test]
+fn every_rust_params_struct_matches_its_wgsl_layout() {
+    let layouts = xent::tools::param_layouts();
+    let mut mirrored = std::collections::BTreeSet::new();
+    for variant in xent::tools::shader_sources() {
+        let module = module(&variant);
+        let file = variant.name.split(' ').next().unwrap_or_default();
+        // Every kernel with a Params uniform has a Rust mirror.
+        if !module
+            .types
+            .iter()
+            .any(|(_, t)| t.name.as_deref() == Some("Params"))
+        {
+            continue;
+        }
+        let layout = layouts
+            .iter()
+            .find(|l| l.files.contains(&file))
+            .unwrap_or_else(|| panic!("{file}: its Params has no Rust mirror in param_layouts"));
+        mirrored.insert(file.to_string());
+        let (wgsl, span) = wgsl_params(&variant.name, &module);
+        let named = |fields: Vec<(String, u32, String)>| -> Vec<(String, u32, String)> {
+            fields
+                .into_iter()
+                .filter(|(n, _, _)| !n.starts_with('_'))
+                .collect()
+        };
+        let rust: Vec<(String, u32, String)> = layout
+            .fields
+            .iter()
+            .map(|&(name, offset, ty)| (name.to_string(), offset as u32, ty.to_string()))
+            .collect();
+        assert_eq!(
+            named(rust),
+            named(wgsl),
+            "{}: Rust and WGSL Params differ (name, offset, type)",
+            variant.name
+        );
+        assert_eq!(
+            layout.size as u32, span,
+            "{}: Params sizes differ",
+            variant.name
+        );
+    }
+    for layout in &layouts {
+        for file in layout.files {
+            assert!(
+                mirrored.contains(*file),
+                "{file} is listed but has no Params"
+            );
+        }
+    }
+}

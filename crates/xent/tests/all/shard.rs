@@ -7,7 +7,10 @@ use crate::common::api::*;
 use crate::common::{
     assert_close, assert_grad_close, contexts, pairwise_options, with_binding_limit, Rng,
 };
-use xent::{reference, CrossEntropy, Error, Reduction, ShardStates, VocabShard};
+use xent::{
+    reference, Context, CrossEntropy, Error, Reduction, ShardStates, SplitFinish, SplitStates,
+    VocabShard,
+};
 
 /// The columns `cols` of (rows, width) row-major values.
 fn columns<T: Copy>(values: &[T], width: usize, cols: std::ops::Range<usize>) -> Vec<T> {
@@ -85,9 +88,7 @@ fn a_split_vocabulary_gives_the_unsplit_loss_and_gradients() {
             for (k, part) in parts.iter().enumerate() {
                 let ctx = devices[k % 2];
                 let input = Input::new(part, [rows, ranges[k].len()]);
-                let states = ctx
-                    .shard_states(&options, shard(k), input, &labels)
-                    .unwrap();
+                let states = states_of(ctx, &options, shard(k), input, &labels).unwrap();
                 assert_eq!(states.rows(), rows);
                 merged = Some(match merged {
                     None => states,
@@ -98,9 +99,7 @@ fn a_split_vocabulary_gives_the_unsplit_loss_and_gradients() {
             for (k, part) in parts.iter().enumerate() {
                 let ctx = devices[(k + 1) % 2];
                 let input = Input::new(part, [rows, ranges[k].len()]).with_upstream(&upstream);
-                let got = ctx
-                    .shard_finish(&options, shard(k), input, &labels, &merged)
-                    .unwrap();
+                let got = finish_of(ctx, &options, shard(k), input, &labels, &merged).unwrap();
                 let shard_case = format!("{case} shard {k}");
                 assert_shard_matches(ctx, &shard_case, &got, (&want, vocab), ranges[k].clone());
             }
@@ -144,7 +143,7 @@ fn shard_states_merge_in_any_grouping() {
                 vocab,
             };
             let input = Input::new(&part, [rows, r.len()]);
-            ctx.shard_states(&options, shard, input, &labels).unwrap()
+            states_of(ctx, &options, shard, input, &labels).unwrap()
         })
         .collect();
     let left = states[0]
@@ -169,38 +168,36 @@ fn shard_misuse_is_an_error() {
         vocab: 10,
     };
     // Three classes from class 8 overrun a vocabulary of 10.
-    let err = ctx
-        .shard_states(&options, shard, Input::new(&x, [2, 3]), &[0i64, 1])
-        .unwrap_err();
+    let err = states_of(ctx, &options, shard, Input::new(&x, [2, 3]), &[0i64, 1]).unwrap_err();
     assert!(matches!(err, Error::InvalidShape { .. }), "{err}");
     let shard = VocabShard {
         first: 7,
         vocab: 10,
     };
     // A target beyond the vocabulary.
-    let err = ctx
-        .shard_states(&options, shard, Input::new(&x, [2, 3]), &[0i64, 10])
-        .unwrap_err();
+    let err = states_of(ctx, &options, shard, Input::new(&x, [2, 3]), &[0i64, 10]).unwrap_err();
     assert!(matches!(err, Error::LabelOutOfRange { .. }), "{err}");
     // Probabilities, and the lse output, are not a shard's.
     let t = [0.5f32; 6];
-    let err = ctx
-        .shard_states(&options, shard, Input::new(&x, [2, 3]), &t[..])
-        .unwrap_err();
+    let err = states_of(ctx, &options, shard, Input::new(&x, [2, 3]), &t[..]).unwrap_err();
     assert!(matches!(err, Error::Misuse { .. }), "{err}");
     let lse = CrossEntropy {
         return_lse: true,
         ..Default::default()
     };
-    let err = ctx
-        .shard_states(&lse, shard, Input::new(&x, [2, 3]), &[0i64, 1])
-        .unwrap_err();
+    let err = states_of(ctx, &lse, shard, Input::new(&x, [2, 3]), &[0i64, 1]).unwrap_err();
     assert!(matches!(err, Error::InvalidOption { .. }), "{err}");
     // Merged states of other rows.
     let three = ShardStates::from_values(vec![0.0; 12], 0..10, 10).unwrap();
-    let err = ctx
-        .shard_finish(&options, shard, Input::new(&x, [2, 3]), &[0i64, 1], &three)
-        .unwrap_err();
+    let err = finish_of(
+        ctx,
+        &options,
+        shard,
+        Input::new(&x, [2, 3]),
+        &[0i64, 1],
+        &three,
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
     assert!(three
         .merge(&ShardStates::from_values(vec![0.0; 8], 0..10, 10).unwrap())
@@ -224,7 +221,7 @@ fn overlapping_missing_and_unmerged_shards_are_errors() {
             vocab,
         };
         let input = Input::new(&part, [rows, r.len()]);
-        ctx.shard_states(&options, shard, input, &labels).unwrap()
+        states_of(ctx, &options, shard, input, &labels).unwrap()
     };
     let finish = |r: std::ops::Range<usize>, merged: &ShardStates| {
         let part = columns(&x, vocab, r.clone());
@@ -233,7 +230,7 @@ fn overlapping_missing_and_unmerged_shards_are_errors() {
             vocab,
         };
         let input = Input::new(&part, [rows, r.len()]).with_grad();
-        ctx.shard_finish(&options, shard, input, &labels, merged)
+        finish_of(ctx, &options, shard, input, &labels, merged)
     };
     // Overlap: refused at the merge.
     let err = states(0..5).merge(&states(3..8)).unwrap_err();
@@ -290,15 +287,12 @@ fn a_split_vocabulary_runs_in_chunks() {
     };
     let states = |k: usize| {
         let input = Input::new(&parts[k], [rows, 100]);
-        ctx.shard_states(&options, shard(k), input, &labels)
-            .unwrap()
+        states_of(ctx, &options, shard(k), input, &labels).unwrap()
     };
     let merged = states(0).merge(&states(1)).unwrap();
     for k in 0..2 {
         let input = Input::new(&parts[k], [rows, 100]).with_grad();
-        let got = ctx
-            .shard_finish(&options, shard(k), input, &labels, &merged)
-            .unwrap();
+        let got = finish_of(ctx, &options, shard(k), input, &labels, &merged).unwrap();
         let case = format!("chunked shard {k}");
         assert_shard_matches(ctx, &case, &got, (&want, vocab), ranges[k].clone());
     }
@@ -313,8 +307,37 @@ fn an_overflowing_shard_shape_is_an_error() {
         vocab: usize::MAX,
     };
     let input = Input::new(&[0.0f32; 4], [usize::MAX / 2, 4]);
-    let err = ctx
-        .shard_states(&CrossEntropy::default(), shard, input, &[0i64])
-        .unwrap_err();
+    let err = states_of(ctx, &CrossEntropy::default(), shard, input, &[0i64]).unwrap_err();
     assert!(matches!(err, Error::InvalidShape { .. }), "{err}");
+}
+
+/// The states of `options`' cross-entropy over `shard`'s logits (the [`SplitStates`] step).
+fn states_of<'a>(
+    ctx: &Context,
+    options: &CrossEntropy,
+    shard: VocabShard,
+    input: Input<'a>,
+    labels: impl Into<xent::Targets<'a>>,
+) -> xent::Result<ShardStates> {
+    let step = SplitStates {
+        cross_entropy: options.clone(),
+        shard,
+    };
+    ctx.compute(&step, input, labels)
+}
+
+/// The loss and `shard`'s gradient from `merged` (the [`SplitFinish`] step).
+fn finish_of<'a>(
+    ctx: &Context,
+    options: &CrossEntropy,
+    shard: VocabShard,
+    input: Input<'a>,
+    labels: impl Into<xent::Targets<'a>>,
+    merged: &'a ShardStates,
+) -> xent::Result<xent::Output> {
+    let step = SplitFinish {
+        cross_entropy: options.clone(),
+        shard,
+    };
+    ctx.compute(&step, input, (labels.into(), merged))
 }
