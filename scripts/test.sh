@@ -23,7 +23,12 @@ cargo run --release -p xent --example train_bigram_lm
 cargo run --release -p xent --example sharded_vocab
 echo "main suite: $((SECONDS - start)) s"
 # Each crate meant for the registry packages, and builds from its own tarball (a shader or
-# file outside a package fails it).
-cargo package --quiet --allow-dirty -p xent -p xent-conformance -p xent-cli
+# file outside a package fails it). A target directory of its own each run: cargo unpacks the
+# crates it verifies against under a name made from that directory, once, so a fixed one would
+# build a dependent against an earlier run's tarball of xent.
+package_dir="$(mktemp -d)"
+trap 'rm -rf "$package_dir"' EXIT
+cargo package --quiet --allow-dirty --target-dir "$package_dir" -p xent -p xent-conformance -p xent-cli
+rm -rf "$package_dir"
 # The browser suite, on Chromium's WebGPU (its own script, with its own wall time).
 scripts/test-browser.sh
