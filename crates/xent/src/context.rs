@@ -2,6 +2,7 @@
 //! losses through the layers below: the host path (`host`), the kernels (`kernels`) and the
 //! GPU core (`gpu`).
 
+use crate::bind::Binds;
 use crate::error::{Error, Operation, Result};
 use crate::gpu::lanes::usable_subgroup_size;
 use crate::gpu::Gpu;
@@ -509,40 +510,46 @@ impl Context {
         targets: GpuTargets<'a>,
     ) -> Result<PreparedLoss> {
         let in_place = input.grad == GradMode::InPlace;
+        let binds = Binds::new(&input, &targets);
         let given = Given::from(targets);
         let call = check(spec, &input.shape, None, in_place, given)?;
         let gpu = self.gpu();
         let (x, grad) = (input.tensor, input.grad);
-        gpu.checked(Operation::Prepare, || match call {
-            Call::LogSoftmax { rows, classes } => {
-                log_softmax::prepare_log_softmax(gpu, x, rows, classes, grad)
-            }
-            Call::Indices {
-                options,
-                shape,
-                targets,
-            } => {
-                let targets = CategoricalTargets::Indices(targets);
-                prepare_cross_entropy(gpu, x, targets, shape, options, grad)
-            }
-            Call::Probs {
-                options,
-                shape,
-                targets,
-            } => {
-                let targets = CategoricalTargets::Probs(targets);
-                prepare_cross_entropy(gpu, x, targets, shape, options, grad)
-            }
-            Call::Nll {
-                options,
-                shape,
-                targets,
-            } => {
-                let options = options.as_cross_entropy();
-                prepare_nll(gpu, x, targets, shape, &options, grad)
-            }
-            Call::Binary { loss, len, targets } => prepare_binary(gpu, x, targets, len, loss, grad),
-        })
-        .await
+        let mut prepared = gpu
+            .checked(Operation::Prepare, || match call {
+                Call::LogSoftmax { rows, classes } => {
+                    log_softmax::prepare_log_softmax(gpu, x, rows, classes, grad)
+                }
+                Call::Indices {
+                    options,
+                    shape,
+                    targets,
+                } => {
+                    let targets = CategoricalTargets::Indices(targets);
+                    prepare_cross_entropy(gpu, x, targets, shape, options, grad)
+                }
+                Call::Probs {
+                    options,
+                    shape,
+                    targets,
+                } => {
+                    let targets = CategoricalTargets::Probs(targets);
+                    prepare_cross_entropy(gpu, x, targets, shape, options, grad)
+                }
+                Call::Nll {
+                    options,
+                    shape,
+                    targets,
+                } => {
+                    let options = options.as_cross_entropy();
+                    prepare_nll(gpu, x, targets, shape, &options, grad)
+                }
+                Call::Binary { loss, len, targets } => {
+                    prepare_binary(gpu, x, targets, len, loss, grad)
+                }
+            })
+            .await?;
+        prepared.binds = Some(binds);
+        Ok(prepared)
     }
 }

@@ -128,6 +128,7 @@ compile_error!(
 pub struct ReadmeDoctests;
 
 // The layers, bottom up; each imports only those above it in this list.
+mod bind;
 mod context;
 mod dtype;
 mod error;

@@ -201,7 +201,7 @@ impl PreparedLinear {
     /// [`read_loss_async`](Self::read_loss_async).
     pub async fn read_async(&self) -> Result<LinearOutput> {
         let inner = &self.inner;
-        let mut sources = vec![(&inner.loss, inner.loss_len)];
+        let mut sources = vec![(&inner.loss, inner.loss_at, inner.loss_len)];
         let grads: Vec<&GradOut> = match &self.grads {
             None => Vec::new(),
             Some(g) => [Some(&g.hidden), Some(&g.classifier), g.bias.as_ref()]
@@ -209,7 +209,7 @@ impl PreparedLinear {
                 .flatten()
                 .collect(),
         };
-        sources.extend(grads.iter().map(|g| (&g.buffer, g.words())));
+        sources.extend(grads.iter().map(|g| (&g.buffer, g.offset, g.words())));
         let mut values = inner.read_sources("read", sources).await?.into_iter();
         let loss = inner.loss_from(values.next().unwrap_or_default());
         let mut grads = grads

@@ -5,6 +5,7 @@ use crate::dtype::Dtype;
 use crate::error::{Error, Operation, Result};
 use crate::gpu::buffers::upload;
 use crate::gpu::program::Program;
+use crate::gpu::readback::Source;
 use crate::gpu::Gpu;
 use crate::loss::{Loss, Reduction};
 
@@ -48,6 +49,8 @@ pub struct PreparedLoss {
     pub(crate) program: Program,
     pub(crate) reduction: Reduction,
     pub(crate) loss: wgpu::Buffer,
+    /// The byte offset of the loss in `loss` (0 but in a caller's buffer).
+    pub(crate) loss_at: u64,
     pub(crate) loss_len: usize,
     pub(crate) grad: Option<GradOut>,
     pub(crate) upstream: wgpu::Buffer,
@@ -57,6 +60,9 @@ pub struct PreparedLoss {
     pub(crate) lse: Option<(wgpu::Buffer, usize)>,
     pub(crate) status: Option<TargetStatus>,
     pub(crate) stamp: RunStamp,
+    /// The caller's tensors it was prepared on, for [`bind`](Self::bind); `None` for work
+    /// that does not re-bind.
+    pub(crate) binds: Option<crate::bind::Binds>,
 }
 
 /// How a read knows that the loss's buffers hold its last recorded run: each record ends by
@@ -202,6 +208,8 @@ impl TargetStatus {
 /// Where a prepared loss's gradient goes.
 pub(crate) struct GradOut {
     pub(crate) buffer: wgpu::Buffer,
+    /// The byte offset of its first element (0 but in a caller's buffer).
+    pub(crate) offset: u64,
     /// Elements.
     pub(crate) len: usize,
     pub(crate) dtype: Dtype,
@@ -381,7 +389,7 @@ impl PreparedLoss {
     /// count, and the first such row and target) instead of a loss.
     pub async fn read_loss_async(&self) -> Result<Loss> {
         let values = self
-            .read("read_loss", Some((&self.loss, self.loss_len)))
+            .read("read_loss", Some((&self.loss, self.loss_at, self.loss_len)))
             .await?;
         Ok(self.loss_from(values.into_iter().next().unwrap_or_default()))
     }
@@ -405,7 +413,7 @@ impl PreparedLoss {
         grad.check_packed()?;
         grad.check_copyable()?;
         let values = self
-            .read("read_grad", Some((&grad.buffer, grad.words())))
+            .read("read_grad", Some((&grad.buffer, grad.offset, grad.words())))
             .await?;
         let words = values.into_iter().next().unwrap_or_default();
         Ok(Some(decode(words, grad.len, grad.dtype)))
@@ -426,7 +434,7 @@ impl PreparedLoss {
         let Some((buffer, len)) = &self.lse else {
             return Ok(None);
         };
-        let values = self.read("read_lse", Some((buffer, *len))).await?;
+        let values = self.read("read_lse", Some((buffer, 0, *len))).await?;
         Ok(Some(values.into_iter().next().unwrap_or_default()))
     }
 
@@ -483,11 +491,7 @@ impl PreparedLoss {
 
     /// Reads `source` (and the target status, if this loss has one) back; an error if the
     /// status records an out-of-range target.
-    async fn read(
-        &self,
-        what: &'static str,
-        source: Option<(&wgpu::Buffer, usize)>,
-    ) -> Result<Vec<Vec<f32>>> {
+    async fn read(&self, what: &'static str, source: Option<Source<'_>>) -> Result<Vec<Vec<f32>>> {
         self.read_sources(what, source.into_iter().collect()).await
     }
 
@@ -496,12 +500,12 @@ impl PreparedLoss {
     pub(crate) async fn read_sources(
         &self,
         what: &'static str,
-        mut sources: Vec<(&wgpu::Buffer, usize)>,
+        mut sources: Vec<Source<'_>>,
     ) -> Result<Vec<Vec<f32>>> {
         if let Some(status) = &self.status {
-            sources.push((&status.buffer, status.kind.words()));
+            sources.push((&status.buffer, 0, status.kind.words()));
         }
-        sources.push((&self.stamp.last, 1));
+        sources.push((&self.stamp.last, 0, 1));
         let readback = self
             .gpu
             .checked(Operation::Read, || Ok(self.gpu.read(&sources)))
@@ -524,16 +528,16 @@ impl PreparedLoss {
 
     /// The buffers a host call reads back after recording this loss: the loss, the gradient
     /// if any, the log-sum-exp if any, then the target status if any.
-    pub(crate) fn outputs(&self) -> Vec<(&wgpu::Buffer, usize)> {
-        let mut sources = vec![(&self.loss, self.loss_len)];
+    pub(crate) fn outputs(&self) -> Vec<Source<'_>> {
+        let mut sources = vec![(&self.loss, self.loss_at, self.loss_len)];
         if let Some(grad) = &self.grad {
-            sources.push((&grad.buffer, grad.words()));
+            sources.push((&grad.buffer, grad.offset, grad.words()));
         }
         if let Some((buffer, len)) = &self.lse {
-            sources.push((buffer, *len));
+            sources.push((buffer, 0, *len));
         }
         if let Some(status) = &self.status {
-            sources.push((&status.buffer, status.kind.words()));
+            sources.push((&status.buffer, 0, status.kind.words()));
         }
         sources
     }

@@ -121,6 +121,41 @@ impl ShardStates {
         })
     }
 
+    /// The states as plain bytes (little-endian f32 on every platform wgpu runs on): what a
+    /// transport carries between machines, to [`from_bytes`](Self::from_bytes) there. The
+    /// same bytes as a [`PreparedStates::states_buffer`] holds.
+    ///
+    /// ```
+    /// let states = xent::ShardStates::from_values(vec![1.5, 0.0, 2.0, -1.0], 0..2, 4)?;
+    /// let bytes = states.as_bytes().to_vec(); // sent, received
+    /// let back = xent::ShardStates::from_bytes(&bytes, 0..2, 4)?;
+    /// assert_eq!(back, states);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn as_bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.values)
+    }
+
+    /// States from plain bytes (as [`as_bytes`](Self::as_bytes) or a states buffer gave
+    /// them) over the classes `classes` of a vocabulary of `vocab`: as
+    /// [`from_values`](Self::from_values), and an error for bytes that are not whole f32.
+    pub fn from_bytes(
+        bytes: &[u8],
+        classes: std::ops::Range<usize>,
+        vocab: usize,
+    ) -> Result<ShardStates> {
+        if !bytes.len().is_multiple_of(4) {
+            return Err(Error::InvalidShape {
+                reason: format!(
+                    "{} bytes of shard states are not whole f32 values",
+                    bytes.len()
+                ),
+            });
+        }
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(bytes);
+        ShardStates::from_values(values, classes, vocab)
+    }
+
     /// The classes these states cover, in order, touching ranges joined.
     ///
     /// ```
@@ -359,32 +394,45 @@ impl<'a, L: Into<Targets<'a>>> From<(L, &'a ShardStates)> for SplitTargets<'a> {
 }
 
 /// The targets of [`SplitFinish`] on the GPU: i32 class indices of the whole vocabulary, one
-/// per row, and the merged states, [`ShardStates::VALUES_PER_ROW`] f32 per row, packed (e.g.
-/// [`PreparedStates::states_buffer`] after the merge). The merged states' buffer needs
-/// `COPY_SRC` as well as `STORAGE`; that they cover the whole vocabulary is the caller's to
-/// ensure (a GPU buffer does not carry the classes it covers).
+/// per row, and the states of every shard, [`ShardStates::VALUES_PER_ROW`] f32 per row,
+/// packed: either merged already (one shard's worth), or the states of `shards` shards back to
+/// back in shard order, as an all-gather of each device's
+/// [`PreparedStates::states_buffer`] leaves them, which the finish merges on the GPU in that
+/// fixed order (so every device gets the same bits). The states' buffer needs `COPY_SRC` as
+/// well as `STORAGE`, and they start at a multiple of 16 bytes; that they cover the whole
+/// vocabulary, each class once, is the caller's to ensure (a GPU buffer does not carry the
+/// classes it covers).
 ///
 /// ```
-/// # fn f(labels: &xent::wgpu::Buffer, merged: &xent::wgpu::Buffer) {
-/// let targets = xent::GpuSplitTargets::new(labels, merged);
-/// assert_eq!(targets.merged.offset, 0);
+/// # fn f(labels: &xent::wgpu::Buffer, gathered: &xent::wgpu::Buffer) {
+/// // Four devices' states, gathered into one buffer.
+/// let targets = xent::GpuSplitTargets::new(labels, gathered).gathered(4);
+/// assert_eq!(targets.shards, 4);
 /// # }
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct GpuSplitTargets<'a> {
     /// i32 class indices of the whole vocabulary.
     pub labels: GpuTensor<'a>,
-    /// The merged states, f32.
-    pub merged: GpuTensor<'a>,
+    /// The states: (shards, N, 4) f32.
+    pub states: GpuTensor<'a>,
+    /// How many shards' states `states` holds, back to back (1: merged already).
+    pub shards: usize,
 }
 
 impl<'a> GpuSplitTargets<'a> {
     /// Labels and merged states (`&wgpu::Buffer`s or [`GpuTensor`]s).
-    pub fn new(labels: impl Into<GpuTensor<'a>>, merged: impl Into<GpuTensor<'a>>) -> Self {
+    pub fn new(labels: impl Into<GpuTensor<'a>>, states: impl Into<GpuTensor<'a>>) -> Self {
         GpuSplitTargets {
             labels: labels.into(),
-            merged: merged.into(),
+            states: states.into(),
+            shards: 1,
         }
+    }
+
+    /// The states are `shards` shards' states back to back, in shard order, to be merged.
+    pub fn gathered(self, shards: usize) -> Self {
+        GpuSplitTargets { shards, ..self }
     }
 }
 
@@ -701,26 +749,44 @@ pub(crate) async fn prepare_split_finish<'a>(
                 .into(),
         });
     }
-    let merged = targets.merged.four_byte("merged shard states")?;
-    if merged.row_stride.is_some() {
+    let what = "shard states";
+    let states = targets.states.four_byte(what)?;
+    let shards = targets.shards;
+    if states.row_stride.is_some() || !states.offset.is_multiple_of(16) {
         return Err(Error::InvalidLayout {
-            what: "merged shard states",
-            reason: "they are packed, 4 f32 per row (no row stride)".into(),
+            what,
+            reason: format!(
+                "they are packed, 4 f32 per row (no row stride), from a multiple of 16 bytes \
+                 (an offset of {})",
+                states.offset
+            ),
         });
     }
-    merged.check_extent("merged shard states", shape.rows, SHARD_STATE_LEN)?;
-    if !merged.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+    if shards == 0 {
+        return Err(Error::InvalidShape {
+            reason: "the states of at least one shard finish a split".into(),
+        });
+    }
+    let state_rows = shape
+        .rows
+        .checked_mul(shards)
+        .ok_or_else(|| Error::InvalidShape {
+            reason: format!("{shards} shards of {} rows overflow", shape.rows),
+        })?;
+    states.check_extent(what, state_rows, SHARD_STATE_LEN)?;
+    if !states.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC) {
         return Err(Error::BufferUsage {
-            what: "merged shard states",
+            what,
             needed: "COPY_SRC",
-            why: "the finish copies each chunk's merged states next to its rows",
+            why: "the finish copies each chunk's states next to its rows",
         });
     }
     let gpu = ctx.gpu();
     let kernel_step = ShardStep::Finish {
         first: step.shard.first,
         total: step.shard.vocab,
-        merged: (merged.buffer, merged.offset),
+        states,
+        shards,
     };
     let tensors = (input.tensor, targets.labels);
     gpu.checked(Operation::Prepare, || {

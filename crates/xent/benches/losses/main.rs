@@ -14,10 +14,22 @@ use xent::tools::bench::{self, Case};
 use xent::tools::ReadCeiling;
 use xent::{Context, Input};
 
+/// The target directory criterion writes under: `CARGO_TARGET_DIR`, or the one this bench
+/// was built into (`<target>/<profile>/deps/losses-...`; cargo runs benches from the
+/// package's own directory, not the workspace's).
+fn target_dir() -> Option<std::path::PathBuf> {
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        return Some(dir.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.parent()?.to_path_buf())
+}
+
 /// Criterion's median for `group/id` (nanoseconds), from its saved estimates.
 fn median_ns(id: &str) -> Option<f64> {
-    let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let text = std::fs::read_to_string(format!("{dir}/criterion/{id}/new/estimates.json")).ok()?;
+    let text =
+        std::fs::read_to_string(target_dir()?.join(format!("criterion/{id}/new/estimates.json")))
+            .ok()?;
     let median = &text[text.find("\"median\"")?..];
     let key = "\"point_estimate\":";
     let value = &median[median.find(key)? + key.len()..];
@@ -112,6 +124,7 @@ fn main() {
     }
     group.finish();
     latency(&mut criterion, &ctx);
+    rebind(&mut criterion, &ctx);
     criterion.final_summary();
     print_ratios(&info.name, ceiling.bytes(), &ran);
     if let (Some(call), Some(floor)) = (
@@ -123,6 +136,73 @@ fn main() {
             call / 1e3,
             floor / 1e3,
             call / floor
+        );
+    }
+}
+
+/// What a framework pays per step to move a prepared loss onto new buffers: a re-bind next to
+/// a fresh prepare and to the kernels' own time, on cross-entropy of (256, 4096) with its
+/// gradient.
+fn rebind(criterion: &mut Criterion, ctx: &Context) {
+    use wgpu::util::DeviceExt;
+    use xent::{CrossEntropy, GpuInput, GpuTargets, GradMode};
+    let (rows, classes) = (256, 4096);
+    let logits: Vec<f32> = (0..rows * classes)
+        .map(|i| (i % 23) as f32 * 0.2 - 2.0)
+        .collect();
+    let labels: Vec<i32> = (0..rows as i32).map(|r| r * 13 % classes as i32).collect();
+    let buffer = |contents: &[u8]| {
+        ctx.device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("rebind bench"),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    };
+    let xs = [
+        buffer(bytemuck::cast_slice(&logits)),
+        buffer(bytemuck::cast_slice(&logits)),
+    ];
+    let t = buffer(bytemuck::cast_slice(&labels));
+    let input = |k: usize| GpuInput::new(&xs[k], [rows, classes]).with_grad(GradMode::Separate);
+    let loss = CrossEntropy::default();
+    let mut group = criterion.benchmark_group("rebind");
+    group.bench_function("prepare_256x4096", |b| {
+        b.iter(|| {
+            ctx.prepare(&loss, input(0), GpuTargets::indices(&t))
+                .expect("prepare")
+        })
+    });
+    let mut prepared = ctx
+        .prepare(&loss, input(0), GpuTargets::indices(&t))
+        .expect("prepare");
+    let mut step = 0;
+    group.bench_function("bind_256x4096", |b| {
+        b.iter(|| {
+            step += 1;
+            prepared
+                .bind(input(step % 2), GpuTargets::indices(&t))
+                .expect("bind")
+        })
+    });
+    group.bench_function("kernels_256x4096", |b| {
+        b.iter_custom(|iters| {
+            bench::time_gpu(ctx, iters, &|e| prepared.record(e)).expect("the GPU stopped answering")
+        })
+    });
+    group.finish();
+    if let (Some(prepare), Some(bind), Some(kernels)) = (
+        median_ns("rebind/prepare_256x4096"),
+        median_ns("rebind/bind_256x4096"),
+        median_ns("rebind/kernels_256x4096"),
+    ) {
+        println!(
+            "cross-entropy 256x4096 with gradient: prepare {:.1} us, re-bind {:.1} us, kernels {:.1} us; re-bind / prepare {:.3}, re-bind / kernels {:.3}",
+            prepare / 1e3,
+            bind / 1e3,
+            kernels / 1e3,
+            bind / prepare,
+            bind / kernels
         );
     }
 }

@@ -83,7 +83,7 @@ async fn probe(gpu: &Gpu) -> Result<Vec<u32>> {
                         label: Some("xent subgroup probe"),
                     });
             program.record(&mut encoder);
-            Ok(gpu.submit_and_read(encoder, &[(&out, 2 * len as usize)]))
+            Ok(gpu.submit_and_read(encoder, &[(&out, 0, 2 * len as usize)]))
         })
         .await?;
     let read = readback.values().await?;

@@ -11,6 +11,10 @@ enum Step {
         pipeline: wgpu::ComputePipeline,
         bind_group: wgpu::BindGroup,
         grid: Grid,
+        /// What the bind group was made of, to make it again on other buffers.
+        layout: wgpu::BindGroupLayout,
+        label: &'static str,
+        bound: Vec<Bound>,
     },
     Clear(wgpu::Buffer),
     Copy {
@@ -18,6 +22,32 @@ enum Step {
         to: (wgpu::Buffer, u64),
         bytes: u64,
     },
+}
+
+/// One binding of a dispatch: a buffer, the byte offset and the size bound.
+#[derive(Clone)]
+struct Bound {
+    buffer: wgpu::Buffer,
+    offset: u64,
+    size: Option<wgpu::BufferSize>,
+}
+
+/// A buffer of a program replaced by another: every binding, clear and copy of `old` moves
+/// to `new`, `shift` bytes further on (a tensor of the same layout at another offset).
+pub(crate) struct Swap<'a> {
+    pub(crate) old: &'a wgpu::Buffer,
+    pub(crate) new: &'a wgpu::Buffer,
+    pub(crate) shift: i64,
+}
+
+impl Swap<'_> {
+    /// Where `(buffer, offset)` lies after the swaps: the first swap of that buffer applies.
+    fn place(swaps: &[Swap<'_>], buffer: &wgpu::Buffer, offset: u64) -> (wgpu::Buffer, u64) {
+        match swaps.iter().find(|s| s.old == buffer) {
+            Some(s) => (s.new.clone(), offset.saturating_add_signed(s.shift)),
+            None => (buffer.clone(), offset),
+        }
+    }
 }
 
 /// Work in order, ready to record. Recording allocates nothing.
@@ -45,24 +75,80 @@ impl Program {
         if grid.groups == 0 {
             return;
         }
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
+        let bound: Vec<Bound> = buffers
             .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: wgpu::BindingResource::Buffer(b.clone()),
+            .map(|b| Bound {
+                buffer: b.buffer.clone(),
+                offset: b.offset,
+                size: b.size,
             })
             .collect();
-        let bind_group = gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(pipeline.label),
-            layout: &pipeline.layout,
-            entries: &entries,
-        });
+        let bind_group = bind_group(gpu, pipeline.label, &pipeline.layout, &bound);
         self.steps.push(Step::Dispatch {
             pipeline: pipeline.pipeline.clone(),
             bind_group,
             grid,
+            layout: pipeline.layout.clone(),
+            label: pipeline.label,
+            bound,
         });
+    }
+
+    /// The end of the last byte of `buffer` the work binds, clears or copies (0 when it
+    /// does not use it).
+    pub(crate) fn reach(&self, buffer: &wgpu::Buffer) -> u64 {
+        let ends = self.steps.iter().flat_map(|step| match step {
+            Step::Dispatch { bound, .. } => bound
+                .iter()
+                .filter(|b| b.buffer == *buffer)
+                .map(|b| b.size.map_or(buffer.size(), |s| b.offset + s.get()))
+                .collect::<Vec<u64>>(),
+            Step::Clear(b) if b == buffer => vec![buffer.size()],
+            Step::Copy { from, to, bytes } => [from, to]
+                .iter()
+                .filter(|(b, _)| b == buffer)
+                .map(|(_, at)| at + bytes)
+                .collect(),
+            Step::Clear(_) => Vec::new(),
+        });
+        ends.max().unwrap_or(0)
+    }
+
+    /// Moves the work onto other buffers (see [`Swap`]): the bind groups that bound a swapped
+    /// buffer are made again, clears and copies follow. Creates bind groups and nothing else.
+    /// A binding that would reach past its new buffer's end is shortened to it (the caller
+    /// has checked that the tensor itself fits).
+    pub(crate) fn swap(&mut self, gpu: &Gpu, swaps: &[Swap<'_>]) {
+        let moved = |buffer: &wgpu::Buffer| swaps.iter().any(|s| s.old == buffer);
+        for step in &mut self.steps {
+            match step {
+                Step::Dispatch {
+                    bind_group,
+                    layout,
+                    label,
+                    bound,
+                    ..
+                } => {
+                    if !bound.iter().any(|b| moved(&b.buffer)) {
+                        continue;
+                    }
+                    for b in bound.iter_mut() {
+                        let (buffer, offset) = Swap::place(swaps, &b.buffer, b.offset);
+                        let room = buffer.size().saturating_sub(offset);
+                        b.size = b
+                            .size
+                            .map(|s| s.min(wgpu::BufferSize::new(room).unwrap_or(s)));
+                        (b.buffer, b.offset) = (buffer, offset);
+                    }
+                    *bind_group = self::bind_group(gpu, label, layout, bound);
+                }
+                Step::Clear(buffer) => *buffer = Swap::place(swaps, buffer, 0).0,
+                Step::Copy { from, to, .. } => {
+                    *from = Swap::place(swaps, &from.0, from.1);
+                    *to = Swap::place(swaps, &to.0, to.1);
+                }
+            }
+        }
     }
 
     /// Adds a clear of `buffer` to zero.
@@ -143,6 +229,7 @@ impl Program {
                 pipeline,
                 bind_group,
                 grid,
+                ..
             }) = self.steps[..range.end].get(i)
             {
                 pass.set_pipeline(pipeline);
@@ -152,6 +239,32 @@ impl Program {
             }
         }
     }
+}
+
+/// A bind group of `bound`, in binding order.
+fn bind_group(
+    gpu: &Gpu,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    bound: &[Bound],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = bound
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &b.buffer,
+                offset: b.offset,
+                size: b.size,
+            }),
+        })
+        .collect();
+    gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
 }
 
 /// A binding of a whole buffer.

@@ -20,16 +20,19 @@ pub(crate) struct Readback {
     lens: Vec<usize>,
 }
 
+/// What a readback copies: a buffer, the byte offset of the values, and their 4-byte words.
+pub(crate) type Source<'a> = (&'a wgpu::Buffer, u64, usize);
+
 impl Gpu {
-    /// Appends copies of `sources` (`(buffer, 4-byte word count)`, each from offset 0) to
+    /// Appends copies of `sources` (`(buffer, byte offset, 4-byte word count)`) to
     /// `encoder`, submits it and requests the map: one submission and one map for everything.
     /// Call it inside [`Gpu::checked`]; await [`Readback::values`] outside.
     pub(crate) fn submit_and_read(
         &self,
         mut encoder: wgpu::CommandEncoder,
-        sources: &[(&wgpu::Buffer, usize)],
+        sources: &[Source<'_>],
     ) -> Readback {
-        let lens: Vec<usize> = sources.iter().map(|(_, len)| *len).collect();
+        let lens: Vec<usize> = sources.iter().map(|(_, _, len)| *len).collect();
         let total: usize = lens.iter().sum();
         if total == 0 {
             self.queue().submit([encoder.finish()]);
@@ -50,10 +53,10 @@ impl Gpu {
             })
         });
         let mut offset = 0u64;
-        for (source, len) in sources {
+        for (source, at, len) in sources {
             let bytes = (*len * 4) as u64;
             if bytes > 0 {
-                encoder.copy_buffer_to_buffer(source, 0, &staging, offset, bytes);
+                encoder.copy_buffer_to_buffer(source, *at, &staging, offset, bytes);
             }
             offset += bytes;
         }
@@ -68,7 +71,7 @@ impl Gpu {
     }
 
     /// [`Gpu::submit_and_read`] of buffers written by work submitted before.
-    pub(crate) fn read(&self, sources: &[(&wgpu::Buffer, usize)]) -> Readback {
+    pub(crate) fn read(&self, sources: &[Source<'_>]) -> Readback {
         let encoder = self
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {

@@ -6,7 +6,7 @@ use crate::gpu::buffers;
 use crate::gpu::program::{whole, Program};
 use crate::gpu::tensor::{GpuTensor, Window};
 use crate::gpu::Gpu;
-use crate::kernels::launch;
+use crate::kernels::launch::{self, merge_states};
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::loss::call::ClassShape;
@@ -210,12 +210,14 @@ pub(crate) enum ShardStep<'a> {
     /// Each row's state over this shard's classes, 4 f32 per row, into a buffer of its own
     /// (the prepared loss's `lse` slot).
     State { first: usize, total: usize },
-    /// The loss and this shard's gradient from the states of every shard merged, 4 f32 per
-    /// row in `merged` (a buffer with `COPY_SRC` and the byte offset of the first row's).
+    /// The loss and this shard's gradient from the states of every shard: `states` holds
+    /// `shards` shards' states back to back (4 f32 per row, packed, at a 16-byte offset of a
+    /// buffer with `COPY_SRC`), merged on the GPU in shard order (one shard: merged already).
     Finish {
         first: usize,
         total: usize,
-        merged: (&'a wgpu::Buffer, u64),
+        states: GpuTensor<'a>,
+        shards: usize,
     },
 }
 
@@ -410,16 +412,22 @@ fn prepare_rows(
         }
         let tail_at = (&scratch, 4 * lse_first as u64);
         let (row_bytes, at) = (4 * tail as u64, range.start as u64);
-        if let Some(ShardStep::Finish {
-            merged: (merged, offset),
-            ..
-        }) = shard
-        {
+        if let Some(ShardStep::Finish { states, shards, .. }) = shard {
+            // The first shard's states of these rows next to them, then every other shard's
+            // folded in, in shard order (so that every device merges to the same bits).
             program.copy(
-                (merged, offset + row_bytes * at),
+                (states.buffer, states.offset + row_bytes * at),
                 tail_at,
                 row_bytes * range.len() as u64,
             );
+            for k in 1..shards {
+                let shard_rows = k * rows + range.start..k * rows + range.end;
+                let what = "shard states";
+                let window = states.rows_window(gpu.limits(), what, shard_rows, tail)?;
+                let incoming = (window.binding, window.first as usize / tail);
+                let running = (whole(&scratch), lse_first / tail);
+                merge_states(gpu, &mut program, incoming, running, range.len())?;
+            }
         }
         launch::push_rows(gpu, &mut program, &plan, &key, range.len(), &bindings)?;
         if let Some(out) = &copied_out {

@@ -195,3 +195,48 @@ pub(crate) fn reduce_pairs(
         count = grid.groups as usize;
     }
 }
+
+crate::gpu::params::wgsl_params! {
+    /// Mirrors `Params` of shaders/merge_states.wgsl.
+    struct MergeParams mirrors ["merge_states.wgsl"] {
+        rows: u32,
+        block_first: u32,
+        merged_first: u32,
+        _pad: u32,
+    }
+}
+
+/// Adds the fold of `rows` row states of `states` (a binding and the index, in states, of its
+/// first row's) into the running states `merged` (the same), in place
+/// (shaders/merge_states.wgsl): the merge of fused linear cross-entropy's class blocks and of
+/// a vocabulary split's shards. A state is 4 f32.
+pub(crate) fn merge_states(
+    gpu: &Gpu,
+    program: &mut Program,
+    (states, block_first): (wgpu::BufferBinding<'_>, usize),
+    (merged, merged_first): (wgpu::BufferBinding<'_>, usize),
+    rows: usize,
+) -> Result<()> {
+    let index = |i: usize| {
+        u32::try_from(i).map_err(|_| Error::InvalidShape {
+            reason: format!("a row state index of {i} does not fit in 32 bits"),
+        })
+    };
+    let params = buffers::uniform(
+        gpu,
+        &MergeParams {
+            rows: index(rows)?,
+            block_first: index(block_first)?,
+            merged_first: index(merged_first)?,
+            _pad: 0,
+        },
+    )?;
+    let grid = plan::grid(rows.div_ceil(WORKGROUP_SIZE as usize) as u64, gpu.limits())?;
+    let key = KernelKey::new(Kernel::MergeStates, vec![("WG", WORKGROUP_SIZE)]);
+    let bindings = [
+        ("params", whole(&params)),
+        ("states", states),
+        ("merged", merged),
+    ];
+    dispatch(gpu, program, &key, grid, &bindings)
+}

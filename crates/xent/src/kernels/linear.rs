@@ -28,7 +28,7 @@ use crate::kernels::cross_entropy::{
     constants, denominator, params_buffer, push_label_status, weight_buffer, ChunkPos,
     SHARD_STATE_LEN,
 };
-use crate::kernels::launch::{self, Named};
+use crate::kernels::launch::{self, merge_states, Named};
 use crate::kernels::outputs::LossBuffers;
 use crate::kernels::shaders::{Kernel, KernelKey};
 use crate::loss::call::ClassShape;
@@ -96,16 +96,6 @@ crate::gpu::params::wgsl_params! {
         b_j: u32,
         c_first: u32,
         c_i: u32,
-    }
-}
-
-crate::gpu::params::wgsl_params! {
-    /// Mirrors `Params` of shaders/merge_states.wgsl.
-    struct MergeParams mirrors ["merge_states.wgsl"] {
-        rows: u32,
-        block_first: u32,
-        merged_first: u32,
-        _pad: u32,
     }
 }
 
@@ -778,12 +768,9 @@ impl<'a, 'g> LinearRun<'a, 'g> {
                 program.copy(self.tail(), (&self.merged, first), bytes);
             } else {
                 let rows = &at.tokens;
-                merge(
-                    self.gpu,
-                    program,
-                    (&self.scratch, self.lse_first),
-                    (&self.merged, rows),
-                )?;
+                let block = (whole(&self.scratch), self.lse_first / SHARD_STATE_LEN);
+                let merged = (whole(&self.merged), rows.start);
+                merge_states(self.gpu, program, block, merged, rows.len())?;
             }
             // A host run submits a block at a time.
             program.cut();
@@ -920,39 +907,11 @@ struct Pass<'p> {
     report: bool,
 }
 
-/// Folds the states a row pass left in the scratch tail into `rows` of `merged`.
-fn merge(
-    gpu: &Gpu,
-    program: &mut Program,
-    (scratch, lse_first): (&wgpu::Buffer, usize),
-    (merged, rows): (&wgpu::Buffer, &std::ops::Range<usize>),
-) -> Result<()> {
-    let params = buffers::uniform(
-        gpu,
-        &MergeParams {
-            rows: rows.len() as u32,
-            block_first: (lse_first / SHARD_STATE_LEN) as u32,
-            merged_first: rows.start as u32,
-            _pad: 0,
-        },
-    )?;
-    let grid = plan::grid(
-        rows.len().div_ceil(WORKGROUP_SIZE as usize) as u64,
-        gpu.limits(),
-    )?;
-    let key = KernelKey::new(Kernel::MergeStates, vec![("WG", WORKGROUP_SIZE)]);
-    let bindings = [
-        ("params", whole(&params)),
-        ("states", whole(scratch)),
-        ("merged", whole(merged)),
-    ];
-    launch::dispatch(gpu, program, &key, grid, &bindings)
-}
-
 /// A gradient buffer xent owns, f32, packed.
 fn owned_grad(gpu: &Gpu, what: &str, len: usize) -> Result<GradOut> {
     Ok(GradOut {
         buffer: buffers::work(gpu, what, len)?,
+        offset: 0,
         len,
         dtype: Dtype::F32,
         packed: true,

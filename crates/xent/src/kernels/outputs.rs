@@ -90,6 +90,7 @@ impl LossBuffers {
             GradMode::InPlace => {
                 let out = GradOut {
                     buffer: input.buffer.clone(),
+                    offset: 0,
                     len: grad_len,
                     dtype: grad_dtype,
                     packed: input.offset == 0 && input.row_stride.is_none(),
@@ -101,6 +102,7 @@ impl LossBuffers {
                 let buffer = buffers::output(gpu, "xent gradient", words)?;
                 let out = GradOut {
                     buffer: buffer.clone(),
+                    offset: 0,
                     len: grad_len,
                     dtype: grad_dtype,
                     packed: true,
@@ -207,6 +209,7 @@ impl LossBuffers {
             program,
             reduction: self.reduction,
             loss,
+            loss_at: 0,
             loss_len,
             grad: self.grad,
             upstream: self.upstream,
@@ -214,6 +217,7 @@ impl LossBuffers {
             lse: None,
             status: None,
             stamp: RunStamp::new(gpu)?,
+            binds: None,
         })
     }
 }

@@ -24,7 +24,7 @@ pub fn param_layouts() -> Vec<ParamLayout> {
         crate::kernels::binary::Params::LAYOUT,
         crate::kernels::launch::ReduceParams::LAYOUT,
         crate::kernels::linear::MatmulParams::LAYOUT,
-        crate::kernels::linear::MergeParams::LAYOUT,
+        crate::kernels::launch::MergeParams::LAYOUT,
         crate::gpu::lanes::Params::LAYOUT,
         ceiling::Params::LAYOUT,
     ]

@@ -48,6 +48,25 @@ pub fn storage<T: bytemuck::Pod>(ctx: &Context, data: &[T]) -> wgpu::Buffer {
         })
 }
 
+/// Reads a whole f32 buffer back through a staging copy.
+pub fn read_buffer(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<f32> {
+    let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: buffer.size(),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
+    ctx.queue().submit([encoder.finish()]);
+    staging.map_async(wgpu::MapMode::Read, .., |r| r.unwrap());
+    ctx.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .unwrap();
+    let values = bytemuck::cast_slice(&staging.get_mapped_range(..).unwrap()).to_vec();
+    values
+}
+
 /// The values as stored in `dtype` (rounded to nearest even) and back in f32, and their bytes.
 pub fn encode(values: &[f32], dtype: xent::Dtype) -> (Vec<f32>, Vec<u8>) {
     match dtype {

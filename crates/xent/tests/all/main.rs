@@ -7,6 +7,7 @@ compile_error!(
      of the whole workspace enables it)"
 );
 
+mod bind;
 mod caches;
 mod common;
 mod docs;

@@ -3,7 +3,9 @@
 
 #[allow(unused_imports)]
 use crate::common::api::*;
-use crate::common::{assert_close, assert_grad_close, contexts, storage, with_binding_limit, Rng};
+use crate::common::{
+    assert_close, assert_grad_close, contexts, read_buffer, storage, with_binding_limit, Rng,
+};
 use wgpu::util::DeviceExt;
 use xent::{reference, CrossEntropy, Error, GradMode, Reduction};
 
@@ -250,25 +252,6 @@ fn callers_buffers_are_checked() {
         })
     ));
     assert!(prepared.grad_buffer().is_none());
-}
-
-/// Reads a whole f32 buffer back through a staging copy.
-fn read_buffer(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<f32> {
-    let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: buffer.size(),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
-    ctx.queue().submit([encoder.finish()]);
-    staging.map_async(wgpu::MapMode::Read, .., |r| r.unwrap());
-    ctx.device()
-        .poll(wgpu::PollType::wait_indefinitely())
-        .unwrap();
-    let values = bytemuck::cast_slice(&staging.get_mapped_range(..).unwrap()).to_vec();
-    values
 }
 
 #[test]

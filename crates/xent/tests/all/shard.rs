@@ -5,7 +5,7 @@
 #[allow(unused_imports)]
 use crate::common::api::*;
 use crate::common::{
-    assert_close, assert_grad_close, contexts, pairwise_options, with_binding_limit, Rng,
+    assert_close, assert_grad_close, contexts, pairwise_options, storage, with_binding_limit, Rng,
 };
 use xent::{
     reference, Context, CrossEntropy, Error, Reduction, ShardStates, SplitFinish, SplitStates,
@@ -340,4 +340,115 @@ fn finish_of<'a>(
         shard,
     };
     ctx.compute(&step, input, (labels.into(), merged))
+}
+
+/// The split on GPU buffers only: each shard's states from its prepared form stay in a GPU
+/// buffer, are gathered into one buffer (as an all-gather would), and every shard's finish
+/// merges them there in shard order; the results match the unsplit reference, and every shard
+/// gets the same loss bit for bit.
+#[test]
+fn a_split_runs_on_gpu_buffers_only() {
+    let mut rng = Rng::new(577);
+    // Bindings of 120 KiB cut the wider shards' 70 rows into two chunks, so each chunk merges its own
+    // rows of every shard's states; the shards are uneven, one a single class.
+    let ctx = &with_binding_limit(&contexts()[0], 120 << 10);
+    let (rows, vocab) = (70, 900);
+    let starts = [0, 1, 450, 899];
+    let ranges: Vec<std::ops::Range<usize>> = starts
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| s..starts.get(k + 1).copied().unwrap_or(vocab))
+        .collect();
+    let x = rng.vec(rows * vocab, -6.0, 6.0);
+    let labels: Vec<i32> = (0..rows)
+        .map(|n| match n % 9 {
+            4 => -100,
+            _ => rng.below(vocab) as i32,
+        })
+        .collect();
+    let wide: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
+    let gpu_labels = storage(ctx, &labels);
+    for options in pairwise_options(vocab, &mut rng).into_iter().step_by(4) {
+        let options = CrossEntropy {
+            ignore_index: -100,
+            ..options
+        };
+        let case = format!(
+            "GPU split {:?}, smoothing {}",
+            options.reduction, options.label_smoothing
+        );
+        let parts: Vec<wgpu::Buffer> = ranges
+            .iter()
+            .map(|r| storage(ctx, &columns(&x, vocab, r.clone())))
+            .collect();
+        let shard = |k: usize| VocabShard {
+            first: ranges[k].start,
+            vocab,
+        };
+        let input = |k: usize| xent::GpuInput::new(&parts[k], [rows, ranges[k].len()]);
+        let states: Vec<xent::PreparedStates> = (0..parts.len())
+            .map(|k| {
+                let step = SplitStates {
+                    cross_entropy: options.clone(),
+                    shard: shard(k),
+                };
+                let labels = xent::GpuTargets::indices(&gpu_labels);
+                ctx.prepare(&step, input(k), labels).unwrap()
+            })
+            .collect();
+        let row_bytes = (4 * ShardStates::VALUES_PER_ROW) as u64;
+        let gathered = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("gathered states"),
+            size: row_bytes * (rows * parts.len()) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let finishes: Vec<xent::PreparedLoss> = (0..parts.len())
+            .map(|k| {
+                let step = SplitFinish {
+                    cross_entropy: options.clone(),
+                    shard: shard(k),
+                };
+                let targets =
+                    xent::GpuSplitTargets::new(&gpu_labels, &gathered).gathered(parts.len());
+                let input = input(k).with_grad(xent::GradMode::Separate);
+                ctx.prepare(&step, input, targets).unwrap()
+            })
+            .collect();
+        // One submission: states, the gather, every finish.
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        for (k, prepared) in states.iter().enumerate() {
+            prepared.record(&mut encoder);
+            let at = row_bytes * (k * rows) as u64;
+            encoder.copy_buffer_to_buffer(
+                prepared.states_buffer(),
+                0,
+                &gathered,
+                at,
+                row_bytes * rows as u64,
+            );
+        }
+        for prepared in &finishes {
+            prepared.record(&mut encoder);
+        }
+        ctx.queue().submit([encoder.finish()]);
+        let want =
+            reference::compute(&options, Input::new(&x, [rows, vocab]).with_grad(), &wide).unwrap();
+        let first = finishes[0].read_loss().unwrap();
+        for (k, prepared) in finishes.iter().enumerate() {
+            let got = xent::Output {
+                loss: prepared.read_loss().unwrap(),
+                grad: prepared.read_grad().unwrap(),
+                lse: None,
+            };
+            assert_eq!(
+                got.loss, first,
+                "{case}: shard {k}'s loss differs from shard 0's"
+            );
+            let shard_case = format!("{case} shard {k}");
+            assert_shard_matches(ctx, &shard_case, &got, (&want, vocab), ranges[k].clone());
+        }
+    }
 }
