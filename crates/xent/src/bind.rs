@@ -5,61 +5,9 @@ use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::program::Swap;
 use crate::gpu::tensor::GpuTensor;
+use crate::loss::bound::{placed, Placed};
 use crate::loss::{GpuInput, GpuTargets, GradMode};
 use crate::prepared::PreparedLoss;
-
-/// A caller's tensor as a prepared loss bound it.
-#[derive(Clone, Debug)]
-pub(crate) struct Placed {
-    what: &'static str,
-    buffer: wgpu::Buffer,
-    offset: u64,
-    row_stride: Option<usize>,
-    dtype: Dtype,
-}
-
-impl Placed {
-    /// `tensor`, named `what` in errors.
-    fn of(what: &'static str, tensor: &GpuTensor<'_>) -> Placed {
-        Placed {
-            what,
-            buffer: tensor.buffer.clone(),
-            offset: tensor.offset,
-            row_stride: tensor.row_stride,
-            dtype: tensor.dtype,
-        }
-    }
-}
-
-/// What a prepared loss was prepared on: the input's shape and gradient mode, and the
-/// caller's tensors in a fixed order (the input, then the targets if any).
-#[derive(Clone, Debug)]
-pub(crate) struct Binds {
-    shape: Vec<usize>,
-    grad: GradMode,
-    tensors: Vec<Placed>,
-}
-
-impl Binds {
-    /// The binds of a loss prepared on `input` and `targets`.
-    pub(crate) fn new(input: &GpuInput<'_>, targets: &GpuTargets<'_>) -> Binds {
-        Binds {
-            shape: input.shape.clone(),
-            grad: input.grad,
-            tensors: placed(input, targets),
-        }
-    }
-}
-
-/// The caller's tensors of `input` and `targets`, in [`Binds`]' order.
-fn placed(input: &GpuInput<'_>, targets: &GpuTargets<'_>) -> Vec<Placed> {
-    let mut out = vec![Placed::of("input", &input.tensor)];
-    match targets {
-        GpuTargets::None => {}
-        GpuTargets::Indices(t) | GpuTargets::Values(t) => out.push(Placed::of("targets", t)),
-    }
-    out
-}
 
 /// The swap moving `old` to `new` (a tensor of the same layout): an error unless the new
 /// tensor's offset differs from the old one's by a multiple of `align` and its buffer holds

@@ -2,7 +2,6 @@
 //! losses through the layers below: the host path (`host`), the kernels (`kernels`) and the
 //! GPU core (`gpu`).
 
-use crate::bind::Binds;
 use crate::error::{Error, Operation, Result};
 use crate::gpu::lanes::usable_subgroup_size;
 use crate::gpu::Gpu;
@@ -12,6 +11,7 @@ use crate::kernels::binary::prepare_binary;
 use crate::kernels::cross_entropy::{prepare_cross_entropy, CategoricalTargets};
 use crate::kernels::log_softmax;
 use crate::kernels::nll::prepare_nll;
+use crate::loss::bound::Binds;
 use crate::loss::call::{check, Call, Given};
 use crate::loss::inputs::Values;
 use crate::loss::GradMode;

@@ -531,6 +531,13 @@ pub(crate) fn check_buffer(what: &str, bytes: u64, limits: &wgpu::Limits) -> Res
     Ok(())
 }
 
+/// Consecutive ranges of `block` items covering `len`.
+pub(crate) fn ranges(len: usize, block: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..len)
+        .step_by(block)
+        .map(move |start| start..(start + block).min(len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,7 +62,7 @@ pub struct PreparedLoss {
     pub(crate) stamp: RunStamp,
     /// The caller's tensors it was prepared on, for [`bind`](Self::bind); `None` for work
     /// that does not re-bind.
-    pub(crate) binds: Option<crate::bind::Binds>,
+    pub(crate) binds: Option<crate::loss::bound::Binds>,
 }
 
 /// How a read knows that the loss's buffers hold its last recorded run: each record ends by

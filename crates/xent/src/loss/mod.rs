@@ -1,6 +1,7 @@
 //! The losses as values: their options with PyTorch's names and defaults, their results, and
 //! the validation of host inputs. Pure: no GPU.
 
+pub(crate) mod bound;
 pub(crate) mod call;
 pub(crate) mod inputs;
 pub(crate) mod linear;
