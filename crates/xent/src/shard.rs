@@ -489,7 +489,7 @@ impl PreparedStates {
     }
 
     /// The f32 buffer of the states, [`ShardStates::VALUES_PER_ROW`] per row, packed (with
-    /// `COPY_SRC`, so it can be copied out or be [`GpuSplitTargets::merged`] itself).
+    /// `COPY_SRC`, so it can be copied out, gathered, or be [`GpuSplitTargets::states`] itself).
     pub fn states_buffer(&self) -> &wgpu::Buffer {
         self.inner.lse_buffer().unwrap_or(&self.inner.loss)
     }
