@@ -320,6 +320,11 @@ impl Context {
         &self.host.gpu
     }
 
+    /// The host path and its cache of host calls.
+    pub(crate) fn host(&self) -> &Host {
+        &self.host
+    }
+
     /// Waits on this thread for `work`, a future of xent's async API on this context (or one
     /// that awaits several of them), polling the device whenever the future is not ready: the
     /// blocking edge that xent's own blocking forms use. An error after a bounded wait rather

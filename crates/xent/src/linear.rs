@@ -5,15 +5,17 @@
 
 use crate::context::Context;
 use crate::error::{Error, Operation, Result};
-use crate::gpu::buffers;
 use crate::gpu::tensor::GpuTensor;
+use crate::host::categorical::host_key;
+use crate::host::{HostCall, HostKey, HostLoss};
 use crate::kernels;
 use crate::kernels::cross_entropy::gpu_labels;
 use crate::kernels::linear::{LinearGrads, LinearTensors};
+use crate::loss::call::ClassShape;
 use crate::loss::linear::{check, check_options, LinearShape};
 use crate::loss::{
     CrossEntropy, GpuTargets, GradMode, LinearCrossEntropy, LinearInput, LinearOutput, Loss,
-    Targets,
+    Reduction, Targets,
 };
 use crate::prepared::{decode, GradOut, PreparedLoss};
 
@@ -232,28 +234,23 @@ impl PreparedLinear {
     }
 }
 
-/// A checked host call's inputs uploaded, with the loss as the GPU compares its labels.
-struct HostLinear {
+/// A checked host call: its inputs, the loss as the GPU compares its labels and the labels
+/// as it reads them.
+struct HostLinear<'a> {
     loss: LinearCrossEntropy,
-    shape: [usize; 3],
-    grad: GradMode,
+    input: LinearInput<'a>,
     upstream: Option<Vec<f32>>,
-    hidden: wgpu::Buffer,
-    classifier: wgpu::Buffer,
-    bias: Option<wgpu::Buffer>,
-    labels: wgpu::Buffer,
+    labels: Vec<i32>,
 }
 
-impl HostLinear {
-    /// Checks the call (before anything is allocated) and uploads its inputs.
+impl<'a> HostLinear<'a> {
+    /// Checks the call before anything is allocated.
     fn new(
-        ctx: &Context,
         loss: &LinearCrossEntropy,
-        input: LinearInput<'_>,
+        input: LinearInput<'a>,
         targets: Targets<'_>,
-    ) -> Result<HostLinear> {
+    ) -> Result<HostLinear<'a>> {
         let call = check(loss, &input, targets)?;
-        let gpu = ctx.gpu();
         let (labels, ignore_index) = gpu_labels(&call.labels, loss.cross_entropy.ignore_index);
         Ok(HostLinear {
             loss: LinearCrossEntropy {
@@ -263,61 +260,114 @@ impl HostLinear {
                 },
                 ..loss.clone()
             },
-            shape: input.shape,
-            grad: match input.wants_grad() {
-                true => GradMode::Separate,
-                false => GradMode::Off,
-            },
+            input,
             upstream: call.upstream,
-            hidden: buffers::upload(gpu, "hidden", input.hidden)?,
-            classifier: buffers::upload(gpu, "classifier", input.classifier)?,
-            bias: match input.bias {
-                Some(b) => Some(buffers::upload(gpu, "bias", b)?),
-                None => None,
-            },
-            labels: buffers::upload(gpu, "targets", &labels)?,
+            labels,
         })
     }
 
-    /// The uploaded inputs as the GPU form takes them.
-    fn input(&self) -> GpuLinearInput<'_> {
-        GpuLinearInput {
-            hidden: GpuTensor::new(&self.hidden),
-            classifier: GpuTensor::new(&self.classifier),
-            bias: self.bias.as_ref().map(GpuTensor::new),
-            shape: self.shape,
-            grad: self.grad,
+    /// Whether the call asks for the gradients.
+    fn grad(&self) -> GradMode {
+        match self.input.wants_grad() {
+            true => GradMode::Separate,
+            false => GradMode::Off,
         }
     }
 
-    /// The uploaded labels as the GPU form takes them.
-    fn targets(&self) -> GpuTargets<'_> {
-        GpuTargets::indices(&self.labels)
+    /// The key its prepared work is kept under in the host cache: everything it bakes in.
+    fn key(&self, ctx: &Context) -> HostKey {
+        let [rows, dim, classes] = self.input.shape;
+        let shape = ClassShape {
+            rows,
+            classes,
+            positions: 1,
+        };
+        let options = &self.loss.cross_entropy;
+        let key = host_key(HostLoss::Linear, shape, options, self.grad(), ctx.tuning());
+        HostKey {
+            shape: [rows, dim, classes],
+            sizes: [u64::from(self.input.bias.is_some()), self.loss.block_bytes],
+            ..key
+        }
     }
 
-    /// Gives `prepared` the call's upstream gradient, if any.
-    fn set_upstream(&self, prepared: &PreparedLinear) -> Result<()> {
-        match &self.upstream {
-            Some(upstream) => prepared.set_upstream(upstream),
-            None => Ok(()),
+    /// The call's prepared work: kept from an earlier call of the same key with this call's
+    /// inputs written into its buffers, or prepared on new ones.
+    async fn take_or_prepare(&self, ctx: &Context) -> Result<HostCall<PreparedLinear>> {
+        let input = &self.input;
+        let mut inputs: Vec<(&'static str, &[u8])> = vec![
+            ("hidden", bytemuck::cast_slice(input.hidden)),
+            ("classifier", bytemuck::cast_slice(input.classifier)),
+            ("targets", bytemuck::cast_slice(&self.labels)),
+        ];
+        if let Some(bias) = input.bias {
+            inputs.push(("bias", bytemuck::cast_slice(bias)));
         }
+        let host = ctx.host();
+        let key = self.key(ctx);
+        let gpu = ctx.gpu();
+        let call = gpu
+            .checked(Operation::Prepare, || {
+                host.take_or_prepare(&key, &inputs, |gpu, b| {
+                    let tensors = LinearTensors {
+                        hidden: GpuTensor::new(&b[0]),
+                        classifier: GpuTensor::new(&b[1]),
+                        labels: GpuTensor::new(&b[2]),
+                        bias: input.bias.map(|_| GpuTensor::new(&b[3])),
+                    };
+                    let shape = LinearShape::new(input.shape)?;
+                    let (options, grads) = (&self.loss.cross_entropy, input.wants_grad());
+                    let budget = self.loss.block_bytes;
+                    let (inner, grads) = kernels::linear::prepare_linear(
+                        gpu, tensors, shape, options, grads, budget,
+                    )?;
+                    Ok(PreparedLinear { inner, grads })
+                })
+            })
+            .await?;
+        if let Some(upstream) = &self.upstream {
+            call.prepared.set_upstream(upstream)?;
+        }
+        Ok(call)
+    }
+
+    /// Keeps `call` for the next call of the same key.
+    fn keep(&self, ctx: &Context, call: HostCall<PreparedLinear>) {
+        let input = &self.input;
+        let params =
+            input.hidden.len() + input.classifier.len() + input.bias.map_or(0, <[f32]>::len);
+        let rows = self.labels.len();
+        let grads = match self.grad() {
+            GradMode::Off => 0,
+            _ => params,
+        };
+        let loss = match self.loss.cross_entropy.reduction {
+            Reduction::None => rows,
+            _ => 1,
+        };
+        // The inputs as uploaded (labels one i32 per token), the loss and the gradients.
+        let bytes = 4 * (params + rows + grads + loss) as u64;
+        ctx.host().keep(self.key(ctx), call, bytes);
     }
 }
 
 /// The host form of fused linear cross-entropy (see [`Context::compute`]): the loss of
 /// `hidden classifier^T (+ bias)` against class-index `targets` (one per token, of the whole
-/// vocabulary) and, when `input` asks, the gradients of hidden, classifier and bias.
+/// vocabulary) and, when `input` asks, the gradients of hidden, classifier and bias. The
+/// inputs' buffers and the prepared work are kept for the next call of the same shape and
+/// options (see [`CacheBudget`](crate::CacheBudget)).
 pub(crate) async fn compute_linear<'a>(
     ctx: &Context,
     loss: &LinearCrossEntropy,
     input: LinearInput<'a>,
     targets: Targets<'a>,
 ) -> Result<LinearOutput> {
-    let host = HostLinear::new(ctx, loss, input, targets)?;
-    let prepared = prepare_linear(ctx, &host.loss, host.input(), host.targets()).await?;
-    host.set_upstream(&prepared)?;
-    prepared.run_async().await?;
-    prepared.read_async().await
+    let host = HostLinear::new(loss, input, targets)?;
+    let call = host.take_or_prepare(ctx).await?;
+    call.prepared.run_async().await?;
+    let out = call.prepared.read_async().await?;
+    host.keep(ctx, call);
+    Ok(out)
 }
 
 /// [`compute_linear`], blocking: each wait on its own (not one wait around the whole call),
@@ -329,16 +379,12 @@ pub(crate) fn compute_linear_blocking<'a>(
     input: LinearInput<'a>,
     targets: Targets<'a>,
 ) -> Result<LinearOutput> {
-    let host = HostLinear::new(ctx, loss, input, targets)?;
-    let prepared = ctx.block_on(prepare_linear(
-        ctx,
-        &host.loss,
-        host.input(),
-        host.targets(),
-    ))?;
-    host.set_upstream(&prepared)?;
-    prepared.run()?;
-    prepared.read()
+    let host = HostLinear::new(loss, input, targets)?;
+    let call = ctx.block_on(host.take_or_prepare(ctx))?;
+    call.prepared.run()?;
+    let out = call.prepared.read()?;
+    host.keep(ctx, call);
+    Ok(out)
 }
 
 /// The GPU form of fused linear cross-entropy (see [`Context::prepare`]): `input`'s tensors

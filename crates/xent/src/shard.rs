@@ -19,8 +19,10 @@
 
 use crate::context::Context;
 use crate::error::{Error, Operation, Result};
-use crate::gpu::buffers;
 use crate::gpu::tensor::GpuTensor;
+use crate::gpu::Gpu;
+use crate::host::categorical::host_key;
+use crate::host::{HostKey, HostLoss};
 use crate::kernels::cross_entropy::{gpu_labels, prepare_shard_step, ShardStep, SHARD_STATE_LEN};
 use crate::loss::call::ClassShape;
 use crate::loss::{validate, CrossEntropy, GpuInput, GpuTargets, GradMode, Input, Output};
@@ -558,19 +560,17 @@ fn gpu_indices<'a>(what: &'static str, targets: GpuTargets<'a>) -> Result<GpuTen
     }
 }
 
-/// A shard's host call checked and uploaded: its logits and labels (as the GPU reads them) in
-/// buffers, and its options with the `ignore_index` the labels are compared with.
+/// A shard's host call checked: its labels as the GPU reads them, and its options with the
+/// `ignore_index` the labels are compared with.
 struct HostShard {
-    logits: wgpu::Buffer,
-    labels: wgpu::Buffer,
+    labels: Vec<i32>,
     options: CrossEntropy,
     shape: ClassShape,
 }
 
 impl HostShard {
-    /// Checks a shard's logits, targets and options against the vocabulary, then uploads them.
+    /// Checks a shard's logits, targets and options against the vocabulary.
     fn new(
-        ctx: &Context,
         loss: &CrossEntropy,
         shard: VocabShard,
         input: &Input<'_>,
@@ -583,10 +583,8 @@ impl HostShard {
         let labels =
             validate::class_indices("a split", targets, rows, shard.vocab, loss.ignore_index)?;
         let (labels, ignore_index) = gpu_labels(&labels, loss.ignore_index);
-        let gpu = ctx.gpu();
         Ok(HostShard {
-            logits: buffers::upload(gpu, "logits", input.values())?,
-            labels: buffers::upload(gpu, "targets", &labels)?,
+            labels,
             options: CrossEntropy {
                 ignore_index,
                 ..loss.clone()
@@ -595,13 +593,16 @@ impl HostShard {
         })
     }
 
-    /// The uploaded logits, with `grad`.
-    fn input(&self, grad: GradMode) -> GpuInput<'_> {
-        GpuInput::new(&self.logits, [self.shape.rows, self.shape.classes]).with_grad(grad)
+    /// The key its prepared step is kept under in the host cache.
+    fn key(&self, loss: HostLoss, shard: VocabShard, mode: GradMode, ctx: &Context) -> HostKey {
+        let sizes = [shard.first as u64, shard.vocab as u64];
+        let key = host_key(loss, self.shape, &self.options, mode, ctx.tuning());
+        HostKey { sizes, ..key }
     }
 }
 
-/// The host form of [`SplitStates`].
+/// The host form of [`SplitStates`]: the shard's logits and labels uploaded into buffers kept
+/// for the next call of the same shape and options, the states computed and read back.
 pub(crate) async fn split_states<'a>(
     ctx: &Context,
     step: &SplitStates,
@@ -611,15 +612,42 @@ pub(crate) async fn split_states<'a>(
     if input.wants_grad() {
         return Err(no_state_gradient());
     }
-    let host = HostShard::new(ctx, &step.cross_entropy, step.shard, &input, targets)?;
-    let gpu_step = SplitStates {
-        cross_entropy: host.options.clone(),
-        shard: step.shard,
+    let host = HostShard::new(&step.cross_entropy, step.shard, &input, targets)?;
+    let key = host.key(HostLoss::SplitStates, step.shard, GradMode::Off, ctx);
+    let inputs = [
+        ("logits", bytemuck::cast_slice(input.values())),
+        ("targets", bytemuck::cast_slice(&host.labels)),
+    ];
+    let out = ctx
+        .host()
+        .run(key, &inputs, None, |gpu, b| {
+            let tensors = (GpuTensor::new(&b[0]), GpuTensor::new(&b[1]));
+            states_step(gpu, tensors, host.shape, &host.options, step.shard)
+        })
+        .await?;
+    let first = step.shard.first;
+    let classes = first..first + host.shape.classes;
+    ShardStates::from_values(out.lse.unwrap_or_default(), classes, step.shard.vocab)
+}
+
+/// The states step prepared on `tensors` (logits and i32 labels): each row's state over the
+/// shard's classes, into the prepared loss's log-sum-exp slot.
+fn states_step(
+    gpu: &Gpu,
+    tensors: (GpuTensor<'_>, GpuTensor<'_>),
+    shape: ClassShape,
+    loss: &CrossEntropy,
+    shard: VocabShard,
+) -> Result<PreparedLoss> {
+    let kernel_step = ShardStep::State {
+        first: shard.first,
+        total: shard.vocab,
     };
-    let labels = GpuTargets::indices(&host.labels);
-    let prepared = prepare_split_states(ctx, &gpu_step, host.input(GradMode::Off), labels).await?;
-    prepared.run_async().await?;
-    prepared.read_async().await
+    let options = CrossEntropy {
+        reduction: Reduction::None,
+        ..loss.clone()
+    };
+    prepare_shard_step(gpu, tensors, shape, &options, GradMode::Off, kernel_step)
 }
 
 /// States have no gradient.
@@ -644,18 +672,10 @@ pub(crate) async fn prepare_split_states<'a>(
     }
     let labels = gpu_indices("a split's states", targets)?;
     let gpu = ctx.gpu();
-    let kernel_step = ShardStep::State {
-        first: step.shard.first,
-        total: step.shard.vocab,
-    };
-    let options = CrossEntropy {
-        reduction: Reduction::None,
-        ..loss.clone()
-    };
     let tensors = (input.tensor, labels);
     let inner = gpu
         .checked(Operation::Prepare, || {
-            prepare_shard_step(gpu, tensors, shape, &options, GradMode::Off, kernel_step)
+            states_step(gpu, tensors, shape, loss, step.shard)
         })
         .await?;
     let first = step.shard.first;
@@ -680,7 +700,7 @@ pub(crate) async fn finish_split<'a>(
         });
     }
     let (loss, shard, merged) = (&step.cross_entropy, step.shard, targets.merged);
-    let host = HostShard::new(ctx, loss, shard, &input, targets.labels)?;
+    let host = HostShard::new(loss, shard, &input, targets.labels)?;
     let rows = host.shape.rows;
     validate::length(
         "merged shard states",
@@ -711,25 +731,26 @@ pub(crate) async fn finish_split<'a>(
             "row",
         )?),
     };
-    let gpu = ctx.gpu();
-    let states = buffers::upload(gpu, "merged shard states", merged.values())?;
-    let gpu_step = SplitFinish {
-        cross_entropy: host.options.clone(),
-        shard,
-    };
-    let targets = GpuSplitTargets::new(&host.labels, &states);
-    let prepared = prepare_split_finish(ctx, &gpu_step, host.input(mode), targets).await?;
-    if let Some(upstream) = &upstream {
-        prepared.set_upstream(upstream)?;
-    }
-    prepared.run_async().await?;
-    let loss = prepared.read_loss_async().await?;
-    let grad = prepared.read_grad_async().await?;
-    Ok(Output {
-        loss,
-        grad,
-        lse: None,
-    })
+    let key = host.key(HostLoss::SplitFinish, shard, mode, ctx);
+    let inputs = [
+        ("logits", bytemuck::cast_slice(input.values())),
+        ("targets", bytemuck::cast_slice(&host.labels)),
+        ("merged shard states", bytemuck::cast_slice(merged.values())),
+    ];
+    let out = ctx
+        .host()
+        .run(key, &inputs, upstream, |gpu, b| {
+            let kernel_step = ShardStep::Finish {
+                first: shard.first,
+                total: shard.vocab,
+                states: GpuTensor::new(&b[2]),
+                shards: 1,
+            };
+            let tensors = (GpuTensor::new(&b[0]), GpuTensor::new(&b[1]));
+            prepare_shard_step(gpu, tensors, host.shape, &host.options, mode, kernel_step)
+        })
+        .await?;
+    Ok(Output { lse: None, ..out })
 }
 
 /// The GPU form of [`SplitFinish`].

@@ -25,7 +25,7 @@ pub(crate) fn copy_gradient(logits: &mut [f32], grad: &[f32]) -> Result<()> {
 }
 
 /// The key under which a host call's prepared loss is kept for reuse.
-fn host_key(
+pub(crate) fn host_key(
     loss: HostLoss,
     shape: ClassShape,
     options: &CrossEntropy,

@@ -8,6 +8,7 @@ pub(crate) mod categorical;
 pub(crate) mod log_softmax;
 pub(crate) mod parts;
 
+use std::any::Any;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -30,14 +31,18 @@ pub(crate) const DEFAULT_HOST_CALL_BUDGET: u64 = 256 << 20;
 #[derive(Clone)]
 pub(crate) struct Host {
     pub(crate) gpu: Gpu,
-    calls: Arc<Mutex<Pool<HostKey, HostCall>>>,
+    calls: Arc<Mutex<Pool<HostKey, KeptCall>>>,
 }
 
-/// A host call's input buffers and prepared loss, kept so that the next call of the same shape
-/// and options reuses them: it only uploads its data, records and reads back.
-pub(crate) struct HostCall {
-    inputs: Vec<wgpu::Buffer>,
-    prepared: PreparedLoss,
+/// A kept host call, its prepared work of any type (told apart by the key's loss).
+type KeptCall = HostCall<Box<dyn Any + Send + Sync>>;
+
+/// A host call's input buffers and prepared work (a [`PreparedLoss`], or the prepared form of
+/// a loss that wraps one), kept so that the next call of the same shape and options reuses
+/// them: it only uploads its data, records and reads back.
+pub(crate) struct HostCall<P> {
+    pub(crate) inputs: Vec<wgpu::Buffer>,
+    pub(crate) prepared: P,
 }
 
 /// Which host path a kept call belongs to.
@@ -50,6 +55,9 @@ pub(crate) enum HostLoss {
     BceLogits,
     Focal,
     Nll,
+    Linear,
+    SplitStates,
+    SplitFinish,
 }
 
 /// The key of a host call: everything the prepared loss bakes in. A kept call is reused only
@@ -71,6 +79,9 @@ pub(crate) struct HostKey {
     pub(crate) lse: bool,
     /// The bits of each weight vector, `None` where it is absent.
     pub(crate) weights: Vec<Option<Vec<u32>>>,
+    /// Other sizes the prepared work bakes in: a vocabulary shard's first class and
+    /// vocabulary, the fused linear loss's bias and block budget (0 for other losses).
+    pub(crate) sizes: [u64; 2],
 }
 
 impl HostKey {
@@ -92,6 +103,7 @@ impl HostKey {
             ignore_index: 0,
             smoothing: 0,
             lse: false,
+            sizes: [0, 0],
             weights: weights
                 .iter()
                 .map(|w| w.map(|w| w.iter().map(|v| v.to_bits()).collect()))
@@ -146,28 +158,7 @@ impl Host {
         let gpu = &self.gpu;
         let (call, readback) = gpu
             .checked(Operation::Run, || {
-                let reused = lock(&self.calls).take(&key, |_| true);
-                let call = match reused {
-                    Some(call) => {
-                        for (buffer, (_, data)) in call.inputs.iter().zip(inputs) {
-                            if !data.is_empty() {
-                                gpu.queue().write_buffer(buffer, 0, data);
-                            }
-                        }
-                        call
-                    }
-                    None => {
-                        let buffers = inputs
-                            .iter()
-                            .map(|(what, data)| buffers::upload(gpu, what, data))
-                            .collect::<Result<Vec<_>>>()?;
-                        let prepared = prepare(gpu, &buffers)?;
-                        HostCall {
-                            inputs: buffers,
-                            prepared,
-                        }
-                    }
-                };
+                let call = self.take_or_prepare(&key, inputs, prepare)?;
                 let prepared = &call.prepared;
                 if let Some(upstream) = &upstream {
                     prepared.set_upstream(upstream)?;
@@ -193,8 +184,54 @@ impl Host {
             .as_ref()
             .map(|_| values.next().unwrap_or_default());
         let bytes = call.bytes(inputs);
-        lock(&self.calls).put(key, call, bytes);
+        self.keep(key, call, bytes);
         Ok(Output { loss, grad, lse })
+    }
+
+    /// The kept call of an equal `key` with `inputs` written into its buffers, or (none being
+    /// free) `inputs` uploaded into new buffers and `prepare`d on them. Call it inside
+    /// [`Gpu::checked`]; give the call back with [`keep`](Self::keep) once its results are
+    /// read.
+    pub(crate) fn take_or_prepare<P: Any + Send + Sync>(
+        &self,
+        key: &HostKey,
+        inputs: &[(&'static str, &[u8])],
+        prepare: impl FnOnce(&Gpu, &[wgpu::Buffer]) -> Result<P>,
+    ) -> Result<HostCall<P>> {
+        let gpu = &self.gpu;
+        let reused = lock(&self.calls).take(key, |call| call.prepared.is::<P>());
+        if let Some(call) = reused {
+            for (buffer, (_, data)) in call.inputs.iter().zip(inputs) {
+                if !data.is_empty() {
+                    gpu.queue().write_buffer(buffer, 0, data);
+                }
+            }
+            if let Ok(prepared) = call.prepared.downcast::<P>() {
+                return Ok(HostCall {
+                    inputs: call.inputs,
+                    prepared: *prepared,
+                });
+            }
+        }
+        let buffers = inputs
+            .iter()
+            .map(|(what, data)| buffers::upload(gpu, what, data))
+            .collect::<Result<Vec<_>>>()?;
+        let prepared = prepare(gpu, &buffers)?;
+        Ok(HostCall {
+            inputs: buffers,
+            prepared,
+        })
+    }
+
+    /// Keeps `call` (of `bytes` bytes on the GPU, inputs and outputs) for the next call of an
+    /// equal `key`, within the budget.
+    pub(crate) fn keep<P: Any + Send + Sync>(&self, key: HostKey, call: HostCall<P>, bytes: u64) {
+        let call = HostCall {
+            inputs: call.inputs,
+            prepared: Box::new(call.prepared) as Box<dyn Any + Send + Sync>,
+        };
+        lock(&self.calls).put(key, call, bytes);
     }
     /// Runs a host call in the parts [`parts()`] gives, with `run_part(range, reduction,
     /// upstream)` running the items `range` as one host call, and puts the results together
@@ -257,7 +294,7 @@ impl Host {
     }
 }
 
-impl HostCall {
+impl HostCall<PreparedLoss> {
     /// The bytes of its inputs (as uploaded) and outputs on the GPU.
     fn bytes(&self, inputs: &[(&'static str, &[u8])]) -> u64 {
         let prepared = &self.prepared;
