@@ -122,24 +122,9 @@ pub struct PreparedLinear {
     grads: Option<LinearGrads>,
 }
 
+crate::prepared::runs_its_inner_loss!(PreparedLinear);
+
 impl PreparedLinear {
-    /// Records the work into `encoder`. Reads return the results of the last recorded work once
-    /// it has run, and [`Error::NotRun`] until then.
-    pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
-        self.inner.record(encoder);
-    }
-
-    /// Records and submits the work, and resolves once the GPU has finished it.
-    pub async fn run_async(&self) -> Result<()> {
-        self.inner.run_async().await
-    }
-
-    /// Records, submits and waits for the work.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn run(&self) -> Result<()> {
-        self.inner.run()
-    }
-
     /// Sets the upstream gradient the gradients are scaled by: one value for `Mean` and
     /// `Sum`, one per token for `None`. Written through the queue, so it takes effect for work
     /// submitted afterwards.

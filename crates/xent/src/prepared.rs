@@ -9,6 +9,32 @@ use crate::gpu::readback::Source;
 use crate::gpu::Gpu;
 use crate::loss::{Loss, Reduction};
 
+/// The running of a prepared form that wraps a [`PreparedLoss`] in its field `inner`
+/// (`record`, `run_async`, `run`), in an impl block of its own.
+macro_rules! runs_its_inner_loss {
+    ($t:ty) => {
+        impl $t {
+            /// Records the work into `encoder`. Reads return the results of the last recorded
+            /// work once it has run, and [`Error::NotRun`](crate::Error::NotRun) until then.
+            pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
+                self.inner.record(encoder);
+            }
+
+            /// Records and submits the work, and resolves once the GPU has finished it.
+            pub async fn run_async(&self) -> crate::Result<()> {
+                self.inner.run_async().await
+            }
+
+            /// Records, submits and waits for the work.
+            #[cfg(not(target_arch = "wasm32"))]
+            pub fn run(&self) -> crate::Result<()> {
+                self.inner.run()
+            }
+        }
+    };
+}
+pub(crate) use runs_its_inner_loss;
+
 /// A loss prepared on GPU buffers: pipelines compiled, buffers and bind groups created.
 ///
 /// [`record`](Self::record) adds its work to a command encoder (allocating nothing, reading

@@ -472,24 +472,9 @@ pub struct PreparedStates {
     vocab: usize,
 }
 
+crate::prepared::runs_its_inner_loss!(PreparedStates);
+
 impl PreparedStates {
-    /// Records the work into `encoder`. Reads return the states of the last recorded work once
-    /// it has run, and [`Error::NotRun`] until then.
-    pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
-        self.inner.record(encoder);
-    }
-
-    /// Records and submits the work, and resolves once the GPU has finished it.
-    pub async fn run_async(&self) -> Result<()> {
-        self.inner.run_async().await
-    }
-
-    /// Records, submits and waits for the work.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn run(&self) -> Result<()> {
-        self.inner.run()
-    }
-
     /// The f32 buffer of the states, [`ShardStates::VALUES_PER_ROW`] per row, packed (with
     /// `COPY_SRC`, so it can be copied out, gathered, or be [`GpuSplitTargets::states`] itself).
     pub fn states_buffer(&self) -> &wgpu::Buffer {

@@ -160,15 +160,9 @@ pub(crate) fn cross_entropy_indices<L: ClassIndex>(
     targets: &[L],
     options: &CrossEntropy,
 ) -> Result<usize> {
-    let rows = rows_of(logits, classes)?;
-    length(
-        "targets",
-        targets.len(),
-        rows,
-        "one class index per row: (N,) for (N, C) logits, (N, d1, ..., dk) for (N, C, d1, ..., \
-         dk), one for unbatched (C,)",
-    )?;
-    cross_entropy_options(options, classes)?;
+    let rule = "one class index per row: (N,) for (N, C) logits, (N, d1, ..., dk) for (N, C, \
+                d1, ..., dk), one for unbatched (C,)";
+    let rows = categorical_rows(logits, classes, options, (targets.len(), 1, rule))?;
     labels(targets, classes, options.ignore_index)?;
     Ok(rows)
 }
@@ -180,13 +174,20 @@ pub(crate) fn cross_entropy_probs(
     targets: &[f32],
     options: &CrossEntropy,
 ) -> Result<usize> {
+    let rule = "probability targets have the logits' shape";
+    categorical_rows(logits, classes, options, (targets.len(), classes, rule))
+}
+
+/// The rows of categorical `logits`, checked with the options and the targets' length
+/// (`targets` values, `per_row` a row, as `rule` says).
+fn categorical_rows(
+    logits: &[f32],
+    classes: usize,
+    options: &CrossEntropy,
+    (targets, per_row, rule): (usize, usize, &str),
+) -> Result<usize> {
     let rows = rows_of(logits, classes)?;
-    length(
-        "targets",
-        targets.len(),
-        logits.len(),
-        "probability targets have the logits' shape",
-    )?;
+    length("targets", targets, rows.saturating_mul(per_row), rule)?;
     cross_entropy_options(options, classes)?;
     Ok(rows)
 }
