@@ -12,15 +12,17 @@ if [ ! -d "${XDG_RUNTIME_DIR:-}" ] && [ -z "${MESA_VK_DEVICE_SELECT:-}" ]; then
 fi
 start=$SECONDS
 # Every crate of the workspace (the library's tests take its `bench` tools, which the
-# command's crate enables for the whole build).
+# command's crate enables for the whole build). The build also links the examples, which run
+# below as built (`cargo run -p xent` would build xent again with other features).
 cargo test --release --workspace --exclude xent-web "$@"
+examples="$(scripts/target-dir.sh)/release/examples"
 # The pipeline example must converge (it exits non-zero otherwise).
-cargo run --release -p xent --example train_classifier
+"$examples/train_classifier"
 # A byte-level language model trained with fused linear cross-entropy must reach its text's
 # bigram entropy (it exits non-zero otherwise).
-cargo run --release -p xent --example train_bigram_lm
+"$examples/train_bigram_lm"
 # A vocabulary split over two adapters must match the unsplit run (it exits non-zero otherwise).
-cargo run --release -p xent --example sharded_vocab
+"$examples/sharded_vocab"
 echo "main suite: $((SECONDS - start)) s"
 # Each crate meant for the registry packages, and builds from its own tarball (a shader or
 # file outside a package fails it). A target directory of its own each run: cargo unpacks the
