@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks `xent eval` against PyTorch in float64, the README's Python recipe run for each
 feature: K-dimensional and unbatched cross-entropy (class indices and probabilities), logit
-softcap, z-loss and the log-sum-exp output, the NLL loss, the sigmoid focal loss and fused
+softcap, z-loss and the log-sum-exp output, the NLL loss, the sigmoid focal loss, BCE with
+logits on targets outside [0, 1], and fused
 linear cross-entropy (`eval linear-ce`, against F.cross_entropy of hidden @ classifier.T +
 bias), every reduction, with gradients. Inputs are float32; PyTorch computes on them widened to float64.
 Each output must match within 2e-5 of its largest magnitude, with NaN and infinities where
@@ -170,6 +171,28 @@ def check_focal(tmp):
             close(case + " gradient", grad, x.grad.numpy())
 
 
+def check_bce_logits(tmp):
+    x32 = (rng.standard_normal((6, 5)) * 8).astype(np.float32)
+    # Targets outside [0, 1], as PyTorch takes them, beside soft and hard ones.
+    t32 = rng.uniform(-3, 4, (6, 5)).astype(np.float32)
+    t32[0] = [-1.3, 2.5, 0.0, 1.0, 1e3]
+    weight = rng.uniform(0.0, 2.0, (6, 5)).astype(np.float32)
+    pos_weight = np.array([0.5, 3.0, -2.0, 1.0, 2.0], dtype=np.float32)
+    for reduction in ["none", "mean", "sum"]:
+        inputs = {"--input": x32, "--target": t32, "--weight": weight,
+                  "--pos-weight": pos_weight}
+        loss, grad = xent_eval(tmp, ["bce", "--logits", "--reduction", reduction], inputs,
+                               ["--loss-out", "--grad-out"])
+        x = torch.from_numpy(x32).double().requires_grad_(True)
+        want = F.binary_cross_entropy_with_logits(
+            x, torch.from_numpy(t32).double(), weight=torch.from_numpy(weight).double(),
+            pos_weight=torch.from_numpy(pos_weight).double(), reduction=reduction)
+        want.sum().backward()
+        case = f"bce with logits, targets -3..1e3, weight, pos_weight {reduction}"
+        close(case + " loss", loss, want.detach().numpy())
+        close(case + " gradient", grad, x.grad.numpy())
+
+
 def check_linear(tmp, shape, ignore_index=-100, smoothing=0.0, softcap=None, z_loss=0.0,
                  weighted=False, biased=True, reductions=("none", "mean", "sum"), block=None):
     n, d, v = shape
@@ -232,6 +255,7 @@ def main():
                  np.array([0, 2, 4, 6, 8, 10, 12, 3], dtype=np.int64), z_loss=1e-3, masks=True)
         check_nll(tmp)
         check_focal(tmp)
+        check_bce_logits(tmp)
         check_linear(tmp, (1, 1, 1), ignore_index=-1)
         check_linear(tmp, (2, 1, 1), smoothing=0.1, z_loss=1e-2)
         check_linear(tmp, (37, 16, 300))

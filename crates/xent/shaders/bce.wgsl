@@ -4,7 +4,7 @@
 //   dl_i/dp_i = w_i (p_i - t_i) / max((1 - p_i) p_i, 1e-12)      (PyTorch's clamp)
 // Reductions and the upstream scale: common/elementwise_main.wgsl. A probability or target outside
 // [0, 1] (or NaN) makes its element's loss and gradient NaN and is recorded in `status`
-// (record_outside_unit).
+// (record_refused).
 
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> upstream: array<f32>;
@@ -29,10 +29,10 @@ fn element(i: u32) -> vec2<f32> {
         l = nan_f32();
         g = nan_f32();
         if (bad_t) {
-            record_outside_unit(0u, i);
+            record_refused(0u, i);
         }
         if (bad_p) {
-            record_outside_unit(2u, i);
+            record_refused(2u, i);
         }
     }
     return vec2<f32>(l, g);

@@ -10,7 +10,7 @@
 // is NaN for gamma > 0, a (p - t) for gamma = 0, as autograd gives them.
 // Reductions and the upstream scale: common/elementwise_main.wgsl. A target outside [0, 1] (or
 // NaN) makes its element's loss and gradient NaN and is recorded in `status`
-// (record_outside_unit).
+// (record_refused).
 
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> upstream: array<f32>;
@@ -84,7 +84,7 @@ fn element(i: u32) -> vec2<f32> {
         g = a * ((p - t) * mg + focus * ce);
     }
     if (is_infinite(x)) {
-        l = scaled_infinite(infinite_logit_loss(x, t, 1.0), a * mg);
+        l = scaled_infinite(infinite_logit_loss(x, t, 1.0, 1.0), a * mg);
         g = a * (p - t);
         if (params.gamma > 0.0) {
             g = nan_f32();
@@ -93,7 +93,7 @@ fn element(i: u32) -> vec2<f32> {
     if (!in_unit_interval(t)) {
         l = nan_f32();
         g = nan_f32();
-        record_outside_unit(0u, i);
+        record_refused(0u, i);
     }
     return vec2<f32>(l, g);
 }

@@ -100,8 +100,9 @@ pub enum Error {
         label: usize,
     },
 
-    /// A value of binary cross-entropy outside `[0, 1]` (or NaN): an input probability of
-    /// [`BinaryCrossEntropy`](crate::BinaryCrossEntropy), or a target of either binary loss.
+    /// A value of binary cross-entropy outside `[0, 1]` (or NaN): an input probability or a
+    /// target of [`BinaryCrossEntropy`](crate::BinaryCrossEntropy), or a target of
+    /// [`SigmoidFocalLoss`](crate::SigmoidFocalLoss).
     /// Found on the host before anything runs; for tensors on the GPU, recorded by the kernel
     /// (whose loss and gradient are then NaN there) and reported when results are read (or by
     /// [`crate::PreparedLoss::check_targets`]).
@@ -117,6 +118,24 @@ pub enum Error {
         /// Its value: known on the host, `None` for tensors on the GPU.
         value: Option<f32>,
         /// How many elements of that tensor are outside `[0, 1]`.
+        count: usize,
+    },
+
+    /// A target of [`BinaryCrossEntropyWithLogits`](crate::BinaryCrossEntropyWithLogits)
+    /// that is NaN or infinite (any finite target is taken, as PyTorch takes it). Found on the
+    /// host before anything runs; for tensors on the GPU, recorded by the kernel (whose loss and
+    /// gradient are then NaN there) and reported when results are read (or by
+    /// [`crate::PreparedLoss::check_targets`]).
+    #[error(
+        "target at index {index}{} is not finite; {count} such value(s)",
+        value.map_or(" (read on the GPU)".to_string(), |v| format!(", {v},"))
+    )]
+    NonFiniteTarget {
+        /// The index of the first offending element.
+        index: usize,
+        /// Its value: known on the host, `None` for tensors on the GPU.
+        value: Option<f32>,
+        /// How many targets are not finite.
         count: usize,
     },
 

@@ -172,6 +172,9 @@ pub(crate) enum StatusKind {
     /// Words: count of targets outside [0, 1], 0xffffffff - first such element, then the same
     /// for input probabilities (BCE on probabilities only).
     UnitInterval,
+    /// Words: count of targets that are not finite, 0xffffffff - first such element (BCE with
+    /// logits).
+    Finite,
 }
 
 impl StatusKind {
@@ -180,6 +183,7 @@ impl StatusKind {
         match self {
             StatusKind::Labels { .. } => 3,
             StatusKind::UnitInterval => 4,
+            StatusKind::Finite => 2,
         }
     }
 }
@@ -227,6 +231,14 @@ impl TargetStatus {
                         count: bits[word] as usize,
                     })
                 }),
+            StatusKind::Finite => match bits[..] {
+                [count, first] if count > 0 => Err(Error::NonFiniteTarget {
+                    index: (u32::MAX - first) as usize,
+                    value: None,
+                    count: count as usize,
+                }),
+                _ => Ok(()),
+            },
         }
     }
 }
@@ -496,8 +508,9 @@ impl PreparedLoss {
 
     /// Checks the targets of the last recorded run without blocking (reads back 16 bytes):
     /// [`Error::LabelOutOfRange`] if a class index was outside [0, C) and not `ignore_index`,
-    /// [`Error::ProbabilityOutOfRange`] if a binary target (or a probability of
-    /// [`BinaryCrossEntropy`](crate::BinaryCrossEntropy)) was outside [0, 1] or NaN. For
+    /// [`Error::ProbabilityOutOfRange`] if a target of BCE or the focal loss (or a probability
+    /// of [`BinaryCrossEntropy`](crate::BinaryCrossEntropy)) was outside [0, 1] or NaN,
+    /// [`Error::NonFiniteTarget`] if a target of BCE with logits was infinite or NaN. For
     /// callers who never read the loss back; `Ok` at once for the losses whose targets cannot
     /// be out of range (probability targets and log-softmax).
     ///

@@ -10,7 +10,8 @@ pub struct BceArgs {
     /// Input: probabilities in [0, 1], or logits with --logits.
     #[arg(long, value_name = "X.npy")]
     input: String,
-    /// Target of the input's shape, in [0, 1]: any float type, any integer type or bool.
+    /// Target of the input's shape, in [0, 1] (any finite value with --logits): any float type,
+    /// any integer type or bool.
     #[arg(long, value_name = "T.npy")]
     target: String,
     /// The input holds logits (binary_cross_entropy_with_logits).

@@ -149,7 +149,9 @@ fn blame(e: Error, files: &[(&str, &str)]) -> String {
             .map_or(role.to_string(), |(_, f)| f.to_string())
     };
     match &e {
-        Error::LabelOutOfRange { .. } => format!("{}: {e}", file("target")),
+        Error::LabelOutOfRange { .. } | Error::NonFiniteTarget { .. } => {
+            format!("{}: {e}", file("target"))
+        }
         Error::ProbabilityOutOfRange { what, .. } => {
             let role = if *what == "target" { "target" } else { "input" };
             format!("{}: {e}", file(role))

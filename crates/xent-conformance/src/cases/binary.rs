@@ -1,5 +1,5 @@
 //! Binary cross-entropy on probabilities (0 and 1 included) and with logits (|x| = 1e4, both
-//! weights), for each reduction, and sigmoid focal loss.
+//! weights), for each reduction; with logits on targets outside [0, 1]; and sigmoid focal loss.
 
 use super::*;
 
@@ -58,6 +58,34 @@ pub(crate) fn add(out: &mut Vec<Case>) {
             },
         ));
     }
+    // BCE with logits takes any finite target, as PyTorch does: targets from -3 to 4 and
+    // beyond, pos_weight on both sides of 1 and below 0.
+    let mut rng = Rng(230);
+    let len = 10_000;
+    let mut x = rng.vec(len, -30.0, 30.0);
+    x[0] = 1e4;
+    x[1] = -1e4;
+    let mut t = rng.vec(len, -3.0, 4.0);
+    t[2..6].copy_from_slice(&[-1.3, 2.5, 1e3, -1e3]);
+    let options = BinaryCrossEntropyWithLogits {
+        weight: None,
+        pos_weight: Some(vec![-2.0, 0.5, 1.0, 3.0]),
+        reduction: Reduction::None,
+    };
+    out.push(case(
+        format!("bce_with_logits, targets outside [0, 1], pos_weight (4,) {len} none"),
+        move |ctx| {
+            Box::pin(async move {
+                both(
+                    ctx,
+                    &options,
+                    || Input::new(&x, [x.len() / 4, 4]).with_grad(),
+                    &t[..],
+                )
+                .await
+            })
+        },
+    ));
     // Sigmoid focal loss: torchvision's defaults, then alpha off with a fractional gamma, on
     // logits that reach where sigmoid saturates and beyond, with hard and soft targets.
     for (k, r) in [Reduction::None, Reduction::Mean, Reduction::Sum]

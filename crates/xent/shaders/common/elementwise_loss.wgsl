@@ -68,11 +68,22 @@ fn sigmoid(x: f32) -> f32 {
     return z / (1.0 + z);
 }
 
-// PyTorch's w ((1 - t) x - q logsigmoid(x)) at x = +-inf: at -inf it is -inf + inf = NaN; at
-// +inf logsigmoid is 0, leaving w (1 - t) inf (NaN where w (1 - t) = 0).
-fn infinite_logit_loss(x: f32, t: f32, w: f32) -> f32 {
-    let c = w * (1.0 - t);
-    if (x < 0.0 || c == 0.0) {
+// PyTorch's w ((1 - t) x - q logsigmoid(x)), q = 1 + (pw - 1) t, at x = +-inf, for any target:
+// at +inf logsigmoid is 0, leaving (1 - t) inf; at -inf logsigmoid is -inf, giving
+// (t - 1) inf + q inf, infinite where both terms have one sign and NaN where they cancel or one
+// is 0 x inf; then times w (NaN where w is 0). Written out on signs, as no shader compiler is
+// trusted with inf arithmetic.
+fn infinite_logit_loss(x: f32, t: f32, pw: f32, w: f32) -> f32 {
+    var s = 1.0 - t;
+    if (x < 0.0) {
+        let q = 1.0 + (pw - 1.0) * t;
+        s = t - 1.0;
+        if (q == 0.0 || (s > 0.0) != (q > 0.0)) {
+            return nan_f32();
+        }
+    }
+    let c = w * s;
+    if (c == 0.0) {
         return nan_f32();
     }
     if (c < 0.0) {
@@ -82,8 +93,10 @@ fn infinite_logit_loss(x: f32, t: f32, w: f32) -> f32 {
 }
 
 // (1 - t) x - pw' logsigmoid(x) with pw' = 1 + (pw - 1) t, BCE with logits before its weight,
-// in the form h + pw' log1p(exp(-|x|)) with h = (1 - t) x for x >= 0 and -pw t x otherwise:
-// both terms are >= 0 for t in [0, 1], so a tiny loss is not lost to cancellation. Finite x.
+// in the form h + pw' log1p(exp(-|x|)) with h = (1 - t) x for x >= 0 and -pw t x otherwise (equal
+// for any t): both terms are >= 0 for t in [0, 1] and pw >= 0, so a tiny loss is not lost to
+// cancellation; for other targets they may differ in sign, and cancel no worse than PyTorch's
+// (1 - t) x - pw' (x - log1p(exp(x))) does at x < 0. Finite x.
 fn bce_logits_term(x: f32, t: f32, pw: f32) -> f32 {
     let q = 1.0 + (pw - 1.0) * t;
     var h = (1.0 - t) * x;
@@ -100,11 +113,17 @@ fn in_unit_interval(v: f32) -> bool {
     return bits <= 0x3f800000u || bits == 0x80000000u;
 }
 
-// Records element i of this dispatch as outside [0, 1] in the kernel's `status` (cleared before
-// the kernel runs): status[word] counts such elements, status[word + 1] keeps
-// 0xffffffff - (first such element of the whole input) by an atomic max, so 0 means none.
-// Word 0 is for targets, word 2 for input probabilities.
-fn record_outside_unit(word: u32, i: u32) {
+// Whether v is finite (neither infinite nor NaN), decided on its bits (an all-ones exponent is
+// infinite or NaN).
+fn is_finite_bits(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
+}
+
+// Records element i of this dispatch as a value its loss refuses (outside [0, 1], or not finite)
+// in the kernel's `status` (cleared before the kernel runs): status[word] counts such elements,
+// status[word + 1] keeps 0xffffffff - (first such element of the whole input) by an atomic max,
+// so 0 means none. Word 0 is for targets, word 2 for input probabilities.
+fn record_refused(word: u32, i: u32) {
     atomicAdd(&status[word], 1u);
     atomicMax(&status[word + 1u], 0xffffffffu - (params.elem_base + i));
 }

@@ -132,7 +132,12 @@ fn prepare_bce(
     };
     let key = KernelKey::typed(kind.kernel, constants, buffers.types);
     let mut program = buffers.program();
-    let status = TargetStatus::new(gpu, StatusKind::UnitInterval)?;
+    // BCE with logits takes any finite target (as PyTorch); the others, values in [0, 1].
+    let status_kind = match kind.kernel {
+        Kernel::BceLogits => StatusKind::Finite,
+        _ => StatusKind::UnitInterval,
+    };
+    let status = TargetStatus::new(gpu, status_kind)?;
     program.clear(&status.buffer);
     for range in chunks {
         let x = input.rows_window(gpu.limits(), "input", range.clone(), 1)?;

@@ -259,10 +259,12 @@ pub struct BinaryCrossEntropy {
 /// all elements. The gradient is `s w_i ((pos_weight_d t_i + 1 - t_i) sigmoid(x_i) -
 /// pos_weight_d t_i)`.
 ///
-/// Errors: a target outside [0, 1] or NaN ([`crate::Error::ProbabilityOutOfRange`]: on the host
-/// before anything runs, for GPU tensors when results are read; PyTorch's own kernel accepts
-/// such targets, but they are no probabilities, and its loss formula no longer holds for
-/// them), a weight or pos_weight of a shape that does not broadcast, or not finite.
+/// Targets may be any finite value, as PyTorch takes them (soft targets in [0, 1], and others
+/// such as -1.3 or 2.5, for which the same formula and gradient hold).
+///
+/// Errors: a target that is NaN or infinite ([`crate::Error::NonFiniteTarget`]: on the host
+/// before anything runs, for GPU tensors when results are read), a weight or pos_weight of a
+/// shape that does not broadcast, or not finite.
 ///
 /// ```
 /// use xent::{BinaryCrossEntropyWithLogits, Context, Input};

@@ -212,7 +212,8 @@ pub(crate) fn cross_entropy_options(options: &CrossEntropy, classes: usize) -> R
 }
 
 /// Checks the inputs of binary cross-entropy: targets of the input's length, weight and
-/// pos_weight repeating over it, probabilities and targets in [0, 1].
+/// pos_weight repeating over it, probabilities and targets in [0, 1] (targets of BCE with
+/// logits finite).
 pub(crate) fn binary(input: &[f32], target: &[f32], loss: BinaryLoss<'_>) -> Result<()> {
     let weight = match loss {
         BinaryLoss::Probs(o) => o.weight.as_deref(),
@@ -224,11 +225,25 @@ pub(crate) fn binary(input: &[f32], target: &[f32], loss: BinaryLoss<'_>) -> Res
     match loss {
         BinaryLoss::Probs(_) => probabilities("input probability", input)?,
         BinaryLoss::Logits(o) => {
-            period("pos_weight", o.pos_weight.as_deref(), input.len()).map(drop)?
+            period("pos_weight", o.pos_weight.as_deref(), input.len())?;
+            return finite_targets(target);
         }
         BinaryLoss::Focal(o) => focal(o)?,
     }
     probabilities("target", target)
+}
+
+/// Checks every target of BCE with logits is finite (PyTorch takes any finite target).
+pub(crate) fn finite_targets(target: &[f32]) -> Result<()> {
+    let bad = |v: &&f32| !v.is_finite();
+    let Some(index) = target.iter().position(|v| bad(&v)) else {
+        return Ok(());
+    };
+    Err(Error::NonFiniteTarget {
+        index,
+        value: Some(target[index]),
+        count: target[index..].iter().filter(bad).count(),
+    })
 }
 
 /// Checks the focal loss's options: `gamma` finite and >= 0 (a negative one makes a perfect

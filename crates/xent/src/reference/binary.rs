@@ -37,11 +37,13 @@ pub(super) fn bce_f64(
 /// algebraically equal form `h + q log1p(exp(-|x|))` with `h = (1 - t) x` for `x >= 0` and
 /// `-pos_weight t x` otherwise. PyTorch's form cancels catastrophically even in f64 when
 /// `x << 0` and `t` is tiny (x = -8e29, t = 1e-30 gives 0 instead of 0.8); this one does not.
-/// At an infinite `x` it is what PyTorch's form gives: NaN at -inf, `(1 - t) inf` at +inf.
+/// The two forms are equal for any target, in [0, 1] or not. At an infinite `x` it is
+/// PyTorch's form itself, in IEEE arithmetic (`logsigmoid(inf) = 0`, `logsigmoid(-inf) = -inf`).
 pub(super) fn bce_logits_term(x: f64, t: f64, pos_weight: f64) -> f64 {
     let q = 1.0 + (pos_weight - 1.0) * t;
     if x.is_infinite() {
-        return if x < 0.0 { f64::NAN } else { (1.0 - t) * x };
+        let logsigmoid = if x > 0.0 { 0.0 } else { f64::NEG_INFINITY };
+        return (1.0 - t) * x - q * logsigmoid;
     }
     let h = if x >= 0.0 {
         (1.0 - t) * x

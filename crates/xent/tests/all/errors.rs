@@ -341,29 +341,22 @@ fn option_and_value_errors() {
     }
 }
 
-/// Binary targets outside [0, 1] (or NaN) are refused on the host for both binary losses, as
-/// PyTorch refuses them, naming the first one and counting them; 0 and 1 themselves are fine.
+/// BCE targets outside [0, 1] (or NaN) are refused on the host, as PyTorch refuses them, naming
+/// the first one and counting them; 0 and 1 themselves are fine. BCE with logits takes any
+/// finite target, as PyTorch does, and refuses infinite and NaN ones the same way.
 #[test]
-fn binary_targets_outside_the_unit_interval_are_refused() {
+fn binary_targets_outside_their_range_are_refused() {
     let ctx = &contexts()[0];
     let x = [0.25f32, 0.5, 0.75, 0.5];
-    for bad in [2.0f32, -1.0, f32::NAN, 1.0000001, -1e-30] {
+    let logits = BinaryCrossEntropyWithLogits::default();
+    for bad in [2.0f32, -1.0, f32::NAN, 1.0000001, -1e-30, f32::INFINITY] {
         let mut t = vec![0.0f32, 1.0, 0.5, 0.0];
         t[1] = bad;
         t[3] = bad;
         let probs = ctx.compute(&BinaryCrossEntropy::default(), Input::new(&x, flat(&x)), &t);
-        let logits = ctx.compute(
-            &BinaryCrossEntropyWithLogits::default(),
-            Input::new(&x, flat(&x)),
-            &t,
-        );
         let reference =
             xent::reference::compute(&BinaryCrossEntropy::default(), Input::new(&x, flat(&x)), &t);
-        for (what, got) in [
-            ("bce", probs.map(drop)),
-            ("bce with logits", logits.map(drop)),
-            ("reference", reference.map(drop)),
-        ] {
+        for (what, got) in [("bce", probs.map(drop)), ("reference", reference.map(drop))] {
             match got {
                 Err(Error::ProbabilityOutOfRange {
                     what: "target",
@@ -372,6 +365,22 @@ fn binary_targets_outside_the_unit_interval_are_refused() {
                     count: 2,
                 }) if v.to_bits() == bad.to_bits() => {}
                 other => panic!("{what}, target {bad}: {other:?}"),
+            }
+        }
+        let with_logits = ctx.compute(&logits, Input::new(&x, flat(&x)), &t).map(drop);
+        let reference = xent::reference::compute(&logits, Input::new(&x, flat(&x)), &t).map(drop);
+        for (what, got) in [("bce with logits", with_logits), ("reference", reference)] {
+            match (bad.is_finite(), got) {
+                (true, Ok(())) => {}
+                (
+                    false,
+                    Err(Error::NonFiniteTarget {
+                        index: 1,
+                        value: Some(v),
+                        count: 2,
+                    }),
+                ) if v.to_bits() == bad.to_bits() => {}
+                (_, other) => panic!("{what}, target {bad}: {other:?}"),
             }
         }
     }

@@ -265,6 +265,57 @@ fn binary_cross_entropy_with_logits_matches_reference() {
     }
 }
 
+/// BCE with logits takes any finite target, as PyTorch does: targets like -1.3, 2.5 and 1e3
+/// give the reference's loss and gradient (PyTorch's formula, which holds for any target) with
+/// weights and pos_weight, over the tiles of every context; and at infinite logits the loss is
+/// what PyTorch's expression gives there (+-inf where its two terms agree in sign, NaN where
+/// they cancel), the gradient finite.
+#[test]
+fn bce_with_logits_takes_any_finite_target_as_pytorch() {
+    let mut rng = Rng::new(61);
+    let len = 4099;
+    let mut x = rng.vec(len, -40.0, 40.0);
+    let mut t = rng.vec(len, -3.0, 4.0);
+    let edges = [-1.3f32, 2.5, 1e3, -1e3, 0.0, 1.0, -0.0, 1.5];
+    for (i, &v) in edges.iter().enumerate() {
+        t[i] = v;
+        t[len - 1 - i] = v;
+    }
+    // Infinite logits against targets below 0, in [0, 1] and above 1, with pos_weight below
+    // and above 1 (the sign of q = 1 + (pw - 1) t decides -inf's loss).
+    for (k, &tv) in [-1.3f32, 0.0, 0.5, 1.0, 2.5].iter().enumerate() {
+        x[20 + 2 * k] = f32::INFINITY;
+        t[20 + 2 * k] = tv;
+        x[21 + 2 * k] = f32::NEG_INFINITY;
+        t[21 + 2 * k] = tv;
+    }
+    for ctx in contexts() {
+        for (with_weight, pos_weight) in [
+            (false, None),
+            (true, Some((0.25, 4.0))),
+            (false, Some((-2.0, 3.0))),
+        ] {
+            for reduction in REDUCTIONS {
+                let options = BinaryCrossEntropyWithLogits {
+                    weight: with_weight.then(|| rng.vec(len, 0.0, 3.0)),
+                    pos_weight: pos_weight.map(|(lo, hi)| rng.vec(1, lo, hi)),
+                    reduction,
+                };
+                let case = format!(
+                    "bce_with_logits, any target, weight {with_weight} pos_weight {pos_weight:?} \
+                     {reduction:?}"
+                );
+                let input = || Input::new(&x, bce_shape(&x, &options)).with_grad();
+                let got = ctx.compute(&options, input(), &t).unwrap();
+                let want = reference::compute(&options, input(), &t).unwrap();
+                assert_loss(ctx, &case, &got.loss, &want.loss);
+                let (got, want) = (got.grad.unwrap(), want.grad.unwrap());
+                assert_grad_close(ctx, &case, &got, &want);
+            }
+        }
+    }
+}
+
 #[test]
 fn extreme_and_masked_rows_match_reference() {
     let c = 257;

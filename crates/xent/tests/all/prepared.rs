@@ -697,15 +697,17 @@ fn the_callers_errors_stay_the_callers() {
     assert_close(&ctx, "host call", host.loss.values(), &[5f64.ln()]);
 }
 
-/// Binary targets (and BCE probabilities) outside [0, 1] that never saw the host make their
-/// elements' loss and gradient NaN, and every read reports the first one of the whole input and
-/// how many there are, whichever chunk holds it (the context cuts the input into parts).
+/// Binary targets (and BCE probabilities) outside [0, 1] that never saw the host, and targets of
+/// BCE with logits that are not finite, make their elements' loss and gradient NaN, and every
+/// read reports the first one of the whole input and how many there are, whichever chunk holds
+/// it (the context cuts the input into parts). BCE with logits takes the finite ones.
 #[test]
 fn binary_values_that_never_saw_the_host_give_nan_and_an_error_not_a_value() {
     let n = 300_000;
     let input: Vec<f32> = (0..n).map(|i| 0.1 + 0.8 * (i % 7) as f32 / 7.0).collect();
     let mut targets: Vec<f32> = (0..n).map(|i| (i % 3) as f32 / 2.0).collect();
     targets[123_457] = 2.0;
+    targets[200_002] = f32::INFINITY;
     targets[250_001] = f32::NAN;
     targets[299_999] = -1.0;
     let mut bad_input = input.clone();
@@ -720,7 +722,12 @@ fn binary_values_that_never_saw_the_host_give_nan_and_an_error_not_a_value() {
             what: "target",
             index: 123_457,
             value: None,
-            count: 3,
+            count: 4,
+        };
+        let non_finite = Error::NonFiniteTarget {
+            index: 200_002,
+            value: None,
+            count: 2,
         };
         let input_error = Error::ProbabilityOutOfRange {
             what: "input probability",
@@ -733,22 +740,15 @@ fn binary_values_that_never_saw_the_host_give_nan_and_an_error_not_a_value() {
             reduction: Reduction::None,
             ..Default::default()
         };
-        let bce = [123_457, 250_001, 299_999];
-        check_binary_status(
-            ctx,
-            "bce",
-            &probs,
-            (&x_buf, &t_buf, n),
-            target_error.clone(),
-            &bce,
-        );
+        let bce = [123_457, 200_002, 250_001, 299_999];
+        check_binary_status(ctx, "bce", &probs, (&x_buf, &t_buf, n), target_error, &bce);
         check_binary_status(
             ctx,
             "bce with logits",
             &logits,
             (&x_buf, &t_buf, n),
-            target_error,
-            &bce,
+            non_finite,
+            &[200_002, 250_001],
         );
         check_binary_status(
             ctx,
