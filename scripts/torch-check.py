@@ -111,17 +111,19 @@ def check_ce(tmp, name, shape, target, weight=None, ignore_index=-100, smoothing
                 "--label-smoothing", str(smoothing), "--z-loss", str(z_loss)]
         if softcap:
             args += ["--softcap", str(softcap)]
-        inputs = {"--logits": x32, "--target": target}
-        if weight is not None:
-            inputs["--weight"] = weight
-        loss, grad, lse = xent_eval(tmp, args, inputs, ["--loss-out", "--grad-out", "--lse-out"])
         x = torch.from_numpy(x32).double().requires_grad_(True)
         t = torch.from_numpy(target)
         t = t.long() if target.dtype.kind == "i" else t.double()
         want, want_lse = ce_reference(x, t, weight, ignore_index, smoothing, softcap, z_loss,
                                       reduction)
-        want.sum().backward()
-        case = f"{name} {reduction}"
+        # A non-unit upstream gradient (loss.backward(u)), as --upstream gives it.
+        u32 = rng.uniform(-2, 2, tuple(want.shape)).astype(np.float32)
+        want.backward(torch.from_numpy(u32).double())
+        inputs = {"--logits": x32, "--target": target, "--upstream": u32}
+        if weight is not None:
+            inputs["--weight"] = weight
+        loss, grad, lse = xent_eval(tmp, args, inputs, ["--loss-out", "--grad-out", "--lse-out"])
+        case = f"{name} {reduction}, upstream"
         close(case + " loss", loss, want.detach().numpy())
         close(case + " gradient", grad, x.grad.numpy())
         close(case + " log-sum-exp", lse, want_lse.detach().numpy())
@@ -179,16 +181,17 @@ def check_bce_logits(tmp):
     weight = rng.uniform(0.0, 2.0, (6, 5)).astype(np.float32)
     pos_weight = np.array([0.5, 3.0, -2.0, 1.0, 2.0], dtype=np.float32)
     for reduction in ["none", "mean", "sum"]:
-        inputs = {"--input": x32, "--target": t32, "--weight": weight,
-                  "--pos-weight": pos_weight}
-        loss, grad = xent_eval(tmp, ["bce", "--logits", "--reduction", reduction], inputs,
-                               ["--loss-out", "--grad-out"])
         x = torch.from_numpy(x32).double().requires_grad_(True)
         want = F.binary_cross_entropy_with_logits(
             x, torch.from_numpy(t32).double(), weight=torch.from_numpy(weight).double(),
             pos_weight=torch.from_numpy(pos_weight).double(), reduction=reduction)
-        want.sum().backward()
-        case = f"bce with logits, targets -3..1e3, weight, pos_weight {reduction}"
+        u32 = rng.uniform(-2, 2, tuple(want.shape)).astype(np.float32)
+        want.backward(torch.from_numpy(u32).double())
+        inputs = {"--input": x32, "--target": t32, "--weight": weight,
+                  "--pos-weight": pos_weight, "--upstream": u32}
+        loss, grad = xent_eval(tmp, ["bce", "--logits", "--reduction", reduction], inputs,
+                               ["--loss-out", "--grad-out"])
+        case = f"bce with logits, targets -3..1e3, weight, pos_weight {reduction}, upstream"
         close(case + " loss", loss, want.detach().numpy())
         close(case + " gradient", grad, x.grad.numpy())
 

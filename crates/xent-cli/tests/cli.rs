@@ -1634,3 +1634,115 @@ fn eval_binary_losses_take_integer_and_bool_targets() {
     ]);
     assert_refused(&o, &["[0, 1]", "1e39"], &out);
 }
+
+/// `--upstream` gives the gradient for a non-unit upstream gradient, as PyTorch's
+/// `loss.backward(upstream)`: one value per position for `none`, a 0-d array for `mean` and
+/// `sum`, for cross-entropy and the fused linear loss alike; a wrong shape, or no gradient
+/// output to scale, is refused in one line naming `--upstream`, with nothing written.
+#[test]
+fn eval_takes_an_upstream_gradient() {
+    let dir = scratch("eval_upstream");
+    let mut rng = Rng::new(77);
+    let ctx = &contexts()[0];
+    let (n, c) = (9, 7);
+    let x = rng.vec(n * c, -4.0, 4.0);
+    let labels: Vec<i64> = (0..n as i64).map(|i| i * 3 % c as i64).collect();
+    let xs = save(&dir, "x.npy", &Array::f32(vec![n, c], x.clone()));
+    let targets = Array {
+        shape: vec![n],
+        data: Data::I64(labels.clone()),
+    };
+    let ts = save(&dir, "t.npy", &targets);
+    let per_row = rng.vec(n, -2.0, 2.0);
+    let scalar = vec![-1.75f32];
+    let loss = dir.join("loss.npy").to_string_lossy().into_owned();
+    let grad = dir.join("grad.npy").to_string_lossy().into_owned();
+    for (reduction, shape, u) in [
+        (Reduction::None, vec![n], &per_row),
+        (Reduction::Mean, vec![], &scalar),
+        (Reduction::Sum, vec![], &scalar),
+    ] {
+        let name = format!("{reduction:?}").to_lowercase();
+        let us = save(&dir, "u.npy", &Array::f32(shape, u.clone()));
+        let o = xent(&[
+            "eval",
+            "ce",
+            "--logits",
+            &xs,
+            "--target",
+            &ts,
+            "--reduction",
+            &name,
+            "--upstream",
+            &us,
+            "--loss-out",
+            &loss,
+            "--grad-out",
+            &grad,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let options = CrossEntropy {
+            reduction,
+            ..Default::default()
+        };
+        let input = grad_input(&x, [n, c], Some(u));
+        let want = reference::compute(&options, input, &labels[..]).unwrap();
+        let case = format!("eval ce --upstream, {name}");
+        assert_close(ctx, &case, &load_f32(&loss).1, want.loss.values());
+        let want_grad = want.grad.as_deref().unwrap();
+        assert_grad_close(ctx, &case, &load_f32(&grad).1, want_grad);
+    }
+
+    // The fused linear loss: hidden (n, 3), classifier (c, 3), a per-token upstream.
+    let h = rng.vec(n * 3, -1.0, 1.0);
+    let w = rng.vec(c * 3, -1.0, 1.0);
+    let hs = save(&dir, "h.npy", &Array::f32(vec![n, 3], h.clone()));
+    let ws = save(&dir, "w.npy", &Array::f32(vec![c, 3], w.clone()));
+    let us = save(&dir, "u.npy", &Array::f32(vec![n], per_row.clone()));
+    let gh = dir.join("gh.npy").to_string_lossy().into_owned();
+    let o = xent(&[
+        "eval",
+        "linear-ce",
+        "--hidden",
+        &hs,
+        "--classifier",
+        &ws,
+        "--target",
+        &ts,
+        "--reduction",
+        "none",
+        "--upstream",
+        &us,
+        "--loss-out",
+        &loss,
+        "--grad-hidden-out",
+        &gh,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let loss_options = xent::LinearCrossEntropy {
+        cross_entropy: CrossEntropy {
+            reduction: Reduction::None,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let input = xent::LinearInput::new(&h, &w, [n, 3, c]).with_upstream(&per_row);
+    let want = reference::compute(&loss_options, input, &labels[..]).unwrap();
+    let case = "eval linear-ce --upstream, none";
+    assert_close(ctx, case, &load_f32(&loss).1, want.loss.values());
+    let want_grad = want.grad_hidden.as_deref().unwrap();
+    assert_grad_close(ctx, case, &load_f32(&gh).1, want_grad);
+
+    // Refused: a per-row upstream for a mean, and an upstream with no gradient to scale.
+    let fresh = dir.join("fresh.npy").to_string_lossy().into_owned();
+    let per_row_file = save(&dir, "rows.npy", &Array::f32(vec![n], per_row));
+    for args in [
+        vec!["--reduction", "mean", "--grad-out", &grad],
+        vec!["--reduction", "none"],
+    ] {
+        let mut all = vec!["eval", "ce", "--logits", &xs, "--target", &ts];
+        all.extend(["--upstream", &per_row_file, "--loss-out", &fresh]);
+        all.extend(args);
+        assert_refused(&xent(&all), &["upstream"], &fresh);
+    }
+}

@@ -79,8 +79,8 @@ pub(super) fn run_bce(args: &BceArgs) -> Result<(), String> {
     ];
     let ctx = context(args.out.adapter.as_deref())?;
     let reduction = args.out.reduction(Reduction::Mean);
-    let want_grad = args.out.grad_out.is_some();
-    let x = input(&input_values, shape.clone(), want_grad);
+    let upstream = args.out.read_upstream(reduction, &shape)?;
+    let x = input(&input_values, shape.clone(), &args.out, &upstream);
     let result = if args.logits {
         let options = BinaryCrossEntropyWithLogits {
             weight,
@@ -114,7 +114,8 @@ pub(super) fn run_focal(args: &FocalArgs) -> Result<(), String> {
         gamma: args.gamma,
         reduction: args.out.reduction(Reduction::None),
     };
-    let input = input(&x, shape.clone(), args.out.grad_out.is_some());
+    let upstream = args.out.read_upstream(options.reduction, &shape)?;
+    let input = input(&x, shape.clone(), &args.out, &upstream);
     let result = ctx
         .compute(&options, input, &target)
         .map_err(|e| blame(e, &files))?;

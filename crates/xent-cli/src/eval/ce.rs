@@ -46,7 +46,6 @@ pub(super) fn run_ce(args: &CeArgs) -> Result<(), String> {
         ),
     ];
     let ctx = context(args.out.adapter.as_deref())?;
-    let want_grad = args.out.grad_out.is_some();
     let targets: Targets = match &target.data {
         Data::I64(t) if target.shape == positions => t.into(),
         Data::I32(t) if target.shape == positions => t.into(),
@@ -63,7 +62,12 @@ pub(super) fn run_ce(args: &CeArgs) -> Result<(), String> {
             ))
         }
     };
-    let result = ctx.compute(&options, input(&logits, shape.clone(), want_grad), targets);
+    let upstream = args.out.read_upstream(options.reduction, &positions)?;
+    let result = ctx.compute(
+        &options,
+        input(&logits, shape.clone(), &args.out, &upstream),
+        targets,
+    );
     let result = result.map_err(|e| match e {
         Error::InvalidOption {
             name: "label_smoothing",

@@ -38,6 +38,11 @@ pub struct LinearCeArgs {
     /// Where to write the float32 gradient of the bias, (V,) (needs --bias).
     #[arg(long, value_name = "GB.npy")]
     grad_bias_out: Option<String>,
+    /// The upstream gradient the gradients are taken for, as PyTorch's
+    /// `loss.backward(upstream)` (any float type): shape () for mean and sum, (N,) for none.
+    /// Ones when not given. Needs a gradient output.
+    #[arg(long, value_name = "U.npy")]
+    upstream: Option<String>,
     /// The adapter: an index from `xent info`, a backend (vulkan, metal, dx12, gl, webgpu;
     /// its best adapter), or part of one adapter's name (default: the best adapter).
     #[arg(long)]
@@ -51,6 +56,7 @@ pub(super) fn run_linear_ce(args: &LinearCeArgs) -> Result<(), String> {
         Some(args.target.as_str()),
         args.bias.as_deref(),
         args.options.weight.as_deref(),
+        args.upstream.as_deref(),
     ];
     let grads = [
         args.grad_hidden_out.as_deref(),
@@ -99,9 +105,14 @@ pub(super) fn run_linear_ce(args: &LinearCeArgs) -> Result<(), String> {
     if let Some(bias) = &bias {
         input = input.with_bias(bias);
     }
-    if grads.iter().any(Option::is_some) {
-        input = input.with_grad();
-    }
+    let has_grad = grads.iter().any(Option::is_some);
+    let reduction = loss.cross_entropy.reduction;
+    let upstream = read_upstream(args.upstream.as_deref(), has_grad, reduction, &[n])?;
+    input = match (&upstream, has_grad) {
+        (Some(u), _) => input.with_upstream(u),
+        (None, true) => input.with_grad(),
+        (None, false) => input,
+    };
     let files = [
         ("input", args.hidden.as_str()),
         ("target", args.target.as_str()),

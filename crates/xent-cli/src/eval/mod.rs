@@ -116,6 +116,11 @@ pub struct Outputs {
     /// Where to write the float32 gradient with respect to the input (its shape).
     #[arg(long, value_name = "GRAD.npy")]
     grad_out: Option<String>,
+    /// The upstream gradient the gradient is taken for, as PyTorch's `loss.backward(upstream)`
+    /// (any float type): shape () for mean and sum; for none the loss's shape (ce, nll: one
+    /// per position; bce, focal: the input's). Ones when not given. Needs --grad-out.
+    #[arg(long, value_name = "U.npy")]
+    upstream: Option<String>,
     /// The adapter: an index from `xent info`, a backend (vulkan, metal, dx12, gl, webgpu;
     /// its best adapter), or part of one adapter's name (default: the best adapter).
     #[arg(long)]
@@ -133,7 +138,8 @@ fn check_paths(
     out: &Outputs,
     lse_out: Option<&str>,
 ) -> Result<(), String> {
-    let inputs: Vec<&str> = inputs.iter().flatten().copied().collect();
+    let mut inputs: Vec<&str> = inputs.iter().flatten().copied().collect();
+    inputs.extend(out.upstream.as_deref());
     let mut outputs = vec![out.loss_out.as_str()];
     outputs.extend(out.grad_out.as_deref());
     outputs.extend(lse_out);
@@ -156,6 +162,9 @@ fn blame(e: Error, files: &[(&str, &str)]) -> String {
             let role = if *what == "target" { "target" } else { "input" };
             format!("{}: {e}", file(role))
         }
+        Error::ShapeMismatch {
+            what: "upstream", ..
+        } => format!("--upstream: {e}"),
         Error::NonFiniteWeight { what, .. } | Error::ShapeMismatch { what, .. } => {
             let role = what.trim_end_matches('s');
             format!("{}: {e}", file(role))
@@ -165,14 +174,41 @@ fn blame(e: Error, files: &[(&str, &str)]) -> String {
     }
 }
 
-/// The input of a loss, asking for its gradient when one is written.
-fn input(values: &[f32], shape: Vec<usize>, want_grad: bool) -> Input<'_> {
+/// The input of a loss, asking for its gradient when one is written, for `upstream` when
+/// given (see [`Outputs::read_upstream`]).
+fn input<'a>(
+    values: &'a [f32],
+    shape: Vec<usize>,
+    out: &Outputs,
+    upstream: &'a Option<Vec<f32>>,
+) -> Input<'a> {
     let input = Input::new(values, shape);
-    if want_grad {
-        input.with_grad()
-    } else {
-        input
+    match (&out.grad_out, upstream) {
+        (None, _) => input,
+        (Some(_), None) => input.with_grad(),
+        (Some(_), Some(u)) => input.with_upstream(u),
     }
+}
+
+/// Reads `--upstream` (see [`Outputs::upstream`]) for a loss of `loss_shape` unreduced: shape ()
+/// for `Mean` and `Sum`, `loss_shape` for `None`. An error without `--grad-out`.
+fn read_upstream(
+    path: Option<&str>,
+    has_grad: bool,
+    reduction: Reduction,
+    loss_shape: &[usize],
+) -> Result<Option<Vec<f32>>, String> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    if !has_grad {
+        return Err("--upstream scales the gradient: give a gradient output too".into());
+    }
+    let shape: &[usize] = match reduction {
+        Reduction::None => loss_shape,
+        _ => &[],
+    };
+    Ok(Some(arrays::read_f32(path, Some(shape))?.1))
 }
 
 /// Runs `xent eval`.
@@ -190,5 +226,15 @@ impl Outputs {
     /// `--reduction`, or the loss's own default.
     fn reduction(&self, default: Reduction) -> Reduction {
         self.reduction.map_or(default, Reduction::from)
+    }
+
+    /// `--upstream`, read for a loss of `reduction` whose unreduced shape is `loss_shape`.
+    fn read_upstream(
+        &self,
+        reduction: Reduction,
+        loss_shape: &[usize],
+    ) -> Result<Option<Vec<f32>>, String> {
+        let has_grad = self.grad_out.is_some();
+        read_upstream(self.upstream.as_deref(), has_grad, reduction, loss_shape)
     }
 }

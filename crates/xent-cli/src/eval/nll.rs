@@ -57,9 +57,13 @@ pub(super) fn run_nll(args: &NllArgs) -> Result<(), String> {
         ("weight", args.weight.as_deref().unwrap_or("--weight")),
     ];
     let ctx = context(args.out.adapter.as_deref())?;
-    let want_grad = args.out.grad_out.is_some();
+    let upstream = args.out.read_upstream(options.reduction, &positions)?;
     let result = ctx
-        .compute(&options, input(&logp, shape.clone(), want_grad), targets)
+        .compute(
+            &options,
+            input(&logp, shape.clone(), &args.out, &upstream),
+            targets,
+        )
         .map_err(|e| blame(e, &files))?;
     write_results(&args.out, result, (positions, shape), None)
 }
