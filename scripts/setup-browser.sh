@@ -2,7 +2,7 @@
 # Installs what the browser suite needs when it is missing: Debian's Chromium and ChromeDriver,
 # Rust's wasm32 target, and wasm-bindgen-cli at exactly the lockfile's wasm-bindgen version
 # (its generated JavaScript must match the wasm-bindgen the page links). Idempotent; the first
-# wasm-bindgen-cli build takes about 11 minutes on a two-core machine.
+# wasm-bindgen-cli build takes 4 to 11 minutes on a two-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-wasm-target.sh
