@@ -35,7 +35,19 @@ pub(crate) struct Host {
 }
 
 /// A kept host call, its prepared work of any type (told apart by the key's loss).
-type KeptCall = HostCall<Box<dyn Any + Send + Sync>>;
+type KeptCall = HostCall<Box<dyn Keepable>>;
+
+/// Prepared work the host cache can keep: any type, shared between threads natively (so a
+/// `Context` stays `Send + Sync`); on wasm32 the browser's GPU objects are neither.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) trait Keepable: Any + Send + Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Any + Send + Sync> Keepable for T {}
+/// Prepared work the host cache can keep (see the native definition).
+#[cfg(target_arch = "wasm32")]
+pub(crate) trait Keepable: Any {}
+#[cfg(target_arch = "wasm32")]
+impl<T: Any> Keepable for T {}
 
 /// A host call's input buffers and prepared work (a [`PreparedLoss`], or the prepared form of
 /// a loss that wraps one), kept so that the next call of the same shape and options reuses
@@ -192,21 +204,23 @@ impl Host {
     /// free) `inputs` uploaded into new buffers and `prepare`d on them. Call it inside
     /// [`Gpu::checked`]; give the call back with [`keep`](Self::keep) once its results are
     /// read.
-    pub(crate) fn take_or_prepare<P: Any + Send + Sync>(
+    pub(crate) fn take_or_prepare<P: Keepable>(
         &self,
         key: &HostKey,
         inputs: &[(&'static str, &[u8])],
         prepare: impl FnOnce(&Gpu, &[wgpu::Buffer]) -> Result<P>,
     ) -> Result<HostCall<P>> {
         let gpu = &self.gpu;
-        let reused = lock(&self.calls).take(key, |call| call.prepared.is::<P>());
+        let is_p = |call: &KeptCall| (&*call.prepared as &dyn Any).is::<P>();
+        let reused = lock(&self.calls).take(key, is_p);
         if let Some(call) = reused {
             for (buffer, (_, data)) in call.inputs.iter().zip(inputs) {
                 if !data.is_empty() {
                     gpu.queue().write_buffer(buffer, 0, data);
                 }
             }
-            if let Ok(prepared) = call.prepared.downcast::<P>() {
+            let prepared: Box<dyn Any> = call.prepared;
+            if let Ok(prepared) = prepared.downcast::<P>() {
                 return Ok(HostCall {
                     inputs: call.inputs,
                     prepared: *prepared,
@@ -226,10 +240,10 @@ impl Host {
 
     /// Keeps `call` (of `bytes` bytes on the GPU, inputs and outputs) for the next call of an
     /// equal `key`, within the budget.
-    pub(crate) fn keep<P: Any + Send + Sync>(&self, key: HostKey, call: HostCall<P>, bytes: u64) {
+    pub(crate) fn keep<P: Keepable>(&self, key: HostKey, call: HostCall<P>, bytes: u64) {
         let call = HostCall {
             inputs: call.inputs,
-            prepared: Box::new(call.prepared) as Box<dyn Any + Send + Sync>,
+            prepared: Box::new(call.prepared) as Box<dyn Keepable>,
         };
         lock(&self.calls).put(key, call, bytes);
     }
