@@ -278,7 +278,11 @@ impl<'a> HostLinear<'a> {
 
     /// The call's prepared work: kept from an earlier call of the same key with this call's
     /// inputs written into its buffers, or prepared on new ones.
-    async fn take_or_prepare(&self, ctx: &Context) -> Result<HostCall<PreparedLinear>> {
+    async fn take_or_prepare(
+        &self,
+        ctx: &Context,
+        key: &HostKey,
+    ) -> Result<HostCall<PreparedLinear>> {
         let input = &self.input;
         let mut inputs: Vec<(&'static str, &[u8])> = vec![
             ("hidden", bytemuck::cast_slice(input.hidden)),
@@ -289,11 +293,10 @@ impl<'a> HostLinear<'a> {
             inputs.push(("bias", bytemuck::cast_slice(bias)));
         }
         let host = ctx.host();
-        let key = self.key(ctx);
         let gpu = ctx.gpu();
         let call = gpu
             .checked(Operation::Prepare, || {
-                host.take_or_prepare(&key, &inputs, |gpu, b| {
+                host.take_or_prepare(key, &inputs, |gpu, b| {
                     let tensors = LinearTensors {
                         hidden: GpuTensor::new(&b[0]),
                         classifier: GpuTensor::new(&b[1]),
@@ -316,8 +319,8 @@ impl<'a> HostLinear<'a> {
         Ok(call)
     }
 
-    /// Keeps `call` for the next call of the same key.
-    fn keep(&self, ctx: &Context, call: HostCall<PreparedLinear>) {
+    /// Keeps `call` under `key` for the next call of the same key.
+    fn keep(&self, ctx: &Context, key: HostKey, call: HostCall<PreparedLinear>) {
         let input = &self.input;
         let params =
             input.hidden.len() + input.classifier.len() + input.bias.map_or(0, <[f32]>::len);
@@ -332,7 +335,7 @@ impl<'a> HostLinear<'a> {
         };
         // The inputs as uploaded (labels one i32 per token), the loss and the gradients.
         let bytes = 4 * (params + rows + grads + loss) as u64;
-        ctx.host().keep(self.key(ctx), call, bytes);
+        ctx.host().keep(key, call, bytes);
     }
 }
 
@@ -348,10 +351,11 @@ pub(crate) async fn compute_linear<'a>(
     targets: Targets<'a>,
 ) -> Result<LinearOutput> {
     let host = HostLinear::new(loss, input, targets)?;
-    let call = host.take_or_prepare(ctx).await?;
+    let key = host.key(ctx);
+    let call = host.take_or_prepare(ctx, &key).await?;
     call.prepared.run_async().await?;
     let out = call.prepared.read_async().await?;
-    host.keep(ctx, call);
+    host.keep(ctx, key, call);
     Ok(out)
 }
 
@@ -365,10 +369,11 @@ pub(crate) fn compute_linear_blocking<'a>(
     targets: Targets<'a>,
 ) -> Result<LinearOutput> {
     let host = HostLinear::new(loss, input, targets)?;
-    let call = ctx.block_on(host.take_or_prepare(ctx))?;
+    let key = host.key(ctx);
+    let call = ctx.block_on(host.take_or_prepare(ctx, &key))?;
     call.prepared.run()?;
     let out = call.prepared.read()?;
-    host.keep(ctx, call);
+    host.keep(ctx, key, call);
     Ok(out)
 }
 

@@ -722,20 +722,38 @@ pub(crate) async fn finish_split<'a>(
         ("targets", bytemuck::cast_slice(&host.labels)),
         ("merged shard states", bytemuck::cast_slice(merged.values())),
     ];
-    let out = ctx
-        .host()
+    ctx.host()
         .run(key, &inputs, upstream, |gpu, b| {
-            let kernel_step = ShardStep::Finish {
-                first: shard.first,
-                total: shard.vocab,
-                states: GpuTensor::new(&b[2]),
-                shards: 1,
-            };
             let tensors = (GpuTensor::new(&b[0]), GpuTensor::new(&b[1]));
-            prepare_shard_step(gpu, tensors, host.shape, &host.options, mode, kernel_step)
+            let states = (GpuTensor::new(&b[2]), 1);
+            finish_step(
+                gpu,
+                tensors,
+                states,
+                (host.shape, &host.options, mode),
+                shard,
+            )
         })
-        .await?;
-    Ok(Output { lse: None, ..out })
+        .await
+}
+
+/// The finish step prepared on `tensors` (logits and i32 labels) and `states` (the states of
+/// that many shards back to back, checked): the loss over the whole vocabulary and the
+/// gradient of the shard's classes, with `mode`.
+fn finish_step(
+    gpu: &Gpu,
+    tensors: (GpuTensor<'_>, GpuTensor<'_>),
+    (states, shards): (GpuTensor<'_>, usize),
+    (shape, loss, mode): (ClassShape, &CrossEntropy, GradMode),
+    shard: VocabShard,
+) -> Result<PreparedLoss> {
+    let kernel_step = ShardStep::Finish {
+        first: shard.first,
+        total: shard.vocab,
+        states,
+        shards,
+    };
+    prepare_shard_step(gpu, tensors, shape, loss, mode, kernel_step)
 }
 
 /// The GPU form of [`SplitFinish`].
@@ -788,15 +806,10 @@ pub(crate) async fn prepare_split_finish<'a>(
         });
     }
     let gpu = ctx.gpu();
-    let kernel_step = ShardStep::Finish {
-        first: step.shard.first,
-        total: step.shard.vocab,
-        states,
-        shards,
-    };
     let tensors = (input.tensor, targets.labels);
     gpu.checked(Operation::Prepare, || {
-        prepare_shard_step(gpu, tensors, shape, loss, input.grad, kernel_step)
+        let call = (shape, loss, input.grad);
+        finish_step(gpu, tensors, (states, shards), call, step.shard)
     })
     .await
 }

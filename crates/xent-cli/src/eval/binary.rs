@@ -80,7 +80,7 @@ pub(super) fn run_bce(args: &BceArgs) -> Result<(), String> {
     let ctx = context(args.out.adapter.as_deref())?;
     let reduction = args.out.reduction(Reduction::Mean);
     let upstream = args.out.read_upstream(reduction, &shape)?;
-    let x = input(&input_values, shape.clone(), &args.out, &upstream);
+    let x = input(&input_values, shape.clone(), &args.out, upstream.as_deref());
     let result = if args.logits {
         let options = BinaryCrossEntropyWithLogits {
             weight,
@@ -115,7 +115,7 @@ pub(super) fn run_focal(args: &FocalArgs) -> Result<(), String> {
         reduction: args.out.reduction(Reduction::None),
     };
     let upstream = args.out.read_upstream(options.reduction, &shape)?;
-    let input = input(&x, shape.clone(), &args.out, &upstream);
+    let input = input(&x, shape.clone(), &args.out, upstream.as_deref());
     let result = ctx
         .compute(&options, input, &target)
         .map_err(|e| blame(e, &files))?;

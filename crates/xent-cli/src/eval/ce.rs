@@ -65,7 +65,7 @@ pub(super) fn run_ce(args: &CeArgs) -> Result<(), String> {
     let upstream = args.out.read_upstream(options.reduction, &positions)?;
     let result = ctx.compute(
         &options,
-        input(&logits, shape.clone(), &args.out, &upstream),
+        input(&logits, shape.clone(), &args.out, upstream.as_deref()),
         targets,
     );
     let result = result.map_err(|e| match e {

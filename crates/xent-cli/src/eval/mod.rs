@@ -180,7 +180,7 @@ fn input<'a>(
     values: &'a [f32],
     shape: Vec<usize>,
     out: &Outputs,
-    upstream: &'a Option<Vec<f32>>,
+    upstream: Option<&'a [f32]>,
 ) -> Input<'a> {
     let input = Input::new(values, shape);
     match (&out.grad_out, upstream) {

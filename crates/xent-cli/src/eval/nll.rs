@@ -61,7 +61,7 @@ pub(super) fn run_nll(args: &NllArgs) -> Result<(), String> {
     let result = ctx
         .compute(
             &options,
-            input(&logp, shape.clone(), &args.out, &upstream),
+            input(&logp, shape.clone(), &args.out, upstream.as_deref()),
             targets,
         )
         .map_err(|e| blame(e, &files))?;
